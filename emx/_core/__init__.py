@@ -1,0 +1,1 @@
+"""Compiled kernels (no model policy). Built from ``src/`` by meson."""

@@ -1,0 +1,357 @@
+"""The one Gaussian core of emx.
+
+Covariance types, validation, log-densities (through the compiled kernels), additive
+sufficient statistics, the closed-form M-step with conjugate priors, variance floors and the
+log prior density. Models (GaussianHMM, and later mixtures and factor analysis) call these and
+hold no Gaussian arithmetic of their own.
+
+Shapes of the covariance parameter by type (the same for reading and for setting):
+
+* ``'spherical'``: (n_components,)
+* ``'diag'``: (n_components, n_features)
+* ``'full'``: (n_components, n_features, n_features)
+* ``'tied'``: (n_features, n_features)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._core import _gauss
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "GaussianDensity",
+    "GaussianStats",
+    "check_covariance_type",
+    "validate_covars",
+    "covars_from_template",
+    "full_covars",
+    "update_means",
+    "update_covars",
+    "log_prior",
+]
+
+COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
+_LOG_2PI = np.log(2.0 * np.pi)
+# Weight below which a component is treated as having received no data.
+_EMPTY = 1e-10
+
+
+def check_covariance_type(covariance_type: str) -> str:
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
+        )
+    return covariance_type
+
+
+def covars_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
+    return {
+        "spherical": (n_components,),
+        "diag": (n_components, n_features),
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+    }[covariance_type]
+
+
+def validate_covars(covars, covariance_type: str, n_components: int, n_features: int):
+    """Return ``covars`` as a float64 array of the type's shape, or raise ValueError."""
+    check_covariance_type(covariance_type)
+    covars = np.asarray(covars, dtype=np.float64)
+    shape = covars_shape(covariance_type, n_components, n_features)
+    if covars.shape != shape:
+        raise ValueError(
+            f"covars_ for covariance_type={covariance_type!r} must have shape {shape}, "
+            f"got {covars.shape}."
+        )
+    if not np.all(np.isfinite(covars)):
+        raise ValueError("covars_ must be finite.")
+    if covariance_type in ("spherical", "diag"):
+        if np.any(covars <= 0):
+            raise ValueError(f"{covariance_type!r} covars_ must be positive.")
+    else:
+        mats = covars[None] if covariance_type == "tied" else covars
+        if not np.allclose(mats, np.swapaxes(mats, -1, -2), rtol=1e-10, atol=0):
+            raise ValueError(f"{covariance_type!r} covars_ must be symmetric.")
+        try:
+            np.linalg.cholesky(mats)
+        except np.linalg.LinAlgError:
+            raise ValueError(f"{covariance_type!r} covars_ must be positive definite.") from None
+    return covars
+
+
+def covars_from_template(cov: np.ndarray, covariance_type: str, n_components: int):
+    """Distribute one (n_features, n_features) covariance to every component."""
+    if covariance_type == "spherical":
+        return np.full(n_components, np.mean(np.diag(cov)))
+    if covariance_type == "diag":
+        return np.tile(np.diag(cov), (n_components, 1))
+    if covariance_type == "full":
+        return np.tile(cov, (n_components, 1, 1))
+    return cov.copy()
+
+
+def full_covars(covars, covariance_type: str, n_components: int, n_features: int):
+    """Covariances as (n_components, n_features, n_features) matrices."""
+    covars = np.asarray(covars)
+    if covariance_type == "spherical":
+        return covars[:, None, None] * np.eye(n_features)
+    if covariance_type == "diag":
+        return np.einsum("kd,de->kde", covars, np.eye(n_features))
+    if covariance_type == "tied":
+        return np.broadcast_to(covars, (n_components, n_features, n_features)).copy()
+    return covars.copy()
+
+
+class GaussianDensity:
+    """Log-densities of K Gaussians, prepared once per parameter set.
+
+    Parameters
+    ----------
+    means : ndarray of shape (K, D)
+    covars : ndarray
+        In the shape of ``covariance_type`` (see module doc); must be valid.
+    covariance_type : str
+    """
+
+    def __init__(self, means: np.ndarray, covars: np.ndarray, covariance_type: str):
+        self.means = np.ascontiguousarray(means, dtype=np.float64)
+        K, D = self.means.shape
+        self.covariance_type = covariance_type
+        covars = np.asarray(covars, dtype=np.float64)
+        if covariance_type in ("spherical", "diag"):
+            var = np.broadcast_to(covars[:, None] if covariance_type == "spherical" else covars,
+                                  (K, D))
+            self.precisions = np.ascontiguousarray(1.0 / var)
+            self.log_norm = -0.5 * (D * _LOG_2PI + np.log(var).sum(axis=1))
+            self.prec_chol = None
+        else:
+            mats = np.broadcast_to(covars, (K, D, D)) if covariance_type == "tied" else covars
+            try:
+                chol = np.linalg.cholesky(mats)
+            except np.linalg.LinAlgError:
+                raise ValueError(
+                    f"{covariance_type!r} covariance is not positive definite."
+                ) from None
+            # Sigma = L L^T  =>  Sigma^{-1} = P P^T with P = L^{-T} (upper triangular).
+            eye = np.broadcast_to(np.eye(D), (K, D, D))
+            self.prec_chol = np.ascontiguousarray(
+                np.swapaxes(np.linalg.solve(chol, eye), -1, -2)
+            )
+            self.log_norm = -0.5 * D * _LOG_2PI - np.log(
+                np.diagonal(chol, axis1=1, axis2=2)
+            ).sum(axis=1)
+            self.precisions = None
+        self.log_norm = np.ascontiguousarray(self.log_norm, dtype=np.float64)
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    def __call__(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Log-density of every row of ``X`` (C-contiguous float64) under every component."""
+        if out is None:
+            out = np.empty((X.shape[0], self.n_components))
+        if self.prec_chol is None:
+            _gauss.log_density_diag(X, self.means, self.precisions, self.log_norm, out)
+        else:
+            work = np.empty((256, X.shape[1]))
+            _gauss.log_density_chol(X, self.means, self.prec_chol, self.log_norm, out, work)
+        return out
+
+
+@dataclass
+class GaussianStats:
+    """Weighted zeroth, first and second moments of data per component, about ``shift``.
+
+    Attributes
+    ----------
+    post : (K,) sum of weights.
+    sum1 : (K, D) sum of weights * (x - shift).
+    sum2 : (K, D) for 'diag'/'spherical' (sum of weights * (x - shift)**2), (K, D, D) for
+        'full', (D, D) for 'tied' (summed over components).
+    shift : (D,) fixed point the moments are taken about (keeps second moments free of
+        cancellation when data sit far from the origin).
+    """
+
+    post: np.ndarray
+    sum1: np.ndarray
+    sum2: np.ndarray
+    shift: np.ndarray
+
+    def __add__(self, other: GaussianStats) -> GaussianStats:
+        if self.shift is not other.shift and not np.array_equal(self.shift, other.shift):
+            raise ValueError("cannot add Gaussian statistics taken about different shifts")
+        return GaussianStats(
+            self.post + other.post, self.sum1 + other.sum1, self.sum2 + other.sum2, self.shift
+        )
+
+    @classmethod
+    def from_weights(
+        cls, X: np.ndarray, weights: np.ndarray, shift: np.ndarray, covariance_type: str
+    ) -> GaussianStats:
+        """Moments of the rows of ``X`` (n, D) with per-component weights (n, K)."""
+        Xc = X - shift
+        post = weights.sum(axis=0)
+        sum1 = weights.T @ Xc
+        K, D = weights.shape[1], X.shape[1]
+        if covariance_type in ("diag", "spherical"):
+            sum2 = weights.T @ (Xc * Xc)
+        elif covariance_type == "tied":
+            sum2 = (Xc * weights.sum(axis=1)[:, None]).T @ Xc
+        else:
+            sum2 = np.empty((K, D, D))
+            for k in range(K):
+                sum2[k] = (Xc * weights[:, k : k + 1]).T @ Xc
+        return cls(post, sum1, sum2, shift)
+
+
+def _as_k_by(value, K: int, *tail: int) -> np.ndarray:
+    """Broadcast a scalar or per-component prior to shape (K, *tail)."""
+    value = np.asarray(value, dtype=np.float64)
+    if value.ndim == 1 and value.shape[0] == K and tail and tail != (K,):
+        value = value.reshape((K,) + (1,) * len(tail))
+    return np.broadcast_to(value, (K, *tail))
+
+
+def update_means(stats: GaussianStats, old_means, means_prior=0.0, means_weight=0.0):
+    """MAP means under a normal prior N(means_prior, covariance / means_weight).
+
+    Components with no weight and no prior keep their previous means.
+    """
+    K, D = stats.sum1.shape
+    w = _as_k_by(means_weight, K, 1)
+    mu0 = _as_k_by(means_prior, K, D)
+    denom = w + stats.post[:, None]
+    empty = denom[:, 0] <= _EMPTY
+    safe = np.where(denom > _EMPTY, denom, 1.0)
+    means = stats.shift + (w * (mu0 - stats.shift) + stats.sum1) / safe
+    means[empty] = old_means[empty]
+    return means
+
+
+def _scatter(stats: GaussianStats, means: np.ndarray, covariance_type: str):
+    """Weighted scatter sum_t w (x - mean)(...) per component, from moments about the shift."""
+    d = means - stats.shift
+    post = stats.post
+    if covariance_type in ("diag", "spherical"):
+        return stats.sum2 - 2.0 * d * stats.sum1 + post[:, None] * d * d
+    cross = np.einsum("kd,ke->kde", stats.sum1, d)
+    outer = np.einsum("k,kd,ke->kde", post, d, d)
+    if covariance_type == "full":
+        return stats.sum2 - cross - np.swapaxes(cross, 1, 2) + outer
+    return stats.sum2 - (cross + np.swapaxes(cross, 1, 2) - outer).sum(axis=0)
+
+
+def update_covars(
+    stats: GaussianStats,
+    means: np.ndarray,
+    old_covars: np.ndarray,
+    covariance_type: str,
+    *,
+    means_prior=0.0,
+    means_weight=0.0,
+    covars_prior=0.0,
+    covars_weight=0.0,
+    min_covar: float = 0.0,
+):
+    """MAP covariances given ``means``, floored at ``min_covar``.
+
+    Priors: inverse gamma per variance ('diag', 'spherical': ``covars_prior`` is twice its
+    scale, ``covars_weight - 1`` twice its shape plus two) or inverse Wishart ('full', 'tied':
+    ``covars_prior`` its scale matrix, ``covars_weight - n_features`` its degrees of freedom
+    plus n_features + 1), with the normal prior on the means scaled by the covariance. These
+    are hmmlearn's conventions, so that the same settings give the same fit. Every eigenvalue
+    (variance) is floored at ``min_covar``; components with no weight keep their previous
+    covariance.
+    """
+    K, D = means.shape
+    w = _as_k_by(means_weight, K, 1)
+    diff = means - _as_k_by(means_prior, K, D)
+    scatter = _scatter(stats, means, covariance_type)
+    if covariance_type in ("diag", "spherical"):
+        c_n = _as_k_by(covars_prior, K, D) + w * diff**2 + scatter
+        c_d = np.maximum(_as_k_by(covars_weight, K, 1) - 1.0, 0.0) + stats.post[:, None]
+        covars = c_n / np.maximum(c_d, 1e-5)
+        if covariance_type == "spherical":
+            covars = covars.mean(axis=1)
+        empty = stats.post <= _EMPTY
+        covars[empty] = old_covars[empty]
+        return np.maximum(covars, min_covar)
+    prior_w = np.einsum("kd,ke->kde", w * diff, diff)
+    if covariance_type == "full":
+        c_n = _as_k_by(covars_prior, K, D, D) + prior_w + scatter
+        c_d = np.maximum(np.asarray(covars_weight, dtype=float) - D, 0.0)
+        c_d = _as_k_by(c_d, K, 1, 1) + stats.post[:, None, None]
+        empty = c_d[:, 0, 0] <= _EMPTY
+        covars = c_n / np.where(empty[:, None, None], 1.0, c_d)
+        covars[empty] = old_covars[empty]
+    else:
+        c_n = np.broadcast_to(np.asarray(covars_prior, dtype=float), (D, D)) + prior_w.sum(0)
+        c_n = c_n + scatter
+        c_d = max(float(np.max(covars_weight)) - D, 0.0) + stats.post.sum()
+        covars = c_n / c_d if c_d > _EMPTY else old_covars.copy()
+    return _floor_eigenvalues(covars, min_covar)
+
+
+def _floor_eigenvalues(covars: np.ndarray, floor: float) -> np.ndarray:
+    """Symmetrise, and raise eigenvalues below the floor to it (only in matrices that need it).
+
+    The floor is ``floor``, or when that is 0, 1e-10 times the matrix's largest eigenvalue, so
+    a fitted covariance is always positive definite.
+    """
+    covars = 0.5 * (covars + np.swapaxes(covars, -1, -2))
+    mats = covars[None] if covars.ndim == 2 else covars
+    evals, evecs = np.linalg.eigh(mats)
+    fl = np.full(len(mats), float(floor))
+    rel = 1e-10 * np.maximum(evals[:, -1], np.finfo(float).tiny)
+    fl = np.where(fl > 0, fl, rel)
+    low = evals[:, 0] < fl
+    if np.any(low):
+        ev = np.maximum(evals[low], fl[low, None])
+        mats = mats.copy()
+        mats[low] = np.einsum("kde,ke,kfe->kdf", evecs[low], ev, evecs[low])
+    return mats[0] if covars.ndim == 2 else mats
+
+
+def log_prior(
+    means: np.ndarray,
+    covars: np.ndarray,
+    covariance_type: str,
+    *,
+    means_prior=0.0,
+    means_weight=0.0,
+    covars_prior=0.0,
+    covars_weight=0.0,
+) -> float:
+    """Log density (up to a constant) of the parameters under the priors of ``update_covars``.
+
+    The M-step of ``update_means`` then ``update_covars`` maximises the expected complete-data
+    log-likelihood plus this term, so EM never decreases ``loglik + log_prior``.
+    """
+    K, D = means.shape
+    w = _as_k_by(means_weight, K, 1)
+    diff = means - _as_k_by(means_prior, K, D)
+    if covariance_type in ("diag", "spherical"):
+        var = np.broadcast_to(covars[:, None], (K, D)) if covariance_type == "spherical" else covars
+        a = np.maximum(_as_k_by(covars_weight, K, 1) - 1.0, 0.0)
+        cp = _as_k_by(covars_prior, K, D)
+        return float(
+            np.sum(-0.5 * a * np.log(var) - 0.5 * (cp + w * diff**2) / var)
+        )
+    mats = np.broadcast_to(covars, (K, D, D)) if covariance_type == "tied" else covars
+    chol = np.linalg.cholesky(mats)
+    logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    inv = np.linalg.inv(mats)
+    quad = np.einsum("kd,kde,ke->k", w * diff, inv, diff)
+    if covariance_type == "full":
+        a = np.maximum(_as_k_by(covars_weight, K) - D, 0.0)
+        psi = _as_k_by(covars_prior, K, D, D)
+        return float(np.sum(-0.5 * a * logdet - 0.5 * np.einsum("kde,ked->k", psi, inv))
+                     - 0.5 * quad.sum())
+    a = max(float(np.max(covars_weight)) - D, 0.0)
+    psi = np.broadcast_to(np.asarray(covars_prior, dtype=float), (D, D))
+    return float(-0.5 * a * logdet[0] - 0.5 * np.sum(psi * inv[0].T) - 0.5 * quad.sum())

@@ -1,0 +1,617 @@
+"""Hidden Markov models: BaseHMM (transitions, decoding, sampling, EM) and GaussianHMM.
+
+Parameter and attribute names follow hmmlearn, so code can switch by changing an import.
+The E-step runs the compiled scaled forward-backward over chunks of whole sequences (one
+kernel call per chunk, sequences looped in C) and returns additive sufficient statistics; the
+M-step is closed form. Chunks run in threads with ``n_jobs``; the result does not depend on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+from operator import add
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import gaussian as G
+from ._core import _hmm
+from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts
+from ._validation import check_n_jobs, check_positive_int, check_sequences
+
+__all__ = ["BaseHMM", "GaussianHMM", "HMMStats"]
+
+# Target number of frames per E-step chunk (whole sequences are never split). Small enough
+# that per-chunk work arrays stay near the size of one long sequence's lattice; large enough
+# that many short sequences share one kernel call.
+CHUNK_FRAMES = 4096
+
+
+@dataclass
+class HMMStats:
+    """Additive sufficient statistics of an HMM E-step.
+
+    Attributes
+    ----------
+    loglik : float
+        Log-likelihood of the data the statistics were taken from.
+    start : (K,) expected counts of each state at a sequence start.
+    trans : (K, K) expected transition counts.
+    emission : statistics of the emission model (e.g. :class:`emx.gaussian.GaussianStats`).
+    """
+
+    loglik: float
+    start: np.ndarray
+    trans: np.ndarray
+    emission: Any
+
+    def __add__(self, other: HMMStats) -> HMMStats:
+        return HMMStats(
+            self.loglik + other.loglik,
+            self.start + other.start,
+            self.trans + other.trans,
+            self.emission + other.emission,
+        )
+
+
+@dataclass
+class _Data:
+    """Validated observations, cut into chunks of whole sequences."""
+
+    X: np.ndarray
+    lengths: np.ndarray
+    offsets: np.ndarray
+    chunks: list  # (first frame, end frame, offsets relative to the first frame)
+    shift: np.ndarray | None = None
+
+
+def _make_chunks(offsets: np.ndarray, target: int = CHUNK_FRAMES) -> list:
+    chunks = []
+    n_seq = len(offsets) - 1
+    s = 0
+    while s < n_seq:
+        e = s + 1
+        while e < n_seq and offsets[e + 1] - offsets[s] <= target:
+            e += 1
+        f0, f1 = int(offsets[s]), int(offsets[e])
+        chunks.append((f0, f1, np.ascontiguousarray(offsets[s : e + 1] - f0, dtype=np.intp)))
+        s = e
+    return chunks
+
+
+def _safe_log(p: np.ndarray) -> np.ndarray:
+    """log with exact zeros mapped to -inf, without a warning."""
+    out = np.full(p.shape, -np.inf)
+    np.log(p, out=out, where=p > 0)
+    return out
+
+
+def _normalize_rows(counts: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """Normalise the last axis; rows with no mass keep their previous values."""
+    total = counts.sum(axis=-1, keepdims=True)
+    ok = total > 0
+    return np.where(ok, counts / np.where(ok, total, 1.0), old)
+
+
+class BaseHMM(BaseEstimator):
+    """Common machinery of HMMs with any emission model.
+
+    Subclasses implement the emission model: ``_init_emission``, ``_check_emission``,
+    ``_emission_loglik_fn`` (a function of a chunk of frames returning (n, K)
+    log-likelihoods), ``_emission_stats``, ``_mstep_emission``, ``_log_prior_emission``,
+    ``_sample_emissions`` and ``_emission_attrs``.
+    """
+
+    _emission_attrs: tuple = ()
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        startprob_prior=1.0,
+        transmat_prior=1.0,
+        algorithm: str = "viterbi",
+        random_state=None,
+        n_iter: int = 10,
+        tol: float = 1e-2,
+        verbose: bool = False,
+        params: str = "st",
+        init_params: str = "st",
+        implementation: str = "scaling",
+        n_init: int = 1,
+        n_jobs: int | None = None,
+    ):
+        self.n_components = n_components
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.n_init = n_init
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ checks
+    @property
+    def _fitted_attrs(self) -> tuple:
+        return ("startprob_", "transmat_", *self._emission_attrs)
+
+    def _check_hyperparameters(self) -> None:
+        check_positive_int(self.n_components, "n_components")
+        check_positive_int(self.n_iter, "n_iter")
+        check_positive_int(self.n_init, "n_init")
+        check_n_jobs(self.n_jobs)
+        if self.algorithm not in ("viterbi", "map"):
+            raise ValueError(f"algorithm must be 'viterbi' or 'map', got {self.algorithm!r}.")
+        if self.implementation not in ("scaling", "log"):
+            raise ValueError(
+                f"implementation must be 'scaling' or 'log', got {self.implementation!r}."
+            )
+        if not np.isfinite(self.tol):
+            raise ValueError(f"tol must be finite, got {self.tol!r}.")
+
+    def _check(self) -> None:
+        """Validate the current parameters (called before every use)."""
+        K = self.n_components
+        sp = np.asarray(self.startprob_, dtype=np.float64)
+        tm = np.asarray(self.transmat_, dtype=np.float64)
+        if sp.shape != (K,):
+            raise ValueError(f"startprob_ must have shape ({K},), got {sp.shape}.")
+        if tm.shape != (K, K):
+            raise ValueError(f"transmat_ must have shape ({K}, {K}), got {tm.shape}.")
+        for name, p in (("startprob_", sp), ("transmat_", tm)):
+            if not np.all(np.isfinite(p)) or np.any(p < 0):
+                raise ValueError(f"{name} must be finite and non-negative.")
+        if not np.isclose(sp.sum(), 1.0, rtol=0, atol=1e-6):
+            raise ValueError(f"startprob_ must sum to 1 (got {sp.sum():.6g}).")
+        rows = tm.sum(axis=1)
+        if not np.allclose(rows, 1.0, rtol=0, atol=1e-6):
+            bad = np.flatnonzero(~np.isclose(rows, 1.0, rtol=0, atol=1e-6))
+            raise ValueError(
+                f"transmat_ rows must sum to 1 (rows {bad.tolist()} sum to {rows[bad].tolist()})."
+            )
+        self.startprob_, self.transmat_ = sp, tm
+        self._check_emission()
+
+    def _validate(self, X, lengths, *, reset: bool) -> _Data:
+        X, lengths, offsets = check_sequences(self, X, lengths, reset=reset)
+        return _Data(X, lengths, offsets, _make_chunks(offsets))
+
+    # ------------------------------------------------------------------ kernels
+    def _forward_backward(self, X, offsets, loglik_fn, want_xi=True, first=0):
+        loglik = loglik_fn(X)
+        n, K = loglik.shape
+        post = np.empty((n, K))
+        xi = np.empty((K, K))
+        seq_ll = np.empty(len(offsets) - 1)
+        status = _hmm.forward_backward(
+            loglik, offsets, self.startprob_, self.transmat_, post, xi, seq_ll,
+            np.empty((n, K)), np.empty(n), want_xi,
+        )
+        self._raise_status(status, first)
+        return seq_ll, post, xi
+
+    @staticmethod
+    def _raise_status(status: int, first: int = 0) -> None:
+        if status >= 0:
+            raise ValueError(
+                f"Sequence {status + first} has probability zero under the model: no state "
+                "path allowed by startprob_ and transmat_ can produce it."
+            )
+
+    def _map_chunks(self, data: _Data, func, runner=None):
+        """Run ``func(X_chunk, offsets_chunk, first_sequence)`` over the chunks in order."""
+        first = np.cumsum([0] + [len(c[2]) - 1 for c in data.chunks])
+
+        def call(i):
+            f0, f1, off = data.chunks[i]
+            return func(data.X[f0:f1], off, int(first[i]))
+
+        if runner is None:
+            with ChunkRunner(check_n_jobs(self.n_jobs)) as r:
+                return r.map(call, range(len(data.chunks)))
+        return runner.map(call, range(len(data.chunks)))
+
+    # ------------------------------------------------------------------ EM
+    def _estep(self, data: _Data, runner: ChunkRunner) -> HMMStats:
+        loglik_fn = self._emission_loglik_fn()
+
+        def accumulate(X, offsets, first):
+            seq_ll, post, xi = self._forward_backward(X, offsets, loglik_fn, first=first)
+            return HMMStats(
+                float(seq_ll.sum()),
+                post[offsets[:-1]].sum(axis=0),
+                xi,
+                self._emission_stats(X, post, data.shift),
+            )
+
+        return reduce(add, self._map_chunks(data, accumulate, runner))
+
+    def _mstep(self, stats: HMMStats) -> None:
+        # Dirichlet MAP; counts below zero (priors < 1) clip to zero; structural zeros stay
+        # zero; a state never left keeps its previous row instead of becoming 0/0.
+        if "s" in self.params:
+            sp = np.maximum(np.asarray(self.startprob_prior, dtype=float) - 1 + stats.start, 0)
+            sp = np.where(self.startprob_ == 0, 0.0, sp)
+            self.startprob_ = _normalize_rows(sp, self.startprob_)
+        if "t" in self.params:
+            tm = np.maximum(np.asarray(self.transmat_prior, dtype=float) - 1 + stats.trans, 0)
+            tm = np.where(self.transmat_ == 0, 0.0, tm)
+            self.transmat_ = _normalize_rows(tm, self.transmat_)
+        self._mstep_emission(stats.emission)
+
+    def _log_prior(self) -> float:
+        lp = 0.0
+        if "s" in self.params:
+            a = np.broadcast_to(np.asarray(self.startprob_prior, float) - 1, self.startprob_.shape)
+            nz = self.startprob_ > 0
+            lp += float(np.sum(a[nz] * np.log(self.startprob_[nz])))
+        if "t" in self.params:
+            a = np.broadcast_to(np.asarray(self.transmat_prior, float) - 1, self.transmat_.shape)
+            nz = self.transmat_ > 0
+            lp += float(np.sum(a[nz] * np.log(self.transmat_[nz])))
+        return lp + self._log_prior_emission()
+
+    def _init_params(self, data: _Data, random_state) -> None:
+        K = self.n_components
+        rs = check_random_state(random_state)
+        if "s" in self.init_params or not hasattr(self, "startprob_"):
+            # hmmlearn's draw (same seed, same start); no exact zeros, which would be taken
+            # for structural ones.
+            self.startprob_ = _no_zeros(rs.dirichlet(np.full(K, 1.0 / K)))
+        if "t" in self.init_params or not hasattr(self, "transmat_"):
+            self.transmat_ = _no_zeros(rs.dirichlet(np.full(K, 1.0 / K), size=K))
+        self._init_emission(data, random_state)
+        self._check()
+
+    def fit(self, X, lengths=None):
+        """Estimate the parameters by (MAP-)EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list of 2-D arrays
+            Observations; several sequences are concatenated (with ``lengths``) or given as a
+            list, one array per sequence.
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``; they must sum to ``n_samples``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_hyperparameters()
+        data = self._validate(X, lengths, reset=True)
+        if len(data.X) < self.n_components:
+            raise ValueError(
+                f"Cannot fit {self.n_components} states to {len(data.X)} samples: need at "
+                "least as many samples as states."
+            )
+        data.shift = data.X.mean(axis=0)
+        return fit_restarts(
+            self,
+            data,
+            n_init=self.n_init,
+            random_state=self.random_state,
+            n_jobs=check_n_jobs(self.n_jobs),
+            make_monitor=lambda: ConvergenceMonitor(self.tol, self.n_iter, self.verbose),
+        )
+
+    # ------------------------------------------------------------------ inference
+    def _prepare(self, X, lengths) -> _Data:
+        check_is_fitted(self, "startprob_")
+        self._check()
+        return self._validate(X, lengths, reset=False)
+
+    def score_samples(self, X, lengths=None):
+        """Log-likelihood of ``X`` and the state posteriors of every frame.
+
+        Returns
+        -------
+        log_prob : float
+        posteriors : ndarray of shape (n_samples, n_components)
+        """
+        data = self._prepare(X, lengths)
+        loglik_fn = self._emission_loglik_fn()
+        parts = self._map_chunks(
+            data, lambda Xc, off, first: self._forward_backward(Xc, off, loglik_fn, False)[:2]
+        )
+        return float(sum(p[0].sum() for p in parts)), np.concatenate([p[1] for p in parts])
+
+    def score(self, X, lengths=None) -> float:
+        """Log-likelihood of ``X`` under the model (summed over sequences)."""
+        data = self._prepare(X, lengths)
+        loglik_fn = self._emission_loglik_fn()
+
+        def forward(Xc, off, first):
+            ll = loglik_fn(Xc)
+            seq_ll = np.empty(len(off) - 1)
+            status = _hmm.forward_loglik(
+                ll, off, self.startprob_, self.transmat_, seq_ll, np.empty_like(ll)
+            )
+            self._raise_status(status, first)
+            return seq_ll.sum()
+
+        return float(sum(self._map_chunks(data, forward)))
+
+    def predict_proba(self, X, lengths=None) -> np.ndarray:
+        """Posterior probability of each state at each frame, shape (n_samples, n_components)."""
+        return self.score_samples(X, lengths)[1]
+
+    def decode(self, X, lengths=None, algorithm=None):
+        """Most likely state sequence.
+
+        Parameters
+        ----------
+        X, lengths : as in :meth:`fit`
+        algorithm : {'viterbi', 'map'}, optional
+            'viterbi' finds the jointly most likely path; 'map' takes the most likely state
+            of every frame (from the posteriors). Defaults to ``self.algorithm``.
+
+        Returns
+        -------
+        log_prob : float
+            ``log P(X, states)`` of the returned path (summed over sequences): the same
+            quantity for both algorithms, so they can be compared (Viterbi's is the largest).
+            It is ``-inf`` when a 'map' path uses a forbidden transition.
+        states : ndarray of shape (n_samples,)
+        """
+        algorithm = self.algorithm if algorithm is None else algorithm
+        if algorithm not in ("viterbi", "map"):
+            raise ValueError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}.")
+        data = self._prepare(X, lengths)
+        loglik_fn = self._emission_loglik_fn()
+        log_sp, log_tm = _safe_log(self.startprob_), _safe_log(self.transmat_)
+        log_tm_t = np.ascontiguousarray(log_tm.T)
+
+        def run(Xc, off, first):
+            ll = loglik_fn(Xc)
+            n, K = ll.shape
+            if algorithm == "viterbi":
+                path = np.empty(n, dtype=np.intp)
+                seq_lp = np.empty(len(off) - 1)
+                status = _hmm.viterbi(
+                    ll, off, log_sp, log_tm_t, path, seq_lp, np.empty((n, K)),
+                    np.empty((n, K), dtype=np.intp),
+                )
+                self._raise_status(status, first)
+                return seq_lp.sum(), path
+            post = np.empty((n, K))
+            status = _hmm.forward_backward(
+                ll, off, self.startprob_, self.transmat_, post, np.empty((K, K)),
+                np.empty(len(off) - 1), np.empty((n, K)), np.empty(n), False,
+            )
+            self._raise_status(status, first)
+            path = post.argmax(axis=1)
+            return _path_logprob(path, off, ll, log_sp, log_tm), path
+
+        parts = self._map_chunks(data, run)
+        return float(sum(p[0] for p in parts)), np.concatenate([p[1] for p in parts])
+
+    def predict(self, X, lengths=None) -> np.ndarray:
+        """Most likely state of each frame by :meth:`decode` with ``self.algorithm``."""
+        return self.decode(X, lengths)[1]
+
+    def sample(self, n_samples: int = 1, random_state=None, currstate: int | None = None):
+        """Draw a sequence from the model.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of frames.
+        random_state : int, RandomState or None
+            Defaults to the model's ``random_state``.
+        currstate : int, optional
+            First state (otherwise drawn from ``startprob_``).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        states : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "startprob_")
+        self._check()
+        n_samples = check_positive_int(n_samples, "n_samples")
+        if currstate is not None and not 0 <= int(currstate) < self.n_components:
+            raise ValueError(f"currstate must be in [0, {self.n_components}), got {currstate}.")
+        rs = check_random_state(self.random_state if random_state is None else random_state)
+        states = np.empty(n_samples, dtype=np.intp)
+        _hmm.sample_states(
+            np.cumsum(self.startprob_), np.ascontiguousarray(np.cumsum(self.transmat_, axis=1)),
+            rs.random_sample(n_samples), -1 if currstate is None else int(currstate), states,
+        )
+        return self._sample_emissions(states, rs), states
+
+
+def _no_zeros(p: np.ndarray) -> np.ndarray:
+    p = np.maximum(p, np.finfo(float).tiny)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def _path_logprob(path, offsets, loglik, log_sp, log_tm) -> float:
+    """log P(X, path) of concatenated sequences, vectorised over frames."""
+    starts = offsets[:-1]
+    inner = np.ones(len(path), dtype=bool)
+    inner[starts] = False
+    t = np.flatnonzero(inner)
+    return float(
+        log_sp[path[starts]].sum()
+        + log_tm[path[t - 1], path[t]].sum()
+        + loglik[np.arange(len(path)), path].sum()
+    )
+
+
+class GaussianHMM(BaseHMM):
+    """Hidden Markov model with Gaussian emissions, trained by (MAP-)EM.
+
+    A drop-in for ``hmmlearn.hmm.GaussianHMM`` (same parameters, attributes and meaning of
+    the priors) on compiled kernels, with restarts (``n_init``) and threads (``n_jobs``).
+
+    Parameters
+    ----------
+    n_components : int
+        Number of states.
+    covariance_type : {'diag', 'full', 'spherical', 'tied'}
+        Form of the state covariances.
+    min_covar : float
+        Floor on the variances (every eigenvalue of a covariance after each M-step), also
+        added to the diagonal of the initial covariance.
+    startprob_prior, transmat_prior : float or array
+        Dirichlet concentrations for ``startprob_`` and each row of ``transmat_``.
+    means_prior, means_weight : float or array
+        Mean and precision scale of the normal prior on ``means_``.
+    covars_prior, covars_weight : float or array
+        Parameters of the inverse-gamma ('diag', 'spherical') or inverse-Wishart ('full',
+        'tied') prior on ``covars_``, with hmmlearn's conventions.
+    algorithm : {'viterbi', 'map'}
+        Decoder used by :meth:`decode` and :meth:`predict`.
+    random_state : int, RandomState or None
+        Seed for initialisation and sampling.
+    n_iter : int
+        Maximum number of EM iterations.
+    tol : float
+        Stop when the objective gains less than this.
+    verbose : bool
+        Print per-iteration progress to stderr.
+    params, init_params : str
+        Letters of the parameters updated by EM / initialised by :meth:`fit`: 's' startprob,
+        't' transmat, 'm' means, 'c' covars.
+    implementation : {'scaling', 'log'}
+        Accepted for compatibility with hmmlearn; emx always uses its scaled kernel, which
+        subtracts each frame's maximum and is as robust as a log-space one.
+    n_init : int
+        Number of initialisations; the fit with the best final objective is kept.
+    n_jobs : int or None
+        Threads for the E-step (None: 1, -1: all cores). Results do not depend on it.
+
+    Attributes
+    ----------
+    startprob_ : ndarray of shape (n_components,)
+    transmat_ : ndarray of shape (n_components, n_components)
+    means_ : ndarray of shape (n_components, n_features)
+    covars_ : ndarray
+        (n_components,) 'spherical', (n_components, n_features) 'diag', (n_components,
+        n_features, n_features) 'full', (n_features, n_features) 'tied': the same shape for
+        reading and for setting.
+    monitor_ : ConvergenceMonitor
+        ``history`` holds the log-likelihood per iteration, ``converged`` the outcome.
+    n_features_in_ : int
+    """
+
+    _emission_attrs = ("means_", "covars_")
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        covariance_type: str = "diag",
+        min_covar: float = 1e-3,
+        startprob_prior=1.0,
+        transmat_prior=1.0,
+        means_prior=0,
+        means_weight=0,
+        covars_prior=1e-2,
+        covars_weight=1,
+        algorithm: str = "viterbi",
+        random_state=None,
+        n_iter: int = 10,
+        tol: float = 1e-2,
+        verbose: bool = False,
+        params: str = "stmc",
+        init_params: str = "stmc",
+        implementation: str = "scaling",
+        n_init: int = 1,
+        n_jobs: int | None = None,
+    ):
+        super().__init__(
+            n_components=n_components,
+            startprob_prior=startprob_prior,
+            transmat_prior=transmat_prior,
+            algorithm=algorithm,
+            random_state=random_state,
+            n_iter=n_iter,
+            tol=tol,
+            verbose=verbose,
+            params=params,
+            init_params=init_params,
+            implementation=implementation,
+            n_init=n_init,
+            n_jobs=n_jobs,
+        )
+        self.covariance_type = covariance_type
+        self.min_covar = min_covar
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+
+    def _check_hyperparameters(self) -> None:
+        super()._check_hyperparameters()
+        G.check_covariance_type(self.covariance_type)
+        if not (np.isfinite(self.min_covar) and self.min_covar >= 0):
+            raise ValueError(f"min_covar must be a non-negative float, got {self.min_covar!r}.")
+
+    def _check_emission(self) -> None:
+        K, D = self.n_components, self.n_features_in_
+        means = np.asarray(self.means_, dtype=np.float64)
+        if means.shape != (K, D):
+            raise ValueError(f"means_ must have shape ({K}, {D}), got {means.shape}.")
+        if not np.all(np.isfinite(means)):
+            raise ValueError("means_ must be finite.")
+        self.means_ = means
+        self.covars_ = G.validate_covars(self.covars_, self.covariance_type, K, D)
+
+    def _init_emission(self, data: _Data, random_state) -> None:
+        X = data.X
+        K, D = self.n_components, X.shape[1]
+        if "m" in self.init_params or not hasattr(self, "means_"):
+            km = KMeans(n_clusters=K, random_state=random_state, n_init=10)
+            self.means_ = km.fit(X).cluster_centers_
+        if "c" in self.init_params or not hasattr(self, "covars_"):
+            cv = np.atleast_2d(np.cov(X.T)) if len(X) > 1 else np.zeros((D, D))
+            cv = cv + self.min_covar * np.eye(D)
+            self.covars_ = G.covars_from_template(cv, self.covariance_type, K)
+
+    def _emission_loglik_fn(self):
+        return G.GaussianDensity(self.means_, self.covars_, self.covariance_type)
+
+    def _emission_stats(self, X, post, shift):
+        return G.GaussianStats.from_weights(X, post, shift, self.covariance_type)
+
+    def _prior_kwargs(self) -> dict:
+        return dict(
+            means_prior=self.means_prior,
+            means_weight=self.means_weight,
+            covars_prior=self.covars_prior,
+            covars_weight=self.covars_weight,
+        )
+
+    def _mstep_emission(self, stats: G.GaussianStats) -> None:
+        if "m" in self.params:
+            self.means_ = G.update_means(stats, self.means_, self.means_prior, self.means_weight)
+        if "c" in self.params:
+            self.covars_ = G.update_covars(
+                stats, self.means_, self.covars_, self.covariance_type,
+                min_covar=self.min_covar, **self._prior_kwargs(),
+            )
+
+    def _log_prior_emission(self) -> float:
+        if "m" not in self.params and "c" not in self.params:
+            return 0.0
+        return G.log_prior(self.means_, self.covars_, self.covariance_type, **self._prior_kwargs())
+
+    def _sample_emissions(self, states: np.ndarray, rs) -> np.ndarray:
+        K, D = self.n_components, self.n_features_in_
+        covs = G.full_covars(self.covars_, self.covariance_type, K, D)
+        chol = np.linalg.cholesky(covs)
+        X = rs.standard_normal((len(states), D))
+        for k in range(K):
+            idx = states == k
+            X[idx] = self.means_[k] + X[idx] @ chol[k].T
+        return X

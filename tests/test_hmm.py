@@ -1,0 +1,429 @@
+"""GaussianHMM: agreement with hmmlearn, EM properties, hmmlearn's faults, bad input."""
+
+import logging
+import warnings
+
+import numpy as np
+import pytest
+from _reference import brute_force, path_logprob
+from sklearn.base import clone
+
+from emx import ConvergenceMonitor, EMDecreaseWarning, GaussianHMM
+from emx import gaussian as G
+
+hmm = pytest.importorskip("hmmlearn.hmm")
+logging.getLogger("hmmlearn").setLevel(logging.ERROR)
+
+TYPES = G.COVARIANCE_TYPES
+
+
+def true_model(covariance_type="diag", K=3, D=2, seed=0):
+    rng = np.random.default_rng(seed)
+    m = GaussianHMM(K, covariance_type=covariance_type, random_state=seed)
+    m.n_features_in_ = D
+    m.startprob_ = rng.dirichlet(np.ones(K) * 5)
+    tm = rng.dirichlet(np.ones(K), size=K) + 4 * np.eye(K)
+    m.transmat_ = tm / tm.sum(axis=1, keepdims=True)
+    m.means_ = 4.0 * rng.normal(size=(K, D))
+    if covariance_type == "spherical":
+        m.covars_ = rng.uniform(0.5, 1.5, size=K)
+    elif covariance_type == "diag":
+        m.covars_ = rng.uniform(0.5, 1.5, size=(K, D))
+    else:
+        A = rng.normal(size=(K, D, D)) * 0.5
+        full = A @ np.swapaxes(A, 1, 2) + np.eye(D)
+        m.covars_ = full[0] if covariance_type == "tied" else full
+    return m
+
+
+def sampled(model, lengths, seed=1):
+    X = np.concatenate([model.sample(n, random_state=seed + i)[0] for i, n in enumerate(lengths)])
+    return X, list(lengths)
+
+
+def init_params(covariance_type, X, K, seed=0):
+    rng = np.random.default_rng(seed)
+    D = X.shape[1]
+    startprob = rng.dirichlet(np.ones(K))
+    transmat = rng.dirichlet(np.ones(K), size=K)
+    means = X[rng.choice(len(X), K, replace=False)]
+    cov = np.cov(X.T) + 0.1 * np.eye(D)
+    covars = G.covars_from_template(cov, covariance_type, K)
+    return startprob, transmat, means, covars
+
+
+def set_params(model, params):
+    model.startprob_, model.transmat_, model.means_, model.covars_ = (p.copy() for p in params)
+    return model
+
+
+# ------------------------------------------------------------------ agreement with hmmlearn
+
+
+PRIORS = {
+    "default": {},
+    "map": dict(
+        startprob_prior=2.0, transmat_prior=1.5, means_prior=0.5, means_weight=2.0,
+        covars_prior=0.3, covars_weight=4.0,
+    ),
+}
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("prior", sorted(PRIORS))
+def test_same_history_as_hmmlearn(covariance_type, prior):
+    gen = true_model(covariance_type, K=3, D=3, seed=2)
+    X, lengths = sampled(gen, [150, 100, 250])
+    params = init_params(covariance_type, X, 3)
+    kw = dict(covariance_type=covariance_type, n_iter=12, init_params="", **PRIORS[prior])
+    ours = set_params(GaussianHMM(3, tol=1e-300, **kw), params).fit(X, lengths)
+    ref = set_params(hmm.GaussianHMM(3, tol=-np.inf, **kw), params).fit(X, lengths)
+    h_ours, h_ref = np.array(ours.monitor_.history), np.array(ref.monitor_.history)
+    assert len(h_ours) == len(h_ref) == 12
+    np.testing.assert_allclose(h_ours, h_ref, rtol=1e-8)
+    np.testing.assert_allclose(ours.transmat_, ref.transmat_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-6, atol=1e-9)
+    ref_covars = ref._covars_[:, 0] if covariance_type == "spherical" else ref._covars_
+    np.testing.assert_allclose(ours.covars_, ref_covars, rtol=1e-6, atol=1e-9)
+    # Their score agrees too.
+    np.testing.assert_allclose(ours.score(X, lengths), ref.score(X, lengths), rtol=1e-10)
+
+
+def test_same_random_state_gives_hmmlearns_initialisation():
+    gen = true_model("diag", K=3, D=2, seed=4)
+    X, lengths = sampled(gen, [300, 300])
+    ours = GaussianHMM(3, random_state=0, n_iter=5, tol=1e-300).fit(X, lengths)
+    ref = hmm.GaussianHMM(3, random_state=0, n_iter=5, tol=-np.inf).fit(X, lengths)
+    np.testing.assert_allclose(ours.monitor_.history, list(ref.monitor_.history), rtol=1e-8)
+
+
+# ------------------------------------------------------------------ EM properties
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("seed", range(4))
+def test_objective_never_decreases(covariance_type, seed):
+    rng = np.random.default_rng(100 + seed)
+    K = int(rng.integers(2, 6))
+    gen = true_model(covariance_type, K=K, D=int(rng.integers(1, 4)), seed=seed)
+    X, lengths = sampled(gen, rng.integers(5, 80, size=8), seed=seed)
+    model = GaussianHMM(
+        K + 1, covariance_type=covariance_type, n_iter=25, tol=1e-300, random_state=seed,
+        covars_prior=0.0, min_covar=1e-6,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        model.fit(X, lengths)
+    h = np.array(model.monitor_.history)
+    assert len(h) >= 2
+    # Maximum likelihood (no prior): the log-likelihood itself never falls beyond round-off.
+    assert np.all(np.diff(h) >= -1e-9 * np.abs(h[1:]))
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        assert np.all(np.isfinite(getattr(model, name)))
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_map_objective_never_decreases(covariance_type):
+    gen = true_model(covariance_type, K=3, D=2, seed=5)
+    X, lengths = sampled(gen, [40, 60, 30])
+    model = GaussianHMM(
+        4, covariance_type=covariance_type, n_iter=30, tol=1e-300, random_state=1,
+        **PRIORS["map"],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        model.fit(X, lengths)
+    obj = np.array(model.monitor_.objective)
+    assert np.all(np.diff(obj) >= -1e-9 * np.abs(obj[1:]))
+    assert not np.allclose(obj, model.monitor_.history)  # the prior term is really there
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_recovers_known_parameters(covariance_type):
+    gen = true_model(covariance_type, K=3, D=2, seed=11)
+    X, lengths = sampled(gen, [2000] * 5, seed=3)
+    model = GaussianHMM(
+        3, covariance_type=covariance_type, n_iter=100, tol=1e-6, random_state=0, n_init=3
+    ).fit(X, lengths)
+    order = [int(np.argmin(np.linalg.norm(model.means_ - mu, axis=1))) for mu in gen.means_]
+    assert sorted(order) == [0, 1, 2]
+    np.testing.assert_allclose(model.means_[order], gen.means_, atol=0.1)
+    np.testing.assert_allclose(model.transmat_[np.ix_(order, order)], gen.transmat_, atol=0.03)
+    fitted = model.covars_ if covariance_type == "tied" else model.covars_[order]
+    np.testing.assert_allclose(fitted, gen.covars_, rtol=0.1, atol=0.05)
+
+
+def test_threads_give_identical_results():
+    gen = true_model("full", K=4, D=3, seed=8)
+    X, lengths = sampled(gen, [700] * 12)  # 12 sequences, several chunks
+    fits = [
+        GaussianHMM(4, covariance_type="full", n_iter=5, tol=1e-300, random_state=0,
+                    n_jobs=n).fit(X, lengths)
+        for n in (1, 2, 3)
+    ]
+    for other in fits[1:]:
+        assert other.monitor_.history == fits[0].monitor_.history
+        for name in ("startprob_", "transmat_", "means_", "covars_"):
+            np.testing.assert_array_equal(getattr(other, name), getattr(fits[0], name))
+
+
+def test_restarts_keep_the_best_run():
+    gen = true_model("diag", K=4, D=2, seed=9)
+    X, lengths = sampled(gen, [200] * 4)
+    best = GaussianHMM(4, n_iter=20, random_state=5, n_init=4).fit(X, lengths)
+    seeds = np.random.RandomState(5).randint(np.iinfo(np.int32).max, size=4)
+    singles = [GaussianHMM(4, n_iter=20, random_state=int(s)).fit(X, lengths) for s in seeds]
+    finals = [m.monitor_.objective[-1] for m in singles]
+    assert best.monitor_.objective[-1] == pytest.approx(max(finals), rel=1e-12)
+
+
+def test_left_to_right_topology_is_kept():
+    K = 3
+    startprob = np.array([1.0, 0.0, 0.0])
+    transmat = np.array([[0.7, 0.3, 0.0], [0.0, 0.7, 0.3], [0.0, 0.0, 1.0]])
+    gen = true_model("diag", K=K, D=2, seed=12)
+    gen.startprob_, gen.transmat_ = startprob, transmat
+    X, lengths = sampled(gen, [30] * 20)
+    model = GaussianHMM(K, init_params="mc", n_iter=20, random_state=0)
+    model.startprob_, model.transmat_ = startprob.copy(), np.array(
+        [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]]
+    )
+    model.fit(X, lengths)
+    assert np.all(model.startprob_[1:] == 0)
+    assert np.all(model.transmat_[transmat == 0] == 0)
+    assert np.all(np.diff(model.predict(X[:30])) >= 0)
+
+
+def test_input_is_not_mutated():
+    gen = true_model("full", K=2, D=2, seed=13)
+    X, lengths = sampled(gen, [50, 50])
+    X_copy, lengths_copy = X.copy(), list(lengths)
+    params = init_params("full", X, 2)
+    model = set_params(GaussianHMM(2, covariance_type="full", init_params=""), params)
+    given = [model.startprob_, model.transmat_, model.means_, model.covars_]
+    given_copy = [p.copy() for p in given]
+    model.fit(X, lengths)
+    np.testing.assert_array_equal(X, X_copy)
+    assert lengths == lengths_copy
+    for g, c in zip(given, given_copy):
+        np.testing.assert_array_equal(g, c)
+
+
+def test_list_of_sequences_equals_concatenation():
+    gen = true_model("diag", K=2, D=2, seed=14)
+    X, lengths = sampled(gen, [40, 60])
+    a = GaussianHMM(2, random_state=0).fit(X, lengths)
+    b = GaussianHMM(2, random_state=0).fit([X[:40], X[40:]])
+    assert a.monitor_.history == b.monitor_.history
+    assert a.score(X, lengths) == b.score([X[:40], X[40:]])
+
+
+def test_score_samples_posteriors_and_decode_match_brute_force():
+    gen = true_model("diag", K=3, D=2, seed=15)
+    X, _ = gen.sample(6, random_state=0)
+    loglik = G.GaussianDensity(gen.means_, gen.covars_, "diag")(X)
+    total, post, _, best_path, best_lp = brute_force(loglik, gen.startprob_, gen.transmat_)
+    lp, posteriors = gen.score_samples(X)
+    np.testing.assert_allclose(lp, total, rtol=1e-12)
+    np.testing.assert_allclose(gen.score(X), total, rtol=1e-12)
+    np.testing.assert_allclose(posteriors, post, atol=1e-12)
+    np.testing.assert_allclose(gen.predict_proba(X), post, atol=1e-12)
+    vlp, vpath = gen.decode(X, algorithm="viterbi")
+    np.testing.assert_array_equal(vpath, best_path)
+    np.testing.assert_allclose(vlp, best_lp, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ where hmmlearn goes wrong
+
+
+def test_outlying_frame_is_fine_with_scaling():
+    """hmmlearn's scaled kernel exps raw log-likelihoods: one outlier breaks it."""
+    gen = true_model("diag", K=3, D=2, seed=16)
+    X, _ = gen.sample(200, random_state=1)
+    X[100] = 1e3  # ~1e3 standard deviations away from every state
+    ref = set_params(
+        hmm.GaussianHMM(3, implementation="log", init_params=""),
+        (gen.startprob_, gen.transmat_, gen.means_, gen.covars_),
+    )
+    with pytest.raises(ValueError):  # the peer's scaled kernel gives up on this input
+        set_params(
+            hmm.GaussianHMM(3, implementation="scaling", init_params=""),
+            (gen.startprob_, gen.transmat_, gen.means_, gen.covars_),
+        ).score(X)
+    assert np.isfinite(gen.score(X))
+    np.testing.assert_allclose(gen.score(X), ref.score(X), rtol=1e-10)
+    np.testing.assert_allclose(gen.predict_proba(X), ref.predict_proba(X), atol=1e-9)
+
+
+def test_many_short_sequences_share_kernel_calls():
+    """10,000 short sequences run in a handful of kernel calls, with per-sequence results."""
+    from emx.hmm import _make_chunks
+
+    gen = true_model("diag", K=2, D=2, seed=17)
+    X, _ = gen.sample(50_000, random_state=2)
+    lengths = [5] * 10_000
+    data = gen._validate(X, lengths, reset=False)
+    assert len(data.chunks) < 20
+    per_sequence = sum(gen.score(X[i : i + 5]) for i in range(0, 500, 5))
+    assert gen.score(X[:500], [5] * 100) == pytest.approx(per_sequence, rel=1e-12)
+    assert len(_make_chunks(np.array([0, 10_000, 10_001]))) == 2  # long sequences stay whole
+
+
+def test_decrease_warns_and_is_not_convergence():
+    monitor = ConvergenceMonitor(tol=1e-2, n_iter=10)
+    monitor.report(-100.0)
+    with pytest.warns(EMDecreaseWarning):
+        monitor.report(-101.0)
+    assert not monitor.converged
+    monitor.report(-101.0 + 1e-3)
+    assert monitor.converged
+    monitor.report(-101.0 + 1e-3 - 1e-12)  # round-off: still converged, no warning
+    assert monitor.converged
+
+
+def test_map_decode_returns_a_log_probability():
+    gen = true_model("diag", K=3, D=2, seed=18)
+    X, _ = gen.sample(40, random_state=3)
+    lp_map, path_map = gen.decode(X, algorithm="map")
+    lp_vit, path_vit = gen.decode(X, algorithm="viterbi")
+    loglik = G.GaussianDensity(gen.means_, gen.covars_, "diag")(X)
+    np.testing.assert_allclose(
+        lp_map, path_logprob(path_map, loglik, gen.startprob_, gen.transmat_), rtol=1e-12
+    )
+    assert lp_map <= lp_vit + 1e-9
+    np.testing.assert_array_equal(path_map, gen.predict_proba(X).argmax(axis=1))
+
+
+def test_covars_without_means_update_do_not_blow_up():
+    """hmmlearn #569: params with 'c' but not 'm' accumulates no first moments."""
+    gen = true_model("diag", K=2, D=2, seed=19)
+    X, lengths = sampled(gen, [1000] * 5)
+    params = (gen.startprob_, gen.transmat_, gen.means_, np.ones((2, 2)) * 3.0)
+    ours = set_params(GaussianHMM(2, params="stc", init_params="", n_iter=20), params)
+    ours.fit(X, lengths)
+    np.testing.assert_allclose(ours.covars_, gen.covars_, rtol=0.15)
+    np.testing.assert_array_equal(ours.means_, gen.means_)
+    ref = set_params(hmm.GaussianHMM(2, params="stc", init_params="", n_iter=20), params)
+    ref.fit(X, lengths)
+    assert not np.allclose(np.diagonal(ref.covars_, axis1=1, axis2=2), gen.covars_, rtol=0.15)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_covars_getter_returns_the_setters_shape(covariance_type):
+    gen = true_model(covariance_type, K=3, D=2, seed=20)
+    shape = G.covars_shape(covariance_type, 3, 2)
+    assert gen.covars_.shape == shape
+    X, lengths = sampled(gen, [100, 100])
+    model = GaussianHMM(3, covariance_type=covariance_type, random_state=0).fit(X, lengths)
+    assert model.covars_.shape == shape
+    other = GaussianHMM(3, covariance_type=covariance_type, init_params="", n_iter=1)
+    other.startprob_, other.transmat_, other.means_ = (
+        model.startprob_, model.transmat_, model.means_,
+    )
+    other.covars_ = model.covars_  # round trip
+    other.fit(X, lengths)
+    assert other.covars_.shape == shape
+
+
+# ------------------------------------------------------------------ bad input and degenerate data
+
+
+def fitted():
+    gen = true_model("diag", K=2, D=2, seed=21)
+    return gen, gen.sample(20, random_state=0)[0]
+
+
+@pytest.mark.parametrize(
+    "X, lengths, match",
+    [
+        (np.array([[0.0, np.nan], [1.0, 2.0]]), None, "NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0]]), None, "infinity"),
+        (np.arange(5.0), None, "2D"),
+        (np.zeros((5, 2)), [2, 2], "sum to 4"),
+        (np.zeros((5, 2)), [5, 0], "positive"),
+        (np.zeros((5, 2)), [6, -1], "positive"),
+        (np.zeros((5, 2)), [2.5, 2.5], "integers"),
+        ([np.zeros((3, 2)), np.zeros((0, 2))], None, "at least one sample"),
+        (np.zeros((0, 2)), None, "0 sample"),
+    ],
+)
+def test_bad_observations_raise(X, lengths, match):
+    gen, _ = fitted()
+    with pytest.raises(ValueError, match=match):
+        GaussianHMM(2).fit(X, lengths)
+    with pytest.raises(ValueError, match=match):
+        gen.score(X, lengths)
+
+
+def test_bad_parameters_raise():
+    gen, X = fitted()
+    bad = clone(gen)
+    bad.n_features_in_ = 2
+    bad.startprob_, bad.means_, bad.covars_ = gen.startprob_, gen.means_, gen.covars_
+    bad.transmat_ = np.array([[0.5, 0.4], [0.5, 0.5]])
+    with pytest.raises(ValueError, match="rows must sum to 1"):
+        bad.score(X)
+    bad.transmat_ = gen.transmat_
+    bad.startprob_ = np.array([0.7, 0.7])
+    with pytest.raises(ValueError, match="startprob_ must sum to 1"):
+        bad.score(X)
+    bad.startprob_ = gen.startprob_
+    bad.covars_ = np.array([[1.0, -1.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match="positive"):
+        bad.score(X)
+    with pytest.raises(ValueError, match="features"):
+        gen.score(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="covariance_type"):
+        GaussianHMM(2, covariance_type="banana").fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        GaussianHMM(0).fit(X)
+    with pytest.raises(ValueError, match="at least as many samples as states"):
+        GaussianHMM(5).fit(X[:3])
+    with pytest.raises(ValueError, match="algorithm"):
+        gen.decode(X, algorithm="beam")
+    with pytest.raises(ValueError, match="currstate"):
+        gen.sample(3, currstate=7)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_degenerate_data_gives_finite_parameters(covariance_type):
+    rng = np.random.default_rng(0)
+    # Three distinct points repeated, one constant feature, and more states than points.
+    X = np.repeat(np.array([[0.0, 1.0, 5.0], [1.0, 1.0, 5.0], [2.0, 1.0, 5.0]]), 20, axis=0)
+    X = X[rng.permutation(len(X))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # KMeans warns about duplicate points
+        model = GaussianHMM(
+            5, covariance_type=covariance_type, n_iter=30, random_state=0
+        ).fit(X, [30, 30])
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        assert np.all(np.isfinite(getattr(model, name))), name
+    assert np.isfinite(model.score(X))
+    evals = np.linalg.eigvalsh(G.full_covars(model.covars_, covariance_type, 5, 3))
+    assert np.all(evals >= model.min_covar * (1 - 1e-9))
+
+
+def test_sample_draws_from_the_model():
+    gen = true_model("full", K=2, D=2, seed=22)
+    X, states = gen.sample(20_000, random_state=0)
+    assert X.shape == (20_000, 2) and states.shape == (20_000,)
+    for k in range(2):
+        np.testing.assert_allclose(X[states == k].mean(axis=0), gen.means_[k], atol=0.1)
+        np.testing.assert_allclose(np.cov(X[states == k].T), gen.covars_[k], atol=0.15)
+    counts = np.zeros((2, 2))
+    np.add.at(counts, (states[:-1], states[1:]), 1)
+    np.testing.assert_allclose(counts / counts.sum(1, keepdims=True), gen.transmat_, atol=0.03)
+
+
+def test_estimator_conventions():
+    model = GaussianHMM(3, covariance_type="full", n_iter=7)
+    assert model.get_params()["n_iter"] == 7
+    assert not hasattr(model, "startprob_")
+    c = clone(model).set_params(n_iter=3)
+    assert c.n_iter == 3 and model.n_iter == 7
+    gen, X = fitted()
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        GaussianHMM(2).score(X)
+    assert GaussianHMM(2, random_state=0).fit(X).n_features_in_ == 2

@@ -64,7 +64,9 @@ def check_sequences(estimator, X, lengths=None, *, reset: bool):
     else:
         arr = np.asarray(lengths)
         if arr.ndim != 1 or arr.size == 0:
-            raise ValueError(f"lengths must be a non-empty 1-D array of ints, got shape {arr.shape}.")
+            raise ValueError(
+                f"lengths must be a non-empty 1-D array of ints, got shape {arr.shape}."
+            )
         if not (np.issubdtype(arr.dtype, np.integer) or np.all(np.mod(arr, 1) == 0)):
             raise ValueError(f"lengths must hold integers, got {arr!r}.")
         lengths = arr.astype(np.int64)

@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
 from ._core import _hmm
@@ -572,7 +573,11 @@ class GaussianHMM(BaseHMM):
         K, D = self.n_components, X.shape[1]
         if "m" in self.init_params or not hasattr(self, "means_"):
             km = KMeans(n_clusters=K, random_state=random_state, n_init=10)
-            self.means_ = km.fit(X).cluster_centers_
+            # One thread: scikit-learn's k-means sums in an order that depends on its OpenMP
+            # thread count, and the fit must not depend on n_jobs (on a 2-core machine its
+            # threaded run was also 4x slower).
+            with threadpool_limits(limits=1):
+                self.means_ = km.fit(X).cluster_centers_
         if "c" in self.init_params or not hasattr(self, "covars_"):
             cv = np.atleast_2d(np.cov(X.T)) if len(X) > 1 else np.zeros((D, D))
             cv = cv + self.min_covar * np.eye(D)

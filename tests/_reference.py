@@ -37,7 +37,7 @@ def brute_force(loglik, startprob, transmat):
     w = np.exp(lps - total)
     post = np.zeros((T, K))
     xi = np.zeros((K, K))
-    for p, wi in zip(paths, w):
+    for p, wi in zip(paths, w, strict=True):
         post[np.arange(T), p] += wi
         for t in range(1, T):
             xi[p[t - 1], p[t]] += wi

@@ -205,7 +205,7 @@ def test_input_is_not_mutated():
     model.fit(X, lengths)
     np.testing.assert_array_equal(X, X_copy)
     assert lengths == lengths_copy
-    for g, c in zip(given, given_copy):
+    for g, c in zip(given, given_copy, strict=True):
         np.testing.assert_array_equal(g, c)
 
 

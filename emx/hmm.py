@@ -559,8 +559,10 @@ class GaussianHMM(BaseHMM):
             raise ValueError(f"min_covar must be a non-negative float, got {self.min_covar!r}.")
 
     def _check_emission(self) -> None:
-        K, D = self.n_components, self.n_features_in_
         means = np.asarray(self.means_, dtype=np.float64)
+        if not hasattr(self, "n_features_in_") and means.ndim == 2:
+            self.n_features_in_ = means.shape[1]  # a model built by hand, not fitted
+        K, D = self.n_components, self.n_features_in_
         if means.shape != (K, D):
             raise ValueError(f"means_ must have shape ({K}, {D}), got {means.shape}.")
         if not np.all(np.isfinite(means)):

@@ -11,7 +11,6 @@ from emx import GaussianHMM
 
 # A 3-state left-to-right-ish model in 2-D, used to generate 50 training sequences.
 truth = GaussianHMM(n_components=3, covariance_type="full", random_state=0)
-truth.n_features_in_ = 2
 truth.startprob_ = np.array([0.8, 0.2, 0.0])
 truth.transmat_ = np.array([[0.90, 0.10, 0.00], [0.00, 0.90, 0.10], [0.05, 0.00, 0.95]])
 truth.means_ = np.array([[0.0, 0.0], [4.0, 1.0], [0.0, 5.0]])

@@ -427,3 +427,16 @@ def test_estimator_conventions():
     with pytest.raises(NotFittedError):
         GaussianHMM(2).score(X)
     assert GaussianHMM(2, random_state=0).fit(X).n_features_in_ == 2
+
+
+def test_model_built_by_hand_scores_and_samples():
+    model = GaussianHMM(2, covariance_type="spherical")
+    model.startprob_ = np.array([0.5, 0.5])
+    model.transmat_ = np.array([[0.9, 0.1], [0.1, 0.9]])
+    model.means_ = np.array([[0.0, 0.0, 0.0], [3.0, 3.0, 3.0]])
+    model.covars_ = np.array([1.0, 2.0])
+    X, states = model.sample(50, random_state=0)
+    assert X.shape == (50, 3) and model.n_features_in_ == 3
+    assert np.isfinite(model.score(X))
+    with pytest.raises(ValueError, match="features"):
+        model.score(X[:, :2])

@@ -132,12 +132,15 @@ class ChunkRunner:
         self._stack.close()
         self._pool = None
 
-    def map(self, func, chunks) -> list:
+    def map(self, func, chunks):
+        """Iterator over ``func(chunk)`` in chunk order (computed in the pool when threaded)."""
         if self._pool is None or len(chunks) < 2:
-            return [func(c) for c in chunks]
-        return list(self._pool.map(func, chunks))
+            return map(func, chunks)
+        return self._pool.map(func, chunks)
 
     def map_sum(self, func, chunks):
+        """Sum of ``func(chunk)`` over the chunks, added in chunk order as results arrive
+        (per-chunk results are not all held at once)."""
         return reduce(add, self.map(func, chunks))
 
 

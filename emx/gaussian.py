@@ -193,20 +193,21 @@ class GaussianStats:
     def from_weights(
         cls, X: np.ndarray, weights: np.ndarray, shift: np.ndarray, covariance_type: str
     ) -> GaussianStats:
-        """Moments of the rows of ``X`` (n, D) with per-component weights (n, K)."""
-        Xc = X - shift
-        post = weights.sum(axis=0)
-        sum1 = weights.T @ Xc
+        """Moments of the rows of ``X`` (n, D) with per-component weights (n, K).
+
+        One compiled call (BLAS on blocks of frames, no (n, D) temporaries).
+        """
         K, D = weights.shape[1], X.shape[1]
-        if covariance_type in ("diag", "spherical"):
-            sum2 = weights.T @ (Xc * Xc)
-        elif covariance_type == "tied":
-            sum2 = (Xc * weights.sum(axis=1)[:, None]).T @ Xc
-        else:
-            sum2 = np.empty((K, D, D))
-            for k in range(K):
-                sum2[k] = (Xc * weights[:, k : k + 1]).T @ Xc
+        kind = _MOMENT_KIND[covariance_type]
+        post, sum1 = np.zeros(K), np.zeros((K, D))
+        sum2 = np.zeros({0: (K, D), 1: (K * D, D), 2: (D, D)}[kind])
+        _gauss.accumulate_moments(X, weights, shift, post, sum1, sum2, kind, np.empty((256, D)))
+        if kind == 1:
+            sum2 = sum2.reshape(K, D, D)
         return cls(post, sum1, sum2, shift)
+
+
+_MOMENT_KIND = {"diag": 0, "spherical": 0, "full": 1, "tied": 2}
 
 
 def _as_k_by(value, K: int, *tail: int) -> np.ndarray:

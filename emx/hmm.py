@@ -30,7 +30,7 @@ __all__ = ["BaseHMM", "GaussianHMM", "HMMStats"]
 # Target number of frames per E-step chunk (whole sequences are never split). Small enough
 # that per-chunk work arrays stay near the size of one long sequence's lattice; large enough
 # that many short sequences share one kernel call.
-CHUNK_FRAMES = 4096
+CHUNK_FRAMES = 2048
 
 
 @dataclass
@@ -71,7 +71,8 @@ class _Data:
     shift: np.ndarray | None = None
 
 
-def _make_chunks(offsets: np.ndarray, target: int = CHUNK_FRAMES) -> list:
+def _make_chunks(offsets: np.ndarray, target: int | None = None) -> list:
+    target = CHUNK_FRAMES if target is None else target
     chunks = []
     n_seq = len(offsets) - 1
     s = 0
@@ -209,7 +210,8 @@ class BaseHMM(BaseEstimator):
             )
 
     def _map_chunks(self, data: _Data, func, runner=None):
-        """Run ``func(X_chunk, offsets_chunk, first_sequence)`` over the chunks in order."""
+        """``func(X_chunk, offsets_chunk, first_sequence)`` over the chunks, in order: a list,
+        or with ``runner`` an iterator (so that a sum need not hold every chunk's result)."""
         first = np.cumsum([0] + [len(c[2]) - 1 for c in data.chunks])
 
         def call(i):
@@ -218,7 +220,7 @@ class BaseHMM(BaseEstimator):
 
         if runner is None:
             with ChunkRunner(check_n_jobs(self.n_jobs)) as r:
-                return r.map(call, range(len(data.chunks)))
+                return list(r.map(call, range(len(data.chunks))))
         return runner.map(call, range(len(data.chunks)))
 
     # ------------------------------------------------------------------ EM

@@ -94,3 +94,84 @@ def log_density_chol(
                     out[t0 + b, k] = log_norm[k] - 0.5 * s
             t0 += nb
     return None
+
+
+def accumulate_moments(
+    const double[:, ::1] X,
+    const double[:, ::1] weights,
+    const double[::1] shift,
+    double[::1] post,
+    double[:, ::1] sum1,
+    double[:, ::1] sum2,
+    int kind,
+    double[:, ::1] work,
+):
+    """Add weighted moments of the rows of ``X`` about ``shift`` to the outputs.
+
+    ``weights`` is (n, K). Adds ``post[k] += sum_t w[t, k]``,
+    ``sum1[k] += sum_t w[t, k] (x_t - shift)`` and, by ``kind``:
+
+    * 0 ('diag'): ``sum2`` (K, D), ``sum2[k] += sum_t w[t, k] (x_t - shift)**2``
+    * 1 ('full'): ``sum2`` (K * D, D), block k ``+= sum_t w[t, k] d_t d_t^T``
+    * 2 ('tied'): ``sum2`` (D, D) ``+= sum_t (sum_k w[t, k]) d_t d_t^T``
+
+    Differences are formed directly, BLOCK frames at a time, and the sums go through dgemm.
+    ``work`` is (2 * BLOCK, D) scratch.
+    """
+    cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = weights.shape[1]
+    cdef Py_ssize_t t0, nb, b, k, d
+    cdef double w
+    cdef int m_, n_, k_, ldw, ldd
+    cdef double one = 1.0
+    cdef char N = b'N', Tr = b'T'
+    if (weights.shape[0] != T or shift.shape[0] != D or post.shape[0] != K
+            or sum1.shape[0] != K or sum1.shape[1] != D or work.shape[0] < 2 * BLOCK
+            or work.shape[1] != D or kind < 0 or kind > 2
+            or (kind == 0 and (sum2.shape[0] != K or sum2.shape[1] != D))
+            or (kind == 1 and (sum2.shape[0] != K * D or sum2.shape[1] != D))
+            or (kind == 2 and (sum2.shape[0] != D or sum2.shape[1] != D))):
+        raise ValueError("accumulate_moments: inconsistent array shapes")
+    if T == 0 or D == 0 or K == 0:
+        return None
+    cdef double* diff = &work[0, 0]
+    cdef double* other = &work[BLOCK, 0]
+    ldw = <int>K
+    ldd = <int>D
+    with nogil:
+        t0 = 0
+        while t0 < T:
+            nb = BLOCK if T - t0 > BLOCK else T - t0
+            k_ = <int>nb
+            for b in range(nb):
+                for d in range(D):
+                    diff[b * D + d] = X[t0 + b, d] - shift[d]
+                for k in range(K):
+                    post[k] += weights[t0 + b, k]
+            # Row-major sum1 (K x D) += w^T (K x nb) diff (nb x D); in column-major terms
+            # sum1^T (D x K) += diff^T (D x nb) w (nb x K).
+            m_ = <int>D
+            n_ = <int>K
+            dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, <double*>&weights[t0, 0], &ldw,
+                  &one, &sum1[0, 0], &ldd)
+            if kind == 0:
+                for b in range(nb * D):
+                    other[b] = diff[b] * diff[b]
+                dgemm(&N, &Tr, &m_, &n_, &k_, &one, other, &ldd, <double*>&weights[t0, 0],
+                      &ldw, &one, &sum2[0, 0], &ldd)
+            else:
+                n_ = <int>D
+                for k in range(K if kind == 1 else 1):
+                    for b in range(nb):
+                        if kind == 1:
+                            w = weights[t0 + b, k]
+                        else:
+                            w = 0.0
+                            for d in range(K):
+                                w = w + weights[t0 + b, d]
+                        for d in range(D):
+                            other[b * D + d] = diff[b * D + d] * w
+                    # (D x D) += diff^T (D x nb) other (nb x D), symmetric.
+                    dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, other, &ldd, &one,
+                          &sum2[k * D if kind == 1 else 0, 0], &ldd)
+            t0 += nb
+    return None

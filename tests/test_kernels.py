@@ -207,3 +207,26 @@ def test_density_kernels_reject_bad_shapes():
             np.ones((2, 2)) / 2, np.empty((3, 2)), np.empty((2, 2)), np.empty(1),
             np.empty((3, 2)), np.empty(3),
         )
+
+
+@pytest.mark.parametrize("covariance_type", G.COVARIANCE_TYPES)
+def test_moment_accumulation_matches_numpy(covariance_type):
+    rng = np.random.default_rng(5)
+    n, K, D = 300, 3, 4  # crosses block boundaries
+    X = 1e4 + rng.normal(size=(n, D))
+    W = rng.dirichlet(np.ones(K), size=n) * rng.uniform(0, 2, size=(n, 1))
+    shift = X.mean(axis=0)
+    s = G.GaussianStats.from_weights(X, W, shift, covariance_type)
+    Xc = X - shift
+    np.testing.assert_allclose(s.post, W.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(s.sum1, W.T @ Xc, rtol=1e-10, atol=1e-10)
+    if covariance_type in ("diag", "spherical"):
+        ref = W.T @ Xc**2
+    elif covariance_type == "full":
+        ref = np.einsum("tk,td,te->kde", W, Xc, Xc)
+    else:
+        ref = np.einsum("t,td,te->de", W.sum(1), Xc, Xc)
+    np.testing.assert_allclose(s.sum2, ref, rtol=1e-10, atol=1e-10)
+    half = G.GaussianStats.from_weights(X[:100], W[:100], shift, covariance_type)
+    rest = G.GaussianStats.from_weights(X[100:], W[100:], shift, covariance_type)
+    np.testing.assert_allclose((half + rest).sum2, s.sum2, rtol=1e-12, atol=1e-10)

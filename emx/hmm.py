@@ -9,8 +9,6 @@ M-step is closed form. Chunks run in threads with ``n_jobs``; the result does no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import reduce
-from operator import add
 from typing import Any
 
 import numpy as np
@@ -69,6 +67,12 @@ class _Data:
     offsets: np.ndarray
     chunks: list  # (first frame, end frame, offsets relative to the first frame)
     shift: np.ndarray | None = None
+
+    def __post_init__(self):
+        # Index of each chunk's first sequence (for error messages).
+        self.first_sequence = [0]
+        for c in self.chunks[:-1]:
+            self.first_sequence.append(self.first_sequence[-1] + len(c[2]) - 1)
 
 
 def _make_chunks(offsets: np.ndarray, target: int | None = None) -> list:
@@ -212,11 +216,8 @@ class BaseHMM(BaseEstimator):
     def _map_chunks(self, data: _Data, func, runner=None):
         """``func(X_chunk, offsets_chunk, first_sequence)`` over the chunks, in order: a list,
         or with ``runner`` an iterator (so that a sum need not hold every chunk's result)."""
-        first = np.cumsum([0] + [len(c[2]) - 1 for c in data.chunks])
-
         def call(i):
-            f0, f1, off = data.chunks[i]
-            return func(data.X[f0:f1], off, int(first[i]))
+            return func(*self._chunk(data, i))
 
         if runner is None:
             with ChunkRunner(check_n_jobs(self.n_jobs)) as r:
@@ -227,7 +228,8 @@ class BaseHMM(BaseEstimator):
     def _estep(self, data: _Data, runner: ChunkRunner) -> HMMStats:
         loglik_fn = self._emission_loglik_fn()
 
-        def accumulate(X, offsets, first):
+        def accumulate(i):
+            X, offsets, first = self._chunk(data, i)
             seq_ll, post, xi = self._forward_backward(X, offsets, loglik_fn, first=first)
             return HMMStats(
                 float(seq_ll.sum()),
@@ -236,7 +238,13 @@ class BaseHMM(BaseEstimator):
                 self._emission_stats(X, post, data.shift),
             )
 
-        return reduce(add, self._map_chunks(data, accumulate, runner))
+        return runner.map_sum(accumulate, range(len(data.chunks)))
+
+    @staticmethod
+    def _chunk(data: _Data, i: int):
+        """Frames, local offsets and index of the first sequence of chunk ``i``."""
+        f0, f1, off = data.chunks[i]
+        return data.X[f0:f1], off, data.first_sequence[i]
 
     def _mstep(self, stats: HMMStats) -> None:
         # Dirichlet MAP; counts below zero (priors < 1) clip to zero; structural zeros stay

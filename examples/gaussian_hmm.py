@@ -17,7 +17,8 @@ truth.means_ = np.array([[0.0, 0.0], [4.0, 1.0], [0.0, 5.0]])
 truth.covars_ = np.array([np.eye(2), [[1.0, 0.6], [0.6, 1.0]], 0.5 * np.eye(2)])
 
 rng = np.random.default_rng(1)
-sequences = [truth.sample(int(n), random_state=i)[0] for i, n in enumerate(rng.integers(100, 400, 50))]
+sizes = rng.integers(100, 400, 50)
+sequences = [truth.sample(int(n), random_state=i)[0] for i, n in enumerate(sizes)]
 X, lengths = np.concatenate(sequences), [len(s) for s in sequences]
 
 model = GaussianHMM(

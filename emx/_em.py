@@ -17,7 +17,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from functools import reduce
-from operator import add
+from operator import iadd
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -143,7 +143,8 @@ class ChunkRunner:
         additions, and with it the result, does not depend on the number of threads.
         """
         groups = [chunks[i : i + group] for i in range(0, len(chunks), group)]
-        return reduce(add, self.map(lambda g: reduce(add, map(func, g)), groups))
+        # In-place sums: every func(chunk) returns fresh statistics the runner owns.
+        return reduce(iadd, self.map(lambda g: reduce(iadd, map(func, g)), groups))
 
 
 def run_em(model, data, monitor: ConvergenceMonitor, runner: ChunkRunner) -> None:

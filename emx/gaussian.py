@@ -189,6 +189,14 @@ class GaussianStats:
             self.post + other.post, self.sum1 + other.sum1, self.sum2 + other.sum2, self.shift
         )
 
+    def __iadd__(self, other: GaussianStats) -> GaussianStats:
+        if self.shift is not other.shift and not np.array_equal(self.shift, other.shift):
+            raise ValueError("cannot add Gaussian statistics taken about different shifts")
+        self.post += other.post
+        self.sum1 += other.sum1
+        self.sum2 += other.sum2
+        return self
+
     @classmethod
     def from_weights(
         cls, X: np.ndarray, weights: np.ndarray, shift: np.ndarray, covariance_type: str

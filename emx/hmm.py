@@ -57,6 +57,13 @@ class HMMStats:
             self.emission + other.emission,
         )
 
+    def __iadd__(self, other: HMMStats) -> HMMStats:
+        self.loglik += other.loglik
+        self.start += other.start
+        self.trans += other.trans
+        self.emission += other.emission
+        return self
+
 
 @dataclass
 class _Data:
@@ -193,17 +200,19 @@ class BaseHMM(BaseEstimator):
 
     # ------------------------------------------------------------------ kernels
     def _forward_backward(self, X, offsets, loglik_fn, want_xi=True, first=0):
+        """Returns per-sequence log-likelihoods, posteriors, xi summed, start counts."""
         loglik = loglik_fn(X)
         n, K = loglik.shape
         post = np.empty((n, K))
         xi = np.empty((K, K))
+        start = np.empty(K)
         seq_ll = np.empty(len(offsets) - 1)
         status = _hmm.forward_backward(
             loglik, offsets, self.startprob_, self.transmat_, post, xi, seq_ll,
-            np.empty((n, K)), np.empty(n), want_xi,
+            np.empty((n, K)), np.empty(n), want_xi, start,
         )
         self._raise_status(status, first)
-        return seq_ll, post, xi
+        return seq_ll, post, xi, start
 
     @staticmethod
     def _raise_status(status: int, first: int = 0) -> None:
@@ -230,12 +239,9 @@ class BaseHMM(BaseEstimator):
 
         def accumulate(i):
             X, offsets, first = self._chunk(data, i)
-            seq_ll, post, xi = self._forward_backward(X, offsets, loglik_fn, first=first)
+            seq_ll, post, xi, start = self._forward_backward(X, offsets, loglik_fn, first=first)
             return HMMStats(
-                float(seq_ll.sum()),
-                post[offsets[:-1]].sum(axis=0),
-                xi,
-                self._emission_stats(X, post, data.shift),
+                float(seq_ll.sum()), start, xi, self._emission_stats(X, post, data.shift)
             )
 
         return runner.map_sum(accumulate, range(len(data.chunks)))
@@ -331,9 +337,10 @@ class BaseHMM(BaseEstimator):
         """
         data = self._prepare(X, lengths)
         loglik_fn = self._emission_loglik_fn()
-        parts = self._map_chunks(
-            data, lambda Xc, off, first: self._forward_backward(Xc, off, loglik_fn, False)[:2]
-        )
+        def run(Xc, off, first):
+            return self._forward_backward(Xc, off, loglik_fn, False, first)[:2]
+
+        parts = self._map_chunks(data, run)
         return float(sum(p[0].sum() for p in parts)), np.concatenate([p[1] for p in parts])
 
     def score(self, X, lengths=None) -> float:

@@ -111,6 +111,7 @@ def forward_backward(
     double[:, ::1] frame_prob,
     double[::1] scale,
     bint want_xi=True,
+    double[::1] start_sum=None,
 ):
     """Posteriors, expected transition counts and log-likelihoods of many sequences.
 
@@ -125,6 +126,8 @@ def forward_backward(
     seq_loglik : (n_sequences,) output, log P(sequence).
     frame_prob, scale : (n_frames, K) and (n_frames,) work space.
     want_xi : accumulate xi_sum (False for scoring only).
+    start_sum : (K,) optional output, overwritten with the posteriors of the first frames
+        summed over the sequences (expected counts of each starting state).
 
     Returns
     -------
@@ -141,10 +144,15 @@ def forward_backward(
             or xi_sum.shape[0] != K or xi_sum.shape[1] != K or seq_loglik.shape[0] != n_seq
             or offsets[n_seq] != loglik.shape[0]):
         raise ValueError("forward_backward: inconsistent array shapes")
+    cdef bint want_start = start_sum is not None
+    if want_start and start_sum.shape[0] != K:
+        raise ValueError("forward_backward: inconsistent array shapes")
     cdef double[::1] beta = _empty(K)
     cdef double[::1] u = _empty(K)
     with nogil:
         for i in range(K):
+            if want_start:
+                start_sum[i] = 0.0
             for j in range(K):
                 xi_sum[i, j] = 0.0
         for n in range(n_seq):
@@ -156,6 +164,9 @@ def forward_backward(
                 status = n
                 break
             seq_loglik[n] = ll
+            if want_start:
+                for i in range(K):
+                    start_sum[i] += post[offsets[n], i]
         if want_xi:
             for i in range(K):
                 for j in range(K):

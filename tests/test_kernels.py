@@ -230,3 +230,18 @@ def test_moment_accumulation_matches_numpy(covariance_type):
     half = G.GaussianStats.from_weights(X[:100], W[:100], shift, covariance_type)
     rest = G.GaussianStats.from_weights(X[100:], W[100:], shift, covariance_type)
     np.testing.assert_allclose((half + rest).sum2, s.sum2, rtol=1e-12, atol=1e-10)
+
+
+def test_start_counts_are_first_frame_posteriors():
+    rng = np.random.default_rng(9)
+    K, lengths = 3, [4, 1, 6]
+    startprob, transmat = random_model(rng, K)
+    loglik = rng.normal(size=(sum(lengths), K))
+    T = len(loglik)
+    off = offsets_from_lengths(lengths)
+    post, start = np.empty((T, K)), np.full(K, np.nan)
+    _hmm.forward_backward(
+        loglik, off, startprob, transmat, post, np.empty((K, K)), np.empty(3),
+        np.empty((T, K)), np.empty(T), True, start,
+    )
+    np.testing.assert_allclose(start, post[off[:-1]].sum(axis=0), rtol=1e-14)

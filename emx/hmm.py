@@ -199,9 +199,9 @@ class BaseHMM(BaseEstimator):
         return _Data(X, lengths, offsets, _make_chunks(offsets))
 
     # ------------------------------------------------------------------ kernels
-    def _forward_backward(self, X, offsets, loglik_fn, want_xi=True, first=0):
-        """Returns per-sequence log-likelihoods, posteriors, xi summed, start counts."""
-        loglik = loglik_fn(X)
+    def _forward_backward(self, loglik, offsets, want_xi=True, first=0):
+        """Per-sequence log-likelihoods, posteriors, xi summed and start counts of a chunk
+        with emission log-likelihoods ``loglik``."""
         n, K = loglik.shape
         post = np.empty((n, K))
         xi = np.empty((K, K))
@@ -239,7 +239,7 @@ class BaseHMM(BaseEstimator):
 
         def accumulate(i):
             X, offsets, first = self._chunk(data, i)
-            seq_ll, post, xi, start = self._forward_backward(X, offsets, loglik_fn, first=first)
+            seq_ll, post, xi, start = self._forward_backward(loglik_fn(X), offsets, first=first)
             return HMMStats(
                 float(seq_ll.sum()), start, xi, self._emission_stats(X, post, data.shift)
             )
@@ -338,7 +338,7 @@ class BaseHMM(BaseEstimator):
         data = self._prepare(X, lengths)
         loglik_fn = self._emission_loglik_fn()
         def run(Xc, off, first):
-            return self._forward_backward(Xc, off, loglik_fn, False, first)[:2]
+            return self._forward_backward(loglik_fn(Xc), off, False, first)[:2]
 
         parts = self._map_chunks(data, run)
         return float(sum(p[0].sum() for p in parts)), np.concatenate([p[1] for p in parts])
@@ -401,13 +401,7 @@ class BaseHMM(BaseEstimator):
                 )
                 self._raise_status(status, first)
                 return seq_lp.sum(), path
-            post = np.empty((n, K))
-            status = _hmm.forward_backward(
-                ll, off, self.startprob_, self.transmat_, post, np.empty((K, K)),
-                np.empty(len(off) - 1), np.empty((n, K)), np.empty(n), False,
-            )
-            self._raise_status(status, first)
-            path = post.argmax(axis=1)
+            path = self._forward_backward(ll, off, False, first)[1].argmax(axis=1)
             return _path_logprob(path, off, ll, log_sp, log_tm), path
 
         parts = self._map_chunks(data, run)

@@ -22,7 +22,7 @@ from operator import iadd
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["ConvergenceMonitor", "EMDecreaseWarning", "ChunkRunner", "run_em", "fit_restarts"]
+__all__ = ["ConvergenceMonitor", "EMDecreaseWarning", "ChunkRunner", "run_em", "fit_restarts", "restart_seeds"]
 
 
 class EMDecreaseWarning(RuntimeWarning):
@@ -157,18 +157,19 @@ def run_em(model, data, monitor: ConvergenceMonitor, runner: ChunkRunner) -> Non
             break
 
 
-def fit_restarts(model, data, *, n_init: int, random_state, n_jobs: int, make_monitor):
-    """Fit ``model`` from ``n_init`` initialisations and keep the best final objective.
-
-    With ``n_init == 1`` the model's ``random_state`` is used as is (so the initialisation is
-    the one a single-run peer library would draw); with more, each restart gets a seed drawn
-    from it.
-    """
+def restart_seeds(random_state, n_init: int) -> list:
+    """One seed per restart: ``random_state`` itself for a single run (so the initialisation
+    is the one a single-run peer library would draw), else seeds drawn from it."""
     if n_init == 1:
-        seeds = [random_state]
-    else:
-        rng = check_random_state(random_state)
-        seeds = [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=n_init)]
+        return [random_state]
+    rng = check_random_state(random_state)
+    return [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=n_init)]
+
+
+def fit_restarts(model, data, *, seeds: list, n_jobs: int, make_monitor):
+    """Fit ``model`` once per seed (``model._init_params(data, seed)`` then EM) and keep the
+    parameters with the best final objective; sets ``model.monitor_`` to that run's monitor.
+    """
     given = {a: getattr(model, a) for a in model._fitted_attrs if hasattr(model, a)}
     best = None
     with ChunkRunner(n_jobs) as runner:

@@ -29,6 +29,9 @@ __all__ = [
     "validate_covars",
     "covars_from_template",
     "full_covars",
+    "precision_cholesky",
+    "precisions_from_cholesky",
+    "covars_from_precisions",
     "update_means",
     "update_covars",
     "log_prior",
@@ -106,6 +109,41 @@ def full_covars(covars, covariance_type: str, n_components: int, n_features: int
     return covars.copy()
 
 
+def precision_cholesky(covars: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Cholesky factors of the precisions, in scikit-learn's form.
+
+    'full' and 'tied': upper-triangular P with P P^T = Sigma^{-1} (P = L^{-T} for
+    Sigma = L L^T); 'diag' and 'spherical': 1 / sqrt(variance). Raises ValueError when a
+    covariance is not positive definite.
+    """
+    covars = np.asarray(covars, dtype=np.float64)
+    if covariance_type in ("diag", "spherical"):
+        return 1.0 / np.sqrt(covars)
+    mats = covars[None] if covariance_type == "tied" else covars
+    try:
+        chol = np.linalg.cholesky(mats)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{covariance_type!r} covariance is not positive definite.") from None
+    D = mats.shape[-1]
+    prec = np.swapaxes(np.linalg.solve(chol, np.broadcast_to(np.eye(D), mats.shape)), -1, -2)
+    return prec[0] if covariance_type == "tied" else prec
+
+
+def precisions_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Precisions (inverse covariances) from their Cholesky factors."""
+    if covariance_type in ("diag", "spherical"):
+        return prec_chol**2
+    return prec_chol @ np.swapaxes(prec_chol, -1, -2)
+
+
+def covars_from_precisions(precisions: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Covariances from precisions (inverse matrices, or reciprocal variances)."""
+    precisions = np.asarray(precisions, dtype=np.float64)
+    if covariance_type in ("diag", "spherical"):
+        return 1.0 / precisions
+    return np.linalg.inv(precisions)
+
+
 class GaussianDensity:
     """Log-densities of K Gaussians, prepared once per parameter set.
 
@@ -130,19 +168,10 @@ class GaussianDensity:
             self.prec_chol = None
         else:
             mats = np.broadcast_to(covars, (K, D, D)) if covariance_type == "tied" else covars
-            try:
-                chol = np.linalg.cholesky(mats)
-            except np.linalg.LinAlgError:
-                raise ValueError(
-                    f"{covariance_type!r} covariance is not positive definite."
-                ) from None
-            # Sigma = L L^T  =>  Sigma^{-1} = P P^T with P = L^{-T} (upper triangular).
-            eye = np.broadcast_to(np.eye(D), (K, D, D))
-            self.prec_chol = np.ascontiguousarray(
-                np.swapaxes(np.linalg.solve(chol, eye), -1, -2)
-            )
-            self.log_norm = -0.5 * D * _LOG_2PI - np.log(
-                np.diagonal(chol, axis1=1, axis2=2)
+            self.prec_chol = np.ascontiguousarray(precision_cholesky(mats, "full"))
+            # log|Sigma|^(-1/2) = sum log diag(P)
+            self.log_norm = -0.5 * D * _LOG_2PI + np.log(
+                np.diagonal(self.prec_chol, axis1=1, axis2=2)
             ).sum(axis=1)
             self.precisions = None
         self.log_norm = np.ascontiguousarray(self.log_norm, dtype=np.float64)

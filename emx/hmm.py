@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
 from ._core import _hmm
-from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts
+from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, restart_seeds
 from ._validation import check_n_jobs, check_positive_int, check_sequences
 
 __all__ = ["BaseHMM", "GaussianHMM", "HMMStats"]
@@ -315,8 +315,7 @@ class BaseHMM(BaseEstimator):
         return fit_restarts(
             self,
             data,
-            n_init=self.n_init,
-            random_state=self.random_state,
+            seeds=restart_seeds(self.random_state, self.n_init),
             n_jobs=check_n_jobs(self.n_jobs),
             make_monitor=lambda: ConvergenceMonitor(self.tol, self.n_iter, self.verbose),
         )

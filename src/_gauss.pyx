@@ -13,6 +13,7 @@ stay accurate when the data sit far from the origin with small variances.
 so spherical and tied covariances are the diagonal and full kernels with repeated parameters.
 """
 
+from libc.math cimport exp, log, INFINITY
 from scipy.linalg.cython_blas cimport dgemm
 
 cdef enum:
@@ -174,4 +175,45 @@ def accumulate_moments(
                     dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, other, &ldd, &one,
                           &sum2[k * D if kind == 1 else 0, 0], &ldd)
             t0 += nb
+    return None
+
+
+def responsibilities(
+    double[:, ::1] logp,
+    const double[::1] log_weights,
+    double[::1] log_norm,
+):
+    """Turn per-component log-densities into responsibilities, in place.
+
+    On entry ``logp[t, k]`` is ``log N(x_t | k)``; on exit it is the responsibility
+    ``p(k | x_t)``, and ``log_norm[t] = log sum_k w_k N(x_t | k)`` (log-sum-exp with the row
+    maximum subtracted). ``log_weights`` may hold -inf (components with zero weight). A row
+    whose every term is -inf gets ``log_norm = -inf`` and responsibilities 0.
+    """
+    cdef Py_ssize_t T = logp.shape[0], K = logp.shape[1]
+    cdef Py_ssize_t t, k
+    cdef double m, s, v
+    if log_weights.shape[0] != K or log_norm.shape[0] != T:
+        raise ValueError("responsibilities: inconsistent array shapes")
+    with nogil:
+        for t in range(T):
+            m = -INFINITY
+            for k in range(K):
+                v = logp[t, k] + log_weights[k]
+                logp[t, k] = v
+                if v > m:
+                    m = v
+            if m == -INFINITY:
+                log_norm[t] = -INFINITY
+                for k in range(K):
+                    logp[t, k] = 0.0
+                continue
+            s = 0.0
+            for k in range(K):
+                v = exp(logp[t, k] - m)
+                logp[t, k] = v
+                s += v
+            for k in range(K):
+                logp[t, k] /= s
+            log_norm[t] = m + log(s)
     return None

@@ -400,7 +400,8 @@ def test_degenerate_data_gives_finite_parameters(covariance_type):
         assert np.all(np.isfinite(getattr(model, name))), name
     assert np.isfinite(model.score(X))
     evals = np.linalg.eigvalsh(G.full_covars(model.covars_, covariance_type, 5, 3))
-    assert np.all(evals >= model.min_covar * (1 - 1e-9))
+    # The floor holds up to the round-off of rebuilding a matrix from its eigenvalues.
+    assert np.all(evals >= model.min_covar - 1e-14 * evals.max(axis=1, keepdims=True))
 
 
 def test_sample_draws_from_the_model():

@@ -22,7 +22,14 @@ from operator import iadd
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["ConvergenceMonitor", "EMDecreaseWarning", "ChunkRunner", "run_em", "fit_restarts", "restart_seeds"]
+__all__ = [
+    "ConvergenceMonitor",
+    "EMDecreaseWarning",
+    "ChunkRunner",
+    "run_em",
+    "fit_restarts",
+    "restart_seeds",
+]
 
 
 class EMDecreaseWarning(RuntimeWarning):

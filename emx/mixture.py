@@ -1,0 +1,465 @@
+"""Gaussian mixture model fitted by EM, with scikit-learn's API and sample weights."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
+
+from . import gaussian as G
+from ._core import _gauss
+from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts
+from ._validation import check_n_jobs, check_positive_int
+
+__all__ = ["GaussianMixture", "MixtureStats"]
+
+# Rows per E-step chunk (fixed by the data, never by the number of threads).
+CHUNK_ROWS = 4096
+_INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+@dataclass
+class MixtureStats:
+    """Additive statistics of a Gaussian-mixture E-step.
+
+    Attributes
+    ----------
+    loglik_sum : float
+        Weighted sum of the rows' log-likelihoods.
+    weight : float
+        Sum of the rows' weights (their number, unweighted).
+    gaussian : emx.gaussian.GaussianStats
+        Responsibility-weighted moments.
+    """
+
+    loglik_sum: float
+    weight: float
+    gaussian: G.GaussianStats
+
+    @property
+    def loglik(self) -> float:
+        """Mean log-likelihood per (weighted) sample: scikit-learn's lower bound."""
+        return self.loglik_sum / self.weight
+
+    def __add__(self, other: MixtureStats) -> MixtureStats:
+        return MixtureStats(
+            self.loglik_sum + other.loglik_sum, self.weight + other.weight,
+            self.gaussian + other.gaussian,
+        )
+
+    def __iadd__(self, other: MixtureStats) -> MixtureStats:
+        self.loglik_sum += other.loglik_sum
+        self.weight += other.weight
+        self.gaussian += other.gaussian
+        return self
+
+
+@dataclass
+class _Rows:
+    X: np.ndarray
+    sample_weight: np.ndarray | None
+    shift: np.ndarray
+    chunks: list
+
+    def chunk(self, i):
+        a, b = self.chunks[i]
+        w = None if self.sample_weight is None else self.sample_weight[a:b]
+        return self.X[a:b], w
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by EM on compiled kernels.
+
+    Same parameters, attributes and methods as ``sklearn.mixture.GaussianMixture`` (so the
+    same settings and initial parameters give the same fit), plus ``sample_weight`` in
+    :meth:`fit` (a weight of 0 is the same as removing the row, 2 the same as repeating it)
+    and ``n_jobs`` threads (results do not depend on it).
+
+    Parameters
+    ----------
+    n_components : int
+        Number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        Form of the component covariances.
+    tol : float
+        Stop when the mean log-likelihood per sample changes by less than this.
+    reg_covar : float
+        Added to the diagonal of every covariance (keeps them positive definite).
+    max_iter : int
+        Maximum EM iterations per initialisation.
+    n_init : int
+        Number of initialisations; the best final lower bound is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+        How responsibilities are initialised when not all of ``weights_init``,
+        ``means_init`` and ``precisions_init`` are given.
+    weights_init, means_init, precisions_init : array-like, optional
+        Initial parameters (precisions in the shape of ``covariance_type``).
+    random_state : int, RandomState or None
+        Seed for the initialisation and for :meth:`sample`.
+    warm_start : bool
+        Start the next :meth:`fit` from the current parameters (then ``n_init`` is 1).
+    verbose : int
+        Print per-iteration progress to stderr when > 0.
+    verbose_interval : int
+        Accepted for scikit-learn compatibility (progress is printed every iteration).
+    n_jobs : int or None
+        Threads for the E-step (None: 1, -1: all cores).
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+        (n_components,) 'spherical', (n_components, n_features) 'diag', (n_components,
+        n_features, n_features) 'full', (n_features, n_features) 'tied'.
+    precisions_, precisions_cholesky_ : ndarray
+        Inverses of the covariances and their Cholesky factors, shaped like
+        ``covariances_``.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood per sample at the last iteration of the best initialisation.
+    lower_bounds_ : list of float
+        The same at every iteration of the best initialisation (never decreasing).
+    n_features_in_ : int
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
+        n_jobs: int | None = None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_jobs = n_jobs
+
+    _fitted_attrs = ("weights_", "means_", "covariances_")
+
+    # ------------------------------------------------------------------ checks
+    def _check_hyperparameters(self) -> None:
+        check_positive_int(self.n_components, "n_components")
+        check_positive_int(self.max_iter, "max_iter", minimum=0)
+        check_positive_int(self.n_init, "n_init")
+        check_n_jobs(self.n_jobs)
+        G.check_covariance_type(self.covariance_type)
+        if self.init_params not in _INIT_PARAMS:
+            raise ValueError(
+                f"init_params must be one of {_INIT_PARAMS}, got {self.init_params!r}."
+            )
+        if not (np.isfinite(self.tol) and self.tol >= 0):
+            raise ValueError(f"tol must be a non-negative float, got {self.tol!r}.")
+        if not (np.isfinite(self.reg_covar) and self.reg_covar >= 0):
+            raise ValueError(f"reg_covar must be a non-negative float, got {self.reg_covar!r}.")
+
+    def _check_initial(self, D: int):
+        K, ct = self.n_components, self.covariance_type
+        weights = means = covars = None
+        if self.weights_init is not None:
+            weights = np.asarray(self.weights_init, dtype=np.float64)
+            if (weights.shape != (K,) or np.any(weights < 0) or not np.all(np.isfinite(weights))
+                    or not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-6)):
+                raise ValueError(
+                    f"weights_init must be {K} non-negative numbers summing to 1, got {weights}."
+                )
+        if self.means_init is not None:
+            means = np.asarray(self.means_init, dtype=np.float64)
+            if means.shape != (K, D) or not np.all(np.isfinite(means)):
+                raise ValueError(f"means_init must be finite with shape ({K}, {D}), "
+                                 f"got shape {means.shape}.")
+        if self.precisions_init is not None:
+            prec = G.validate_covars(self.precisions_init, ct, K, D)  # same shape rules
+            covars = G.covars_from_precisions(prec, ct)
+        return weights, means, covars
+
+    def _validate_rows(self, X, sample_weight, *, reset: bool) -> _Rows:
+        X = validate_data(
+            self, X, reset=reset, dtype=np.float64, order="C", ensure_all_finite=True,
+            ensure_min_samples=2 if reset else 1,
+        )
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            if sample_weight.shape != (X.shape[0],):
+                raise ValueError(
+                    f"sample_weight must have shape ({X.shape[0]},), got {sample_weight.shape}."
+                )
+            if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
+                raise ValueError("sample_weight must be finite and non-negative.")
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum.")
+        n = X.shape[0]
+        chunks = [(a, min(a + CHUNK_ROWS, n)) for a in range(0, n, CHUNK_ROWS)]
+        return _Rows(X, sample_weight, np.zeros(X.shape[1]), chunks)
+
+    # ------------------------------------------------------------------ EM parts
+    def _density(self):
+        return G.GaussianDensity(self.means_, self.covariances_, self.covariance_type)
+
+    def _log_weights(self):
+        out = np.full(self.n_components, -np.inf)
+        np.log(self.weights_, out=out, where=self.weights_ > 0)
+        return out
+
+    def _responsibilities(self, dens, log_w, X):
+        """(responsibilities (n, K), log p(x) per row) for a block of rows."""
+        resp = dens(X)
+        log_norm = np.empty(X.shape[0])
+        _gauss.responsibilities(resp, log_w, log_norm)
+        return resp, log_norm
+
+    def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
+        dens, log_w = self._density(), self._log_weights()
+
+        def accumulate(i):
+            X, w = data.chunk(i)
+            resp, log_norm = self._responsibilities(dens, log_w, X)
+            if w is None:
+                ll, total = float(log_norm.sum()), float(len(X))
+            else:
+                ll, total = float(w @ log_norm), float(w.sum())
+                resp *= w[:, None]
+            return MixtureStats(
+                ll, total, G.GaussianStats.from_weights(X, resp, data.shift, self.covariance_type)
+            )
+
+        return runner.map_sum(accumulate, range(len(data.chunks)))
+
+    def _log_prior(self) -> float:
+        return 0.0
+
+    def _mstep(self, stats: MixtureStats) -> None:
+        weights, means, covs = self._estimate(stats.gaussian, self.means_, self.covariances_)
+        self.weights_, self.means_, self.covariances_ = weights, means, covs
+
+    def _estimate(self, gs: G.GaussianStats, old_means, old_covs):
+        """Weights, means and covariances (plus ``reg_covar``) from moments.
+
+        As scikit-learn, component weights get 10 * eps added; a component with no weight
+        at all keeps its previous mean and covariance (when it has them) instead of 0/0.
+        """
+        K, D = gs.sum1.shape
+        nk = gs.post + 10 * np.finfo(float).eps
+        weights = nk / nk.sum()
+        means = gs.shift + gs.sum1 / nk[:, None]
+        empty = gs.post <= G._EMPTY
+        if old_means is not None:
+            means[empty] = old_means[empty]
+        scatter = G._scatter(gs, means, self.covariance_type)
+        reg = self.reg_covar
+        if self.covariance_type in ("diag", "spherical"):
+            covs = scatter / nk[:, None] + reg
+            if self.covariance_type == "spherical":
+                covs = covs.mean(axis=1)
+            covs = np.maximum(covs, np.finfo(float).tiny)
+        elif self.covariance_type == "full":
+            covs = scatter / nk[:, None, None] + reg * np.eye(D)
+            covs = G._floor_eigenvalues(covs, 0.0)
+        else:
+            covs = G._floor_eigenvalues(scatter / nk.sum() + reg * np.eye(D), 0.0)
+        if old_covs is not None and self.covariance_type != "tied":
+            covs[empty] = old_covs[empty]
+        return weights, means, covs
+
+    def _init_params(self, data: _Rows, random_state) -> None:
+        if self.warm_start and hasattr(self, "converged_"):
+            return
+        X, w = data.X, data.sample_weight
+        n, D = X.shape
+        K = self.n_components
+        weights, means, covars = self._check_initial(D)
+        if weights is None or means is None or covars is None:
+            rs = check_random_state(random_state)
+            resp = np.zeros((n, K))
+            if self.init_params == "kmeans":
+                with threadpool_limits(limits=1):  # repeatable for any thread count
+                    labels = KMeans(n_clusters=K, n_init=1, random_state=rs).fit(
+                        X, sample_weight=w
+                    ).labels_
+                resp[np.arange(n), labels] = 1
+            elif self.init_params == "random":
+                resp = rs.uniform(size=(n, K))
+                resp /= resp.sum(axis=1, keepdims=True)
+            elif self.init_params == "random_from_data":
+                resp[rs.choice(n, size=K, replace=False), np.arange(K)] = 1
+            else:
+                _, idx = kmeans_plusplus(X, K, random_state=rs, sample_weight=w)
+                resp[idx, np.arange(K)] = 1
+            if w is not None:
+                resp *= w[:, None]
+            gs = G.GaussianStats.from_weights(X, resp, data.shift, self.covariance_type)
+            w0, m0, c0 = self._estimate(gs, None, None)
+            weights = w0 if weights is None else weights
+            means = m0 if means is None else means
+            covars = c0 if covars is None else covars
+        self.weights_, self.means_, self.covariances_ = weights, means, covars
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights of the rows (a weight of 2 counts the row twice).
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def _fit(self, X, sample_weight) -> _Rows:
+        self._check_hyperparameters()
+        data = self._validate_rows(X, sample_weight, reset=not (
+            self.warm_start and hasattr(self, "converged_")))
+        if data.X.shape[0] < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {data.X.shape[0]}"
+            )
+        w = data.sample_weight
+        data.shift = (
+            data.X.mean(axis=0) if w is None else (w @ data.X) / w.sum()
+        )
+        warm = self.warm_start and hasattr(self, "converged_")
+        n_init = 1 if warm else self.n_init
+        rs = check_random_state(self.random_state)
+        if self.max_iter == 0:
+            self._init_params(data, rs)
+            self.converged_, self.n_iter_ = False, 0
+            self.lower_bound_, self.lower_bounds_ = -np.inf, []
+        else:
+            fit_restarts(
+                self, data, seeds=[rs] * n_init, n_jobs=check_n_jobs(self.n_jobs),
+                make_monitor=lambda: ConvergenceMonitor(
+                    self.tol, self.max_iter, bool(self.verbose)
+                ),
+            )
+            monitor = self.monitor_
+            del self.monitor_
+            self.converged_ = monitor.converged
+            self.n_iter_ = monitor.iter
+            self.lower_bounds_ = list(monitor.history)
+            self.lower_bound_ = monitor.history[-1]
+            if not self.converged_:
+                warnings.warn(
+                    "Best performing initialization did not converge. Try different init "
+                    "parameters, or increase max_iter, tol, or check for degenerate data.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+        self._set_derived()
+        return data
+
+    def _set_derived(self) -> None:
+        self.precisions_cholesky_ = G.precision_cholesky(self.covariances_, self.covariance_type)
+        self.precisions_ = G.precisions_from_cholesky(
+            self.precisions_cholesky_, self.covariance_type
+        )
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the most likely component of every row of ``X``."""
+        data = self._fit(X, sample_weight)
+        return self._estimate_resp(data.X)[0].argmax(axis=1)
+
+    # ------------------------------------------------------------------ inference
+    def _estimate_resp(self, X):
+        dens, log_w = self._density(), self._log_weights()
+        parts = [
+            self._responsibilities(dens, log_w, X[a : a + CHUNK_ROWS])
+            for a in range(0, len(X), CHUNK_ROWS)
+        ]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _checked(self, X):
+        check_is_fitted(self, "means_")
+        return validate_data(self, X, reset=False, dtype=np.float64, order="C")
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log-density of every row of ``X`` under the mixture."""
+        return self._estimate_resp(self._checked(X))[1]
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood per row of ``X``."""
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Responsibility of every component for every row, shape (n_samples, n_components)."""
+        return self._estimate_resp(self._checked(X))[0]
+
+    def predict(self, X) -> np.ndarray:
+        """Most likely component of every row."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def sample(self, n_samples: int = 1):
+        """Draw rows from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each row (grouped by component, as scikit-learn).
+        """
+        check_is_fitted(self, "means_")
+        n_samples = check_positive_int(n_samples, "n_samples")
+        rs = check_random_state(self.random_state)
+        counts = rs.multinomial(n_samples, self.weights_)
+        K, D = self.means_.shape
+        covs = G.full_covars(self.covariances_, self.covariance_type, K, D)
+        X = np.vstack([
+            rs.multivariate_normal(self.means_[k], covs[k], int(c)) for k, c in enumerate(counts)
+        ])
+        y = np.repeat(np.arange(K), counts)
+        return X, y
+
+    def _n_parameters(self) -> int:
+        K, D = self.means_.shape
+        cov = {
+            "full": K * D * (D + 1) / 2, "diag": K * D, "tied": D * (D + 1) / 2, "spherical": K,
+        }[self.covariance_type]
+        return int(cov + K * D + K - 1)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        X = self._checked(X)
+        return float(-2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0]))
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on ``X`` (lower is better)."""
+        X = self._checked(X)
+        return float(-2 * self.score(X) * X.shape[0] + 2 * self._n_parameters())

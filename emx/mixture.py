@@ -74,6 +74,23 @@ class _Rows:
         return self.X[a:b], w
 
 
+def _distinct_rows(X: np.ndarray, w: np.ndarray | None, K: int):
+    """Distinct rows of ``X`` in sorted order with their total weights (zero-weight rows
+    dropped).
+
+    Initialising from these makes the fit independent of the order of the rows, and a
+    row of weight 2 the same as the row repeated. Falls back to the rows as given when
+    fewer than ``K`` distinct rows carry weight.
+    """
+    weights = np.ones(len(X)) if w is None else w
+    U, inverse = np.unique(X, axis=0, return_inverse=True)
+    wU = np.bincount(inverse.ravel(), weights=weights, minlength=len(U))
+    keep = wU > 0
+    if keep.sum() < K:
+        return X, weights
+    return np.ascontiguousarray(U[keep]), wU[keep]
+
+
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM on compiled kernels.
 
@@ -81,6 +98,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     same settings and initial parameters give the same fit), plus ``sample_weight`` in
     :meth:`fit` (a weight of 0 is the same as removing the row, 2 the same as repeating it)
     and ``n_jobs`` threads (results do not depend on it).
+
+    The random initialisations ('kmeans', 'k-means++', 'random', 'random_from_data') run on
+    the distinct rows of ``X`` in sorted order, each with its total weight: the fit does not
+    depend on the order of the rows, and weights are exactly repetitions, at the price of
+    drawing different initial values than scikit-learn for the same ``random_state``.
 
     Parameters
     ----------
@@ -218,7 +240,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
                 raise ValueError("sample_weight must be finite and non-negative.")
             if not sample_weight.sum() > 0:
-                raise ValueError("sample_weight must have a positive sum.")
+                raise ValueError("sample_weight must contain at least one non-zero weight.")
         n = X.shape[0]
         chunks = [(a, min(a + CHUNK_ROWS, n)) for a in range(0, n, CHUNK_ROWS)]
         return _Rows(X, sample_weight, np.zeros(X.shape[1]), chunks)
@@ -300,25 +322,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         K = self.n_components
         weights, means, covars = self._check_initial(D)
         if weights is None or means is None or covars is None:
+            U, wU = _distinct_rows(X, w, K)
+            m = len(U)
             rs = check_random_state(random_state)
-            resp = np.zeros((n, K))
+            resp = np.zeros((m, K))
             if self.init_params == "kmeans":
                 with threadpool_limits(limits=1):  # repeatable for any thread count
                     labels = KMeans(n_clusters=K, n_init=1, random_state=rs).fit(
-                        X, sample_weight=w
+                        U, sample_weight=wU
                     ).labels_
-                resp[np.arange(n), labels] = 1
+                resp[np.arange(m), labels] = 1
             elif self.init_params == "random":
-                resp = rs.uniform(size=(n, K))
+                resp = rs.uniform(size=(m, K))
                 resp /= resp.sum(axis=1, keepdims=True)
             elif self.init_params == "random_from_data":
-                resp[rs.choice(n, size=K, replace=False), np.arange(K)] = 1
+                resp[rs.choice(m, size=K, replace=False, p=wU / wU.sum()), np.arange(K)] = 1
             else:
-                _, idx = kmeans_plusplus(X, K, random_state=rs, sample_weight=w)
+                _, idx = kmeans_plusplus(U, K, random_state=rs, sample_weight=wU)
                 resp[idx, np.arange(K)] = 1
-            if w is not None:
-                resp *= w[:, None]
-            gs = G.GaussianStats.from_weights(X, resp, data.shift, self.covariance_type)
+            resp *= wU[:, None]
+            gs = G.GaussianStats.from_weights(U, resp, data.shift, self.covariance_type)
             w0, m0, c0 = self._estimate(gs, None, None)
             weights = w0 if weights is None else weights
             means = m0 if means is None else means

@@ -1,0 +1,250 @@
+"""GaussianMixture: scikit-learn conventions and agreement, sample weights, bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn import mixture as skm
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from emx import EMDecreaseWarning, GaussianMixture
+from emx import gaussian as G
+
+TYPES = G.COVARIANCE_TYPES
+
+
+@parametrize_with_checks(
+    [
+        GaussianMixture(),
+        GaussianMixture(n_components=2, covariance_type="diag", n_jobs=2),
+        GaussianMixture(n_components=2, covariance_type="tied", init_params="random"),
+        GaussianMixture(n_components=3, covariance_type="spherical", init_params="k-means++"),
+    ]
+)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def blobs(seed=0, n=(200, 300, 250), D=3, centre=0.0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k, m in enumerate(n):
+        A = rng.normal(size=(D, D)) * 0.4 + np.eye(D) * (0.5 + 0.3 * k)
+        parts.append(centre + scale * (rng.normal(size=(m, D)) @ A + 4.0 * rng.normal(size=D)))
+    return np.concatenate(parts)
+
+
+def initial(X, K, covariance_type, seed=0):
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet(np.ones(K) * 3)
+    means = X[rng.choice(len(X), K, replace=False)]
+    cov = np.cov(X.T)
+    precisions = G.covars_from_precisions(
+        G.covars_from_template(cov, covariance_type, K), covariance_type
+    )  # the inverse of the covariances
+    return dict(weights_init=weights, means_init=means, precisions_init=precisions)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_same_lower_bounds_as_scikit_learn(covariance_type):
+    X = blobs()
+    init = initial(X, 3, covariance_type)
+    kw = dict(covariance_type=covariance_type, tol=1e-300, max_iter=8, **init)  # 8 full steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = GaussianMixture(3, **kw).fit(X)
+        ref = skm.GaussianMixture(3, **kw).fit(X)
+    assert len(ours.lower_bounds_) == len(ref.lower_bounds_) == ours.n_iter_ == ref.n_iter_
+    np.testing.assert_allclose(ours.lower_bounds_, ref.lower_bounds_, rtol=1e-8)
+    assert np.all(np.diff(ours.lower_bounds_) >= -1e-12)
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.score_samples(X), ref.score_samples(X), rtol=1e-10)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-8)
+    assert ours.bic(X) == pytest.approx(ref.bic(X), rel=1e-10)
+    assert ours.aic(X) == pytest.approx(ref.aic(X), rel=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_far_from_origin_matches_centred_fit(covariance_type):
+    """Data 1e4 from the origin with a 1e-2 spread: the same fit as the centred data."""
+    Xc = blobs(seed=1)
+    shifted = 1e4 + 1e-2 * Xc
+    init = initial(Xc, 3, covariance_type)
+    a = GaussianMixture(3, covariance_type=covariance_type, tol=1e-12, max_iter=10,
+                        reg_covar=0, **init)
+    init_s = dict(init)
+    init_s["means_init"] = 1e4 + 1e-2 * init["means_init"]
+    init_s["precisions_init"] = init["precisions_init"] * 1e4
+    b = GaussianMixture(3, covariance_type=covariance_type, tol=1e-12, max_iter=10,
+                        reg_covar=0, **init_s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a.fit(Xc)
+        b.fit(shifted)
+    # log-likelihoods differ by the Jacobian D * log(1e-2) per sample
+    np.testing.assert_allclose(
+        np.array(b.lower_bounds_) + 3 * np.log(1e-2), a.lower_bounds_, rtol=1e-9
+    )
+    np.testing.assert_allclose((b.means_ - 1e4) / 1e-2, a.means_, rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_sample_weights_are_repetitions(covariance_type, init_params):
+    rng = np.random.default_rng(3)
+    X = blobs(seed=2, n=(40, 50, 30))
+    sw = rng.integers(0, 4, size=len(X))
+    kw = dict(covariance_type=covariance_type, init_params=init_params, random_state=0,
+              max_iter=30, tol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = GaussianMixture(3, **kw).fit(X, sample_weight=sw)
+        repeated = GaussianMixture(3, **kw).fit(np.repeat(X, sw, axis=0))
+        order = rng.permutation(len(X))
+        shuffled = GaussianMixture(3, **kw).fit(X[order], sample_weight=sw[order])
+    for other in (repeated, shuffled):
+        # Same initial parameters up to round-off (k-means++ and random_from_data start each
+        # component on one row, with variance reg_covar: round-off then shows at ~1e-9).
+        np.testing.assert_allclose(other.lower_bounds_, weighted.lower_bounds_, rtol=1e-7)
+        for name in ("weights_", "means_", "covariances_"):
+            np.testing.assert_allclose(
+                getattr(other, name), getattr(weighted, name), rtol=1e-7, atol=1e-9
+            )
+
+
+def test_threads_give_identical_results():
+    X = blobs(seed=4, n=(5000, 4000, 6000))
+    fits = [
+        GaussianMixture(3, covariance_type="full", random_state=0, n_jobs=n, tol=1e-8).fit(X)
+        for n in (1, 2)
+    ]
+    assert fits[0].lower_bounds_ == fits[1].lower_bounds_
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_array_equal(getattr(fits[0], name), getattr(fits[1], name))
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_recovers_known_mixture(covariance_type):
+    truth = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    truth.weights_ = np.array([0.2, 0.3, 0.5])
+    truth.means_ = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    truth.covariances_ = {
+        "spherical": np.array([1.0, 0.5, 2.0]),
+        "diag": np.array([[1.0, 0.5], [0.5, 2.0], [1.5, 1.0]]),
+        "full": np.array([[[1.0, 0.3], [0.3, 1.0]], np.eye(2), [[2.0, -0.5], [-0.5, 1.0]]]),
+        "tied": np.array([[1.0, 0.3], [0.3, 1.5]]),
+    }[covariance_type]
+    truth.n_features_in_ = 2
+    X, _ = truth.sample(30_000)
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=1, n_init=2).fit(X)
+    order = [int(np.argmin(np.linalg.norm(model.means_ - m, axis=1))) for m in truth.means_]
+    assert sorted(order) == [0, 1, 2]
+    np.testing.assert_allclose(model.weights_[order], truth.weights_, atol=0.02)
+    np.testing.assert_allclose(model.means_[order], truth.means_, atol=0.06)
+    fitted = model.covariances_ if covariance_type == "tied" else model.covariances_[order]
+    np.testing.assert_allclose(fitted, truth.covariances_, rtol=0.08, atol=0.04)
+
+
+def test_score_samples_is_the_mixture_density():
+    X = blobs(seed=5)
+    model = GaussianMixture(3, covariance_type="full", random_state=0).fit(X)
+    dens = sum(
+        w * multivariate_normal(m, c).pdf(X)
+        for w, m, c in zip(model.weights_, model.means_, model.covariances_, strict=True)
+    )
+    np.testing.assert_allclose(model.score_samples(X), np.log(dens), rtol=1e-10)
+    np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0, rtol=1e-12)
+    assert model.score(X) == pytest.approx(np.log(dens).mean(), rel=1e-10)
+    np.testing.assert_array_equal(model.fit_predict(X), model.predict(X))
+
+
+def test_warm_start_continues():
+    X = blobs(seed=6)
+    model = GaussianMixture(3, max_iter=2, warm_start=True, random_state=0, tol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+        first = model.lower_bound_
+        model.fit(X)
+    assert model.lower_bounds_[0] >= first - 1e-12
+
+
+def test_bad_input_raises():
+    X = blobs(seed=7, n=(10, 10, 10))
+    with pytest.raises(ValueError, match="NaN"):
+        GaussianMixture(2).fit(np.where(np.eye(30, 3) > 0, np.nan, X))
+    with pytest.raises(ValueError, match="2D"):
+        GaussianMixture(2).fit(X[:, 0])
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GaussianMixture(5).fit(X[:4])
+    with pytest.raises(ValueError, match="sample_weight"):
+        GaussianMixture(2).fit(X, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="non-negative"):
+        GaussianMixture(2).fit(X, sample_weight=-np.ones(30))
+    with pytest.raises(ValueError, match="weights_init"):
+        GaussianMixture(2, weights_init=[0.7, 0.7]).fit(X)
+    with pytest.raises(ValueError, match="means_init"):
+        GaussianMixture(2, means_init=np.zeros((3, 3))).fit(X)
+    with pytest.raises(ValueError, match="positive"):
+        GaussianMixture(2, covariance_type="diag", precisions_init=-np.ones((2, 3))).fit(X)
+    with pytest.raises(ValueError, match="covariance_type"):
+        GaussianMixture(2, covariance_type="banana").fit(X)
+    with pytest.raises(ValueError, match="init_params"):
+        GaussianMixture(2, init_params="magic").fit(X)
+    model = GaussianMixture(2).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X[:, :2])
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_degenerate_data_gives_finite_parameters(covariance_type):
+    # Two distinct points, repeated, for four components; one constant feature.
+    X = np.repeat(np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 3.0]]), 10, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GaussianMixture(4, covariance_type=covariance_type, random_state=0,
+                                reg_covar=0.0).fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert np.all(np.isfinite(getattr(model, name))), name
+    assert np.all(np.isfinite(model.score_samples(X)))
+
+
+def test_bound_never_decreases_on_random_problems():
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        X = rng.standard_t(df=3, size=(400, 3))
+        for covariance_type in TYPES:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.simplefilter("error", EMDecreaseWarning)
+                model = GaussianMixture(
+                    4, covariance_type=covariance_type, random_state=seed, tol=1e-14,
+                    max_iter=40, init_params="random",
+                ).fit(X)
+            lb = np.array(model.lower_bounds_)
+            assert np.all(np.diff(lb) >= -1e-12 * np.abs(lb[1:]))
+
+
+def test_input_not_mutated():
+    X = blobs(seed=8)
+    sw = np.linspace(0.5, 2.0, len(X))
+    X0, sw0 = X.copy(), sw.copy()
+    init = initial(X, 3, "full")
+    init0 = {k: v.copy() for k, v in init.items()}
+    GaussianMixture(3, **init).fit(X, sample_weight=sw)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(sw, sw0)
+    for k in init:
+        np.testing.assert_array_equal(init[k], init0[k])
+
+
+def test_sample_shapes_and_moments():
+    X = blobs(seed=9)
+    model = GaussianMixture(3, random_state=0).fit(X)
+    S, y = model.sample(20_000)
+    assert S.shape == (20_000, 3) and y.shape == (20_000,)
+    np.testing.assert_allclose(np.bincount(y) / 20_000, model.weights_, atol=0.02)
+    np.testing.assert_allclose(S[y == 0].mean(axis=0), model.means_[0], atol=0.1)

@@ -19,11 +19,11 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
-from ._core import _hmm
+from ._core import _gauss, _hmm
 from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, restart_seeds
 from ._validation import check_n_jobs, check_positive_int, check_sequences
 
-__all__ = ["BaseHMM", "GaussianHMM", "HMMStats"]
+__all__ = ["BaseHMM", "GaussianHMM", "GMMHMM", "HMMStats"]
 
 # Target number of frames per E-step chunk (whole sequences are never split). Small enough
 # that per-chunk work arrays stay near the size of one long sequence's lattice; large enough
@@ -115,8 +115,9 @@ class BaseHMM(BaseEstimator):
     """Common machinery of HMMs with any emission model.
 
     Subclasses implement the emission model: ``_init_emission``, ``_check_emission``,
-    ``_emission_loglik_fn`` (a function of a chunk of frames returning (n, K)
-    log-likelihoods), ``_emission_stats``, ``_mstep_emission``, ``_log_prior_emission``,
+    ``_emission_estep_fn`` (a function of a chunk of frames returning (n, K) state
+    log-likelihoods and a context its statistics need, computed once per E-step),
+    ``_emission_stats``, ``_mstep_emission``, ``_log_prior_emission``,
     ``_sample_emissions`` and ``_emission_attrs``.
     """
 
@@ -235,13 +236,15 @@ class BaseHMM(BaseEstimator):
 
     # ------------------------------------------------------------------ EM
     def _estep(self, data: _Data, runner: ChunkRunner) -> HMMStats:
-        loglik_fn = self._emission_loglik_fn()
+        emission = self._emission_estep_fn()
 
         def accumulate(i):
             X, offsets, first = self._chunk(data, i)
-            seq_ll, post, xi, start = self._forward_backward(loglik_fn(X), offsets, first=first)
+            loglik, context = emission(X)
+            seq_ll, post, xi, start = self._forward_backward(loglik, offsets, first=first)
             return HMMStats(
-                float(seq_ll.sum()), start, xi, self._emission_stats(X, post, data.shift)
+                float(seq_ll.sum()), start, xi,
+                self._emission_stats(X, post, data.shift, context),
             )
 
         return runner.map_sum(accumulate, range(len(data.chunks)))
@@ -319,6 +322,11 @@ class BaseHMM(BaseEstimator):
             n_jobs=check_n_jobs(self.n_jobs),
             make_monitor=lambda: ConvergenceMonitor(self.tol, self.n_iter, self.verbose),
         )
+
+    def _emission_loglik_fn(self):
+        """Function of a chunk of frames returning its (n, K) state log-likelihoods."""
+        emission = self._emission_estep_fn()
+        return lambda X: emission(X)[0]
 
     # ------------------------------------------------------------------ inference
     def _prepare(self, X, lengths) -> _Data:
@@ -595,10 +603,11 @@ class GaussianHMM(BaseHMM):
             cv = cv + self.min_covar * np.eye(D)
             self.covars_ = G.covars_from_template(cv, self.covariance_type, K)
 
-    def _emission_loglik_fn(self):
-        return G.GaussianDensity(self.means_, self.covars_, self.covariance_type)
+    def _emission_estep_fn(self):
+        density = G.GaussianDensity(self.means_, self.covars_, self.covariance_type)
+        return lambda X: (density(X), None)
 
-    def _emission_stats(self, X, post, shift):
+    def _emission_stats(self, X, post, shift, context):
         return G.GaussianStats.from_weights(X, post, shift, self.covariance_type)
 
     def _prior_kwargs(self) -> dict:
@@ -632,3 +641,442 @@ class GaussianHMM(BaseHMM):
             idx = states == k
             X[idx] = self.means_[k] + X[idx] @ chol[k].T
         return X
+
+
+_FLAT_TYPE = {"diag": "diag", "spherical": "spherical", "full": "full", "tied": "full"}
+
+
+class GMMHMM(BaseHMM):
+    """Hidden Markov model with Gaussian-mixture emissions, trained by (MAP-)EM.
+
+    A drop-in for ``hmmlearn.hmm.GMMHMM`` (same parameters, attributes, default priors) with
+    what speech training needs: one density evaluation per E-step (the per-mixture
+    log-densities give both the state log-likelihoods and the within-state
+    responsibilities), memory O(frames x states x mixtures) for every covariance type,
+    variance floors (absolute ``min_covar`` and ``var_floor`` times the global variance of each
+    feature, as HTK's HCompV ``-f``), a mixture-weight floor, components that receive no data
+    keep their parameters (never NaN), repeatable initialisation, and mixture splitting
+    (:meth:`split_mixtures`, as HTK's HHEd ``MU``).
+
+    Parameters
+    ----------
+    n_components : int
+        Number of states.
+    n_mix : int
+        Number of Gaussians per state.
+    min_covar : float
+        Absolute variance floor, also added to the diagonal of the initial covariance.
+    startprob_prior, transmat_prior : float or array
+        Dirichlet concentrations for ``startprob_`` and the rows of ``transmat_``.
+    weights_prior : float or array of shape (n_components, n_mix)
+        Dirichlet concentration for each state's mixture weights.
+    means_prior, means_weight : float or array
+        Mean and precision scale of the normal prior on the means.
+    covars_prior, covars_weight : float, array or None
+        Parameters of the prior on the covariances, with hmmlearn's conventions and defaults
+        (None: the default of the covariance type, which for 'diag', 'full' and 'tied' is
+        no prior at all).
+    algorithm : {'viterbi', 'map'}
+    covariance_type : {'diag', 'full', 'spherical', 'tied'}
+        'tied' shares one full covariance between the Gaussians of each state.
+    random_state, n_iter, tol, verbose, params, init_params, implementation, n_init, n_jobs
+        As in :class:`GaussianHMM`; ``params``/``init_params`` also take 'w' (weights).
+    var_floor : float
+        Relative variance floor: variances (eigenvalues, in units of each feature's global
+        variance) never fall below this fraction of the global variance of the training data.
+    weight_floor : float
+        Floor on the mixture weights (then renormalised).
+
+    Attributes
+    ----------
+    startprob_, transmat_ : as in GaussianHMM
+    weights_ : ndarray of shape (n_components, n_mix)
+    means_ : ndarray of shape (n_components, n_mix, n_features)
+    covars_ : ndarray
+        (n_components, n_mix) 'spherical', (n_components, n_mix, n_features) 'diag',
+        (n_components, n_mix, n_features, n_features) 'full', (n_components, n_features,
+        n_features) 'tied'.
+    var_floor_ : ndarray of shape (n_features,)
+        The variance floor applied after each M-step.
+    monitor_ : ConvergenceMonitor
+    n_features_in_ : int
+    """
+
+    _emission_attrs = ("weights_", "means_", "covars_", "var_floor_")
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        n_mix: int = 1,
+        min_covar: float = 1e-3,
+        startprob_prior=1.0,
+        transmat_prior=1.0,
+        weights_prior=1.0,
+        means_prior=0.0,
+        means_weight=0.0,
+        covars_prior=None,
+        covars_weight=None,
+        algorithm: str = "viterbi",
+        covariance_type: str = "diag",
+        random_state=None,
+        n_iter: int = 10,
+        tol: float = 1e-2,
+        verbose: bool = False,
+        params: str = "stmcw",
+        init_params: str = "stmcw",
+        implementation: str = "scaling",
+        var_floor: float = 0.01,
+        weight_floor: float = 1e-5,
+        n_init: int = 1,
+        n_jobs: int | None = None,
+    ):
+        super().__init__(
+            n_components=n_components,
+            startprob_prior=startprob_prior,
+            transmat_prior=transmat_prior,
+            algorithm=algorithm,
+            random_state=random_state,
+            n_iter=n_iter,
+            tol=tol,
+            verbose=verbose,
+            params=params,
+            init_params=init_params,
+            implementation=implementation,
+            n_init=n_init,
+            n_jobs=n_jobs,
+        )
+        self.n_mix = n_mix
+        self.min_covar = min_covar
+        self.weights_prior = weights_prior
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+        self.covariance_type = covariance_type
+        self.var_floor = var_floor
+        self.weight_floor = weight_floor
+
+    # ------------------------------------------------------------------ checks and priors
+    def _check_hyperparameters(self) -> None:
+        super()._check_hyperparameters()
+        check_positive_int(self.n_mix, "n_mix")
+        G.check_covariance_type(self.covariance_type)
+        for name in ("min_covar", "var_floor", "weight_floor"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a non-negative float, got {v!r}.")
+        if self.weight_floor * self.n_mix >= 1:
+            raise ValueError("weight_floor * n_mix must be below 1.")
+
+    def _priors(self) -> dict:
+        """Priors broadcast to their shapes, with hmmlearn's defaults for None."""
+        K, M, D = self.n_components, self.n_mix, self.n_features_in_
+        ct = self.covariance_type
+        cp, cw = self.covars_prior, self.covars_weight
+        default = {
+            "full": (0.0, -(1.0 + D + 1.0)),
+            "tied": (0.0, -(M + D + 1.0)),
+            "diag": (-1.5, 0.0),
+            "spherical": (-(M + 2.0) / 2.0, 0.0),
+        }[ct]
+        cp = default[0] if cp is None else cp
+        cw = default[1] if cw is None else cw
+        shapes = {
+            "full": ((K, M, D, D), (K, M)),
+            "tied": ((K, D, D), (K,)),
+            "diag": ((K, M, D), (K, M, D)),
+            "spherical": ((K, M), (K, M)),
+        }[ct]
+        f = np.float64
+        return dict(
+            weights_prior=np.broadcast_to(np.asarray(self.weights_prior, f), (K, M)),
+            means_prior=np.broadcast_to(np.asarray(self.means_prior, f), (K, M, D)),
+            means_weight=np.broadcast_to(np.asarray(self.means_weight, f), (K, M)),
+            covars_prior=np.broadcast_to(np.asarray(cp, f), shapes[0]),
+            covars_weight=np.broadcast_to(np.asarray(cw, f), shapes[1]),
+        )
+
+    def _check_emission(self) -> None:
+        weights = np.asarray(self.weights_, dtype=np.float64)
+        means = np.asarray(self.means_, dtype=np.float64)
+        if not hasattr(self, "n_features_in_") and means.ndim == 3:
+            self.n_features_in_ = means.shape[2]
+        K, M, D = self.n_components, self.n_mix, self.n_features_in_
+        if weights.shape != (K, M):
+            raise ValueError(f"weights_ must have shape ({K}, {M}), got {weights.shape}.")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError("weights_ must be finite and non-negative.")
+        if not np.allclose(weights.sum(axis=1), 1.0, rtol=0, atol=1e-6):
+            raise ValueError(f"weights_ rows must sum to 1 (got {weights.sum(axis=1)}).")
+        if means.shape != (K, M, D) or not np.all(np.isfinite(means)):
+            raise ValueError(f"means_ must be finite with shape ({K}, {M}, {D}), "
+                             f"got shape {means.shape}.")
+        ct = self.covariance_type
+        covars = np.asarray(self.covars_, dtype=np.float64)
+        if ct == "tied":
+            G.validate_covars(covars, "full", K, D)
+        else:
+            shape = G.covars_shape(ct, K * M, D)
+            if covars.shape[:2] != (K, M):
+                raise ValueError(f"{ct!r} covars_ must have shape {(K, M) + shape[1:]}, "
+                                 f"got {covars.shape}.")
+            G.validate_covars(covars.reshape(shape), ct, K * M, D)
+        self.weights_, self.means_, self.covars_ = weights, means, covars
+        if not hasattr(self, "var_floor_"):
+            self.var_floor_ = np.full(D, float(self.min_covar))
+
+    def _flat(self):
+        """Means (K*M, D) and covariances of the K*M Gaussians, in a GaussianDensity type."""
+        K, M, D = self.n_components, self.n_mix, self.n_features_in_
+        ct = self.covariance_type
+        means = self.means_.reshape(K * M, D)
+        if ct == "tied":
+            covars = np.repeat(self.covars_, M, axis=0)
+        else:
+            covars = self.covars_.reshape(G.covars_shape(ct, K * M, D))
+        return means, covars, _FLAT_TYPE[ct]
+
+    # ------------------------------------------------------------------ E-step
+    def _emission_estep_fn(self):
+        means, covars, flat_type = self._flat()
+        density = G.GaussianDensity(means, covars, flat_type)
+        log_w = np.full(self.weights_.size, -np.inf)
+        np.log(self.weights_.ravel(), out=log_w, where=self.weights_.ravel() > 0)
+        K = self.n_components
+
+        def emission(X):
+            # One density evaluation: per-mixture log-densities become the within-state
+            # responsibilities in place, and their per-state log-sum-exp the state
+            # log-likelihoods.
+            resp = density(X)
+            loglik = np.empty((X.shape[0], K))
+            _gauss.responsibilities(resp, log_w, loglik)
+            return loglik, resp
+
+        return emission
+
+    def _emission_stats(self, X, post, shift, resp):
+        n, K, M = len(X), self.n_components, self.n_mix
+        w = resp.reshape(n, K, M)
+        w *= post[:, :, None]  # state posterior x mixture responsibility
+        kind = "full" if self.covariance_type == "tied" else self.covariance_type
+        return G.GaussianStats.from_weights(X, resp, shift, kind)
+
+    # ------------------------------------------------------------------ M-step
+    def _mstep_emission(self, gs: G.GaussianStats) -> None:
+        K, M, D = self.n_components, self.n_mix, self.n_features_in_
+        pri = self._priors()
+        n_km = gs.post.reshape(K, M)
+        if "w" in self.params:
+            a = pri["weights_prior"] - 1.0
+            num = n_km + a
+            den = num.sum(axis=1, keepdims=True)
+            ok = den[:, 0] > 0
+            weights = self.weights_.copy()
+            weights[ok] = np.maximum(num[ok], 0) / den[ok]
+            weights = np.maximum(weights, self.weight_floor)
+            self.weights_ = weights / weights.sum(axis=1, keepdims=True)
+        flat_means = self.means_.reshape(K * M, D)
+        lam = pri["means_weight"].reshape(K * M)
+        mu0 = pri["means_prior"].reshape(K * M, D)
+        if "m" in self.params:
+            flat_means = G.update_means(gs, flat_means, mu0, lam)
+            self.means_ = flat_means.reshape(K, M, D)
+        if "c" in self.params:
+            self.covars_ = self._floor(self._update_covars(gs, flat_means, lam, mu0, pri))
+
+    def _update_covars(self, gs, flat_means, lam, mu0, pri):
+        K, M, D = self.n_components, self.n_mix, self.n_features_in_
+        ct = self.covariance_type
+        kind = "full" if ct == "tied" else ct
+        scatter = G._scatter(gs, flat_means, kind)
+        d = flat_means - mu0
+        n = gs.post
+        old = self.covars_
+        if ct == "diag":
+            alpha = pri["covars_prior"].reshape(K * M, D)
+            beta = pri["covars_weight"].reshape(K * M, D)
+            c_n = lam[:, None] * d**2 + 2 * beta + scatter
+            c_d = n[:, None] + 1 + 2 * (alpha + 1)
+            new = c_n / np.where(c_d > G._EMPTY, c_d, 1.0)
+            keep = (c_d <= G._EMPTY) | (n[:, None] <= G._EMPTY)
+            return np.where(keep, old.reshape(K * M, D), new).reshape(K, M, D)
+        if ct == "spherical":
+            alpha = pri["covars_prior"].reshape(K * M)
+            beta = pri["covars_weight"].reshape(K * M)
+            c_n = lam * (d**2).sum(axis=1) + 2 * beta + scatter.sum(axis=1)
+            c_d = D * (n + 1) + 2 * (alpha + 1)
+            new = c_n / np.where(c_d > G._EMPTY, c_d, 1.0)
+            keep = (c_d <= G._EMPTY) | (n <= G._EMPTY)
+            return np.where(keep, old.reshape(K * M), new).reshape(K, M)
+        outer = lam[:, None, None] * np.einsum("kd,ke->kde", d, d)
+        if ct == "full":
+            psi = pri["covars_prior"].reshape(K * M, D, D)
+            nu = pri["covars_weight"].reshape(K * M)
+            c_n = np.swapaxes(psi, 1, 2) + outer + scatter
+            c_d = n + 1 + nu + D + 1
+            keep = (c_d <= G._EMPTY) | (n <= G._EMPTY)
+            new = c_n / np.where(keep, 1.0, c_d)[:, None, None]
+            new[keep] = old.reshape(K * M, D, D)[keep]
+            return new.reshape(K, M, D, D)
+        psi, nu = pri["covars_prior"], pri["covars_weight"]
+        n_k = n.reshape(K, M).sum(axis=1)
+        c_n = (np.swapaxes(psi, 1, 2) + (outer + scatter).reshape(K, M, D, D).sum(axis=1))
+        c_d = n_k + M + nu + D + 1
+        keep = (c_d <= G._EMPTY) | (n_k <= G._EMPTY)
+        new = c_n / np.where(keep, 1.0, c_d)[:, None, None]
+        new[keep] = old[keep]
+        return new
+
+    def _floor(self, covars):
+        """Variances (eigenvalues, in units of the floor) at least ``var_floor_``."""
+        ct, fl = self.covariance_type, self.var_floor_
+        if ct == "diag":
+            return np.maximum(covars, fl)
+        if ct == "spherical":
+            return np.maximum(covars, fl.mean())
+        shape = covars.shape
+        D = shape[-1]
+        s = 1.0 / np.sqrt(fl)
+        scaled = covars.reshape(-1, D, D) * s[:, None] * s[None, :]
+        floored = G._floor_eigenvalues(scaled, 1.0)
+        return (floored / (s[:, None] * s[None, :])).reshape(shape)
+
+    def _log_prior_emission(self) -> float:
+        """Log prior density of weights, means and covariances matching the M-step above."""
+        K, M, D = self.n_components, self.n_mix, self.n_features_in_
+        pri = self._priors()
+        lp = 0.0
+        if "w" in self.params:
+            a = pri["weights_prior"] - 1.0
+            nz = self.weights_ > 0
+            lp += float(np.sum(a[nz] * np.log(self.weights_[nz])))
+        if "m" not in self.params and "c" not in self.params:
+            return lp
+        ct = self.covariance_type
+        lam = pri["means_weight"].reshape(K * M)
+        d = self.means_.reshape(K * M, D) - pri["means_prior"].reshape(K * M, D)
+        if ct == "diag":
+            var = self.covars_.reshape(K * M, D)
+            alpha = pri["covars_prior"].reshape(K * M, D)
+            beta = pri["covars_weight"].reshape(K * M, D)
+            return lp + float(np.sum(
+                -(alpha + 1.5) * np.log(var) - (beta + 0.5 * lam[:, None] * d**2) / var
+            ))
+        if ct == "spherical":
+            var = self.covars_.reshape(K * M)
+            c = D + 2 * (pri["covars_prior"].reshape(K * M) + 1)
+            beta = pri["covars_weight"].reshape(K * M)
+            return lp + float(np.sum(
+                -0.5 * c * np.log(var) - (beta + 0.5 * lam * (d**2).sum(axis=1)) / var
+            ))
+        if ct == "full":
+            mats = self.covars_.reshape(K * M, D, D)
+            c = pri["covars_weight"].reshape(K * M) + D + 2
+            psi = np.swapaxes(pri["covars_prior"].reshape(K * M, D, D), 1, 2)
+            lam_m, d_m = lam, d
+        else:
+            mats = self.covars_
+            c = pri["covars_weight"] + M + D + 1
+            psi = np.swapaxes(pri["covars_prior"], 1, 2)
+            lam_m, d_m = lam, d
+        inv = np.linalg.inv(mats)
+        logdet = np.linalg.slogdet(mats)[1]
+        if ct == "tied":
+            inv_m = np.repeat(inv, M, axis=0)
+        else:
+            inv_m = inv
+        quad = np.einsum("k,kd,kde,ke->", lam_m, d_m, inv_m, d_m)
+        return lp + float(
+            np.sum(-0.5 * c * logdet - 0.5 * np.einsum("kde,ked->k", psi, inv)) - 0.5 * quad
+        )
+
+    # ------------------------------------------------------------------ init, sampling
+    def _init_emission(self, data: _Data, random_state) -> None:
+        X = data.X
+        K, M, D = self.n_components, self.n_mix, X.shape[1]
+        rs = check_random_state(random_state)
+        cv = np.atleast_2d(np.cov(X.T)) if len(X) > 1 else np.zeros((D, D))
+        cv = cv + self.min_covar * np.eye(D)
+        self.var_floor_ = np.maximum(self.min_covar, self.var_floor * X.var(axis=0))
+        if "m" in self.init_params or not hasattr(self, "means_"):
+            with threadpool_limits(limits=1):  # repeatable for any n_jobs
+                labels = KMeans(n_clusters=K, random_state=random_state, n_init=10).fit(X)
+                centre = labels.cluster_centers_.mean(axis=0)
+                means = []
+                for k in range(K):
+                    Xk = X[labels.labels_ == k]
+                    if len(Xk) >= M:
+                        km = KMeans(n_clusters=M, random_state=random_state, n_init=10)
+                        means.append(km.fit(Xk).cluster_centers_)
+                    else:  # too few frames: draw around the centre, from our own generator
+                        means.append(rs.multivariate_normal(centre, cv, size=M))
+            self.means_ = np.stack(means)
+        if "w" in self.init_params or not hasattr(self, "weights_"):
+            self.weights_ = np.full((K, M), 1.0 / M)
+        if "c" in self.init_params or not hasattr(self, "covars_"):
+            ct = self.covariance_type
+            if ct == "tied":
+                self.covars_ = np.tile(cv, (K, 1, 1))
+            else:
+                flat = G.covars_from_template(cv, ct, K * M)
+                self.covars_ = flat.reshape((K, M) + flat.shape[1:])
+
+    def _sample_emissions(self, states: np.ndarray, rs) -> np.ndarray:
+        K, M, D = self.n_components, self.n_mix, self.n_features_in_
+        means, covars, flat_type = self._flat()
+        chol = np.linalg.cholesky(G.full_covars(covars, flat_type, K * M, D))
+        comp = np.empty(len(states), dtype=np.intp)
+        for k in range(K):
+            idx = np.flatnonzero(states == k)
+            comp[idx] = k * M + rs.choice(M, size=len(idx), p=self.weights_[k])
+        X = rs.standard_normal((len(states), D))
+        for c in np.unique(comp):
+            idx = comp == c
+            X[idx] = means[c] + X[idx] @ chol[c].T
+        return X
+
+    def split_mixtures(self, n_mix: int) -> GMMHMM:
+        """Grow every state to ``n_mix`` Gaussians by splitting, as HTK's HHEd ``MU``.
+
+        Repeatedly, in every state, the Gaussian with the largest weight is replaced by two
+        copies with half its weight each, their means moved by +-0.2 standard deviations
+        along every feature. Retrain afterwards (``init_params=""``) between splits, e.g.::
+
+            for m in (2, 4, 8):
+                model.split_mixtures(m).fit(X, lengths)
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self, "weights_")
+        self._check()
+        n_mix = check_positive_int(n_mix, "n_mix")
+        if n_mix < self.n_mix:
+            raise ValueError(f"n_mix must be at least the current {self.n_mix}, got {n_mix}.")
+        K, D = self.n_components, self.n_features_in_
+        ct = self.covariance_type
+        weights, means, covars = self.weights_, self.means_, self.covars_
+        while weights.shape[1] < n_mix:
+            M = weights.shape[1]
+            j = weights.argmax(axis=1)  # heaviest Gaussian of each state
+            rows = np.arange(K)
+            if ct == "tied":
+                var = np.diagonal(covars, axis1=1, axis2=2)
+            else:
+                var = G.full_covars(covars.reshape(G.covars_shape(ct, K * M, D)), ct,
+                                    K * M, D).reshape(K, M, D, D)[rows, j]
+                var = np.diagonal(var, axis1=1, axis2=2)
+            offset = 0.2 * np.sqrt(var)
+            mu = means[rows, j]
+            means = np.concatenate([means, (mu + offset)[:, None]], axis=1)
+            means[rows, j] = mu - offset
+            weights = weights.copy()
+            weights[rows, j] *= 0.5
+            weights = np.concatenate([weights, weights[rows, j][:, None]], axis=1)
+            if ct != "tied":
+                covars = np.concatenate([covars, covars[rows, j][:, None]], axis=1)
+        self.weights_, self.means_, self.covars_ = weights, means, covars
+        self.n_mix = n_mix
+        return self

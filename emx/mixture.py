@@ -257,9 +257,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _responsibilities(self, dens, log_w, X):
         """(responsibilities (n, K), log p(x) per row) for a block of rows."""
         resp = dens(X)
-        log_norm = np.empty(X.shape[0])
+        log_norm = np.empty((X.shape[0], 1))
         _gauss.responsibilities(resp, log_w, log_norm)
-        return resp, log_norm
+        return resp, log_norm[:, 0]
 
     def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
         dens, log_w = self._density(), self._log_weights()

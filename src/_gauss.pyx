@@ -181,39 +181,43 @@ def accumulate_moments(
 def responsibilities(
     double[:, ::1] logp,
     const double[::1] log_weights,
-    double[::1] log_norm,
+    double[:, ::1] log_norm,
 ):
-    """Turn per-component log-densities into responsibilities, in place.
+    """Turn log-densities into responsibilities within groups of columns, in place.
 
-    On entry ``logp[t, k]`` is ``log N(x_t | k)``; on exit it is the responsibility
-    ``p(k | x_t)``, and ``log_norm[t] = log sum_k w_k N(x_t | k)`` (log-sum-exp with the row
-    maximum subtracted). ``log_weights`` may hold -inf (components with zero weight). A row
-    whose every term is -inf gets ``log_norm = -inf`` and responsibilities 0.
+    ``logp`` is (n, G * M): G groups of M components (a mixture has G = 1; a GMM-HMM has
+    one group per state). On entry ``logp[t, g * M + m]`` is ``log N(x_t | g, m)``; on exit it
+    is ``p(m | x_t, g)``, and ``log_norm[t, g] = log sum_m w[g, m] N(x_t | g, m)``
+    (log-sum-exp with the group maximum subtracted). ``log_weights`` (G * M) may hold -inf;
+    a group whose every term is -inf gets ``log_norm = -inf`` and responsibilities 0.
     """
-    cdef Py_ssize_t T = logp.shape[0], K = logp.shape[1]
-    cdef Py_ssize_t t, k
+    cdef Py_ssize_t T = logp.shape[0], C = logp.shape[1], G = log_norm.shape[1]
+    cdef Py_ssize_t t, g, k, M, k0
     cdef double m, s, v
-    if log_weights.shape[0] != K or log_norm.shape[0] != T:
+    if log_weights.shape[0] != C or log_norm.shape[0] != T or G == 0 or C % G != 0:
         raise ValueError("responsibilities: inconsistent array shapes")
+    M = C // G
     with nogil:
         for t in range(T):
-            m = -INFINITY
-            for k in range(K):
-                v = logp[t, k] + log_weights[k]
-                logp[t, k] = v
-                if v > m:
-                    m = v
-            if m == -INFINITY:
-                log_norm[t] = -INFINITY
-                for k in range(K):
-                    logp[t, k] = 0.0
-                continue
-            s = 0.0
-            for k in range(K):
-                v = exp(logp[t, k] - m)
-                logp[t, k] = v
-                s += v
-            for k in range(K):
-                logp[t, k] /= s
-            log_norm[t] = m + log(s)
+            for g in range(G):
+                k0 = g * M
+                m = -INFINITY
+                for k in range(k0, k0 + M):
+                    v = logp[t, k] + log_weights[k]
+                    logp[t, k] = v
+                    if v > m:
+                        m = v
+                if m == -INFINITY:
+                    log_norm[t, g] = -INFINITY
+                    for k in range(k0, k0 + M):
+                        logp[t, k] = 0.0
+                    continue
+                s = 0.0
+                for k in range(k0, k0 + M):
+                    v = exp(logp[t, k] - m)
+                    logp[t, k] = v
+                    s += v
+                for k in range(k0, k0 + M):
+                    logp[t, k] /= s
+                log_norm[t, g] = m + log(s)
     return None

@@ -1,0 +1,261 @@
+"""GMMHMM: agreement with hmmlearn, exact EM, robustness, memory, repeatability, splitting."""
+
+import logging
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+from emx import GMMHMM, EMDecreaseWarning, GaussianHMM
+from emx import gaussian as G
+
+hmm = pytest.importorskip("hmmlearn.hmm")
+logging.getLogger("hmmlearn").setLevel(logging.ERROR)
+
+TYPES = G.COVARIANCE_TYPES
+
+
+def data(seed=0, D=3):
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([rng.normal(size=(200, D)) * (1 + 0.2 * i) + 2 * i for i in range(6)])
+    return X, [300] * 4
+
+
+def initial(X, K, M, covariance_type, seed=1):
+    rng = np.random.default_rng(seed)
+    D = X.shape[1]
+    cv = np.cov(X.T)
+    covars = {
+        "diag": np.tile(np.diag(cv), (K, M, 1)),
+        "full": np.tile(cv, (K, M, 1, 1)),
+        "spherical": np.full((K, M), cv.diagonal().mean()),
+        "tied": np.tile(cv, (K, 1, 1)),
+    }[covariance_type]
+    return (
+        rng.dirichlet(np.ones(K)),
+        rng.dirichlet(np.ones(K), size=K),
+        rng.dirichlet(np.ones(M), size=K),
+        X[rng.choice(len(X), K * M, replace=False)].reshape(K, M, D),
+        covars,
+    )
+
+
+def set_params(model, params):
+    (model.startprob_, model.transmat_, model.weights_, model.means_,
+     model.covars_) = (p.copy() for p in params)
+    return model
+
+
+# With means fixed ('stwc') or covariances fixed ('stwm'), hmmlearn's update equals exact EM
+# (it takes covariances about the previous means; emx about the new ones).
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("params", ["stwc", "stwm"])
+def test_same_history_as_hmmlearn(covariance_type, params):
+    X, lengths = data()
+    # seed 5: no component collapses onto a single frame (where hmmlearn's variance
+    # reaches 0 and emx's stays at its floor)
+    init = initial(X, 3, 2, covariance_type, seed=5)
+    kw = dict(covariance_type=covariance_type, n_iter=8, params=params, init_params="",
+              min_covar=1e-12)
+    ref = set_params(hmm.GMMHMM(3, 2, tol=-np.inf, **kw), init).fit(X, lengths)
+    ours = set_params(GMMHMM(3, 2, tol=1e-300, var_floor=0, weight_floor=0, **kw), init)
+    ours.fit(X, lengths)
+    np.testing.assert_allclose(ours.monitor_.history, list(ref.monitor_.history), rtol=1e-8)
+    for name in ("weights_", "means_", "covars_", "transmat_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-6,
+                                   atol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_same_history_as_hmmlearn_with_priors(covariance_type):
+    X, lengths = data(seed=2)
+    K, M, D = 3, 2, X.shape[1]
+    init = initial(X, K, M, covariance_type, seed=3)
+    cp, cw = {
+        "diag": (0.5, 0.3),
+        "spherical": (0.5, 0.3),
+        "full": (0.2 * np.eye(D), 3.0),
+        "tied": (0.2 * np.eye(D), 3.0),
+    }[covariance_type]
+    kw = dict(covariance_type=covariance_type, n_iter=6, params="stwc", init_params="",
+              weights_prior=2.0, means_prior=0.5, means_weight=1.5, covars_prior=cp,
+              covars_weight=cw, min_covar=1e-12)
+    ref = set_params(hmm.GMMHMM(K, M, tol=-np.inf, **kw), init).fit(X, lengths)
+    ours = set_params(GMMHMM(K, M, tol=1e-300, var_floor=0, weight_floor=0, **kw), init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        ours.fit(X, lengths)
+    np.testing.assert_allclose(ours.monitor_.history, list(ref.monitor_.history), rtol=1e-8)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("seed", range(3))
+def test_objective_never_decreases(covariance_type, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_t(df=4, size=(600, 2))
+    model = GMMHMM(3, 3, covariance_type=covariance_type, n_iter=25, tol=1e-300,
+                   random_state=seed, var_floor=1e-6, weight_floor=0, min_covar=1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("error", EMDecreaseWarning)
+        model.fit(X, [200, 200, 200])
+    obj = np.array(model.monitor_.objective)
+    assert np.all(np.diff(obj) >= -1e-9 * np.abs(obj[1:]))
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_degenerate_speech_like_data_stays_finite(covariance_type):
+    """Silence (constant frames) and near-constant stretches: hmmlearn degenerates."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([
+        rng.normal(size=(300, 4)), np.zeros((300, 4)), 5 + 0.01 * rng.normal(size=(300, 4))
+    ])
+    lengths = [300, 300, 300]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = hmm.GMMHMM(3, 4, covariance_type=covariance_type, random_state=0, n_iter=20)
+        try:
+            ref.fit(X, lengths)
+            peer_failed = ref.covars_.min() == 0 or not np.isfinite(ref.score(X, lengths))
+        except ValueError:
+            peer_failed = True
+        model = GMMHMM(3, 4, covariance_type=covariance_type, random_state=0, n_iter=20)
+        model.fit(X, lengths)
+    assert peer_failed  # the reason for this test: hmmlearn collapses here
+    for name in ("startprob_", "transmat_", "weights_", "means_", "covars_"):
+        assert np.all(np.isfinite(getattr(model, name))), name
+    assert np.all(model.weights_ >= model.weight_floor * (1 - 1e-12))
+    flat = model._flat()
+    evals = np.linalg.eigvalsh(G.full_covars(flat[1], flat[2], 12, 4))
+    assert evals.min() >= model.min_covar * (1 - 1e-9)
+    assert np.isfinite(model.score(X, lengths))
+
+
+def test_one_density_evaluation_per_chunk(monkeypatch):
+    X, lengths = data()
+    model = GMMHMM(3, 2, n_iter=3, tol=1e-300, random_state=0).fit(X, lengths)
+    calls = []
+    original = G.GaussianDensity.__call__
+
+    def counting(self, Xc, out=None):
+        calls.append(len(Xc))
+        return original(self, Xc, out)
+
+    monkeypatch.setattr(G.GaussianDensity, "__call__", counting)
+    model.set_params(init_params="", n_iter=2).fit(X, lengths)
+    assert sum(calls) == 2 * len(X)  # every frame evaluated once per E-step
+
+
+def test_memory_is_linear_in_frames_for_full_covariances():
+    """hmmlearn builds (T, states, mix, D, D) arrays: 2.6 GB for this size."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10_000, 39))
+    model = GMMHMM(5, 4, covariance_type="full", n_iter=1, random_state=0, init_params="")
+    params = initial(X, 5, 4, "full")
+    set_params(model, params)
+    tracemalloc.start()
+    model.fit(X, [1000] * 10)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20e6  # bytes; frames x states x mix doubles is 1.6 MB per 10,000 frames
+
+
+def test_fits_are_repeatable_without_the_global_rng():
+    """A state with fewer frames than mixtures (the 2 far points) draws from random_state."""
+    X = np.concatenate([np.random.default_rng(1).normal(size=(200, 2)), np.full((2, 2), 50.0)])
+    state = np.random.get_state()  # noqa: NPY002 (the global generator must stay untouched)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = [GMMHMM(4, 3, random_state=0, n_iter=5).fit(X, [100, 102]) for _ in range(2)]
+    after = np.random.get_state()  # noqa: NPY002
+    assert all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+               for a, b in zip(state, after, strict=True))
+    for name in ("weights_", "means_", "covars_"):
+        np.testing.assert_array_equal(getattr(fits[0], name), getattr(fits[1], name))
+
+
+def test_no_kmeans_when_nothing_is_initialised(monkeypatch):
+    import emx.hmm as H
+
+    X, lengths = data()
+    params = initial(X, 3, 2, "diag")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("k-means ran although init_params is empty")
+
+    monkeypatch.setattr(H, "KMeans", forbidden)
+    set_params(GMMHMM(3, 2, init_params="", n_iter=2), params).fit(X, lengths)
+
+
+def test_threads_give_identical_results():
+    X, lengths = data(seed=5)
+    X = np.tile(X, (4, 1))
+    lengths = lengths * 4
+    fits = [GMMHMM(3, 2, covariance_type="full", n_iter=4, tol=1e-300, random_state=0,
+                   n_jobs=n).fit(X, lengths) for n in (1, 2)]
+    assert fits[0].monitor_.history == fits[1].monitor_.history
+    np.testing.assert_array_equal(fits[0].covars_, fits[1].covars_)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_split_mixtures_grows_and_improves(covariance_type):
+    X, lengths = data(seed=6)
+    model = GMMHMM(2, 1, covariance_type=covariance_type, n_iter=30, random_state=0)
+    model.fit(X, lengths)
+    before = model.score(X, lengths)
+    w0, m0 = model.weights_.copy(), model.means_.copy()
+    model.split_mixtures(2)
+    assert model.n_mix == 2 and model.weights_.shape == (2, 2)
+    np.testing.assert_allclose(model.weights_, np.hstack([w0, w0]) / 2)
+    np.testing.assert_allclose(model.means_.mean(axis=1), m0[:, 0])
+    assert model.covars_.shape[:2] == ((2, 2) if covariance_type != "tied" else (2, 3))
+    model.set_params(init_params="").fit(X, lengths)
+    model.split_mixtures(4).fit(X, lengths)
+    assert model.weights_.shape == (2, 4)
+    assert model.score(X, lengths) > before
+    with pytest.raises(ValueError, match="at least"):
+        model.split_mixtures(3)
+
+
+def test_one_mixture_equals_gaussian_hmm():
+    X, lengths = data(seed=7)
+    sp, tm, w, means, covars = initial(X, 3, 1, "full")
+    kw = dict(covariance_type="full", n_iter=6, tol=1e-300, init_params="", min_covar=1e-12)
+    a = GaussianHMM(3, covars_prior=0.0, **kw)
+    a.startprob_, a.transmat_, a.means_, a.covars_ = sp, tm, means[:, 0], covars[:, 0]
+    b = set_params(GMMHMM(3, 1, var_floor=0, weight_floor=0, **kw), (sp, tm, w, means, covars))
+    a.fit(X, lengths)
+    b.fit(X, lengths)
+    np.testing.assert_allclose(b.monitor_.history, a.monitor_.history, rtol=1e-10)
+    np.testing.assert_allclose(b.covars_[:, 0], a.covars_, rtol=1e-8)
+
+
+def test_bad_parameters_raise():
+    X, lengths = data()
+    model = set_params(GMMHMM(3, 2, init_params="", n_iter=1), initial(X, 3, 2, "diag"))
+    model.weights_ = np.full((3, 2), 0.4)
+    with pytest.raises(ValueError, match="weights_ rows must sum to 1"):
+        model.fit(X, lengths)
+    model = set_params(GMMHMM(3, 2, init_params="", n_iter=1), initial(X, 3, 2, "diag"))
+    model.means_ = np.zeros((3, 3, 3))
+    with pytest.raises(ValueError, match="means_"):
+        model.fit(X, lengths)
+    model = set_params(GMMHMM(3, 2, init_params="", n_iter=1), initial(X, 3, 2, "diag"))
+    model.covars_ = -np.ones((3, 2, 3))
+    with pytest.raises(ValueError, match="positive"):
+        model.fit(X, lengths)
+    with pytest.raises(ValueError, match="n_mix"):
+        GMMHMM(3, 0).fit(X, lengths)
+    with pytest.raises(ValueError, match="NaN"):
+        GMMHMM(2, 2).fit(np.full((10, 2), np.nan))
+
+
+def test_sample_and_decode():
+    X, lengths = data(seed=8)
+    model = GMMHMM(3, 2, n_iter=10, random_state=0).fit(X, lengths)
+    S, states = model.sample(500, random_state=1)
+    assert S.shape == (500, 3) and states.shape == (500,)
+    logprob, path = model.decode(S)
+    assert np.isfinite(logprob) and path.shape == (500,)
+    assert np.mean(path == states) > 0.5  # the model recognises its own states mostly

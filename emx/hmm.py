@@ -646,6 +646,17 @@ class GaussianHMM(BaseHMM):
 _FLAT_TYPE = {"diag": "diag", "spherical": "spherical", "full": "full", "tied": "full"}
 
 
+def _floor_weights(weights: np.ndarray, floor: float) -> np.ndarray:
+    """Raise weights below ``floor`` to it and take the mass from the others, so that every
+    row still sums to 1 (rows with nothing below the floor are unchanged)."""
+    low = weights < floor
+    if not low.any():
+        return weights
+    free = 1.0 - floor * low.sum(axis=1, keepdims=True)
+    high = np.where(low, 0.0, weights).sum(axis=1, keepdims=True)
+    return np.where(low, floor, weights * free / np.where(high > 0, high, 1.0))
+
+
 class GMMHMM(BaseHMM):
     """Hidden Markov model with Gaussian-mixture emissions, trained by (MAP-)EM.
 
@@ -874,8 +885,7 @@ class GMMHMM(BaseHMM):
             ok = den[:, 0] > 0
             weights = self.weights_.copy()
             weights[ok] = np.maximum(num[ok], 0) / den[ok]
-            weights = np.maximum(weights, self.weight_floor)
-            self.weights_ = weights / weights.sum(axis=1, keepdims=True)
+            self.weights_ = _floor_weights(weights, self.weight_floor)
         flat_means = self.means_.reshape(K * M, D)
         lam = pri["means_weight"].reshape(K * M)
         mu0 = pri["means_prior"].reshape(K * M, D)
@@ -974,19 +984,14 @@ class GMMHMM(BaseHMM):
             mats = self.covars_.reshape(K * M, D, D)
             c = pri["covars_weight"].reshape(K * M) + D + 2
             psi = np.swapaxes(pri["covars_prior"].reshape(K * M, D, D), 1, 2)
-            lam_m, d_m = lam, d
         else:
             mats = self.covars_
             c = pri["covars_weight"] + M + D + 1
             psi = np.swapaxes(pri["covars_prior"], 1, 2)
-            lam_m, d_m = lam, d
         inv = np.linalg.inv(mats)
         logdet = np.linalg.slogdet(mats)[1]
-        if ct == "tied":
-            inv_m = np.repeat(inv, M, axis=0)
-        else:
-            inv_m = inv
-        quad = np.einsum("k,kd,kde,ke->", lam_m, d_m, inv_m, d_m)
+        inv_m = np.repeat(inv, M, axis=0) if ct == "tied" else inv  # one per Gaussian
+        quad = np.einsum("k,kd,kde,ke->", lam, d, inv_m, d)
         return lp + float(
             np.sum(-0.5 * c * logdet - 0.5 * np.einsum("kde,ked->k", psi, inv)) - 0.5 * quad
         )

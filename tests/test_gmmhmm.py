@@ -126,6 +126,7 @@ def test_degenerate_speech_like_data_stays_finite(covariance_type):
     for name in ("startprob_", "transmat_", "weights_", "means_", "covars_"):
         assert np.all(np.isfinite(getattr(model, name))), name
     assert np.all(model.weights_ >= model.weight_floor * (1 - 1e-12))
+    np.testing.assert_allclose(model.weights_.sum(axis=1), 1.0, rtol=1e-12)
     flat = model._flat()
     evals = np.linalg.eigvalsh(G.full_covars(flat[1], flat[2], 12, 4))
     assert evals.min() >= model.min_covar * (1 - 1e-9)
@@ -259,3 +260,13 @@ def test_sample_and_decode():
     logprob, path = model.decode(S)
     assert np.isfinite(logprob) and path.shape == (500,)
     assert np.mean(path == states) > 0.5  # the model recognises its own states mostly
+
+
+def test_weight_floor_keeps_rows_normalised():
+    from emx.hmm import _floor_weights
+
+    w = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    out = _floor_weights(w, 0.01)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+    assert out[0, 2] == 0.01 and np.all(out >= 0.01)
+    np.testing.assert_array_equal(out[1], w[1])

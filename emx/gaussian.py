@@ -29,6 +29,7 @@ __all__ = [
     "validate_covars",
     "covars_from_template",
     "full_covars",
+    "data_covariance",
     "precision_cholesky",
     "precisions_from_cholesky",
     "covars_from_precisions",
@@ -107,6 +108,18 @@ def full_covars(covars, covariance_type: str, n_components: int, n_features: int
     if covariance_type == "tied":
         return np.broadcast_to(covars, (n_components, n_features, n_features)).copy()
     return covars.copy()
+
+
+def data_covariance(X: np.ndarray, shift: np.ndarray | None = None, ddof: int = 1):
+    """Covariance matrix of the rows of ``X`` (as ``np.cov(X.T)``), through the moment kernel:
+    no copy of ``X`` is made."""
+    n, D = X.shape
+    if n <= ddof:
+        return np.zeros((D, D))
+    shift = X.mean(axis=0) if shift is None else shift
+    s = GaussianStats.from_weights(X, np.ones((n, 1)), shift, "tied")
+    d = s.sum1[0] / n
+    return (s.sum2 - n * np.outer(d, d)) / (n - ddof)
 
 
 def precision_cholesky(covars: np.ndarray, covariance_type: str) -> np.ndarray:

@@ -599,8 +599,7 @@ class GaussianHMM(BaseHMM):
             with threadpool_limits(limits=1):
                 self.means_ = km.fit(X).cluster_centers_
         if "c" in self.init_params or not hasattr(self, "covars_"):
-            cv = np.atleast_2d(np.cov(X.T)) if len(X) > 1 else np.zeros((D, D))
-            cv = cv + self.min_covar * np.eye(D)
+            cv = G.data_covariance(X, data.shift) + self.min_covar * np.eye(D)
             self.covars_ = G.covars_from_template(cv, self.covariance_type, K)
 
     def _emission_estep_fn(self):
@@ -1001,9 +1000,10 @@ class GMMHMM(BaseHMM):
         X = data.X
         K, M, D = self.n_components, self.n_mix, X.shape[1]
         rs = check_random_state(random_state)
-        cv = np.atleast_2d(np.cov(X.T)) if len(X) > 1 else np.zeros((D, D))
-        cv = cv + self.min_covar * np.eye(D)
-        self.var_floor_ = np.maximum(self.min_covar, self.var_floor * X.var(axis=0))
+        cv = G.data_covariance(X, data.shift) + self.min_covar * np.eye(D)
+        n = len(X)
+        global_var = (cv.diagonal() - self.min_covar) * (n - 1) / max(n, 1)
+        self.var_floor_ = np.maximum(self.min_covar, self.var_floor * global_var)
         if "m" in self.init_params or not hasattr(self, "means_"):
             with threadpool_limits(limits=1):  # repeatable for any n_jobs
                 labels = KMeans(n_clusters=K, random_state=random_state, n_init=10).fit(X)

@@ -245,3 +245,9 @@ def test_start_counts_are_first_frame_posteriors():
         np.empty((T, K)), np.empty(T), True, start,
     )
     np.testing.assert_allclose(start, post[off[:-1]].sum(axis=0), rtol=1e-14)
+
+
+def test_data_covariance_matches_numpy():
+    X = 1e3 + np.random.default_rng(11).normal(size=(500, 4))
+    np.testing.assert_allclose(G.data_covariance(X), np.cov(X.T), rtol=1e-10)
+    np.testing.assert_allclose(G.data_covariance(X, ddof=0), np.cov(X.T, ddof=0), rtol=1e-10)

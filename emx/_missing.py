@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Pattern", "missing_patterns", "ConditionalGaussian"]
+__all__ = ["Pattern", "missing_patterns", "pattern_runs", "split_runs", "ConditionalGaussian"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -57,6 +57,34 @@ def missing_patterns(X: np.ndarray) -> list[Pattern]:
         Pattern(np.unpackbits(keys[i], count=D).astype(bool), order[bounds[i] : bounds[i + 1]])
         for i in range(len(keys))
     ]
+
+
+def pattern_runs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``X`` ordered by missingness pattern, and where each pattern's run starts.
+
+    Returns
+    -------
+    order : (n,) intp, row indices grouped by pattern
+    starts : (n_patterns + 1,) intp, offsets into ``order`` (last = n)
+    """
+    packed = np.packbits(np.isnan(X), axis=1)
+    _, inverse = np.unique(packed, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable").astype(np.intp)
+    starts = np.flatnonzero(np.diff(inverse[order])) + 1
+    return order, np.concatenate([[0], starts, [len(X)]]).astype(np.intp)
+
+
+def split_runs(order: np.ndarray, starts: np.ndarray, size: int) -> list:
+    """Cut ``order`` into pieces of at most ``size`` rows, each with its local run starts (a
+    pattern cut in two is simply factorised once per piece)."""
+    pieces = []
+    for a in range(0, len(order), size):
+        b = min(a + size, len(order))
+        inner = starts[(starts > a) & (starts < b)] - a
+        local = np.concatenate([[0], inner, [b - a]]).astype(np.intp)
+        pieces.append((np.ascontiguousarray(order[a:b]), local))
+    return pieces
 
 
 class ConditionalGaussian:

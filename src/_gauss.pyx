@@ -45,6 +45,40 @@ def log_density_diag(
     return None
 
 
+def log_density_diag_nan(
+    const double[:, ::1] X,
+    const double[:, ::1] means,
+    const double[:, ::1] precisions,
+    const double[:, ::1] log_var,
+    double[:, ::1] out,
+):
+    """Diagonal-covariance log-densities of the observed (non-NaN) entries of each row.
+
+    out[t, k] = -0.5 * sum over observed d of (log(2 pi) + log_var[k, d]
+    + (x[t, d] - mu[k, d])**2 * prec[k, d]); a row with nothing observed gets 0. Without NaN
+    this equals ``log_density_diag``.
+    """
+    cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = means.shape[0]
+    cdef Py_ssize_t t, k, d
+    cdef double s, diff, x
+    cdef double LOG_2PI = 1.8378770664093453
+    if (means.shape[1] != D or precisions.shape[0] != K or precisions.shape[1] != D
+            or log_var.shape[0] != K or log_var.shape[1] != D
+            or out.shape[0] != T or out.shape[1] != K):
+        raise ValueError("log_density_diag_nan: inconsistent array shapes")
+    with nogil:
+        for t in range(T):
+            for k in range(K):
+                s = 0.0
+                for d in range(D):
+                    x = X[t, d]
+                    if x == x:
+                        diff = x - means[k, d]
+                        s += LOG_2PI + log_var[k, d] + diff * diff * precisions[k, d]
+                out[t, k] = -0.5 * s
+    return None
+
+
 def log_density_chol(
     const double[:, ::1] X,
     const double[:, ::1] means,

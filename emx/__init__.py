@@ -7,12 +7,22 @@ GaussianHMM
 GMMHMM
     Hidden Markov model with Gaussian-mixture emissions (hmmlearn-compatible names).
 GaussianMixture
-    Gaussian mixture (scikit-learn-compatible names), with sample weights.
+    Gaussian mixture (scikit-learn-compatible names), with sample weights and missing data.
+EMImputer
+    Imputation of missing entries by EM (a Gaussian or Gaussian mixture on incomplete data).
 """
 
 from ._em import ConvergenceMonitor, EMDecreaseWarning
 from .hmm import GMMHMM, GaussianHMM
+from .impute import EMImputer
 from .mixture import GaussianMixture
 
-__all__ = ["GaussianHMM", "GMMHMM", "GaussianMixture", "ConvergenceMonitor", "EMDecreaseWarning"]
+__all__ = [
+    "ConvergenceMonitor",
+    "EMDecreaseWarning",
+    "EMImputer",
+    "GMMHMM",
+    "GaussianHMM",
+    "GaussianMixture",
+]
 __version__ = "0.1.0"

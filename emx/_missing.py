@@ -67,11 +67,14 @@ def pattern_runs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order : (n,) intp, row indices grouped by pattern
     starts : (n_patterns + 1,) intp, offsets into ``order`` (last = n)
     """
-    packed = np.packbits(np.isnan(X), axis=1)
-    _, inverse = np.unique(packed, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable").astype(np.intp)
-    starts = np.flatnonzero(np.diff(inverse[order])) + 1
+    nan = np.isnan(X)
+    if X.shape[1] <= 62:  # one integer key per row: a 1-D sort
+        key = nan.astype(np.int64) @ (np.int64(1) << np.arange(X.shape[1], dtype=np.int64))
+    else:
+        _, key = np.unique(np.packbits(nan, axis=1), axis=0, return_inverse=True)
+        key = key.ravel()
+    order = np.argsort(key, kind="stable").astype(np.intp)
+    starts = np.flatnonzero(np.diff(key[order])) + 1
     return order, np.concatenate([[0], starts, [len(X)]]).astype(np.intp)
 
 

@@ -14,8 +14,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
-from ._core import _gauss
+from ._core import _gauss, _missing
 from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts
+from ._missing import pattern_runs, split_runs
 from ._validation import check_n_jobs, check_positive_int
 
 __all__ = ["GaussianMixture", "MixtureStats"]
@@ -63,15 +64,63 @@ class MixtureStats:
 
 @dataclass
 class _Rows:
+    """Validated rows cut into chunks: complete rows in ``X``; rows with missing entries (if
+    any) in ``X_missing``, grouped by missingness pattern. Rows with nothing observed are
+    left out (they say nothing about the parameters)."""
+
     X: np.ndarray
     sample_weight: np.ndarray | None
     shift: np.ndarray
-    chunks: list
+    chunks: list  # (a, b) over X
+    X_missing: np.ndarray | None = None
+    w_missing: np.ndarray | None = None
+    missing_chunks: tuple = ()  # (a, b, local pattern starts) over X_missing
 
     def chunk(self, i):
         a, b = self.chunks[i]
         w = None if self.sample_weight is None else self.sample_weight[a:b]
         return self.X[a:b], w
+
+    def missing_chunk(self, i):
+        a, b, starts = self.missing_chunks[i]
+        w = None if self.w_missing is None else self.w_missing[a:b]
+        return self.X_missing[a:b], w, starts
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.X) + (0 if self.X_missing is None else len(self.X_missing))
+
+    def filled(self):
+        """All usable rows, missing entries replaced by column means (for initialisation),
+        and their weights."""
+        if self.X_missing is None:
+            return self.X, self.sample_weight
+        Xm = np.where(np.isnan(self.X_missing), self.shift, self.X_missing)
+        X = np.concatenate([self.X, Xm])
+        if self.sample_weight is None:
+            return X, None
+        return X, np.concatenate([self.sample_weight, self.w_missing])
+
+
+def _weighted_nanmean(data: _Rows) -> np.ndarray:
+    """Column means of the observed entries of all usable rows (weighted)."""
+    parts = [(data.X, data.sample_weight)]
+    if data.X_missing is not None:
+        parts.append((data.X_missing, data.w_missing))
+    total = np.zeros(data.X.shape[1])
+    count = np.zeros(data.X.shape[1])
+    for X, w in parts:
+        if len(X) == 0:
+            continue
+        w = np.ones(len(X)) if w is None else w
+        observed = ~np.isnan(X)
+        total += w @ np.where(observed, X, 0.0)
+        count += w @ observed
+    return total / np.where(count > 0, count, 1.0)
+
+
+def _row_chunks(n: int) -> list:
+    return [(a, min(a + CHUNK_ROWS, n)) for a in range(0, n, CHUNK_ROWS)]
 
 
 def _distinct_rows(X: np.ndarray, w: np.ndarray | None, K: int):
@@ -98,6 +147,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     same settings and initial parameters give the same fit), plus ``sample_weight`` in
     :meth:`fit` (a weight of 0 is the same as removing the row, 2 the same as repeating it)
     and ``n_jobs`` threads (results do not depend on it).
+
+    ``X`` may hold NaN (missing entries): the E-step uses each row's observed marginal and the
+    M-step the expected complete-data statistics (EM for incomplete data). A row with nothing
+    observed is left out of the fit; a column with nothing observed is an error.
 
     The random initialisations ('kmeans', 'k-means++', 'random', 'random_from_data') run on
     the distinct rows of ``X`` in sorted order, each with its total weight: the fit does not
@@ -190,6 +243,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     _fitted_attrs = ("weights_", "means_", "covariances_")
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
     # ------------------------------------------------------------------ checks
     def _check_hyperparameters(self) -> None:
         check_positive_int(self.n_components, "n_components")
@@ -228,7 +286,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _validate_rows(self, X, sample_weight, *, reset: bool) -> _Rows:
         X = validate_data(
-            self, X, reset=reset, dtype=np.float64, order="C", ensure_all_finite=True,
+            self, X, reset=reset, dtype=np.float64, order="C", ensure_all_finite="allow-nan",
             ensure_min_samples=2 if reset else 1,
         )
         if sample_weight is not None:
@@ -241,9 +299,33 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 raise ValueError("sample_weight must be finite and non-negative.")
             if not sample_weight.sum() > 0:
                 raise ValueError("sample_weight must contain at least one non-zero weight.")
-        n = X.shape[0]
-        chunks = [(a, min(a + CHUNK_ROWS, n)) for a in range(0, n, CHUNK_ROWS)]
-        return _Rows(X, sample_weight, np.zeros(X.shape[1]), chunks)
+        nan = np.isnan(X)
+        if not nan.any():
+            return _Rows(X, sample_weight, np.zeros(X.shape[1]), _row_chunks(len(X)))
+        empty_cols = np.flatnonzero(nan.all(axis=0))
+        if len(empty_cols):
+            raise ValueError(
+                f"Column(s) {empty_cols.tolist()} of X have no observed value: nothing can be "
+                "estimated for them."
+            )
+        row_missing = nan.any(axis=1)
+        usable = ~nan.all(axis=1)  # rows with nothing observed carry no information
+        complete = np.flatnonzero(~row_missing)
+        incomplete = np.flatnonzero(row_missing & usable)
+        order, starts = pattern_runs(X[incomplete])
+        incomplete = incomplete[order]
+        Xm = np.ascontiguousarray(X[incomplete])
+        pieces = split_runs(np.arange(len(Xm), dtype=np.intp), starts, CHUNK_ROWS)
+        missing_chunks, a = [], 0
+        for rows, local in pieces:
+            missing_chunks.append((a, a + len(rows), local))
+            a += len(rows)
+        w = sample_weight
+        return _Rows(
+            np.ascontiguousarray(X[complete]), None if w is None else w[complete],
+            np.zeros(X.shape[1]), _row_chunks(len(complete)), Xm,
+            None if w is None else w[incomplete], tuple(missing_chunks),
+        )
 
     # ------------------------------------------------------------------ EM parts
     def _density(self):
@@ -263,20 +345,127 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
         dens, log_w = self._density(), self._log_weights()
+        kind = self.covariance_type
 
-        def accumulate(i):
-            X, w = data.chunk(i)
-            resp, log_norm = self._responsibilities(dens, log_w, X)
+        def accumulate(task):
+            missing, i = task
+            if missing and self.n_components == 1 and kind in ("full", "tied"):
+                X, w, starts = data.missing_chunk(i)
+                return self._missing_single(X, w, starts, data.shift)
+            if missing:
+                X, w, starts = data.missing_chunk(i)
+                resp, log_norm = self._missing_responsibilities(dens, log_w, X, starts)
+            else:
+                X, w = data.chunk(i)
+                resp, log_norm = self._responsibilities(dens, log_w, X)
             if w is None:
                 ll, total = float(log_norm.sum()), float(len(X))
             else:
                 ll, total = float(w @ log_norm), float(w.sum())
                 resp *= w[:, None]
-            return MixtureStats(
-                ll, total, G.GaussianStats.from_weights(X, resp, data.shift, self.covariance_type)
-            )
+            if missing:
+                gs = self._missing_moments(dens, X, starts, resp, data.shift)
+            else:
+                gs = G.GaussianStats.from_weights(X, resp, data.shift, kind)
+            return MixtureStats(ll, total, gs)
 
-        return runner.map_sum(accumulate, range(len(data.chunks)))
+        tasks = [(False, i) for i in range(len(data.chunks))]
+        tasks += [(True, i) for i in range(len(data.missing_chunks))]
+        return runner.map_sum(accumulate, tasks)
+
+    # ------------------------------------------------------------------ missing entries
+    def _full_covariances(self):
+        K, D = self.means_.shape
+        if self.covariance_type == "tied":
+            return np.broadcast_to(self.covariances_, (K, D, D))
+        return self.covariances_
+
+    def _missing_logp(self, dens, X, starts):
+        """Log-density of the observed entries of each row under each component."""
+        n, K = len(X), self.n_components
+        out = np.empty((n, K))
+        if dens.prec_chol is None:  # diagonal: one pass skipping NaN entries
+            _gauss.log_density_diag_nan(X, dens.means, dens.precisions,
+                                        -np.log(dens.precisions), out)
+            return out
+        order, buf = np.arange(n, dtype=np.intp), np.empty(n)
+        covs, e1, eD = self._full_covariances(), np.empty(0), np.empty((0, 0))
+        for k in range(K):
+            status = _missing.conditional_pass(
+                X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), buf, e1, e1,
+                e1, e1, eD, eD, True, False, False,
+            )
+            if status >= 0:
+                raise ValueError(f"Covariance {k} is not positive definite.")
+            out[:, k] = buf
+        return out
+
+    def _missing_single(self, X, w, starts, shift) -> MixtureStats:
+        """One Gaussian: log-likelihoods and expected moments in a single compiled pass (one
+        factorisation per pattern)."""
+        n, D = X.shape
+        weights = np.ones(n) if w is None else w
+        ll = np.empty(n)
+        post, sum1, sum2 = np.zeros(1), np.zeros((1, D)), np.zeros((1, D, D))
+        cov = np.ascontiguousarray(self._full_covariances()[0])
+        status = _missing.conditional_pass(
+            X, np.arange(n, dtype=np.intp), starts, self.means_[0], cov, ll, weights, shift,
+            post, sum1[0], sum2[0], np.empty((0, 0)), True, True, False,
+        )
+        if status >= 0:
+            raise ValueError("The covariance is not positive definite.")
+        sum2 = sum2[0] if self.covariance_type == "tied" else sum2
+        return MixtureStats(
+            float(weights @ ll), float(weights.sum()), G.GaussianStats(post, sum1, sum2, shift)
+        )
+
+    def _missing_responsibilities(self, dens, log_w, X, starts):
+        resp = self._missing_logp(dens, X, starts)
+        log_norm = np.empty((len(X), 1))
+        _gauss.responsibilities(resp, log_w, log_norm)
+        return resp, log_norm[:, 0]
+
+    def _missing_moments(self, dens, X, starts, R, shift) -> G.GaussianStats:
+        """Expected complete-data moments of rows with missing entries, weighted by ``R``."""
+        K, D = R.shape[1], X.shape[1]
+        ct = self.covariance_type
+        post = R.sum(axis=0)
+        if ct in ("diag", "spherical"):
+            # Missing entries: expectation mean_k, variance var_k (components are diagonal).
+            observed = ~np.isnan(X)
+            Xc = np.where(observed, X - shift, 0.0)
+            Rm = R.T @ (~observed)
+            d = self.means_ - shift
+            var = 1.0 / dens.precisions
+            sum1 = R.T @ Xc + Rm * d
+            sum2 = R.T @ (Xc * Xc) + Rm * (d * d + var)
+            return G.GaussianStats(post, sum1, sum2, shift)
+        covs = self._full_covariances()
+        order, e = np.arange(len(X), dtype=np.intp), np.empty(0)
+        sum1 = np.zeros((K, D))
+        sum2 = np.zeros((K, D, D))
+        for k in range(K):
+            _missing.conditional_pass(
+                X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), e,
+                np.ascontiguousarray(R[:, k]), shift, np.zeros(1), sum1[k], sum2[k],
+                np.empty((0, 0)), False, True, False,
+            )
+        return G.GaussianStats(post, sum1, sum2.sum(axis=0) if ct == "tied" else sum2, shift)
+
+    def _missing_fill(self, dens, X, starts, resp):
+        """Rows with missing entries replaced by E[x_m | x_o] under the mixture."""
+        if self.covariance_type in ("diag", "spherical"):
+            return np.where(np.isnan(X), resp @ self.means_, X)
+        covs = self._full_covariances()
+        order, e, buf = np.arange(len(X), dtype=np.intp), np.empty(0), np.empty(X.shape)
+        out = np.zeros(X.shape)
+        for k in range(self.n_components):
+            _missing.conditional_pass(
+                X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), e, e, e, e,
+                e, np.empty((0, 0)), buf, False, False, True,
+            )
+            out += resp[:, k : k + 1] * buf
+        return out
 
     def _log_prior(self) -> float:
         return 0.0
@@ -317,7 +506,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _init_params(self, data: _Rows, random_state) -> None:
         if self.warm_start and hasattr(self, "converged_"):
             return
-        X, w = data.X, data.sample_weight
+        X, w = data.filled()
         n, D = X.shape
         K = self.n_components
         weights, means, covars = self._check_initial(D)
@@ -370,15 +559,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._check_hyperparameters()
         data = self._validate_rows(X, sample_weight, reset=not (
             self.warm_start and hasattr(self, "converged_")))
-        if data.X.shape[0] < self.n_components:
+        if data.n_rows < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "
-                f"{self.n_components}, n_samples = {data.X.shape[0]}"
+                f"{self.n_components}, n_samples = {data.n_rows}"
             )
-        w = data.sample_weight
-        data.shift = (
-            data.X.mean(axis=0) if w is None else (w @ data.X) / w.sum()
-        )
+        data.shift = _weighted_nanmean(data)
         warm = self.warm_start and hasattr(self, "converged_")
         n_init = 1 if warm else self.n_init
         rs = check_random_state(self.random_state)
@@ -417,21 +603,40 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the most likely component of every row of ``X``."""
-        data = self._fit(X, sample_weight)
-        return self._estimate_resp(data.X)[0].argmax(axis=1)
+        self._fit(X, sample_weight)
+        return self.predict(X)
 
     # ------------------------------------------------------------------ inference
-    def _estimate_resp(self, X):
+    def _estimate_resp(self, X, want_fill: bool = False):
+        """Responsibilities and log-likelihood of every row (rows with NaN use their observed
+        entries; a row with nothing observed gets the weights and log-likelihood 0), and with
+        ``want_fill`` the rows with missing entries filled by their conditional expectation."""
         dens, log_w = self._density(), self._log_weights()
-        parts = [
-            self._responsibilities(dens, log_w, X[a : a + CHUNK_ROWS])
-            for a in range(0, len(X), CHUNK_ROWS)
-        ]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        n, K = X.shape[0], self.n_components
+        resp, log_norm = np.empty((n, K)), np.empty(n)
+        nan_rows = np.isnan(X).any(axis=1)
+        complete = np.flatnonzero(~nan_rows)
+        Xc = X if len(complete) == n else np.ascontiguousarray(X[complete])
+        for a in range(0, len(Xc), CHUNK_ROWS):
+            r, ll = self._responsibilities(dens, log_w, Xc[a : a + CHUNK_ROWS])
+            resp[complete[a : a + CHUNK_ROWS]], log_norm[complete[a : a + CHUNK_ROWS]] = r, ll
+        filled = X.copy() if want_fill else None
+        incomplete = np.flatnonzero(nan_rows)
+        if len(incomplete):
+            order, starts = pattern_runs(X[incomplete])
+            rows = incomplete[order]
+            Xm = np.ascontiguousarray(X[rows])
+            r, ll = self._missing_responsibilities(dens, log_w, Xm, starts)
+            resp[rows], log_norm[rows] = r, ll
+            if want_fill:
+                filled[rows] = self._missing_fill(dens, Xm, starts, r)
+        return resp, log_norm, filled
 
     def _checked(self, X):
         check_is_fitted(self, "means_")
-        return validate_data(self, X, reset=False, dtype=np.float64, order="C")
+        return validate_data(
+            self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite="allow-nan"
+        )
 
     def score_samples(self, X) -> np.ndarray:
         """Log-density of every row of ``X`` under the mixture."""

@@ -174,8 +174,10 @@ def test_warm_start_continues():
 
 def test_bad_input_raises():
     X = blobs(seed=7, n=(10, 10, 10))
-    with pytest.raises(ValueError, match="NaN"):
-        GaussianMixture(2).fit(np.where(np.eye(30, 3) > 0, np.nan, X))
+    with pytest.raises(ValueError, match="no observed value"):
+        GaussianMixture(2).fit(np.where(np.arange(3) == 1, np.nan, X))
+    with pytest.raises(ValueError, match="infinity"):
+        GaussianMixture(2).fit(np.where(np.eye(30, 3) > 0, np.inf, X))
     with pytest.raises(ValueError, match="2D"):
         GaussianMixture(2).fit(X[:, 0])
     with pytest.raises(ValueError, match="n_samples >= n_components"):

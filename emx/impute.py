@@ -1,0 +1,162 @@
+"""Missing-data imputation by EM: a Gaussian (or Gaussian mixture) fitted to incomplete data."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .mixture import GaussianMixture
+
+__all__ = ["EMImputer"]
+
+
+class EMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Fill missing entries with their conditional expectation under a Gaussian model fitted
+    by EM to the incomplete data.
+
+    With ``n_components=1`` the model is one multivariate normal; with more, a Gaussian mixture
+    (Ghahramani and Jordan 1994). The E-step uses each row's observed entries; rows sharing
+    a missingness pattern share one factorisation per iteration, and the per-row work is
+    compiled. ``transform`` replaces each missing entry by E[x_missing | x_observed] (for a
+    mixture, averaged over the components' responsibilities given the observed entries).
+
+    Parameters
+    ----------
+    n_components : int
+        1 for a multivariate normal, more for a Gaussian mixture.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        Covariance form of the components ('full' is what makes observed entries inform the
+        missing ones; 'diag' fills with component means).
+    missing_values : float or np.nan
+        The placeholder for missing entries.
+    max_iter : int
+        Maximum EM iterations.
+    tol : float
+        Stop when the mean observed-data log-likelihood per row gains less than this.
+    reg_covar : float
+        Added to the diagonal of the covariances.
+    n_init : int
+        Number of initialisations (mixtures).
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+        Initialisation of a mixture (on rows with missing entries set to column means).
+    random_state : int, RandomState or None
+    verbose : int
+    n_jobs : int or None
+        Threads for the E-step.
+
+    Attributes
+    ----------
+    mean_, covariance_ : ndarray of shape (n_features,) and (n_features, n_features)
+        The fitted normal (``n_components=1``).
+    means_, covariances_, weights_ : ndarray
+        The fitted mixture (``n_components > 1``).
+    loglike_ : list of float
+        Observed-data log-likelihood (summed over rows) at every iteration; never decreases.
+    n_iter_ : int
+    mixture_ : emx.GaussianMixture
+        The fitted model.
+    n_features_in_ : int
+
+    Notes
+    -----
+    Rows with every entry missing are left out of the fit and are filled with the mean of the
+    model. A column with no observed entry is an error (nothing can be estimated for it).
+    Data without missing entries give the ordinary maximum-likelihood fit and ``transform``
+    returns them unchanged.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        missing_values=np.nan,
+        max_iter: int = 100,
+        tol: float = 1e-4,
+        reg_covar: float = 1e-6,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        random_state=None,
+        verbose: int = 0,
+        n_jobs: int | None = None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.missing_values = missing_values
+        self.max_iter = max_iter
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def _prepare(self, X, *, reset: bool) -> np.ndarray:
+        X = validate_data(
+            self, X, reset=reset, dtype=np.float64, order="C", ensure_all_finite="allow-nan",
+            copy=True,
+        )
+        mv = self.missing_values
+        if not (isinstance(mv, numbers.Real) and np.isnan(mv)):
+            X[X == mv] = np.nan
+        return X
+
+    def fit(self, X, y=None):
+        """Fit the model to incomplete ``X`` by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), with missing entries
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        X = self._prepare(X, reset=True)
+        model = GaussianMixture(
+            self.n_components,
+            covariance_type=self.covariance_type,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            max_iter=self.max_iter,
+            n_init=self.n_init,
+            init_params=self.init_params,
+            random_state=self.random_state,
+            verbose=self.verbose,
+            n_jobs=self.n_jobs,
+        ).fit(X)
+        self.mixture_ = model
+        n_used = int(np.sum(~np.isnan(X).all(axis=1)))
+        self.loglike_ = [lb * n_used for lb in model.lower_bounds_]
+        self.n_iter_ = model.n_iter_
+        if self.n_components == 1:
+            self.mean_ = model.means_[0]
+            self.covariance_ = _full_covariances(model)[0]
+        else:
+            self.means_, self.covariances_, self.weights_ = (
+                model.means_, model.covariances_, model.weights_,
+            )
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """``X`` with every missing entry replaced by its conditional expectation."""
+        check_is_fitted(self, "mixture_")
+        X = self._prepare(X, reset=False)
+        return self.mixture_._estimate_resp(X, want_fill=True)[2]
+
+
+def _full_covariances(model: GaussianMixture) -> np.ndarray:
+    from .gaussian import full_covars
+
+    K, D = model.means_.shape
+    return full_covars(model.covariances_, model.covariance_type, K, D)

@@ -1,0 +1,1080 @@
+"""Factor analysis and mixtures of factor analyzers, fitted by EM.
+
+Factor analysis models a row ``x`` (D features) as ``x = mean + W z + e`` with k latent factors
+``z ~ N(0, I)`` and independent noise ``e ~ N(0, Psi)``, ``Psi`` diagonal: ``x`` is Gaussian
+with covariance ``W W^T + Psi``. ``components_`` holds ``W^T`` (k, D) as in scikit-learn.
+
+EM (Rubin and Thayer 1982) alternates
+
+* E-step: the posterior of the factors, ``z | x ~ N(beta (x - mean), M^{-1})`` with
+  ``M = I + W^T Psi^{-1} W`` and ``beta = M^{-1} W^T Psi^{-1}`` (Woodbury: only k x k
+  matrices are factorised);
+* M-step, from the data covariance ``S`` (D x D) about the mean:
+  ``Ezz = I - beta W + beta S beta^T``, ``W' = S beta^T Ezz^{-1}``,
+  ``Psi' = diag(S - W' beta S)``.
+
+For complete data ``S`` is computed once, so an iteration costs O(D^2 k) whatever the number of
+rows. With missing entries (NaN), rows are grouped by missingness pattern and the E-step also
+takes the expectation over the missing entries given the observed ones: the M-step then runs
+on the expected mean and covariance. Every step is a (generalised) EM step, so the
+log-likelihood of the observed entries never decreases.
+
+A mixture of factor analyzers (Ghahramani and Hinton 1996) has K such models with weights;
+its E-step adds the component responsibilities, and each component's M-step is the one above
+on its responsibility-weighted covariance.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    DensityMixin,
+    TransformerMixin,
+)
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
+
+from . import gaussian as G
+from ._core import _gauss
+from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, run_em
+from ._missing import missing_patterns
+from ._validation import check_n_jobs, check_positive_int
+
+__all__ = ["FactorAnalysis", "MixtureOfFactorAnalyzers", "FactorStats", "orthomax"]
+
+_LOG_2PI = np.log(2.0 * np.pi)
+# Rows per chunk for row-wise work (E-step with missing entries, scoring, mixtures).
+CHUNK_ROWS = 4096
+# Noise variances are floored at this fraction of the column's variance.
+_REL_NOISE_FLOOR = 1e-12
+# Initial loadings: directions whose scaled eigenvalue is at most 1 (no variance left for a
+# factor) start with this small squared loading instead of 0, a fixed point EM cannot leave.
+_INIT_LOADING = 1e-3
+_ROTATIONS = {"varimax": 1.0, "quartimax": 0.0}
+
+
+# ============================================================================ shared algebra
+def _check_tol(tol) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (
+        np.isfinite(tol) and tol >= 0
+    ):
+        raise ValueError(f"tol must be a non-negative float, got {tol!r}.")
+    return float(tol)
+
+
+def init_loadings(S: np.ndarray, psi: np.ndarray, n_factors: int) -> np.ndarray:
+    """Loadings that maximise the likelihood of covariance ``S`` for fixed noise ``psi``.
+
+    With ``C = Psi^{-1/2} S Psi^{-1/2} = U diag(lam) U^T`` (eigenvalues in decreasing order),
+    the maximiser is ``W = Psi^{1/2} U_k diag(sqrt(max(lam_k - 1, 0)))``. Directions with
+    ``lam <= 1`` get a small positive loading instead of 0, from which EM can still move.
+
+    Parameters
+    ----------
+    S : ndarray of shape (D, D)
+        Covariance of the data.
+    psi : ndarray of shape (D,)
+        Positive noise variances.
+    n_factors : int
+
+    Returns
+    -------
+    W : ndarray of shape (D, n_factors)
+    """
+    s = np.sqrt(psi)
+    lam, U = np.linalg.eigh(S / np.outer(s, s))
+    lam, U = lam[::-1][:n_factors], U[:, ::-1][:, :n_factors]
+    return s[:, None] * U * np.sqrt(np.maximum(lam - 1.0, _INIT_LOADING))
+
+
+def _posterior_operator(W: np.ndarray, psi: np.ndarray):
+    """``(beta, M)`` with ``M = I + W^T Psi^{-1} W`` and ``beta = M^{-1} W^T Psi^{-1}``."""
+    k = W.shape[1]
+    Wp = W / psi[:, None]
+    M = np.eye(k) + W.T @ Wp
+    beta = np.linalg.solve(M, Wp.T)
+    return beta, M
+
+
+def _fa_mstep(W: np.ndarray, psi: np.ndarray, S: np.ndarray):
+    """One EM update of ``(W, psi)`` for data covariance ``S`` (noise not yet floored).
+
+    Returns the new loadings and the unfloored noise variances. O(D^2 k).
+    """
+    k = W.shape[1]
+    beta, _ = _posterior_operator(W, psi)
+    SB = S @ beta.T  # (D, k): sum over rows of x E[z]^T / n
+    Ezz = np.eye(k) - beta @ W + beta @ SB
+    Ezz = 0.5 * (Ezz + Ezz.T)
+    W_new = np.linalg.solve(Ezz, SB.T).T
+    psi_new = np.diag(S) - np.einsum("dk,dk->d", W_new, SB)
+    return W_new, psi_new
+
+
+def _gaussian_loglik(W: np.ndarray, psi: np.ndarray, scatter: np.ndarray, n: float) -> float:
+    """Total log-likelihood of ``n`` rows whose scatter matrix about the model mean is
+    ``scatter``, under N(mean, W W^T + Psi). O(D^2 k) through the Woodbury identity."""
+    D = W.shape[0]
+    Wp = W / psi[:, None]
+    M = np.eye(W.shape[1]) + W.T @ Wp
+    L = np.linalg.cholesky(M)
+    logdet = np.log(psi).sum() + 2.0 * np.log(np.diagonal(L)).sum()
+    G_ = np.linalg.solve(L, Wp.T @ (scatter @ Wp))
+    trace = np.diag(scatter) @ (1.0 / psi) - np.trace(np.linalg.solve(L, G_.T))
+    return float(-0.5 * (n * D * _LOG_2PI + n * logdet + trace))
+
+
+def orthomax(loadings: np.ndarray, gamma: float, tol: float = 1e-10, max_iter: int = 1000):
+    """Orthogonal rotation of ``loadings`` (D, k) maximising the orthomax criterion.
+
+    The criterion is ``sum_j [ sum_d L_dj^4 - (gamma / D) (sum_d L_dj^2)^2 ]`` for the rotated
+    loadings ``L = loadings R``: ``gamma = 1`` is varimax, ``gamma = 0`` quartimax. Each
+    iteration replaces ``R`` by the orthogonal polar factor of the criterion's gradient
+    (from an SVD), which never decreases the criterion; iterations stop when the sum of the
+    gradient's singular values grows by less than ``tol`` (relative).
+
+    Parameters
+    ----------
+    loadings : ndarray of shape (n_features, n_factors)
+    gamma : float
+    tol : float
+    max_iter : int
+
+    Returns
+    -------
+    rotated : ndarray of shape (n_features, n_factors)
+        ``loadings @ R`` with ``R`` orthogonal.
+    """
+    D, k = loadings.shape
+    R = np.eye(k)
+    if k < 2:
+        return loadings.copy()
+    previous = None
+    for _ in range(max_iter):
+        L = loadings @ R
+        L2 = L * L
+        grad = loadings.T @ (L2 * L - (gamma / D) * L * L2.sum(axis=0))
+        U, s, Vt = np.linalg.svd(grad)
+        R = U @ Vt
+        value = s.sum()
+        if previous is not None and value <= previous * (1.0 + tol):
+            break
+        previous = value
+    return loadings @ R
+
+
+def _canonical_loadings(W: np.ndarray, psi: np.ndarray) -> np.ndarray:
+    """``W`` rotated so that ``W^T Psi^{-1} W`` is diagonal, decreasing (scikit-learn's
+    orientation), each column's largest-magnitude entry made positive."""
+    if W.shape[1] == 0:
+        return W.copy()
+    V = W / np.sqrt(psi)[:, None]
+    _, Q = np.linalg.eigh(V.T @ V)
+    W = W @ Q[:, ::-1]
+    big = np.abs(W).argmax(axis=0)
+    signs = np.sign(W[big, np.arange(W.shape[1])])
+    signs[signs == 0] = 1.0
+    return W * signs
+
+
+# ============================================================================ statistics
+@dataclass
+class FactorStats:
+    """Additive statistics of a factor-analysis E-step: (expected) moments of the rows.
+
+    Attributes
+    ----------
+    count : float
+        Number of rows.
+    sum1 : ndarray of shape (n_features,)
+        Sum over rows of ``E[x] - shift``.
+    sum2 : ndarray of shape (n_features, n_features)
+        Sum over rows of ``E[(x - shift)(x - shift)^T]`` (expectations over missing entries
+        given the observed ones; the rows themselves when complete).
+    shift : ndarray of shape (n_features,)
+        Fixed point the moments are taken about.
+    loglik : float
+        Log-likelihood of the observed entries under the E-step's parameters.
+    """
+
+    count: float
+    sum1: np.ndarray
+    sum2: np.ndarray
+    shift: np.ndarray
+    loglik: float = 0.0
+
+    def __add__(self, other: FactorStats) -> FactorStats:
+        return FactorStats(
+            self.count + other.count, self.sum1 + other.sum1, self.sum2 + other.sum2,
+            self.shift, self.loglik + other.loglik,
+        )
+
+    def __iadd__(self, other: FactorStats) -> FactorStats:
+        self.count += other.count
+        self.sum1 += other.sum1
+        self.sum2 += other.sum2
+        self.loglik += other.loglik
+        return self
+
+    def mean(self) -> np.ndarray:
+        """Mean of the (expected) rows."""
+        return self.shift + self.sum1 / self.count
+
+    def scatter(self, about: np.ndarray) -> np.ndarray:
+        """Sum over rows of ``E[(x - about)(x - about)^T]``."""
+        d = about - self.shift
+        cross = np.outer(self.sum1, d)
+        return self.sum2 - cross - cross.T + self.count * np.outer(d, d)
+
+    def covariance(self) -> np.ndarray:
+        """Covariance of the (expected) rows about their mean (divided by ``count``)."""
+        d = self.sum1 / self.count
+        return self.sum2 / self.count - np.outer(d, d)
+
+
+# ============================================================================ patterns
+class _PatternPosterior:
+    """Posterior of the factors given the observed entries, for each missingness pattern.
+
+    For pattern p with observed columns o: ``M_p = I + W_o^T Psi_o^{-1} W_o`` (k x k), so
+    ``z | x_o ~ N(M_p^{-1} W_o^T Psi_o^{-1} (x_o - mean_o), M_p^{-1})``, and the observed
+    marginal N(mean_o, W_o W_o^T + Psi_o) has ``log det = log det M_p + sum_o log psi``.
+    All patterns are handled at once (no Python loop over patterns).
+    """
+
+    def __init__(self, W, psi, mean, observed: np.ndarray):
+        self.W, self.psi, self.mean = W, psi, mean
+        self.observed = observed
+        k = W.shape[1]
+        obs = observed.astype(np.float64)
+        Wp = W / psi[:, None]
+        M = np.eye(k) + np.einsum("pd,dk,dl->pkl", obs, Wp, W, optimize=True)
+        L = np.linalg.cholesky(M)
+        self.Minv = np.linalg.inv(M)
+        self.Minv = 0.5 * (self.Minv + np.swapaxes(self.Minv, 1, 2))
+        logdet_m = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+        self.logdet = logdet_m + obs @ np.log(psi)
+        self.n_obs = obs.sum(axis=1)
+
+    def rows(self, X: np.ndarray, pid: np.ndarray, complete: bool):
+        """For rows ``X`` of patterns ``pid``: (residuals with missing entries 0, E[z|x_o],
+        observed-marginal log-densities)."""
+        if complete:
+            R = X - self.mean
+        else:
+            R = np.where(self.observed[pid], X - self.mean, 0.0)
+        U = (R / self.psi) @ self.W
+        if len(self.Minv) == 1:
+            Z = U @ self.Minv[0]
+        else:
+            Z = np.einsum("nkl,nl->nk", self.Minv[pid], U)
+        quad = np.einsum("nd,nd->n", R, R / self.psi) - np.einsum("nk,nk->n", U, Z)
+        ll = -0.5 * (self.n_obs[pid] * _LOG_2PI + self.logdet[pid] + quad)
+        return R, Z, ll
+
+
+def _group_rows(X: np.ndarray):
+    """(observed masks (P, D), pattern of each row (n,), complete?) for the rows of ``X``."""
+    n, D = X.shape
+    if not np.isnan(X).any():
+        return np.ones((1, D), dtype=bool), np.zeros(n, dtype=np.intp), True
+    patterns = missing_patterns(X)
+    pid = np.empty(n, dtype=np.intp)
+    for i, p in enumerate(patterns):
+        pid[p.rows] = i
+    return np.array([p.observed for p in patterns]), pid, False
+
+
+@dataclass
+class _FAData:
+    """What the E-step needs: fixed moments (complete data), or the rows and their
+    missingness patterns."""
+
+    shift: np.ndarray
+    floor: np.ndarray
+    stats: FactorStats | None = None  # complete data: moments computed once
+    X: np.ndarray | None = None  # rows with missing entries (none entirely missing)
+    pid: np.ndarray | None = None
+    observed: np.ndarray | None = None  # (P, D) bool
+    counts: np.ndarray | None = None  # rows per pattern
+    chunks: list | None = None
+
+
+# ============================================================================ FactorAnalysis
+class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Factor analysis fitted by EM (Rubin and Thayer 1982), with missing values.
+
+    Same parameters, attributes and methods as ``sklearn.decomposition.FactorAnalysis``
+    (without its SVD options), converging to the same maximum of the likelihood. EM runs on
+    the data covariance, computed once, so an iteration costs O(n_features^2 n_components)
+    independently of the number of rows.
+
+    Missing entries (NaN) are handled by EM: rows are grouped by missingness pattern, and the
+    E-step takes expectations over the missing entries given the observed ones. Rows with
+    every entry missing carry no information and are skipped (they count in neither
+    ``loglike_`` nor the estimates); a column with no observed entry raises ValueError.
+
+    Parameters
+    ----------
+    n_components : int or None
+        Number of factors k (None: n_features).
+    tol : float
+        Stop when the total log-likelihood gains less than this in one iteration.
+    copy : bool
+        Accepted for scikit-learn compatibility; ``X`` is never modified.
+    max_iter : int
+        Maximum number of EM iterations.
+    noise_variance_init : array-like of shape (n_features,), optional
+        Initial noise variances (default: the variances of the columns). The initial
+        loadings then maximise the likelihood for these noise variances (an eigenvalue
+        decomposition of the scaled data covariance).
+    rotation : {None, 'varimax', 'quartimax'}
+        Orthogonal rotation applied to ``components_`` after the fit (it changes neither the
+        covariance nor the likelihood).
+    random_state : int, RandomState or None
+        Accepted for scikit-learn compatibility; the initialisation is deterministic.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Loadings ``W^T``. Without rotation, oriented as scikit-learn's (rows orthogonal in the
+        metric ``Psi^{-1}``, in decreasing order), each row's largest entry positive.
+    noise_variance_ : ndarray of shape (n_features,)
+    mean_ : ndarray of shape (n_features,)
+    loglike_ : list of float
+        Total log-likelihood of the (observed entries of the) data at every iteration,
+        under that iteration's parameters; never decreasing.
+    n_iter_ : int
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` has string column names.
+
+    Notes
+    -----
+    Noise variances are floored at 1e-12 times the column's variance (a Heywood case ends at
+    the floor).
+    """
+
+    def __init__(
+        self,
+        n_components: int | None = None,
+        *,
+        tol: float = 1e-2,
+        copy: bool = True,
+        max_iter: int = 1000,
+        noise_variance_init=None,
+        rotation: str | None = None,
+        random_state=0,
+    ):
+        self.n_components = n_components
+        self.tol = tol
+        self.copy = copy
+        self.max_iter = max_iter
+        self.noise_variance_init = noise_variance_init
+        self.rotation = rotation
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    # ------------------------------------------------------------------ checks
+    def _check_hyperparameters(self, D: int) -> int:
+        k = D if self.n_components is None else self.n_components
+        check_positive_int(k, "n_components", minimum=0)
+        if k > D:
+            raise ValueError(
+                f"n_components={k} must be at most n_features={D} (or None)."
+            )
+        check_positive_int(self.max_iter, "max_iter")
+        _check_tol(self.tol)
+        if self.rotation is not None and self.rotation not in _ROTATIONS:
+            raise ValueError(
+                f"rotation must be None, 'varimax' or 'quartimax', got {self.rotation!r}."
+            )
+        return k
+
+    def _check_noise_init(self, D: int):
+        if self.noise_variance_init is None:
+            return None
+        psi = np.asarray(self.noise_variance_init, dtype=np.float64)
+        if psi.shape != (D,):
+            raise ValueError(
+                f"noise_variance_init must have shape ({D},) (one per feature), got {psi.shape}."
+            )
+        if not np.all(np.isfinite(psi)) or np.any(psi <= 0):
+            raise ValueError("noise_variance_init must be finite and positive.")
+        return psi.copy()
+
+    def _prepare(self, X: np.ndarray) -> tuple[_FAData, np.ndarray]:
+        """EM data for ``X`` and a starting covariance for the initialisation."""
+        n, D = X.shape
+        missing = np.isnan(X)
+        if not missing.any():
+            shift = X.mean(axis=0)
+            gs = G.GaussianStats.from_weights(X, np.ones((n, 1)), shift, "tied")
+            stats = FactorStats(float(n), gs.sum1[0], gs.sum2, shift)
+            var = np.diag(stats.covariance()).copy()
+            return _FAData(shift, _noise_floor(var), stats=stats), stats.covariance()
+        empty_cols = np.flatnonzero(missing.all(axis=0))
+        if empty_cols.size:
+            raise ValueError(
+                f"Column(s) {empty_cols.tolist()} of X have no observed value (all NaN): "
+                "FactorAnalysis cannot estimate them. Drop these columns first."
+            )
+        keep = ~missing.all(axis=1)  # rows with nothing observed carry no information
+        X = np.ascontiguousarray(X[keep]) if not keep.all() else X
+        observed, pid, _ = _group_rows(X)
+        # Rows in pattern order: each chunk then touches few patterns.
+        order = np.argsort(pid, kind="stable")
+        X, pid = np.ascontiguousarray(X[order]), pid[order]
+        shift = np.nanmean(X, axis=0)
+        var = np.nanvar(X, axis=0)
+        filled = np.where(np.isnan(X), shift, X)
+        S0 = np.cov(filled, rowvar=False, bias=True).reshape(D, D)
+        S0[np.diag_indices(D)] = var
+        n = X.shape[0]
+        data = _FAData(
+            shift, _noise_floor(var), X=X, pid=pid, observed=observed,
+            counts=np.bincount(pid, minlength=len(observed)).astype(np.float64),
+            chunks=[(a, min(a + CHUNK_ROWS, n)) for a in range(0, n, CHUNK_ROWS)],
+        )
+        return data, S0
+
+    # ------------------------------------------------------------------ EM parts
+    _fitted_attrs = ("mean_", "_W", "noise_variance_")
+
+    def _init_params(self, data: _FAData, S0: np.ndarray, k: int) -> None:
+        D = len(data.shift)
+        psi = self._check_noise_init(D)
+        if psi is None:
+            psi = np.maximum(np.diag(S0), data.floor)
+        self.mean_ = data.shift.copy()
+        self._W = init_loadings(S0, psi, k)
+        self.noise_variance_ = psi
+
+    def _estep(self, data: _FAData, runner: ChunkRunner) -> FactorStats:
+        W, psi, mu = self._W, self.noise_variance_, self.mean_
+        if data.stats is not None:
+            s = data.stats
+            ll = _gaussian_loglik(W, psi, s.scatter(mu), s.count)
+            return FactorStats(s.count, s.sum1, s.sum2, s.shift, ll)
+        post = _PatternPosterior(W, psi, mu, data.observed)
+        shift = data.shift
+
+        def accumulate(i):
+            a, b = data.chunks[i]
+            X, pid = data.X[a:b], data.pid[a:b]
+            _, Z, ll = post.rows(X, pid, complete=False)
+            E = np.where(np.isnan(X), mu + Z @ W.T, X) - shift
+            return FactorStats(float(b - a), E.sum(axis=0), E.T @ E, shift, float(ll.sum()))
+
+        stats = runner.map_sum(accumulate, range(len(data.chunks)))
+        stats.sum2 += _missing_block_covariance(post, data.counts)
+        return stats
+
+    def _log_prior(self) -> float:
+        return 0.0
+
+    def _mstep(self, stats: FactorStats) -> None:
+        mean = stats.mean()
+        S = stats.scatter(mean) / stats.count
+        W, psi = _fa_mstep(self._W, self.noise_variance_, S)
+        self.mean_, self._W = mean, W
+        self.noise_variance_ = np.maximum(psi, self._floor)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None):
+        """Fit the factor analysis model by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; NaN marks missing entries.
+        y : ignored
+
+        Returns
+        -------
+        self : FactorAnalysis
+        """
+        X = validate_data(self, X, dtype=np.float64, order="C", ensure_all_finite="allow-nan")
+        k = self._check_hyperparameters(X.shape[1])
+        data, S0 = self._prepare(X)
+        self._floor = data.floor
+        self._init_params(data, S0, k)
+        monitor = ConvergenceMonitor(self.tol, self.max_iter)
+        with ChunkRunner(1) as runner:
+            run_em(self, data, monitor, runner)
+        del self._floor
+        if not monitor.converged:
+            warnings.warn(
+                "FactorAnalysis did not converge. You might want to increase the number of "
+                "iterations (max_iter) or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        W = _canonical_loadings(self._W, self.noise_variance_)
+        del self._W
+        if self.rotation is not None:
+            W = orthomax(W, _ROTATIONS[self.rotation])
+        self.components_ = np.ascontiguousarray(W.T)
+        self.loglike_ = list(monitor.history)
+        self.n_iter_ = monitor.iter
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def _checked(self, X) -> np.ndarray:
+        check_is_fitted(self, "components_")
+        return validate_data(
+            self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite="allow-nan"
+        )
+
+    def _rowwise(self, X: np.ndarray):
+        """(E[z | observed entries], observed-marginal log-density) of every row."""
+        W = self.components_.T
+        observed, pid, complete = _group_rows(X)
+        post = _PatternPosterior(W, self.noise_variance_, self.mean_, observed)
+        k = W.shape[1]
+        step = max(64, min(CHUNK_ROWS, (1 << 20) // max(k * k, 1)))
+        Z = np.empty((X.shape[0], k))
+        ll = np.empty(X.shape[0])
+        for a in range(0, X.shape[0], step):
+            _, Z[a : a + step], ll[a : a + step] = post.rows(
+                X[a : a + step], pid[a : a + step], complete
+            )
+        return Z, ll
+
+    def transform(self, X) -> np.ndarray:
+        """Expected factors given each row, ``E[z | x]`` (given the observed entries when
+        some are NaN; a row with nothing observed gets the prior mean 0).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+        """
+        return self._rowwise(self._checked(X))[0]
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log-likelihood of each row (of its observed entries when some are NaN; 0 for a
+        row with nothing observed).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ll : ndarray of shape (n_samples,)
+        """
+        return self._rowwise(self._checked(X))[1]
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood of the rows of ``X`` (see :meth:`score_samples`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def get_covariance(self) -> np.ndarray:
+        """Model covariance ``components_.T @ components_ + diag(noise_variance_)``.
+
+        Returns
+        -------
+        cov : ndarray of shape (n_features, n_features)
+        """
+        check_is_fitted(self, "components_")
+        cov = self.components_.T @ self.components_
+        cov[np.diag_indices_from(cov)] += self.noise_variance_
+        return cov
+
+    def get_precision(self) -> np.ndarray:
+        """Inverse of :meth:`get_covariance` (through the Woodbury identity).
+
+        Returns
+        -------
+        precision : ndarray of shape (n_features, n_features)
+        """
+        check_is_fitted(self, "components_")
+        W, psi = self.components_.T, self.noise_variance_
+        Wp = W / psi[:, None]
+        M = np.eye(W.shape[1]) + W.T @ Wp
+        prec = -Wp @ np.linalg.solve(M, Wp.T)
+        prec[np.diag_indices_from(prec)] += 1.0 / psi
+        return 0.5 * (prec + prec.T)
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.components_.shape[0]
+
+
+def _noise_floor(var: np.ndarray) -> np.ndarray:
+    """Per-column floor on noise variances: a tiny fraction of the column's variance (of the
+    largest variance, or 1, for constant columns)."""
+    top = float(var.max()) if var.size and var.max() > 0 else 1.0
+    return _REL_NOISE_FLOOR * np.where(var > 0, var, top)
+
+
+def _missing_block_covariance(post: _PatternPosterior, counts: np.ndarray) -> np.ndarray:
+    """Sum over rows of the conditional covariance of the missing entries given the observed
+    ones, ``W_m M_p^{-1} W_m^T + Psi_m`` on the missing block (0 elsewhere)."""
+    W, psi = post.W, post.psi
+    D, k = W.shape
+    miss = ~post.observed
+    has = miss.any(axis=1)
+    out = np.zeros((D, D))
+    if not has.any():
+        return out
+    miss, Minv, n = miss[has], post.Minv[has], counts[has]
+    A = miss[:, :, None] * W[None]  # (P, D, k): loadings of the missing entries
+    B = (A @ Minv) * n[:, None, None]
+    if k:
+        out += np.swapaxes(B, 0, 1).reshape(D, -1) @ np.swapaxes(A, 0, 1).reshape(D, -1).T
+    out[np.diag_indices(D)] += psi * (n @ miss)
+    return 0.5 * (out + out.T)
+
+
+# ============================================================================ mixture
+@dataclass
+class _MFAStats:
+    """Additive statistics of a mixture-of-factor-analyzers E-step."""
+
+    loglik_sum: float
+    count: float
+    gaussian: G.GaussianStats
+
+    @property
+    def loglik(self) -> float:
+        """Mean log-likelihood per row."""
+        return self.loglik_sum / self.count
+
+    def __add__(self, other: _MFAStats) -> _MFAStats:
+        return _MFAStats(
+            self.loglik_sum + other.loglik_sum, self.count + other.count,
+            self.gaussian + other.gaussian,
+        )
+
+    def __iadd__(self, other: _MFAStats) -> _MFAStats:
+        self.loglik_sum += other.loglik_sum
+        self.count += other.count
+        self.gaussian += other.gaussian
+        return self
+
+
+@dataclass
+class _Rows:
+    X: np.ndarray
+    shift: np.ndarray
+    chunks: list
+
+
+_NOISE_TYPES = ("shared", "per_component")
+
+
+class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
+    """Mixture of factor analyzers fitted by EM (Ghahramani and Hinton 1996).
+
+    Component k generates ``x = means_[k] + W_k z + e`` with ``z ~ N(0, I)`` (``n_factors``
+    factors) and diagonal noise ``e ~ N(0, Psi)``, ``Psi`` shared by all components
+    (``noise_type='shared'``, as in Ghahramani and Hinton) or one per component: a Gaussian
+    mixture whose covariances are ``W_k W_k^T + Psi`` (n_features * n_factors loadings instead
+    of n_features^2 / 2 covariances per component).
+
+    EM: the E-step computes responsibilities and per-component weighted moments (compiled
+    kernels, chunks of rows); the M-step sets weights and means in closed form, then makes
+    one factor-analysis EM update of each component's loadings and noise from its weighted
+    covariance about the new mean (a generalised EM step: the log-likelihood never
+    decreases).
+
+    Parameters
+    ----------
+    n_components : int
+        Number of mixture components.
+    n_factors : int
+        Number of factors per component (at most n_features).
+    noise_type : {'shared', 'per_component'}
+        One diagonal noise covariance for all components, or one each.
+    tol : float
+        Stop when the mean log-likelihood per row gains less than this.
+    reg_covar : float
+        Floor on the noise variances.
+    max_iter : int
+        Maximum EM iterations per initialisation.
+    n_init : int
+        Number of k-means initialisations; the best final log-likelihood is kept.
+    random_state : int, RandomState or None
+        Seed of the k-means initialisation and of :meth:`sample`.
+    verbose : int
+        Print per-iteration progress to stderr when > 0.
+    n_jobs : int or None
+        Threads for the E-step (None: 1, -1: all cores); results do not depend on it.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    components_ : ndarray of shape (n_components, n_factors, n_features)
+        Loadings ``W_k^T`` of each component.
+    noise_variance_ : ndarray of shape (n_features,) ('shared') or (n_components, n_features)
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood per row at the last iteration of the best initialisation.
+    lower_bounds_ : list of float
+        The same at every iteration of the best initialisation (never decreasing).
+    n_features_in_ : int
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        n_factors: int = 1,
+        noise_type: str = "shared",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        random_state=None,
+        verbose: int = 0,
+        n_jobs: int | None = None,
+    ):
+        self.n_components = n_components
+        self.n_factors = n_factors
+        self.noise_type = noise_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    _fitted_attrs = ("weights_", "means_", "components_", "noise_variance_")
+
+    # ------------------------------------------------------------------ checks
+    def _check_hyperparameters(self, D: int) -> None:
+        check_positive_int(self.n_components, "n_components")
+        check_positive_int(self.n_factors, "n_factors", minimum=0)
+        if self.n_factors > D:
+            raise ValueError(f"n_factors={self.n_factors} must be at most n_features={D}.")
+        check_positive_int(self.max_iter, "max_iter")
+        check_positive_int(self.n_init, "n_init")
+        check_n_jobs(self.n_jobs)
+        _check_tol(self.tol)
+        if self.noise_type not in _NOISE_TYPES:
+            raise ValueError(
+                f"noise_type must be one of {_NOISE_TYPES}, got {self.noise_type!r}."
+            )
+        r = self.reg_covar
+        if isinstance(r, bool) or not isinstance(r, numbers.Real) or not (
+            np.isfinite(r) and r >= 0
+        ):
+            raise ValueError(f"reg_covar must be a non-negative float, got {r!r}.")
+
+    def _validate(self, X, *, reset: bool) -> np.ndarray:
+        X = validate_data(
+            self, X, reset=reset, dtype=np.float64, order="C", ensure_all_finite="allow-nan",
+            ensure_min_samples=2 if reset else 1,
+        )
+        if np.isnan(X).any():
+            raise ValueError(
+                "Input X contains NaN: MixtureOfFactorAnalyzers does not support missing "
+                "values (FactorAnalysis does)."
+            )
+        return X
+
+    # ------------------------------------------------------------------ parameters
+    def _psi_per_component(self) -> np.ndarray:
+        K = self.means_.shape[0]
+        psi = self.noise_variance_
+        return np.broadcast_to(psi, (K, psi.shape[-1])) if psi.ndim == 1 else psi
+
+    def get_covariance(self) -> np.ndarray:
+        """Covariance of every component, ``W_k W_k^T + Psi_k``.
+
+        Returns
+        -------
+        covariances : ndarray of shape (n_components, n_features, n_features)
+        """
+        check_is_fitted(self, "means_")
+        C = self.components_
+        covs = np.swapaxes(C, 1, 2) @ C
+        idx = np.arange(C.shape[2])
+        covs[:, idx, idx] += self._psi_per_component()
+        return covs
+
+    def _log_weights(self) -> np.ndarray:
+        out = np.full(len(self.weights_), -np.inf)
+        np.log(self.weights_, out=out, where=self.weights_ > 0)
+        return out
+
+    def _responsibilities(self, dens, log_w, X):
+        resp = dens(X)
+        log_norm = np.empty((X.shape[0], 1))
+        _gauss.responsibilities(resp, log_w, log_norm)
+        return resp, log_norm[:, 0]
+
+    # ------------------------------------------------------------------ EM parts
+    def _estep(self, data: _Rows, runner: ChunkRunner) -> _MFAStats:
+        dens = G.GaussianDensity(self.means_, self.get_covariance(), "full")
+        log_w = self._log_weights()
+
+        def accumulate(i):
+            a, b = data.chunks[i]
+            X = data.X[a:b]
+            resp, log_norm = self._responsibilities(dens, log_w, X)
+            gs = G.GaussianStats.from_weights(X, resp, data.shift, "full")
+            return _MFAStats(float(log_norm.sum()), float(b - a), gs)
+
+        return runner.map_sum(accumulate, range(len(data.chunks)))
+
+    def _log_prior(self) -> float:
+        return 0.0
+
+    def _mstep(self, stats: _MFAStats) -> None:
+        gs = stats.gaussian
+        K, D = gs.sum1.shape
+        nk = gs.post + 10 * np.finfo(float).eps
+        weights = nk / nk.sum()
+        means = gs.shift + gs.sum1 / nk[:, None]
+        empty = gs.post <= G._EMPTY
+        means[empty] = self.means_[empty]
+        S = G._scatter(gs, means, "full") / nk[:, None, None]
+        psi_old = self._psi_per_component()
+        W_new = np.empty((K, D, self.n_factors))
+        psi_new = np.empty((K, D))
+        for k in range(K):
+            if empty[k]:
+                W_new[k], psi_new[k] = self.components_[k].T, psi_old[k]
+            else:
+                W_new[k], psi_new[k] = _fa_mstep(self.components_[k].T, psi_old[k], S[k])
+        if self.noise_type == "shared":
+            # Pooled over components: the noise maximising the summed expected likelihood.
+            psi = np.maximum((nk @ psi_new) / nk.sum(), self.reg_covar)
+        else:
+            psi = np.maximum(psi_new, self.reg_covar)
+        self.weights_, self.means_ = weights, means
+        self.components_ = np.ascontiguousarray(np.swapaxes(W_new, 1, 2))
+        self.noise_variance_ = psi
+
+    def _init_params(self, data: _Rows, random_state) -> None:
+        X = data.X
+        n, D = X.shape
+        K, q = self.n_components, self.n_factors
+        rs = check_random_state(random_state)
+        with threadpool_limits(limits=1):  # repeatable for any thread count
+            labels = KMeans(n_clusters=K, n_init=1, random_state=rs).fit(X).labels_
+        resp = np.zeros((n, K))
+        resp[np.arange(n), labels] = 1.0
+        gs = G.GaussianStats.from_weights(X, resp, data.shift, "full")
+        nk = gs.post + 10 * np.finfo(float).eps
+        means = gs.shift + gs.sum1 / nk[:, None]
+        S = G._scatter(gs, means, "full") / nk[:, None, None]
+        var = np.var(X, axis=0)
+        # Small clusters have degenerate covariances: keep noise above a share of the data's.
+        low = np.maximum(1e-3 * var, self.reg_covar)
+        low = np.where(low > 0, low, 1.0)
+        diag = np.diagonal(S, axis1=1, axis2=2)
+        if self.noise_type == "shared":
+            psi = np.maximum((nk @ diag) / nk.sum(), low)
+            psis = np.broadcast_to(psi, (K, D))
+        else:
+            psi = psis = np.maximum(diag, low)
+        W = np.stack([init_loadings(S[k], psis[k], q) for k in range(K)])
+        self.weights_ = nk / nk.sum()
+        self.means_ = means
+        self.components_ = np.ascontiguousarray(np.swapaxes(W, 1, 2))
+        self.noise_variance_ = np.array(psi)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None):
+        """Estimate the parameters by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self : MixtureOfFactorAnalyzers
+        """
+        X = self._validate(X, reset=True)
+        n, D = X.shape
+        self._check_hyperparameters(D)
+        if n < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {n}"
+            )
+        data = _Rows(X, X.mean(axis=0), [(a, min(a + CHUNK_ROWS, n))
+                                         for a in range(0, n, CHUNK_ROWS)])
+        rs = check_random_state(self.random_state)
+        fit_restarts(
+            self, data, seeds=[rs] * self.n_init, n_jobs=check_n_jobs(self.n_jobs),
+            make_monitor=lambda: ConvergenceMonitor(self.tol, self.max_iter, bool(self.verbose)),
+        )
+        monitor = self.monitor_
+        del self.monitor_
+        self.converged_ = monitor.converged
+        self.n_iter_ = monitor.iter
+        self.lower_bounds_ = list(monitor.history)
+        self.lower_bound_ = monitor.history[-1]
+        if not self.converged_:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def _estimate(self, X):
+        dens = G.GaussianDensity(self.means_, self.get_covariance(), "full")
+        log_w = self._log_weights()
+        parts = [
+            self._responsibilities(dens, log_w, X[a : a + CHUNK_ROWS])
+            for a in range(0, len(X), CHUNK_ROWS)
+        ]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _checked(self, X) -> np.ndarray:
+        check_is_fitted(self, "means_")
+        return self._validate(X, reset=False)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log-density of every row of ``X`` under the mixture.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self._estimate(self._checked(X))[1]
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood per row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        float
+        """
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Responsibility of every component for every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+        return self._estimate(self._checked(X))[0]
+
+    def predict(self, X) -> np.ndarray:
+        """Most likely component of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self.predict_proba(X).argmax(axis=1)
+
+    def sample(self, n_samples: int = 1):
+        """Draw rows from the fitted mixture.
+
+        Parameters
+        ----------
+        n_samples : int
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each row (grouped by component).
+        """
+        check_is_fitted(self, "means_")
+        n_samples = check_positive_int(n_samples, "n_samples")
+        rs = check_random_state(self.random_state)
+        counts = rs.multinomial(n_samples, self.weights_)
+        psi = self._psi_per_component()
+        parts = []
+        for k, c in enumerate(counts):
+            z = rs.standard_normal((int(c), self.components_.shape[1]))
+            e = rs.standard_normal((int(c), self.means_.shape[1])) * np.sqrt(psi[k])
+            parts.append(self.means_[k] + z @ self.components_[k] + e)
+        return np.vstack(parts), np.repeat(np.arange(len(counts)), counts)
+
+    def _n_parameters(self) -> int:
+        """Free parameters: weights, means, loadings up to rotation (D q - q (q - 1) / 2 per
+        component) and noise variances."""
+        K, D = self.means_.shape
+        q = self.components_.shape[1]
+        noise = D if self.noise_variance_.ndim == 1 else K * D
+        return int(K - 1 + K * D + K * (D * q - q * (q - 1) // 2) + noise)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+        """
+        X = self._checked(X)
+        n = X.shape[0]
+        return float(-2 * self.score(X) * n + self._n_parameters() * np.log(n))
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+        """
+        X = self._checked(X)
+        return float(-2 * self.score(X) * X.shape[0] + 2 * self._n_parameters())

@@ -1,0 +1,439 @@
+"""FactorAnalysis and MixtureOfFactorAnalyzers: scikit-learn agreement, EM monotonicity,
+missing values (against a row-by-row reference), rotations, recovery, bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn import decomposition as skd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
+
+from emx._em import ChunkRunner, EMDecreaseWarning
+from emx.factor import FactorAnalysis, MixtureOfFactorAnalyzers, orthomax
+
+
+@parametrize_with_checks(
+    [
+        FactorAnalysis(),
+        FactorAnalysis(n_components=1, rotation="varimax"),
+        MixtureOfFactorAnalyzers(n_components=2),
+        MixtureOfFactorAnalyzers(n_components=2, n_factors=2, noise_type="per_component"),
+    ]
+)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    # scikit-learn's SVD-based fit is ~50x slower with BLAS threads fighting over 2 cores.
+    with threadpool_limits(limits=1):
+        yield
+
+
+def fa_sample(seed=0, n=2000, D=10, k=3, offset=5.0):
+    """Rows from a known factor-analysis model; returns (X, covariance, W, psi, mean)."""
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(D, k))
+    psi = rng.uniform(0.2, 1.0, D)
+    mean = offset + rng.normal(size=D)
+    X = mean + rng.normal(size=(n, k)) @ W.T + rng.normal(size=(n, D)) * np.sqrt(psi)
+    return X, W @ W.T + np.diag(psi), W, psi, mean
+
+
+def remove_entries(X, fraction, seed=1):
+    rng = np.random.default_rng(seed)
+    X = X.copy()
+    X[rng.random(X.shape) < fraction] = np.nan
+    return X
+
+
+def tight(**kw):
+    return dict(tol=1e-10, max_iter=20_000, **kw)
+
+
+def match_rows(A, B):
+    """B's rows reordered and sign-flipped to line up with A's."""
+    perm = np.abs(A @ B.T).argmax(axis=1)
+    assert sorted(perm) == list(range(len(A)))
+    signs = np.sign(np.einsum("ij,ij->i", A, B[perm]))
+    return signs[:, None] * B[perm]
+
+
+def orthomax_criterion(L, gamma):
+    L2 = L**2
+    return float(np.sum(L2**2) - gamma / L.shape[0] * np.sum(L2.sum(axis=0) ** 2))
+
+
+# ============================================================================ FactorAnalysis
+def test_same_maximum_as_scikit_learn():
+    X, *_ = fa_sample()
+    ours = FactorAnalysis(3, **tight()).fit(X)
+    ref = skd.FactorAnalysis(3, svd_method="lapack", **tight()).fit(X)
+    assert ours.score(X) == pytest.approx(ref.score(X), rel=1e-10)
+    cov, ref_cov = ours.get_covariance(), ref.get_covariance()
+    np.testing.assert_allclose(cov, ref_cov, rtol=1e-6, atol=1e-6 * np.abs(ref_cov).max())
+    np.testing.assert_allclose(ours.noise_variance_, ref.noise_variance_, rtol=1e-5)
+    np.testing.assert_allclose(ours.mean_, ref.mean_, rtol=1e-12)
+    np.testing.assert_allclose(ours.get_precision(), ref.get_precision(), rtol=1e-5, atol=1e-6)
+    # loglike_ means the same thing: the total log-likelihood
+    assert ours.loglike_[-1] == pytest.approx(ref.loglike_[-1], rel=1e-10)
+    assert ours.loglike_[-1] == pytest.approx(ours.score(X) * len(X), rel=1e-9)
+    # components_ in scikit-learn's orientation, up to the sign of each factor
+    np.testing.assert_allclose(ours.components_, match_rows(ours.components_, ref.components_),
+                               atol=1e-5)
+    Z, Zref = ours.transform(X), ref.transform(X)
+    np.testing.assert_allclose(np.abs(Z), np.abs(Zref), atol=1e-5)
+    np.testing.assert_allclose(ours.score_samples(X), ref.score_samples(X), rtol=1e-6)
+
+
+def test_default_settings_also_agree_with_scikit_learn():
+    """scikit-learn's defaults (tol=1e-2 on the total log-likelihood, randomized SVD)."""
+    X, *_ = fa_sample(seed=3, n=1000, D=8, k=2)
+    ours = FactorAnalysis(2).fit(X)
+    ref = skd.FactorAnalysis(2).fit(X)
+    # Both stop when an iteration gains less than 0.01 in total log-likelihood, before the
+    # maximum on this slowly converging sample (the covariances still differ by ~2%).
+    assert ours.score(X) == pytest.approx(ref.score(X), rel=1e-5)
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.2])
+def test_loglike_never_decreases_and_is_the_total_log_likelihood(missing):
+    X, *_ = fa_sample(seed=4, n=600, D=8, k=2)
+    X = remove_entries(X, missing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an EMDecreaseWarning fails the test
+        model = FactorAnalysis(2, tol=1e-9, max_iter=5000).fit(X)
+    ll = np.array(model.loglike_)
+    assert len(ll) == model.n_iter_ > 10
+    assert np.all(np.diff(ll) >= -1e-10 * np.abs(ll[1:]))
+    assert ll[-1] > ll[0] + 1.0
+    # loglike_[i] is the log-likelihood of the parameters after i M-steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for m in (1, 5):
+            before = FactorAnalysis(2, tol=0.0, max_iter=m).fit(X)
+            after = FactorAnalysis(2, tol=0.0, max_iter=m + 1).fit(X)
+            assert after.loglike_[: m] == pytest.approx(before.loglike_, rel=1e-12)
+            assert after.loglike_[m] == pytest.approx(before.score_samples(X).sum(), rel=1e-10)
+
+
+def test_score_samples_is_the_gaussian_density():
+    X, *_ = fa_sample(seed=5, n=300, D=6, k=2)
+    model = FactorAnalysis(2).fit(X)
+    ref = multivariate_normal(model.mean_, model.get_covariance()).logpdf(X)
+    np.testing.assert_allclose(model.score_samples(X), ref, rtol=1e-10)
+    np.testing.assert_allclose(model.get_precision() @ model.get_covariance(), np.eye(6),
+                               atol=1e-10)
+
+
+@pytest.mark.parametrize("rotation", ["varimax", "quartimax"])
+def test_rotation(rotation):
+    X, *_ = fa_sample(seed=6)
+    plain = FactorAnalysis(3, **tight()).fit(X)
+    ours = FactorAnalysis(3, rotation=rotation, **tight()).fit(X)
+    ref = skd.FactorAnalysis(3, svd_method="lapack", rotation=rotation, **tight()).fit(X)
+    gamma = {"varimax": 1.0, "quartimax": 0.0}[rotation]
+    # an orthogonal rotation of the same loadings: same model, at least as good a criterion
+    np.testing.assert_allclose(ours.get_covariance(), plain.get_covariance(), rtol=1e-10)
+    R = np.linalg.lstsq(plain.components_.T, ours.components_.T, rcond=None)[0]
+    np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-8)
+    # a maximum of the criterion: no nearby rotation does better
+    best = orthomax_criterion(ours.components_.T, gamma)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        A = rng.normal(size=(3, 3)) * 1e-3
+        Q = np.linalg.qr(np.eye(3) + A - A.T)[0]
+        Q *= np.sign(np.diag(Q))
+        assert orthomax_criterion(ours.components_.T @ Q, gamma) <= best + 1e-12
+    # scikit-learn stops its rotation at a looser tolerance: close, not equal
+    np.testing.assert_allclose(ours.components_, match_rows(ours.components_, ref.components_),
+                               atol=5e-3)
+    assert ours.score(X) == pytest.approx(ref.score(X), rel=1e-10)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_orthomax_finds_the_best_planar_rotation(gamma):
+    """Two factors: the rotation is one angle, so a fine grid finds the maximum."""
+    L = np.random.default_rng(7).normal(size=(9, 2))
+    best = orthomax(L, gamma)
+    angles = np.linspace(0, np.pi / 2, 20001)  # the criterion has period pi / 2
+    grid = max(
+        orthomax_criterion(L @ np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]), gamma)
+        for a in angles
+    )
+    assert orthomax_criterion(best, gamma) >= grid - 1e-9
+    np.testing.assert_allclose(best @ best.T, L @ L.T, atol=1e-12)
+
+
+def test_shapes_and_defaults():
+    X, *_ = fa_sample(seed=8, n=200, D=5, k=2)
+    model = FactorAnalysis(2)
+    Z = model.fit_transform(X)
+    assert Z.shape == (200, 2)
+    np.testing.assert_allclose(Z, model.transform(X), rtol=1e-12)
+    assert model.components_.shape == (2, 5)
+    assert model.noise_variance_.shape == model.mean_.shape == (5,)
+    assert model.score_samples(X).shape == (200,)
+    assert isinstance(model.score(X), float)
+    assert model.get_covariance().shape == model.get_precision().shape == (5, 5)
+    assert model.n_features_in_ == 5
+    assert list(model.get_feature_names_out()) == ["factoranalysis0", "factoranalysis1"]
+    assert FactorAnalysis().fit(X).components_.shape == (5, 5)
+    zero = FactorAnalysis(0).fit(X)
+    assert zero.components_.shape == (0, 5)
+    np.testing.assert_allclose(zero.noise_variance_, X.var(axis=0), rtol=1e-8)
+
+
+def test_noise_variance_init_is_used():
+    X, *_ = fa_sample(seed=9, n=300, D=6, k=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = FactorAnalysis(2, max_iter=1, noise_variance_init=np.ones(6)).fit(X)
+        b = FactorAnalysis(2, max_iter=1, noise_variance_init=np.full(6, 3.0)).fit(X)
+    assert a.loglike_[0] != b.loglike_[0]
+
+
+# ---------------------------------------------------------------------------- missing values
+def reference_estep(X, W, psi, mean):
+    """Row by row: expected moments of the rows and the observed-data log-likelihood."""
+    D = X.shape[1]
+    cov = W @ W.T + np.diag(psi)
+    n, s1, s2, ll = 0, np.zeros(D), np.zeros((D, D)), 0.0
+    for x in X:
+        o = ~np.isnan(x)
+        m = ~o
+        if not o.any():
+            continue
+        gain = cov[np.ix_(m, o)] @ np.linalg.inv(cov[np.ix_(o, o)])
+        e = x.copy()
+        e[m] = mean[m] + gain @ (x[o] - mean[o])
+        C = np.zeros((D, D))
+        C[np.ix_(m, m)] = cov[np.ix_(m, m)] - gain @ cov[np.ix_(o, m)]
+        n += 1
+        s1 += e
+        s2 += np.outer(e, e) + C
+        ll += multivariate_normal(mean[o], cov[np.ix_(o, o)]).logpdf(x[o])
+    return n, s1, s2, ll
+
+
+def test_pattern_estep_equals_row_by_row_reference():
+    X, _, W, psi, mean = fa_sample(seed=10, n=400, D=7, k=2)
+    X = remove_entries(X, 0.3)
+    X[5] = np.nan  # a row with nothing observed
+    rng = np.random.default_rng(11)
+    model = FactorAnalysis(2)
+    data, _ = model._prepare(X)
+    # parameters away from the data's, so that the conditional fill matters
+    model._W = W + 0.3 * rng.normal(size=W.shape)
+    model.noise_variance_ = psi * rng.uniform(0.5, 2.0, size=psi.shape)
+    model.mean_ = mean + 0.2 * rng.normal(size=mean.shape)
+    with ChunkRunner(1) as runner:
+        stats = model._estep(data, runner)
+    n, s1, s2, ll = reference_estep(X, model._W, model.noise_variance_, model.mean_)
+    assert stats.count == n == 399
+    np.testing.assert_allclose(stats.mean(), s1 / n, rtol=1e-10)
+    second = stats.covariance() + np.outer(stats.mean(), stats.mean())
+    np.testing.assert_allclose(second, s2 / n, rtol=1e-10, atol=1e-10 * np.abs(s2 / n).max())
+    assert stats.loglik == pytest.approx(ll, rel=1e-10)
+
+
+def test_missing_values_approach_the_truth():
+    X, truth, *_ = fa_sample(seed=12)
+    Xm = remove_entries(X, 0.2)
+    assert 0.17 < np.isnan(Xm).mean() < 0.23
+    full = FactorAnalysis(3, tol=1e-6).fit(X)
+    miss = FactorAnalysis(3, tol=1e-6).fit(Xm)
+
+    def rel(A, B):
+        return np.linalg.norm(A - B) / np.linalg.norm(B)
+
+    assert rel(full.get_covariance(), truth) < 0.08
+    assert rel(miss.get_covariance(), truth) < 0.08
+    assert rel(miss.get_covariance(), full.get_covariance()) < 0.05
+    # Mean imputation followed by FA is visibly worse (it shrinks the covariances).
+    imputed = np.where(np.isnan(Xm), np.nanmean(Xm, axis=0), Xm)
+    naive = FactorAnalysis(3, tol=1e-6).fit(imputed)
+    assert rel(naive.get_covariance(), truth) > 2 * rel(miss.get_covariance(), truth)
+    assert np.all(np.diff(miss.loglike_) >= -1e-10 * np.abs(miss.loglike_[-1]))
+
+
+def test_all_missing_rows_are_skipped():
+    X, *_ = fa_sample(seed=13, n=300, D=6, k=2)
+    X = remove_entries(X, 0.15)
+    padded = np.insert(X, [0, 100, 300], np.nan, axis=0)
+    a = FactorAnalysis(2, tol=1e-6).fit(X)
+    b = FactorAnalysis(2, tol=1e-6).fit(padded)
+    np.testing.assert_allclose(b.loglike_, a.loglike_, rtol=1e-12)
+    np.testing.assert_allclose(b.get_covariance(), a.get_covariance(), rtol=1e-10)
+    assert b.score_samples(padded)[0] == 0.0
+    np.testing.assert_array_equal(b.transform(padded)[[0, 101, 302]], 0.0)
+
+
+def test_all_missing_column_raises():
+    X, *_ = fa_sample(seed=14, n=50, D=4, k=1)
+    X[:, 2] = np.nan
+    with pytest.raises(ValueError, match=r"Column\(s\) \[2\].*no observed value"):
+        FactorAnalysis(1).fit(X)
+
+
+def test_transform_and_score_with_missing_entries():
+    X, *_ = fa_sample(seed=15, n=300, D=6, k=2)
+    model = FactorAnalysis(2).fit(X)
+    Xm = remove_entries(X, 0.3, seed=16)
+    Z, ll = model.transform(Xm), model.score_samples(Xm)
+    assert Z.shape == (300, 2) and ll.shape == (300,)
+    W, mean, cov = model.components_, model.mean_, model.get_covariance()
+    for i in range(0, 300, 7):
+        o = ~np.isnan(Xm[i])
+        if not o.any():
+            assert ll[i] == 0 and np.all(Z[i] == 0)
+            continue
+        # z and x_o are jointly Gaussian with Cov(z, x_o) = W_o^T
+        expect = W[:, o] @ np.linalg.solve(cov[np.ix_(o, o)], Xm[i, o] - mean[o])
+        np.testing.assert_allclose(Z[i], expect, rtol=1e-9, atol=1e-12)
+        ref = multivariate_normal(mean[o], cov[np.ix_(o, o)]).logpdf(Xm[i, o])
+        assert ll[i] == pytest.approx(ref, rel=1e-10)
+    assert np.isfinite(model.score(Xm))
+
+
+def test_bad_input_raises():
+    X, *_ = fa_sample(seed=17, n=30, D=4, k=1)
+    with pytest.raises(ValueError, match="infinity|Inf"):
+        FactorAnalysis(1).fit(np.where(np.eye(30, 4) > 0, np.inf, X))
+    with pytest.raises(ValueError, match="n_components"):
+        FactorAnalysis(5).fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        FactorAnalysis(-1).fit(X)
+    with pytest.raises(ValueError, match="rotation"):
+        FactorAnalysis(1, rotation="promax").fit(X)
+    with pytest.raises(ValueError, match="noise_variance_init"):
+        FactorAnalysis(1, noise_variance_init=np.ones(3)).fit(X)
+    with pytest.raises(ValueError, match="noise_variance_init"):
+        FactorAnalysis(1, noise_variance_init=-np.ones(4)).fit(X)
+    with pytest.raises(ValueError, match="tol"):
+        FactorAnalysis(1, tol=-1.0).fit(X)
+    with pytest.raises(ValueError, match="2D"):
+        FactorAnalysis(1).fit(X[:, 0])
+    model = FactorAnalysis(1).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        model.transform(X[:, :3])
+
+
+# ============================================================================ mixture
+def mfa_sample(seed=20, n=(1500, 2500), D=6, q=2):
+    """Two well-separated factor analyzers with their own noise; returns X and the truth."""
+    rng = np.random.default_rng(seed)
+    parts, covs, means = [], [], []
+    for k, m in enumerate(n):
+        W = rng.normal(size=(D, q)) * (1.0 + k)
+        psi = rng.uniform(0.1, 0.5, D)
+        mu = rng.normal(size=D) * 6.0
+        parts.append(mu + rng.normal(size=(m, q)) @ W.T + rng.normal(size=(m, D)) * np.sqrt(psi))
+        covs.append(W @ W.T + np.diag(psi))
+        means.append(mu)
+    X = np.concatenate(parts)
+    return X, np.array(covs), np.array(means), np.array(n) / sum(n)
+
+
+@pytest.mark.parametrize("noise_type", ["per_component", "shared"])
+def test_mixture_recovers_components(noise_type):
+    X, covs, means, weights = mfa_sample()
+    model = MixtureOfFactorAnalyzers(
+        2, n_factors=2, noise_type=noise_type, n_init=2, random_state=0, tol=1e-6, max_iter=500
+    ).fit(X)
+    assert model.converged_
+    order = [int(np.argmin(np.linalg.norm(model.means_ - m, axis=1))) for m in means]
+    assert sorted(order) == [0, 1]
+    np.testing.assert_allclose(model.weights_[order], weights, atol=0.01)
+    np.testing.assert_allclose(model.means_[order], means, atol=0.2)
+    fitted = model.get_covariance()[order]
+    for k in range(2):
+        err = np.linalg.norm(fitted[k] - covs[k]) / np.linalg.norm(covs[k])
+        # shared noise is a misspecified model here (the true noises differ): looser
+        assert err < (0.1 if noise_type == "per_component" else 0.2)
+    assert model.components_.shape == (2, 2, 6)
+    expected = (6,) if noise_type == "shared" else (2, 6)
+    assert model.noise_variance_.shape == expected
+    np.testing.assert_array_equal(model.predict(X[:1500]), order[0])
+
+
+@pytest.mark.parametrize("noise_type", ["per_component", "shared"])
+def test_mixture_lower_bound_never_decreases(noise_type):
+    X, *_ = mfa_sample(seed=21, n=(300, 400), D=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        model = MixtureOfFactorAnalyzers(
+            3, n_factors=1, noise_type=noise_type, random_state=1, tol=1e-7, max_iter=300
+        )
+        with pytest.warns(ConvergenceWarning):  # 3 components for 2 clusters: slow
+            model.fit(X)
+    lb = np.array(model.lower_bounds_)
+    assert len(lb) == model.n_iter_ > 5
+    assert np.all(np.diff(lb) >= -1e-12 * np.abs(lb[1:]))
+    assert model.lower_bound_ == lb[-1]
+
+
+@pytest.mark.parametrize("noise_type", ["per_component", "shared"])
+def test_one_component_mixture_is_factor_analysis(noise_type):
+    X, *_ = fa_sample(seed=22, n=500, D=6, k=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mfa = MixtureOfFactorAnalyzers(1, n_factors=2, noise_type=noise_type, tol=0.0,
+                                       max_iter=40, reg_covar=0.0).fit(X)
+        fa = FactorAnalysis(2, tol=0.0, max_iter=40).fit(X)
+    # lower_bounds_ are per row, loglike_ totals
+    np.testing.assert_allclose(np.array(mfa.lower_bounds_) * len(X), fa.loglike_, rtol=1e-12)
+    np.testing.assert_allclose(mfa.get_covariance()[0], fa.get_covariance(), rtol=1e-10)
+    np.testing.assert_allclose(mfa.score_samples(X), fa.score_samples(X), rtol=1e-10)
+
+
+def test_mixture_density_sampling_and_criteria():
+    X, *_ = mfa_sample(seed=23, n=(200, 300), D=4, q=1)
+    model = MixtureOfFactorAnalyzers(2, n_factors=1, noise_type="per_component",
+                                     random_state=0).fit(X)
+    dens = sum(
+        w * multivariate_normal(m, c).pdf(X)
+        for w, m, c in zip(model.weights_, model.means_, model.get_covariance(), strict=True)
+    )
+    np.testing.assert_allclose(model.score_samples(X), np.log(dens), rtol=1e-10)
+    np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0, rtol=1e-12)
+    S, y = model.sample(50)
+    assert S.shape == (50, 4) and y.shape == (50,)
+    n_par = 1 + 2 * 4 + 2 * 4 + 2 * 4  # weights, means, loadings (q=1), noise
+    assert model.bic(X) == pytest.approx(-2 * model.score(X) * 500 + n_par * np.log(500))
+    assert model.aic(X) == pytest.approx(-2 * model.score(X) * 500 + 2 * n_par)
+
+
+def test_mixture_threads_give_identical_results():
+    X, *_ = mfa_sample(seed=24, n=(6000, 5000), D=5)
+    fits = [
+        MixtureOfFactorAnalyzers(2, n_factors=2, random_state=0, n_jobs=j, max_iter=20).fit(X)
+        for j in (1, 2)
+    ]
+    assert fits[0].lower_bounds_ == fits[1].lower_bounds_
+    np.testing.assert_array_equal(fits[0].get_covariance(), fits[1].get_covariance())
+
+
+def test_mixture_bad_input_raises():
+    X, *_ = mfa_sample(seed=25, n=(15, 15), D=4, q=1)
+    with pytest.raises(ValueError, match="NaN.*FactorAnalysis"):
+        MixtureOfFactorAnalyzers(2).fit(np.where(np.eye(30, 4) > 0, np.nan, X))
+    with pytest.raises(ValueError, match="2D"):
+        MixtureOfFactorAnalyzers(2).fit(X[:, 0])
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        MixtureOfFactorAnalyzers(5).fit(X[:4])
+    with pytest.raises(ValueError, match="n_factors"):
+        MixtureOfFactorAnalyzers(2, n_factors=5).fit(X)
+    with pytest.raises(ValueError, match="noise_type"):
+        MixtureOfFactorAnalyzers(2, noise_type="diag").fit(X)
+    with pytest.raises(ValueError, match="reg_covar"):
+        MixtureOfFactorAnalyzers(2, reg_covar=-1.0).fit(X)
+    model = MixtureOfFactorAnalyzers(2).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X[:, :3])
+    with pytest.raises(ValueError, match="NaN"):
+        model.score_samples(np.full((2, 4), np.nan))

@@ -395,7 +395,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), buf, e1, e1,
                 e1, e1, eD, eD, True, False, False,
             )
-            if status >= 0:
+            if status != -1:
                 raise ValueError(f"Covariance {k} is not positive definite.")
             out[:, k] = buf
         return out
@@ -412,7 +412,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             X, np.arange(n, dtype=np.intp), starts, self.means_[0], cov, ll, weights, shift,
             post, sum1[0], sum2[0], np.empty((0, 0)), True, True, False,
         )
-        if status >= 0:
+        if status != -1:
             raise ValueError("The covariance is not positive definite.")
         sum2 = sum2[0] if self.covariance_type == "tied" else sum2
         return MixtureStats(
@@ -511,24 +511,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         K = self.n_components
         weights, means, covars = self._check_initial(D)
         if weights is None or means is None or covars is None:
-            U, wU = _distinct_rows(X, w, K)
-            m = len(U)
-            rs = check_random_state(random_state)
-            resp = np.zeros((m, K))
-            if self.init_params == "kmeans":
-                with threadpool_limits(limits=1):  # repeatable for any thread count
-                    labels = KMeans(n_clusters=K, n_init=1, random_state=rs).fit(
-                        U, sample_weight=wU
-                    ).labels_
-                resp[np.arange(m), labels] = 1
-            elif self.init_params == "random":
-                resp = rs.uniform(size=(m, K))
-                resp /= resp.sum(axis=1, keepdims=True)
-            elif self.init_params == "random_from_data":
-                resp[rs.choice(m, size=K, replace=False, p=wU / wU.sum()), np.arange(K)] = 1
+            if K == 1:  # every initialisation gives all rows to the one component
+                U, wU, resp = X, (np.ones(n) if w is None else w), np.ones((n, 1))
             else:
-                _, idx = kmeans_plusplus(U, K, random_state=rs, sample_weight=wU)
-                resp[idx, np.arange(K)] = 1
+                U, wU, resp = self._initial_resp(X, w, random_state)
             resp *= wU[:, None]
             gs = G.GaussianStats.from_weights(U, resp, data.shift, self.covariance_type)
             w0, m0, c0 = self._estimate(gs, None, None)
@@ -536,6 +522,29 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             means = m0 if means is None else means
             covars = c0 if covars is None else covars
         self.weights_, self.means_, self.covariances_ = weights, means, covars
+
+    def _initial_resp(self, X, w, random_state):
+        """Distinct rows, their weights, and initial responsibilities by ``init_params``."""
+        K = self.n_components
+        U, wU = _distinct_rows(X, w, K)
+        m = len(U)
+        rs = check_random_state(random_state)
+        resp = np.zeros((m, K))
+        if self.init_params == "kmeans":
+            with threadpool_limits(limits=1):  # repeatable for any thread count
+                labels = KMeans(n_clusters=K, n_init=1, random_state=rs).fit(
+                    U, sample_weight=wU
+                ).labels_
+            resp[np.arange(m), labels] = 1
+        elif self.init_params == "random":
+            resp = rs.uniform(size=(m, K))
+            resp /= resp.sum(axis=1, keepdims=True)
+        elif self.init_params == "random_from_data":
+            resp[rs.choice(m, size=K, replace=False, p=wU / wU.sum()), np.arange(K)] = 1
+        else:
+            _, idx = kmeans_plusplus(U, K, random_state=rs, sample_weight=wU)
+            resp[idx, np.arange(K)] = 1
+        return U, wU, resp
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, sample_weight=None):

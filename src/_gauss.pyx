@@ -14,6 +14,7 @@ so spherical and tied covariances are the diagonal and full kernels with repeate
 """
 
 from libc.math cimport exp, log, INFINITY
+from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport dgemm
 
 cdef enum:
@@ -49,33 +50,126 @@ def log_density_diag_nan(
     const double[:, ::1] X,
     const double[:, ::1] means,
     const double[:, ::1] precisions,
+    const double[::1] log_norm,
     const double[:, ::1] log_var,
     double[:, ::1] out,
 ):
     """Diagonal-covariance log-densities of the observed (non-NaN) entries of each row.
 
-    out[t, k] = -0.5 * sum over observed d of (log(2 pi) + log_var[k, d]
-    + (x[t, d] - mu[k, d])**2 * prec[k, d]); a row with nothing observed gets 0. Without NaN
-    this equals ``log_density_diag``.
+    ``log_norm[k]`` is the full normaliser of ``log_density_diag``; each missing entry d gives
+    back its share, 0.5 * (log(2 pi) + log_var[k, d]). Without NaN this is exactly
+    ``log_density_diag``; a row with nothing observed gets 0.
     """
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = means.shape[0]
-    cdef Py_ssize_t t, k, d
+    cdef Py_ssize_t t0, nb, b, k, d
     cdef double s, diff, x
     cdef double LOG_2PI = 1.8378770664093453
     if (means.shape[1] != D or precisions.shape[0] != K or precisions.shape[1] != D
-            or log_var.shape[0] != K or log_var.shape[1] != D
+            or log_norm.shape[0] != K or log_var.shape[0] != K or log_var.shape[1] != D
             or out.shape[0] != T or out.shape[1] != K):
         raise ValueError("log_density_diag_nan: inconsistent array shapes")
+    if T == 0:
+        return None
+    # Per block of rows: NaN -> 0 plus an observed mask (one branchy pass over n x D), then
+    # the n x K x D loop runs branch-free:
+    # out = -0.5 * sum_d obs_d * (log 2 pi + log_var_kd + (x_d - mu_kd)**2 * prec_kd).
+    cdef double* x0 = <double*>malloc(BLOCK * D * sizeof(double))
+    cdef double* obs = <double*>malloc(BLOCK * D * sizeof(double))
+    cdef double* c = <double*>malloc(K * D * sizeof(double))
+    if not (x0 and obs and c):
+        free(x0); free(obs); free(c)
+        raise MemoryError()
     with nogil:
-        for t in range(T):
-            for k in range(K):
-                s = 0.0
+        for k in range(K):
+            for d in range(D):
+                c[k * D + d] = LOG_2PI + log_var[k, d]
+        t0 = 0
+        while t0 < T:
+            nb = BLOCK if T - t0 > BLOCK else T - t0
+            for b in range(nb):
                 for d in range(D):
-                    x = X[t, d]
+                    x = X[t0 + b, d]
                     if x == x:
-                        diff = x - means[k, d]
-                        s += LOG_2PI + log_var[k, d] + diff * diff * precisions[k, d]
-                out[t, k] = -0.5 * s
+                        x0[b * D + d] = x
+                        obs[b * D + d] = 1.0
+                    else:
+                        x0[b * D + d] = 0.0
+                        obs[b * D + d] = 0.0
+            for b in range(nb):
+                for k in range(K):
+                    s = 0.0
+                    for d in range(D):
+                        diff = x0[b * D + d] - means[k, d]
+                        s += obs[b * D + d] * (c[k * D + d] + diff * diff * precisions[k, d])
+                    out[t0 + b, k] = -0.5 * s
+            t0 += nb
+    free(x0); free(obs); free(c)
+    return None
+
+
+def accumulate_moments_nan_diag(
+    const double[:, ::1] X,
+    const double[:, ::1] weights,
+    const double[::1] shift,
+    double[::1] post,
+    double[:, ::1] sum1,
+    double[:, ::1] sum2,
+    double[:, ::1] missing_weight,
+    double[:, ::1] work,
+):
+    """``accumulate_moments`` (kind 'diag') over the observed entries of rows with NaN.
+
+    Adds ``post[k] += sum_t w[t, k]``, ``sum1[k] += sum_t w[t, k] [x observed] (x_t - shift)``,
+    ``sum2[k] += sum_t w[t, k] [x observed] (x_t - shift)**2`` and
+    ``missing_weight[k, d] += sum_t w[t, k] [x_td missing]``: the caller adds the expected
+    contribution of the missing entries, which depends on each component's mean and variance.
+    ``work`` is (3 * BLOCK, D) scratch.
+    """
+    cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = weights.shape[1]
+    cdef Py_ssize_t t0, nb, b, k, d
+    cdef double x
+    cdef int m_, n_, k_, ldw, ldd
+    cdef double one = 1.0
+    cdef char N = b'N', Tr = b'T'
+    if (weights.shape[0] != T or shift.shape[0] != D or post.shape[0] != K
+            or sum1.shape[0] != K or sum1.shape[1] != D or sum2.shape[0] != K
+            or sum2.shape[1] != D or missing_weight.shape[0] != K
+            or missing_weight.shape[1] != D or work.shape[0] < 3 * BLOCK or work.shape[1] != D):
+        raise ValueError("accumulate_moments_nan_diag: inconsistent array shapes")
+    if T == 0 or D == 0 or K == 0:
+        return None
+    cdef double* diff = &work[0, 0]
+    cdef double* sq = &work[BLOCK, 0]
+    cdef double* miss = &work[2 * BLOCK, 0]
+    ldw = <int>K
+    ldd = <int>D
+    m_ = <int>D
+    n_ = <int>K
+    with nogil:
+        t0 = 0
+        while t0 < T:
+            nb = BLOCK if T - t0 > BLOCK else T - t0
+            k_ = <int>nb
+            for b in range(nb):
+                for d in range(D):
+                    x = X[t0 + b, d]
+                    if x == x:
+                        diff[b * D + d] = x - shift[d]
+                        sq[b * D + d] = diff[b * D + d] * diff[b * D + d]
+                        miss[b * D + d] = 0.0
+                    else:
+                        diff[b * D + d] = 0.0
+                        sq[b * D + d] = 0.0
+                        miss[b * D + d] = 1.0
+                for k in range(K):
+                    post[k] += weights[t0 + b, k]
+            dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, <double*>&weights[t0, 0], &ldw,
+                  &one, &sum1[0, 0], &ldd)
+            dgemm(&N, &Tr, &m_, &n_, &k_, &one, sq, &ldd, <double*>&weights[t0, 0], &ldw,
+                  &one, &sum2[0, 0], &ldd)
+            dgemm(&N, &Tr, &m_, &n_, &k_, &one, miss, &ldd, <double*>&weights[t0, 0], &ldw,
+                  &one, &missing_weight[0, 0], &ldd)
+            t0 += nb
     return None
 
 

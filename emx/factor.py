@@ -73,7 +73,7 @@ def _check_tol(tol) -> float:
     return float(tol)
 
 
-def init_loadings(S: np.ndarray, psi: np.ndarray, n_factors: int) -> np.ndarray:
+def _init_loadings(S: np.ndarray, psi: np.ndarray, n_factors: int) -> np.ndarray:
     """Loadings that maximise the likelihood of covariance ``S`` for fixed noise ``psi``.
 
     With ``C = Psi^{-1/2} S Psi^{-1/2} = U diag(lam) U^T`` (eigenvalues in decreasing order),
@@ -98,7 +98,7 @@ def init_loadings(S: np.ndarray, psi: np.ndarray, n_factors: int) -> np.ndarray:
     return s[:, None] * U * np.sqrt(np.maximum(lam - 1.0, _INIT_LOADING))
 
 
-def _posterior_operator(W: np.ndarray, psi: np.ndarray):
+def _posterior_operator(W: np.ndarray, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(beta, M)`` with ``M = I + W^T Psi^{-1} W`` and ``beta = M^{-1} W^T Psi^{-1}``."""
     k = W.shape[1]
     Wp = W / psi[:, None]
@@ -107,7 +107,9 @@ def _posterior_operator(W: np.ndarray, psi: np.ndarray):
     return beta, M
 
 
-def _fa_mstep(W: np.ndarray, psi: np.ndarray, S: np.ndarray):
+def _fa_mstep(
+    W: np.ndarray, psi: np.ndarray, S: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """One parameter-expanded EM update of ``(W, psi)`` for data covariance ``S``.
 
     The E-step and the regression M-step are Rubin and Thayer's: ``W* = S beta^T Ezz^{-1}``,
@@ -141,7 +143,9 @@ def _gaussian_loglik(W: np.ndarray, psi: np.ndarray, scatter: np.ndarray, n: flo
     return float(-0.5 * (n * D * _LOG_2PI + n * logdet + trace))
 
 
-def orthomax(loadings: np.ndarray, gamma: float, tol: float = 1e-10, max_iter: int = 1000):
+def orthomax(
+    loadings: np.ndarray, gamma: float, tol: float = 1e-10, max_iter: int = 1000
+) -> np.ndarray:
     """Orthogonal rotation of ``loadings`` (D, k) maximising the orthomax criterion.
 
     The criterion is ``sum_j [ sum_d L_dj^4 - (gamma / D) (sum_d L_dj^2)^2 ]`` for the rotated
@@ -259,7 +263,9 @@ class _PatternPosterior:
     All patterns are handled at once (no Python loop over patterns).
     """
 
-    def __init__(self, W, psi, mean, observed: np.ndarray):
+    def __init__(
+        self, W: np.ndarray, psi: np.ndarray, mean: np.ndarray, observed: np.ndarray
+    ) -> None:
         self.W, self.psi, self.mean = W, psi, mean
         self.observed = observed
         k = W.shape[1]
@@ -274,7 +280,9 @@ class _PatternPosterior:
         self.logdet = logdet_m + obs @ np.log(psi)
         self.n_obs = obs.sum(axis=1)
 
-    def rows(self, X: np.ndarray, pid: np.ndarray, complete: bool):
+    def rows(
+        self, X: np.ndarray, pid: np.ndarray, complete: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For rows ``X`` of patterns ``pid``: (residuals with missing entries 0, E[z|x_o],
         observed-marginal log-densities)."""
         if complete:
@@ -291,7 +299,7 @@ class _PatternPosterior:
         return R, Z, ll
 
 
-def _group_rows(X: np.ndarray):
+def _group_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """(observed masks (P, D), pattern of each row (n,), complete?) for the rows of ``X``."""
     n, D = X.shape
     if not np.isnan(X).any():
@@ -310,6 +318,7 @@ class _FAData:
 
     shift: np.ndarray
     floor: np.ndarray
+    init_cov: np.ndarray  # covariance the initial loadings are taken from
     stats: FactorStats | None = None  # complete data: moments computed once
     X: np.ndarray | None = None  # rows with missing entries (none entirely missing)
     pid: np.ndarray | None = None
@@ -415,7 +424,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             )
         return k
 
-    def _check_noise_init(self, D: int):
+    def _check_noise_init(self, D: int) -> np.ndarray | None:
         if self.noise_variance_init is None:
             return None
         psi = np.asarray(self.noise_variance_init, dtype=np.float64)
@@ -427,8 +436,8 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             raise ValueError("noise_variance_init must be finite and positive.")
         return psi.copy()
 
-    def _prepare(self, X: np.ndarray) -> tuple[_FAData, np.ndarray]:
-        """EM data for ``X`` and a starting covariance for the initialisation."""
+    def _prepare(self, X: np.ndarray) -> _FAData:
+        """What EM needs from ``X`` (moments, or rows grouped by missingness pattern)."""
         n, D = X.shape
         missing = np.isnan(X)
         if not missing.any():
@@ -436,7 +445,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             gs = G.GaussianStats.from_weights(X, np.ones((n, 1)), shift, "tied")
             stats = FactorStats(float(n), gs.sum1[0], gs.sum2, shift)
             var = np.diag(stats.covariance()).copy()
-            return _FAData(shift, _noise_floor(var), stats=stats), stats.covariance()
+            return _FAData(shift, _noise_floor(var), stats.covariance(), stats=stats)
         empty_cols = np.flatnonzero(missing.all(axis=0))
         if empty_cols.size:
             raise ValueError(
@@ -456,22 +465,24 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         S0[np.diag_indices(D)] = var
         n = X.shape[0]
         data = _FAData(
-            shift, _noise_floor(var), X=X, pid=pid, observed=observed,
+            shift, _noise_floor(var), S0, X=X, pid=pid, observed=observed,
             counts=np.bincount(pid, minlength=len(observed)).astype(np.float64),
             chunks=[(a, min(a + CHUNK_ROWS, n)) for a in range(0, n, CHUNK_ROWS)],
         )
-        return data, S0
+        return data
 
     # ------------------------------------------------------------------ EM parts
     _fitted_attrs = ("mean_", "_W", "noise_variance_")
 
-    def _init_params(self, data: _FAData, S0: np.ndarray, k: int) -> None:
+    def _init_params(self, data: _FAData, random_state=None) -> None:
+        """Noise from ``noise_variance_init`` (or the column variances), then the loadings
+        that maximise the likelihood for that noise (deterministic: no random draw)."""
         D = len(data.shift)
         psi = self._check_noise_init(D)
         if psi is None:
-            psi = np.maximum(np.diag(S0), data.floor)
+            psi = np.maximum(np.diag(data.init_cov), data.floor)
         self.mean_ = data.shift.copy()
-        self._W = init_loadings(S0, psi, k)
+        self._W = _init_loadings(data.init_cov, psi, self._n_factors)
         self.noise_variance_ = psi
 
     def _estep(self, data: _FAData, runner: ChunkRunner) -> FactorStats:
@@ -519,14 +530,16 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : FactorAnalysis
         """
         X = validate_data(self, X, dtype=np.float64, order="C", ensure_all_finite="allow-nan")
-        k = self._check_hyperparameters(X.shape[1])
-        data, S0 = self._prepare(X)
-        self._floor = data.floor
-        self._init_params(data, S0, k)
-        monitor = ConvergenceMonitor(self.tol, self.max_iter)
-        with ChunkRunner(1) as runner:
-            run_em(self, data, monitor, runner)
-        del self._floor
+        self._n_factors = self._check_hyperparameters(X.shape[1])
+        data = self._prepare(X)
+        self._floor = data.floor  # read by _mstep
+        try:
+            self._init_params(data)
+            monitor = ConvergenceMonitor(self.tol, self.max_iter)
+            with ChunkRunner(1) as runner:
+                run_em(self, data, monitor, runner)
+        finally:
+            del self._floor, self._n_factors
         if not monitor.converged:
             warnings.warn(
                 "FactorAnalysis did not converge. You might want to increase the number of "
@@ -550,7 +563,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite="allow-nan"
         )
 
-    def _rowwise(self, X: np.ndarray):
+    def _rowwise(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(E[z | observed entries], observed-marginal log-density) of every row."""
         W = self.components_.T
         observed, pid, complete = _group_rows(X)
@@ -733,7 +746,8 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
     tol : float
         Stop when the mean log-likelihood per row gains less than this.
     reg_covar : float
-        Floor on the noise variances.
+        Floor on the noise variances (which are also kept above 1e-12 times the column's
+        variance).
     max_iter : int
         Maximum EM iterations per initialisation.
     n_init : int
@@ -845,7 +859,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         np.log(self.weights_, out=out, where=self.weights_ > 0)
         return out
 
-    def _responsibilities(self, dens, log_w, X):
+    def _responsibilities(self, dens: G.GaussianDensity, log_w: np.ndarray, X: np.ndarray):
         resp = dens(X)
         log_norm = np.empty((X.shape[0], 1))
         _gauss.responsibilities(resp, log_w, log_norm)
@@ -887,9 +901,9 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
                 W_new[k], psi_new[k] = _fa_mstep(self.components_[k].T, psi_old[k], S[k])
         if self.noise_type == "shared":
             # Pooled over components: the noise maximising the summed expected likelihood.
-            psi = np.maximum((nk @ psi_new) / nk.sum(), self.reg_covar)
+            psi = np.maximum((nk @ psi_new) / nk.sum(), self._floor)
         else:
-            psi = np.maximum(psi_new, self.reg_covar)
+            psi = np.maximum(psi_new, self._floor)
         self.weights_, self.means_ = weights, means
         self.components_ = np.ascontiguousarray(np.swapaxes(W_new, 1, 2))
         self.noise_variance_ = psi
@@ -917,7 +931,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
             psis = np.broadcast_to(psi, (K, D))
         else:
             psi = psis = np.maximum(diag, low)
-        W = np.stack([init_loadings(S[k], psis[k], q) for k in range(K)])
+        W = np.stack([_init_loadings(S[k], psis[k], q) for k in range(K)])
         self.weights_ = nk / nk.sum()
         self.means_ = means
         self.components_ = np.ascontiguousarray(np.swapaxes(W, 1, 2))
@@ -947,10 +961,18 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         data = _Rows(X, X.mean(axis=0), [(a, min(a + CHUNK_ROWS, n))
                                          for a in range(0, n, CHUNK_ROWS)])
         rs = check_random_state(self.random_state)
-        fit_restarts(
-            self, data, seeds=[rs] * self.n_init, n_jobs=check_n_jobs(self.n_jobs),
-            make_monitor=lambda: ConvergenceMonitor(self.tol, self.max_iter, bool(self.verbose)),
-        )
+        # Noise floor: reg_covar, and never below a tiny fraction of the column's variance
+        # (so that every component covariance stays positive definite with reg_covar=0).
+        self._floor = np.maximum(self.reg_covar, _noise_floor(np.var(X, axis=0)))
+        try:
+            fit_restarts(
+                self, data, seeds=[rs] * self.n_init, n_jobs=check_n_jobs(self.n_jobs),
+                make_monitor=lambda: ConvergenceMonitor(
+                    self.tol, self.max_iter, bool(self.verbose)
+                ),
+            )
+        finally:
+            del self._floor
         monitor = self.monitor_
         del self.monitor_
         self.converged_ = monitor.converged
@@ -967,7 +989,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ inference
-    def _estimate(self, X):
+    def _estimate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dens = G.GaussianDensity(self.means_, self.get_covariance(), "full")
         log_w = self._log_weights()
         parts = [

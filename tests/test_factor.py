@@ -188,6 +188,29 @@ def test_shapes_and_defaults():
     np.testing.assert_allclose(zero.noise_variance_, X.var(axis=0), rtol=1e-8)
 
 
+@pytest.mark.parametrize("missing", [0.0, 0.2])
+def test_far_from_origin_matches_centred_fit(missing):
+    """Moments are taken about the data mean: a 1e6 offset changes nothing but round-off."""
+    X, *_ = fa_sample(seed=30, n=300, D=6, k=2, offset=0.0)
+    X = remove_entries(X, missing)
+    a = FactorAnalysis(2, tol=1e-8).fit(X)
+    b = FactorAnalysis(2, tol=1e-8).fit(X + 1e6)
+    assert a.n_iter_ == b.n_iter_
+    np.testing.assert_allclose(b.loglike_, a.loglike_, rtol=1e-11)
+    np.testing.assert_allclose(b.get_covariance(), a.get_covariance(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(b.mean_ - 1e6, a.mean_, atol=1e-8)
+
+
+def test_constant_column_ends_at_the_noise_floor():
+    X, *_ = fa_sample(seed=31, n=300, D=6, k=2)
+    X[:, 1] = 3.0
+    model = FactorAnalysis(2).fit(X)
+    assert 0 < model.noise_variance_[1] < 1e-10
+    assert np.all(np.isfinite(model.score_samples(X)))
+    mfa = MixtureOfFactorAnalyzers(2, reg_covar=0.0, random_state=0).fit(X)
+    assert np.all(mfa.noise_variance_ > 0) and np.isfinite(mfa.score(X))
+
+
 def test_noise_variance_init_is_used():
     X, *_ = fa_sample(seed=9, n=300, D=6, k=2)
     with warnings.catch_warnings():
@@ -226,7 +249,7 @@ def test_pattern_estep_equals_row_by_row_reference():
     X[5] = np.nan  # a row with nothing observed
     rng = np.random.default_rng(11)
     model = FactorAnalysis(2)
-    data, _ = model._prepare(X)
+    data = model._prepare(X)
     # parameters away from the data's, so that the conditional fill matters
     model._W = W + 0.3 * rng.normal(size=W.shape)
     model.noise_variance_ = psi * rng.uniform(0.5, 2.0, size=psi.shape)
@@ -359,6 +382,7 @@ def test_mixture_recovers_components(noise_type):
     expected = (6,) if noise_type == "shared" else (2, 6)
     assert model.noise_variance_.shape == expected
     np.testing.assert_array_equal(model.predict(X[:1500]), order[0])
+    assert np.all(model.noise_variance_ >= model.reg_covar)
 
 
 @pytest.mark.parametrize("noise_type", ["per_component", "shared"])

@@ -50,6 +50,7 @@ from ._core import _gauss
 from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, run_em
 from ._missing import missing_patterns
 from ._validation import check_n_jobs, check_positive_int
+from .mixture import MixtureStats
 
 __all__ = ["FactorAnalysis", "MixtureOfFactorAnalyzers", "FactorStats", "orthomax"]
 
@@ -685,32 +686,6 @@ def _missing_block_covariance(post: _PatternPosterior, counts: np.ndarray) -> np
 
 # ============================================================================ mixture
 @dataclass
-class _MFAStats:
-    """Additive statistics of a mixture-of-factor-analyzers E-step."""
-
-    loglik_sum: float
-    count: float
-    gaussian: G.GaussianStats
-
-    @property
-    def loglik(self) -> float:
-        """Mean log-likelihood per row."""
-        return self.loglik_sum / self.count
-
-    def __add__(self, other: _MFAStats) -> _MFAStats:
-        return _MFAStats(
-            self.loglik_sum + other.loglik_sum, self.count + other.count,
-            self.gaussian + other.gaussian,
-        )
-
-    def __iadd__(self, other: _MFAStats) -> _MFAStats:
-        self.loglik_sum += other.loglik_sum
-        self.count += other.count
-        self.gaussian += other.gaussian
-        return self
-
-
-@dataclass
 class _Rows:
     X: np.ndarray
     shift: np.ndarray
@@ -866,7 +841,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         return resp, log_norm[:, 0]
 
     # ------------------------------------------------------------------ EM parts
-    def _estep(self, data: _Rows, runner: ChunkRunner) -> _MFAStats:
+    def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
         dens = G.GaussianDensity(self.means_, self.get_covariance(), "full")
         log_w = self._log_weights()
 
@@ -875,14 +850,14 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
             X = data.X[a:b]
             resp, log_norm = self._responsibilities(dens, log_w, X)
             gs = G.GaussianStats.from_weights(X, resp, data.shift, "full")
-            return _MFAStats(float(log_norm.sum()), float(b - a), gs)
+            return MixtureStats(float(log_norm.sum()), float(b - a), gs)
 
         return runner.map_sum(accumulate, range(len(data.chunks)))
 
     def _log_prior(self) -> float:
         return 0.0
 
-    def _mstep(self, stats: _MFAStats) -> None:
+    def _mstep(self, stats: MixtureStats) -> None:
         gs = stats.gaussian
         K, D = gs.sum1.shape
         nk = gs.post + 10 * np.finfo(float).eps

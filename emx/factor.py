@@ -531,8 +531,12 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : FactorAnalysis
         """
         X = validate_data(self, X, dtype=np.float64, order="C", ensure_all_finite="allow-nan")
-        self._n_factors = self._check_hyperparameters(X.shape[1])
-        data = self._prepare(X)
+        self._check_hyperparameters(X.shape[1])
+        return self._fit_prepared(self._prepare(X))
+
+    def _fit_prepared(self, data: _FAData):
+        """EM from prepared data (also used by emx.distributed)."""
+        self._n_factors = self._check_hyperparameters(len(data.shift))
         self._floor = data.floor  # read by _mstep
         try:
             self._init_params(data)

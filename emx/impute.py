@@ -123,7 +123,12 @@ class EMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self
         """
         X = self._prepare(X, reset=True)
-        model = GaussianMixture(
+        model = self._mixture().fit(X)
+        return self._finish_fit(model, int(np.sum(~np.isnan(X).all(axis=1))))
+
+    def _mixture(self) -> GaussianMixture:
+        """The (unfitted) mixture this imputer fits."""
+        return GaussianMixture(
             self.n_components,
             covariance_type=self.covariance_type,
             tol=self.tol,
@@ -134,9 +139,11 @@ class EMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             random_state=self.random_state,
             verbose=self.verbose,
             n_jobs=self.n_jobs,
-        ).fit(X)
+        )
+
+    def _finish_fit(self, model: GaussianMixture, n_used: int):
+        """Fitted attributes from the fitted mixture (also used by emx.distributed)."""
         self.mixture_ = model
-        n_used = int(np.sum(~np.isnan(X).all(axis=1)))
         self.loglike_ = [lb * n_used for lb in model.lower_bounds_]
         self.n_iter_ = model.n_iter_
         if self.n_components == 1:

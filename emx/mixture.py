@@ -590,19 +590,25 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
             monitor = self.monitor_
             del self.monitor_
-            self.converged_ = monitor.converged
-            self.n_iter_ = monitor.iter
-            self.lower_bounds_ = list(monitor.history)
-            self.lower_bound_ = monitor.history[-1]
-            if not self.converged_:
-                warnings.warn(
-                    "Best performing initialization did not converge. Try different init "
-                    "parameters, or increase max_iter, tol, or check for degenerate data.",
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
+            self._finish_fit(monitor)
+            return data
         self._set_derived()
         return data
+
+    def _finish_fit(self, monitor: ConvergenceMonitor) -> None:
+        """Fitted attributes from the monitor of the kept run (also used by emx.distributed)."""
+        self.converged_ = monitor.converged
+        self.n_iter_ = monitor.iter
+        self.lower_bounds_ = list(monitor.history)
+        self.lower_bound_ = monitor.history[-1]
+        if not self.converged_:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        self._set_derived()
 
     def _set_derived(self) -> None:
         self.precisions_cholesky_ = G.precision_cholesky(self.covariances_, self.covariance_type)

@@ -157,9 +157,10 @@ def test_worker_killed_mid_fit_gives_the_serial_result(client):
     client.wait_for_workers(2, timeout=60)
 
 
-def test_importing_emx_does_not_import_dask():
+def test_importing_emx_does_not_import_dask(tmp_path):
     code = "import sys, emx; emx.GaussianMixture(2); assert 'dask' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # from a neutral folder: the repository root would put the source tree first on sys.path
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
 def test_unsupported_model_raises(client):

@@ -166,3 +166,16 @@ def test_importing_emx_does_not_import_dask(tmp_path):
 def test_unsupported_model_raises(client):
     with pytest.raises(TypeError, match="does not support"):
         ed.fit(object(), [np.zeros((3, 2))], client)
+
+
+def test_threaded_cluster_equals_serial():
+    X = blobs(n=1500, seed=8)
+    kw = dict(covariance_type="tied", tol=1e-300, max_iter=6, **mixture_init(X, 3, "tied"))
+    serial = emx.GaussianMixture(3, **kw).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                      dashboard_address=None, silence_logs=50) as cluster, \
+                distributed.Client(cluster) as c:
+            dist = ed.fit(emx.GaussianMixture(3, **kw), np.array_split(X, 3), c)
+    np.testing.assert_allclose(dist.lower_bounds_, serial.lower_bounds_, rtol=1e-10)

@@ -352,6 +352,10 @@ class BaseHMM(BaseEstimator):
 
     def score(self, X, lengths=None) -> float:
         """Log-likelihood of ``X`` under the model (summed over sequences)."""
+        return float(self.score_sequences(X, lengths).sum())
+
+    def score_sequences(self, X, lengths=None) -> np.ndarray:
+        """Log-likelihood of each sequence, shape (n_sequences,) (forward pass only)."""
         data = self._prepare(X, lengths)
         loglik_fn = self._emission_loglik_fn()
 
@@ -362,9 +366,9 @@ class BaseHMM(BaseEstimator):
                 ll, off, self.startprob_, self.transmat_, seq_ll, np.empty_like(ll)
             )
             self._raise_status(status, first)
-            return seq_ll.sum()
+            return seq_ll
 
-        return float(sum(self._map_chunks(data, forward)))
+        return np.concatenate(self._map_chunks(data, forward))
 
     def predict_proba(self, X, lengths=None) -> np.ndarray:
         """Posterior probability of each state at each frame, shape (n_samples, n_components)."""

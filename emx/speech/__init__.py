@@ -1,0 +1,15 @@
+"""Speech: MFCC front end and word recognition with GMM-HMMs."""
+
+from .features import FeatureConfig, features, load_audio, mfcc
+from .recognizer import DEFAULT_FEATURES, Recognizer, Word, word_errors
+
+__all__ = [
+    "DEFAULT_FEATURES",
+    "FeatureConfig",
+    "Recognizer",
+    "Word",
+    "features",
+    "load_audio",
+    "mfcc",
+    "word_errors",
+]

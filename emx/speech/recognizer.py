@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..hmm import GMMHMM
 from .._core import _hmm
+from ..hmm import GMMHMM
 from .features import FeatureConfig, features
 
 __all__ = ["Recognizer", "Word", "word_errors"]
@@ -59,19 +59,19 @@ def word_errors(reference, hypothesis) -> tuple[int, int, int, int]:
         for j in range(1, m + 1):
             cost[i, j] = min(cost[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]),
                              cost[i - 1, j] + 1, cost[i, j - 1] + 1)
-    S = D = I = 0
+    subs = dels = ins = 0
     i, j = n, m
     while i > 0 or j > 0:
         if i > 0 and j > 0 and cost[i, j] == cost[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]):
-            S += ref[i - 1] != hyp[j - 1]
+            subs += ref[i - 1] != hyp[j - 1]
             i, j = i - 1, j - 1
         elif i > 0 and cost[i, j] == cost[i - 1, j] + 1:
-            D += 1
+            dels += 1
             i -= 1
         else:
-            I += 1
+            ins += 1
             j -= 1
-    return S, D, I, n
+    return int(subs), dels, ins, n
 
 
 def _left_to_right(n_states: int, stay: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
@@ -324,13 +324,13 @@ class Recognizer:
         else:
             hyps = [[w.label for w in self.recognize(u)] for u in utterances]
             refs = [[str(x) for x in t] for t in transcripts]
-        S = D = I = N = 0
+        counts = np.zeros(4, dtype=np.int64)  # substitutions, deletions, insertions, words
         for r, h in zip(refs, hyps, strict=True):
-            s, d, i, n = word_errors(r, h)
-            S, D, I, N = S + s, D + d, I + i, N + n
-        wer = (S + D + I) / max(N, 1)
-        return dict(accuracy=1 - wer, wer=wer, correct=1 - (S + D) / max(N, 1),
-                    substitutions=S, deletions=D, insertions=I, n_words=N)
+            counts += word_errors(r, h)
+        subs, dels, ins, n = (int(c) for c in counts)
+        wer = (subs + dels + ins) / max(n, 1)
+        return dict(accuracy=1 - wer, wer=wer, correct=1 - (subs + dels) / max(n, 1),
+                    substitutions=subs, deletions=dels, insertions=ins, n_words=n)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:

@@ -1,0 +1,255 @@
+"""FSDD loader (emx.datasets): the shared recordings, folder lookup, download from a local zip."""
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import emx.datasets as ds
+from emx.datasets import download_fsdd, fsdd_split, load_fsdd
+
+
+def _fsdd_dir():
+    env = os.environ.get("EMX_FSDD")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
+
+
+FSDD = _fsdd_dir()
+needs_fsdd = pytest.mark.skipif(
+    not (FSDD / "0_george_0.wav").is_file(),
+    reason=f"FSDD recordings not found in {FSDD} (set EMX_FSDD to their folder)",
+)
+
+SPEAKERS = ("alice", "bob")
+TAKES = range(7)
+
+
+def _wav_bytes(tmp_path, seed):
+    path = tmp_path / f"tone{seed}.wav"
+    x = np.random.default_rng(seed).normal(scale=0.1, size=400)
+    sf.write(path, x, 8000, subtype="PCM_16")
+    return path.read_bytes()
+
+
+def fake_recordings(folder, tmp_path):
+    folder.mkdir(parents=True, exist_ok=True)
+    data = _wav_bytes(tmp_path, 0)
+    for d in range(10):
+        for s in SPEAKERS:
+            for t in TAKES:
+                (folder / f"{d}_{s}_{t}.wav").write_bytes(data)
+    (folder / "README.md").write_text("not a recording")
+    (folder / "x_alice_0.wav").write_bytes(data)
+    return folder
+
+
+def fake_archive(tmp_path, with_recordings=True):
+    """A zip shaped like GitHub's archive of the FSDD repository."""
+    path = tmp_path / "master.zip"
+    data = _wav_bytes(tmp_path, 1)
+    top = "free-spoken-digit-dataset-master"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{top}/README.md", "FSDD")
+        zf.writestr(f"{top}/acquire_data/0_alice_0.wav", data)  # not under recordings/
+        zf.writestr(f"{top}/recordings/../../1_evil_0.wav", data)  # path traversal: ignored
+        zf.writestr(f"{top}/recordings/notes.txt", "ignored")
+        if with_recordings:
+            zf.writestr(f"{top}/recordings/", "")
+            for d in range(10):
+                for s in SPEAKERS:
+                    for t in TAKES:
+                        zf.writestr(f"{top}/recordings/{d}_{s}_{t}.wav", data)
+    return path
+
+
+N_FAKE = 10 * len(SPEAKERS) * len(TAKES)
+
+
+@pytest.fixture
+def no_env(monkeypatch, tmp_path):
+    """No $EMX_DATA, and a home folder inside tmp_path (so ~/.cache is never touched)."""
+    monkeypatch.delenv("EMX_DATA", raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))
+    return home
+
+
+# --- the shared recordings -----------------------------------------------------------------------
+
+
+@needs_fsdd
+def test_load_shared_fsdd():
+    b = load_fsdd(FSDD)
+    assert len(b.paths) == 2000
+    assert b.paths == sorted(b.paths)
+    assert all(Path(p).is_absolute() and p.endswith(".wav") for p in b.paths)
+    assert sorted(set(b.speakers)) == ["george", "jackson", "lucas", "nicolas"]
+    assert sorted(set(b.labels)) == [str(d) for d in range(10)]
+    assert b.takes.dtype.kind == "i" and b.takes.min() == 0 and b.takes.max() == 49
+    assert len(b.labels) == len(b.speakers) == len(b.takes) == 2000
+    name = Path(b.paths[123]).name
+    assert name == f"{b.labels[123]}_{b.speakers[123]}_{b.takes[123]}.wav"
+
+
+@needs_fsdd
+def test_official_split_sizes():
+    b = load_fsdd(FSDD)
+    train, test = fsdd_split(b)
+    assert len(train) == 1800 and len(test) == 200
+    assert np.intersect1d(train, test).size == 0
+    assert np.all(b.takes[test] < 5) and np.all(b.takes[train] >= 5)
+    # every digit and speaker appears in both parts
+    for part in (train, test):
+        assert set(b.labels[part]) == set(b.labels) and set(b.speakers[part]) == set(b.speakers)
+
+
+@needs_fsdd
+def test_emx_data_env_folder(monkeypatch, no_env):
+    monkeypatch.setenv("EMX_DATA", str(FSDD))  # $EMX_DATA itself holds the wav files
+    b = load_fsdd(cache_dir=no_env / "cache")
+    assert len(b.paths) == 2000 and b.root == str(FSDD.resolve())
+
+
+# --- folder lookup ------------------------------------------------------------------------------
+
+
+def test_split_custom_takes(tmp_path):
+    b = load_fsdd(fake_recordings(tmp_path / "rec", tmp_path))
+    assert len(b.paths) == N_FAKE  # README.md and x_alice_0.wav ignored
+    train, test = fsdd_split(b, test_takes=[0, 6])
+    assert len(test) == 2 * 10 * len(SPEAKERS) and len(train) == N_FAKE - len(test)
+    train, test = fsdd_split(b)
+    assert len(test) == 5 * 10 * len(SPEAKERS)
+
+
+def test_env_fsdd_subfolder_first(monkeypatch, no_env, tmp_path):
+    data = tmp_path / "data"
+    fake_recordings(data / "fsdd", tmp_path)
+    (data / "0_other_0.wav").write_bytes(b"")  # $EMX_DATA/fsdd wins over $EMX_DATA
+    monkeypatch.setenv("EMX_DATA", str(data))
+    b = load_fsdd(cache_dir=tmp_path / "cache")
+    assert len(b.paths) == N_FAKE
+    assert b.root == str((data / "fsdd").resolve())
+
+
+def test_cache_dir_used(no_env, tmp_path):
+    cache = fake_recordings(tmp_path / "cache", tmp_path)
+    b = load_fsdd(cache_dir=cache)
+    assert len(b.paths) == N_FAKE and b.root == str(cache.resolve())
+
+
+def test_default_cache_location(no_env, tmp_path):
+    cache = fake_recordings(no_env / ".cache" / "emx" / "fsdd", tmp_path)
+    assert load_fsdd().root == str(cache.resolve())
+
+
+def test_repository_clone_path(tmp_path):
+    clone = tmp_path / "free-spoken-digit-dataset"
+    fake_recordings(clone / "recordings", tmp_path)
+    b = load_fsdd(clone)
+    assert len(b.paths) == N_FAKE
+    assert b.root == str((clone / "recordings").resolve())
+
+
+def test_path_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_fsdd(tmp_path / "nowhere")
+    (tmp_path / "a.wav").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no files named \{digit\}_\{speaker\}_\{take\}\.wav"):
+        load_fsdd(tmp_path)
+
+
+def test_absent_error_message(monkeypatch, no_env, tmp_path):
+    empty = tmp_path / "empty_data"
+    empty.mkdir()
+    monkeypatch.setenv("EMX_DATA", str(empty))
+    cache = tmp_path / "cache"
+    with pytest.raises(FileNotFoundError) as err:
+        load_fsdd(cache_dir=cache)
+    msg = str(err.value)
+    assert str(empty / "fsdd") in msg and str(cache) in msg
+    assert "download=True" in msg and "EMX_DATA" in msg and "path=" in msg
+    assert not cache.exists()
+
+
+def test_absent_error_default_cache(no_env):
+    with pytest.raises(FileNotFoundError, match=r"EMX_DATA is not set") as err:
+        load_fsdd()
+    assert str(no_env / ".cache" / "emx" / "fsdd") in str(err.value)
+
+
+# --- download -----------------------------------------------------------------------------------
+
+
+def test_download_from_file_url(monkeypatch, no_env, tmp_path):
+    archive = fake_archive(tmp_path)
+    monkeypatch.setattr(ds, "FSDD_URL", archive.as_uri())
+    cache = tmp_path / "cache" / "fsdd"
+    b = load_fsdd(download=True, cache_dir=cache)
+    assert b.root == str(cache.resolve())
+    assert len(b.paths) == N_FAKE
+    assert sorted(p.name for p in cache.iterdir()) == sorted(Path(p).name for p in b.paths)
+    assert sorted(set(b.speakers)) == list(SPEAKERS)
+    assert not (tmp_path / "1_evil_0.wav").exists() and not (cache.parent / "1_evil_0.wav").exists()
+    assert [p.name for p in cache.parent.iterdir()] == ["fsdd"]  # no temporary leftovers
+    x, rate = sf.read(b.paths[0])
+    assert rate == 8000 and x.shape == (400,)
+    train, test = fsdd_split(b)
+    assert len(test) == 5 * 10 * len(SPEAKERS)
+    # second call: found in the cache, nothing fetched
+    monkeypatch.setattr(ds, "FSDD_URL", (tmp_path / "gone.zip").as_uri())
+    assert load_fsdd(download=True, cache_dir=cache).paths == b.paths
+
+
+def test_download_into_existing_empty_folder(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert download_fsdd(cache, url=fake_archive(tmp_path).as_uri()) == cache
+    assert len(list(cache.glob("*.wav"))) == N_FAKE
+
+
+def test_download_refuses_folder_with_other_files(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "keep.txt").write_text("mine")
+    with pytest.raises(OSError, match="holds other files"):
+        download_fsdd(cache, url=fake_archive(tmp_path).as_uri())
+    assert [p.name for p in cache.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "master.zip", "tone1.wav"]
+
+
+def test_download_archive_without_recordings(tmp_path):
+    cache = tmp_path / "dl" / "fsdd"
+    url = fake_archive(tmp_path, with_recordings=False).as_uri()
+    with pytest.raises(ValueError, match="holds no recordings"):
+        download_fsdd(cache, url=url)
+    assert not cache.exists() and list((tmp_path / "dl").iterdir()) == []
+
+
+def test_download_not_a_zip(tmp_path):
+    bogus = tmp_path / "page.html"
+    bogus.write_text("<html>rate limited</html>")
+    cache = tmp_path / "dl" / "fsdd"
+    with pytest.raises(ValueError, match="not a zip archive"):
+        download_fsdd(cache, url=bogus.as_uri())
+    assert not cache.exists() and list((tmp_path / "dl").iterdir()) == []
+
+
+def test_download_unreachable(tmp_path):
+    cache = tmp_path / "dl" / "fsdd"
+    with pytest.raises(OSError, match="could not download FSDD"):
+        download_fsdd(cache, url=(tmp_path / "missing.zip").as_uri())
+    assert not cache.exists() and list((tmp_path / "dl").iterdir()) == []
+
+
+def test_url_constant():
+    assert ds.FSDD_URL == (
+        "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
+    )

@@ -102,7 +102,8 @@ class Recognizer:
         Front end for utterances given as audio paths (saved with the model); default
         ``DEFAULT_FEATURES``.
     word_insertion_penalty : float
-        Log-probability added for every word in connected recognition (negative: fewer words).
+        Log-probability added for every word in connected recognition (negative: fewer words;
+        the default suits 39-d MFCC).
     n_jobs : int or None
         Threads for each model's E-step.
     verbose : bool
@@ -111,13 +112,13 @@ class Recognizer:
 
     def __init__(
         self,
-        n_states: int = 4,
+        n_states: int = 8,
         n_mix: int = 4,
         covariance_type: str = "diag",
         n_iter: int = 5,
         var_floor: float = 0.01,
         feature_config: FeatureConfig | None = None,
-        word_insertion_penalty: float = 0.0,
+        word_insertion_penalty: float = -30.0,
         n_jobs: int | None = None,
         verbose: bool = False,
     ):

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import inspect
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -36,9 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .speech import Recognizer, word_errors
+
 __all__ = ["confusion_matrix", "format_confusion", "main", "parse_takes"]
 
 PROG = "emx"
+
+# The command line's training defaults are the Recognizer's.
+_DEFAULTS = {name: p.default for name, p in inspect.signature(Recognizer).parameters.items()}
 
 
 class CLIError(Exception):
@@ -178,8 +185,6 @@ def _select(folder: str, labels_from: str, pattern: str, include: set[int] | Non
 
 
 def _load_model(path: str):
-    from .speech import Recognizer
-
     p = Path(path).expanduser()
     if not p.is_file():
         raise CLIError(f"model file not found: '{p}'" if not p.exists()
@@ -236,8 +241,6 @@ def format_confusion(counts: np.ndarray, labels: list[str]) -> str:
 
 # ---------------------------------------------------------------------------- commands
 def _cmd_train(args) -> int:
-    from .speech import Recognizer
-
     items = _select(args.audio_dir, args.labels_from, args.pattern, args.include_takes,
                     args.exclude_takes)
     multi = [it for it in items if len(it.words) != 1]
@@ -295,8 +298,6 @@ def _cmd_recognize(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .speech import word_errors
-
     rec = _load_model(args.model)
     items = _select(args.audio_dir, args.labels_from, args.pattern, args.takes,
                     args.exclude_takes)
@@ -368,11 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="MODEL.npz",
                    help="where to save the model")
     _add_selection(p, ("--include-takes", "--takes"))
-    p.add_argument("--states", type=_positive_int, default=4,
+    p.add_argument("--states", type=_positive_int, default=_DEFAULTS["n_states"],
                    help="states per word model (default: %(default)s)")
-    p.add_argument("--mix", type=_positive_int, default=4,
+    p.add_argument("--mix", type=_positive_int, default=_DEFAULTS["n_mix"],
                    help="Gaussians per state, grown by splitting (default: %(default)s)")
-    p.add_argument("--iter", type=_positive_int, default=5,
+    p.add_argument("--iter", type=_positive_int, default=_DEFAULTS["n_iter"],
                    help="Baum-Welch iterations per training stage (default: %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="log each training stage on stderr")
@@ -422,6 +423,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which has exited
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
 
 
 if __name__ == "__main__":

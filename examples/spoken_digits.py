@@ -115,7 +115,8 @@ def make_plots(directory, data, feats, train, test, rec):
 
 
 def train_and_test(feats, labels, train, test, args):
-    rec = Recognizer(n_states=args.states, n_mix=args.mix, n_iter=args.iter)
+    given = dict(n_states=args.states, n_mix=args.mix, n_iter=args.iter)
+    rec = Recognizer(**{k: v for k, v in given.items() if v is not None})
     start = time.perf_counter()
     rec.fit([feats[i] for i in train], labels[train])
     seconds = time.perf_counter() - start
@@ -129,9 +130,9 @@ def main(argv=None):
     parser.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR")
     parser.add_argument("--loso", action="store_true",
                         help="also run leave-one-speaker-out testing")
-    parser.add_argument("--states", type=int, default=4)
-    parser.add_argument("--mix", type=int, default=4)
-    parser.add_argument("--iter", type=int, default=5)
+    parser.add_argument("--states", type=int, help="states per word (default: Recognizer's)")
+    parser.add_argument("--mix", type=int, help="Gaussians per state (default: Recognizer's)")
+    parser.add_argument("--iter", type=int, help="Baum-Welch iterations per stage")
     args = parser.parse_args(argv)
 
     try:
@@ -155,7 +156,7 @@ def main(argv=None):
     rec, hyps, seconds = train_and_test(feats, labels, train, test, args)
     print(f"\nOfficial split: train on takes 5-49 ({len(train)} utterances), "
           f"test on takes 0-4 ({len(test)})")
-    print(f"model: {args.states} states x {args.mix} Gaussians per word, "
+    print(f"model: {rec.n_states} states x {rec.n_mix} Gaussians per word, "
           f"{len(rec.words_)} words; training time {seconds:.1f} s")
     print(f"test accuracy: {100 * np.mean(hyps == labels[test]):.1f}% "
           f"({int(np.sum(hyps == labels[test]))}/{len(test)})")

@@ -42,10 +42,7 @@ Progress goes to stderr, the machine description and the table to stdout.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -53,12 +50,14 @@ import warnings
 
 import numpy as np
 import sklearn
-import threadpoolctl
+from _common import blas_pools, log, max_rel_diff
+from _common import describe_machine as _describe_machine
+from _common import format_header as _format_header
+from _common import format_row as _format_row
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGMM
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
-import emx
 from emx import GaussianMixture as EmxGMM
 
 N_ROWS = 200_000
@@ -68,10 +67,6 @@ N_COMPONENTS = 8
 REG_COVAR = 1e-6  # the default of both libraries; added to the initial covariances
 COV_TYPES = ("spherical", "diag", "tied", "full")
 NEVER_CONVERGE = {"sklearn": 0.0, "emx": 1e-300}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------- data
@@ -169,60 +164,7 @@ def peak_mb(lib, cov_type, n_iter, init, X) -> float:
     return peak / 1e6
 
 
-def max_rel_diff(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a), np.finfo(float).tiny)))
-
-
 # ---------------------------------------------------------------------------- report
-def blas_pools() -> list[dict]:
-    return [i for i in threadpool_info() if i.get("user_api") == "blas"]
-
-
-def describe_source() -> str:
-    """Commit of the emx checkout and its uncommitted changes to the library's sources."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(emx.__file__)))
-
-    def git(*cmd: str) -> str:
-        return subprocess.run(
-            ["git", "-C", root, *cmd], capture_output=True, text=True, check=True
-        ).stdout.rstrip("\n")
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--", "emx", "src", "meson.build").splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    files = ", ".join(line[3:] for line in changed)
-    return f"{head}" + (f" + uncommitted changes to {files}" if files else " (clean)")
-
-
-def describe_machine() -> list[str]:
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    blas = sorted(
-        {
-            f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads, "
-            f"{os.path.basename(i.get('filepath', '?'))})"
-            for i in blas_pools()
-        }
-    )
-    return [
-        f"platform     : {platform.platform()}",
-        f"cpu          : {cpu}; os.cpu_count() = {os.cpu_count()}",
-        f"python       : {platform.python_version()}",
-        f"versions     : numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
-        f"emx {emx.__version__} ({os.path.dirname(emx.__file__)}), "
-        f"threadpoolctl {threadpoolctl.__version__}",
-        f"emx source   : {describe_source()}",
-        f"BLAS default : {'; '.join(blas) or 'none found'}",
-    ]
 
 
 COLUMNS = [
@@ -242,12 +184,16 @@ COLUMNS = [
 ]
 
 
+def describe_machine() -> list[str]:
+    return _describe_machine(f"scikit-learn {sklearn.__version__}")
+
+
 def format_row(values) -> str:
-    return "  ".join(f"{v:>{w}{f}}" for (_, w, f), v in zip(COLUMNS, values, strict=True))
+    return _format_row(COLUMNS, values)
 
 
 def format_header() -> str:
-    return "  ".join(f"{name:>{w}}" for name, w, _ in COLUMNS)
+    return _format_header(COLUMNS)
 
 
 # ---------------------------------------------------------------------------- main

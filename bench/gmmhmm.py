@@ -56,21 +56,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
 
 import hmmlearn
 import numpy as np
-import threadpoolctl
+from _common import describe_machine as _describe_machine
+from _common import format_header as _format_header
+from _common import format_row as _format_row
+from _common import log
 from hmmlearn.hmm import GMMHMM as HmmlearnGMMHMM
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
-import emx
 from emx import GMMHMM as EmxGMMHMM
 
 N_STATES = 5
@@ -83,10 +82,6 @@ COV_TYPES = ("diag", "full")
 MIN_COVAR = 1e-3  # the default of both libraries; added to the initial covariances
 NEVER_CONVERGE = {"hmmlearn": -np.inf, "emx": 1e-300}  # emx requires a finite tol
 SAME_START_RTOL = 1e-10  # first-iteration log-likelihoods must agree to this
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------- data
@@ -241,57 +236,6 @@ def hmmlearn_full_temp_mb(lengths: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------- report
-def blas_pools() -> list[dict]:
-    return [i for i in threadpool_info() if i.get("user_api") == "blas"]
-
-
-def describe_source() -> str:
-    """Commit of the emx checkout and its uncommitted changes to the library's sources."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(emx.__file__)))
-
-    def git(*cmd: str) -> str:
-        return subprocess.run(
-            ["git", "-C", root, *cmd], capture_output=True, text=True, check=True
-        ).stdout.rstrip("\n")
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--", "emx", "src", "meson.build").splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    files = ", ".join(line[3:] for line in changed)
-    return f"{head}" + (f" + uncommitted changes to {files}" if files else " (clean)")
-
-
-def describe_machine(blas_threads: int) -> list[str]:
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    blas = sorted(
-        {
-            f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads, "
-            f"{os.path.basename(i.get('filepath', '?'))})"
-            for i in blas_pools()
-        }
-    )
-    return [
-        f"platform     : {platform.platform()}",
-        f"cpu          : {cpu}; os.cpu_count() = {os.cpu_count()}",
-        f"python       : {platform.python_version()}",
-        f"versions     : numpy {np.__version__}, hmmlearn {hmmlearn.__version__}, "
-        f"emx {emx.__version__} ({os.path.dirname(emx.__file__)}), "
-        f"threadpoolctl {threadpoolctl.__version__}",
-        f"emx source   : {describe_source()}",
-        f"BLAS default : {'; '.join(blas) or 'none found'}",
-        "BLAS limit   : "
-        + (f"{blas_threads} thread(s) for all runs" if blas_threads > 0 else "none (default)"),
-    ]
 
 
 COLUMNS = [
@@ -311,15 +255,16 @@ COLUMNS = [
 ]
 
 
+def describe_machine(blas_threads: int) -> list[str]:
+    return _describe_machine(f"hmmlearn {hmmlearn.__version__}", blas_threads)
+
+
 def format_row(values) -> str:
-    return "  ".join(
-        f"{'-' if v is None else format(v, f):>{w}}"
-        for (_, w, f), v in zip(COLUMNS, values, strict=True)
-    )
+    return _format_row(COLUMNS, values)
 
 
 def format_header() -> str:
-    return "  ".join(f"{name:>{w}}" for name, w, _ in COLUMNS)
+    return _format_header(COLUMNS)
 
 
 # ---------------------------------------------------------------------------- main

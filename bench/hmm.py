@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import statistics
 import sys
 import time
@@ -46,11 +44,13 @@ import tracemalloc
 
 import hmmlearn
 import numpy as np
-import threadpoolctl
+from _common import describe_machine as _describe_machine
+from _common import format_header as _format_header
+from _common import format_row as _format_row
+from _common import log, max_rel_diff
 from hmmlearn.hmm import GaussianHMM as HmmlearnHMM
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
-import emx
 from emx import GaussianHMM as EmxHMM
 
 N_FEATURES = 13
@@ -58,10 +58,6 @@ SEQ_LEN = 1000
 N_TRUE_STATES = 16
 MIN_COVAR = 1e-3  # the default of both libraries; added to the initial covariance
 NEVER_CONVERGE = {"hmmlearn": -np.inf, "emx": -1e300}  # emx requires a finite tol
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------- data
@@ -167,39 +163,7 @@ def peak_mb(lib, K, cov_type, n_iter, init, X, lengths) -> float:
     return peak / 1e6
 
 
-def max_rel_diff(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a), np.finfo(float).tiny)))
-
-
 # ---------------------------------------------------------------------------- report
-def describe_machine(blas_threads: int) -> list[str]:
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    blas = sorted(
-        {
-            f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
-            for i in threadpool_info()
-            if i.get("user_api") == "blas"
-        }
-    )
-    return [
-        f"platform     : {platform.platform()}",
-        f"cpu          : {cpu}; os.cpu_count() = {os.cpu_count()}",
-        f"python       : {platform.python_version()}",
-        f"versions     : numpy {np.__version__}, hmmlearn {hmmlearn.__version__}, "
-        f"emx {emx.__version__} ({os.path.dirname(emx.__file__)}), "
-        f"threadpoolctl {threadpoolctl.__version__}",
-        f"BLAS default : {'; '.join(blas) or 'none found'}",
-        "BLAS limit   : "
-        + (f"{blas_threads} thread(s) for all runs" if blas_threads > 0 else "none (default)"),
-    ]
 
 
 COLUMNS = [
@@ -218,12 +182,16 @@ COLUMNS = [
 ]
 
 
+def describe_machine(blas_threads: int) -> list[str]:
+    return _describe_machine(f"hmmlearn {hmmlearn.__version__}", blas_threads)
+
+
 def format_row(values) -> str:
-    return "  ".join(f"{v:>{w}{f}}" for (_, w, f), v in zip(COLUMNS, values, strict=True))
+    return _format_row(COLUMNS, values)
 
 
 def format_header() -> str:
-    return "  ".join(f"{name:>{w}}" for name, w, _ in COLUMNS)
+    return _format_header(COLUMNS)
 
 
 # ---------------------------------------------------------------------------- main

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import Bunch
 
-__all__ = ["FSDD_URL", "download_fsdd", "fsdd_split", "load_fsdd"]
+__all__ = ["FSDD_URL", "download_fsdd", "fsdd_split", "join_recordings", "load_fsdd"]
 
 #: Archive of the FSDD GitHub repository (the recordings are in its ``recordings/`` folder).
 FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
@@ -266,3 +266,74 @@ def fsdd_split(bunch: Any, test_takes: Iterable[int] = range(5)) -> tuple[np.nda
     takes = np.asarray(bunch["takes"])
     is_test = np.isin(takes, np.fromiter(test_takes, dtype=np.int64))
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def join_recordings(
+    paths,
+    labels,
+    n_utterances: int,
+    *,
+    n_words: tuple[int, int] = (3, 7),
+    gap: tuple[float, float] = (0.05, 0.3),
+    noise: float = 0.002,
+    edges: bool = True,
+    random_state=None,
+) -> tuple[list[np.ndarray], list[list[str]], int]:
+    """Connected-word utterances made by joining isolated recordings with noisy gaps.
+
+    Each utterance strings together recordings drawn at random (with replacement), separated
+    by gaps of white Gaussian noise (by default 50-300 ms at a standard deviation of 0.002,
+    about 30 dB below FSDD's speech); with ``edges`` a gap also precedes and follows the words.
+
+    Parameters
+    ----------
+    paths, labels : sequences
+        Recordings (all at one sample rate) and the word each holds.
+    n_utterances : int
+    n_words : (low, high)
+        Words per utterance, drawn uniformly from ``low..high`` inclusive.
+    gap : (low, high)
+        Gap lengths in seconds, drawn uniformly.
+    noise : float
+        Standard deviation of the gap noise (signals in [-1, 1]).
+    edges : bool
+        Also put a gap before the first and after the last word.
+    random_state : int, Generator or None
+
+    Returns
+    -------
+    signals : list of ndarray
+    transcripts : list of list of str
+    samplerate : int
+    """
+    from .speech.features import load_audio
+
+    paths, labels = list(paths), [str(x) for x in labels]
+    if len(paths) != len(labels) or not paths:
+        raise ValueError("paths and labels must be non-empty and of equal length.")
+    lo, hi = n_words
+    if not 1 <= lo <= hi:
+        raise ValueError(f"n_words must be (low, high) with 1 <= low <= high, got {n_words}.")
+    if not 0 <= gap[0] <= gap[1] or noise < 0:
+        raise ValueError("gap must be (low, high) with 0 <= low <= high, noise >= 0.")
+    rng = np.random.default_rng(random_state)
+    cache: dict[int, np.ndarray] = {}
+    rate = None
+    signals, transcripts = [], []
+    for _ in range(n_utterances):
+        idx = rng.integers(len(paths), size=rng.integers(lo, hi + 1))
+        parts = []
+        for k, i in enumerate(idx):
+            if i not in cache:
+                x, r = load_audio(paths[i])
+                if rate is not None and r != rate:
+                    raise ValueError(f"{paths[i]} has sample rate {r}, others {rate}.")
+                rate, cache[i] = r, x
+            if k > 0 or edges:
+                parts.append(noise * rng.standard_normal(int(rng.uniform(*gap) * rate)))
+            parts.append(cache[i])
+        if edges:
+            parts.append(noise * rng.standard_normal(int(rng.uniform(*gap) * rate)))
+        signals.append(np.concatenate(parts))
+        transcripts.append([labels[i] for i in idx])
+    return signals, transcripts, int(rate) if rate is not None else 0

@@ -142,10 +142,13 @@ class Recognizer:
 
     Parameters
     ----------
-    n_states : int
-        States per word model (left to right, no skips).
+    n_states : int or 'auto'
+        States per word model (left to right, no skips). 'auto' derives each word's number
+        from its mean duration in the training data: mean frames / ``frames_per_state``.
     n_mix : int
         Gaussians per state at the end of training (grown by splitting, doubling each time).
+    frames_per_state : float
+        Mean frames per state of a word with ``n_states='auto'``.
     covariance_type : {'diag', 'full'}
     n_iter : int
         Embedded Baum-Welch passes after the initialisation and after each split.
@@ -170,6 +173,8 @@ class Recognizer:
     ----------
     words_ : list of str
         The vocabulary, sorted.
+    word_states_ : ndarray of int
+        States of each word's model.
     hmm_ : GMMHMM
         The pool of all states' GMMs (word ``i`` owns states ``unit_offsets_[i]`` to
         ``unit_offsets_[i + 1] - 1``, silence the last unit); its ``startprob_`` and
@@ -189,6 +194,7 @@ class Recognizer:
         self,
         n_states: int = 8,
         n_mix: int = 4,
+        frames_per_state: float = 4.0,
         covariance_type: str = "diag",
         n_iter: int = 5,
         var_floor: float = 0.01,
@@ -201,6 +207,7 @@ class Recognizer:
     ):
         self.n_states = n_states
         self.n_mix = n_mix
+        self.frames_per_state = frames_per_state
         self.covariance_type = covariance_type
         self.n_iter = n_iter
         self.var_floor = var_floor
@@ -235,7 +242,11 @@ class Recognizer:
             print(message, file=sys.stderr)
 
     def _check_hyperparameters(self) -> None:
-        check_positive_int(self.n_states, "n_states")
+        if self.n_states != "auto":
+            check_positive_int(self.n_states, "n_states")
+        if not (np.isfinite(self.frames_per_state) and self.frames_per_state >= 1):
+            raise ValueError(f"frames_per_state must be at least 1, got "
+                             f"{self.frames_per_state!r}.")
         check_positive_int(self.n_mix, "n_mix")
         check_positive_int(self.n_iter, "n_iter")
         check_positive_int(self.silence_states, "silence_states")
@@ -300,14 +311,15 @@ class Recognizer:
         self.words_ = sorted({w for t in transcripts for w in t})
         unit_of = {w: i for i, w in enumerate(self.words_)}
         units = [tuple(unit_of[w] for w in t) for t in transcripts]
-        K = self.n_states
+        self.word_states_ = self._word_states(feats, units)
         for i, (f, u) in enumerate(zip(feats, units, strict=True)):
-            if len(f) < K * len(u):
+            need = int(self.word_states_[list(u)].sum())
+            if len(f) < need:
                 raise ValueError(
-                    f"Utterance {i} has {len(f)} frames, shorter than the {K * len(u)} states "
+                    f"Utterance {i} has {len(f)} frames, shorter than the {need} states "
                     f"of its transcript {' '.join(transcripts[i])!r}."
                 )
-        sizes = [K] * len(self.words_) + ([self.silence_states] if self.silence else [])
+        sizes = list(self.word_states_) + ([self.silence_states] if self.silence else [])
         self.unit_offsets_ = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
         self.n_features_in_ = D
         self._initialise(feats, units)
@@ -324,6 +336,19 @@ class Recognizer:
             self.hmm_.split_mixtures(m)
         self._log(f"trained {len(self.words_)} words in {time.perf_counter() - start:.1f} s")
         return self
+
+    def _word_states(self, feats: list, units: list) -> np.ndarray:
+        """States of each word: ``n_states``, or with 'auto' the word's mean number of frames
+        (an utterance's frames shared evenly by its words) over ``frames_per_state``."""
+        W = len(self.words_)
+        if self.n_states != "auto":
+            return np.full(W, self.n_states, dtype=np.intp)
+        frames, count = np.zeros(W), np.zeros(W)
+        for f, u in zip(feats, units, strict=True):
+            for w in u:
+                frames[w] += len(f) / len(u)
+                count[w] += 1
+        return np.maximum(2, np.rint(frames / count / self.frames_per_state)).astype(np.intp)
 
     def _initialise(self, feats: list, units: list) -> None:
         """One Gaussian per state from a uniform segmentation; silence from quiet frames."""
@@ -631,6 +656,7 @@ class Recognizer:
         header = dict(
             format=_FORMAT, version=_VERSION, words=self.words_,
             params=dict(n_states=self.n_states, n_mix=self.n_mix,
+                        frames_per_state=self.frames_per_state,
                         covariance_type=self.covariance_type, n_iter=self.n_iter,
                         var_floor=self.var_floor, silence=self.silence,
                         silence_states=self.silence_states,
@@ -662,6 +688,7 @@ class Recognizer:
             rec.silence_skip_ = float(header["silence_skip"])
             rec.stay_ = np.asarray(data["stay_"], dtype=np.float64)
             rec.unit_offsets_ = np.asarray(data["unit_offsets_"], dtype=np.intp)
+            rec.word_states_ = np.diff(rec.unit_offsets_)[:len(rec.words_)]
             S, M = data["weights_"].shape
             n_units = len(rec.words_) + bool(rec.silence)
             if (rec.unit_offsets_.shape != (n_units + 1,) or rec.unit_offsets_[0] != 0

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emx.speech import Recognizer, word_errors
+from emx.speech import SILENCE, Recognizer, word_errors
 
 FSDD = Path(os.environ.get("EMX_FSDD", Path(__file__).resolve().parents[2] / "shared" / "data"
                            / "fsdd"))
@@ -66,20 +66,18 @@ def test_save_and_load_round_trip(official, tmp_path):
 
 def test_connected_words_from_joined_recordings(official):
     rec, test_paths, test_labels = official
-    from emx.speech import load_audio, mfcc
+    from emx.datasets import join_recordings
+    from emx.speech import mfcc
 
-    rng = np.random.default_rng(0)
-    utts, refs = [], []
-    for _ in range(10):
-        idx = rng.choice(len(test_paths), 3)
-        signal = np.concatenate([load_audio(test_paths[i])[0] for i in idx])
-        utts.append(mfcc(signal, 8000, rec._config))
-        refs.append([test_labels[i] for i in idx])
+    signals, refs, rate = join_recordings(test_paths, test_labels, 12, n_words=(3, 5),
+                                          random_state=0)
+    utts = [mfcc(s, rate, rec._config) for s in signals]
     result = rec.score(utts, refs)
-    words = rec.recognize(utts[0])
     assert result["accuracy"] >= 0.9, result
-    assert words[0].start == 0.0 and all(w.end > w.start for w in words)
-    assert all(a.end == b.start for a, b in zip(words, words[1:], strict=False))
+    words = rec.recognize(utts[0])
+    assert words[0].start >= 0
+    assert all(w.end > w.start for w in words)
+    assert all(a.end <= b.start for a, b in zip(words, words[1:], strict=False))
 
 
 def test_word_errors_count_like_hresults():
@@ -90,15 +88,200 @@ def test_word_errors_count_like_hresults():
     assert word_errors([], ["4"]) == (0, 0, 1, 0)
 
 
+# ---------------------------------------------------------------------------- synthetic words
+# Three "words" of three 4-d segments each; column 0 plays the log energy (high in speech,
+# low in silence), as the front end's first feature does.
+SEGMENTS = {
+    "a": [[4, 3, 0, 0], [4, 0, 3, 0], [4, 0, 0, 3]],
+    "b": [[4, -3, 0, 0], [4, 0, -3, 0], [4, 3, 3, 0]],
+    "c": [[4, 0, 0, -3], [4, -3, 3, 0], [4, 3, 0, 3]],
+}
+SILENCE_MEAN = [-4, 0, 0, 0]
+
+
+def _speak(words, rng, gaps=True):
+    parts = []
+    for i, w in enumerate(words):
+        if gaps and (i > 0 or rng.random() < 0.7):
+            parts.append(np.asarray(SILENCE_MEAN) + 0.3 * rng.standard_normal(
+                (rng.integers(4, 9), 4)))
+        for mean in SEGMENTS[w]:
+            parts.append(np.asarray(mean) + 0.7 * rng.standard_normal((rng.integers(3, 7), 4)))
+    if gaps and rng.random() < 0.7:
+        parts.append(np.asarray(SILENCE_MEAN) + 0.3 * rng.standard_normal((5, 4)))
+    return np.concatenate(parts)
+
+
+def _isolated(n, seed):
+    rng = np.random.default_rng(seed)
+    labels = [str(x) for x in rng.choice(list(SEGMENTS), n)]
+    return [_speak([w], rng) for w in labels], labels
+
+
+def _strings(n, seed, n_words=(2, 5)):
+    rng = np.random.default_rng(seed)
+    refs = [[str(x) for x in rng.choice(list(SEGMENTS), rng.integers(*n_words))]
+            for _ in range(n)]
+    return [_speak(r, rng) for r in refs], refs
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    X, y = _isolated(90, 0)
+    return Recognizer(n_states=3, n_mix=2, n_iter=4, word_insertion_penalty=-5).fit(X, y)
+
+
+def test_synthetic_isolated_and_connected(synthetic):
+    X, y = _isolated(60, 1)
+    assert synthetic.predict(X) == y
+    U, refs = _strings(20, 2)
+    assert [[w.label for w in synthetic.recognize(u)] for u in U] == refs
+    assert synthetic.silence_skip_ < 0.5  # silence is usually there, and was learnt so
+
+
+def test_embedded_training_from_unsegmented_strings():
+    # HERest: the models are learnt from word strings without any boundaries
+    U, refs = _strings(120, 3)
+    rec = Recognizer(n_states=3, n_mix=1, n_iter=6, word_insertion_penalty=-5).fit(U, refs)
+    X, y = _isolated(30, 4)
+    assert rec.predict(X) == y
+    U2, refs2 = _strings(15, 5)
+    assert rec.score(U2, refs2)["accuracy"] == 1.0
+
+
+def test_training_likelihood_never_decreases(synthetic):
+    h = synthetic.history_
+    assert len(h) == 2 * synthetic.n_iter  # 1 then 2 Gaussians per state
+    for m in (1, 2):
+        ll = np.array([x["loglik"] for x in h if x["n_mix"] == m])
+        assert np.all(np.diff(ll) >= -1e-8 * np.abs(ll[1:])), ll
+        assert ll[-1] > ll[0]
+    assert synthetic.hmm_.n_mix == 2 and np.all(np.isfinite(synthetic.hmm_.means_))
+
+
+def _log_gmm(rec, X):
+    """(T, n_pool) state log-likelihoods by scipy, per Gaussian."""
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    h = rec.hmm_
+    S, M = h.weights_.shape
+    out = np.empty((len(X), S))
+    for s in range(S):
+        comp = [np.log(h.weights_[s, m]) + multivariate_normal(h.means_[s, m],
+                                                                np.diag(h.covars_[s, m])).logpdf(X)
+                for m in range(M)]
+        out[:, s] = logsumexp(comp, axis=0)
+    return out
+
+
+def test_isolated_score_matches_log_space_reference(synthetic):
+    from scipy.special import logsumexp
+
+    rec = synthetic
+    X, _ = _isolated(3, 6)
+    q = rec.silence_skip_
+    stay = rec.stay_
+    scores = rec.decision_function(X)
+    off = rec.unit_offsets_
+    for i, x in enumerate(X):
+        b = _log_gmm(rec, x)
+        for w in range(len(rec.words_)):
+            # the network [sil] w [sil] by hand: state list and log transitions
+            sil = list(range(off[-2], off[-1]))
+            word = list(range(off[w], off[w + 1]))
+            states = sil + word + sil
+            L = len(states)
+            A = np.full((L, L), -np.inf)
+            for k in range(L):
+                A[k, k] = np.log(stay[states[k]])
+            leave = np.log1p(-stay[states])
+            ns, nw = len(sil), len(word)
+            for k in list(range(ns - 1)) + list(range(ns, ns + nw - 1)) + list(
+                    range(ns + nw, L - 1)):
+                A[k, k + 1] = leave[k]
+            A[ns - 1, ns] = leave[ns - 1]  # silence -> word
+            A[ns + nw - 1, ns + nw] = leave[ns + nw - 1] + np.log1p(-q)  # word -> silence
+            start = np.full(L, -np.inf)
+            start[0], start[ns] = np.log1p(-q), np.log(q)
+            final = np.full(L, -np.inf)
+            final[ns + nw - 1] = leave[ns + nw - 1] + np.log(q)
+            final[L - 1] = leave[L - 1]
+            alpha = start + b[0, states]
+            for t in range(1, len(x)):
+                alpha = logsumexp(alpha[:, None] + A, axis=0) + b[t, states]
+            ref = logsumexp(alpha + final)
+            assert scores[i, w] == pytest.approx(ref, rel=1e-10)
+
+
+def test_align_gives_the_transcript_with_silences(synthetic):
+    U, refs = _strings(5, 7)
+    for u, ref in zip(U, refs, strict=True):
+        segments, states = synthetic.align(u, ref, return_states=True)
+        assert [s.label for s in segments if s.label != SILENCE] == ref
+        assert segments[0].start == 0 and segments[-1].end == pytest.approx(0.01 * len(u))
+        assert all(a.end == b.start for a, b in zip(segments, segments[1:], strict=False))
+        assert len(states) == len(u) and states.min() == 0 and states.max() == 2
+    with pytest.raises(ValueError, match="not in the model"):
+        synthetic.align(U[0], ["a", "zebra"])
+
+
+def test_grammar_restricts_the_word_sequence(synthetic):
+    rng = np.random.default_rng(8)
+    u = _speak(["a", "b", "c"], rng)
+    assert [w.label for w in synthetic.recognize(u)] == ["a", "b", "c"]
+    # only "a" may start, only "b" may follow it, and the utterance may end after "b"
+    g = {"<s>": ["a"], "a": ["b"], "b": ["</s>"], "c": []}
+    assert [w.label for w in synthetic.recognize(u, grammar=g)] == ["a", "b"]
+    assert synthetic.score([u], [["a", "b", "c"]], grammar=g)["deletions"] == 1
+    with pytest.raises(ValueError, match="unknown words"):
+        synthetic.recognize(u, grammar={"a": ["zebra"]})
+    with pytest.raises(ValueError, match="not a word"):
+        synthetic.recognize(u, grammar={"zebra": ["a"]})
+
+
+def test_auto_states_follow_word_duration():
+    rng = np.random.default_rng(9)
+    X = [rng.normal(size=(n, 4)) for n in [20] * 5 + [40] * 5]
+    y = ["short"] * 5 + ["long"] * 5
+    rec = Recognizer(n_states="auto", frames_per_state=5, n_mix=1, n_iter=1, silence=False)
+    rec.fit(X, y)
+    assert dict(zip(rec.words_, rec.word_states_.tolist(), strict=True)) == {"long": 8,
+                                                                               "short": 4}
+
+
+def test_synthetic_save_load(synthetic, tmp_path):
+    path = tmp_path / "syn.npz"
+    synthetic.save(path)
+    again = Recognizer.load(path)
+    X, _ = _isolated(5, 10)
+    np.testing.assert_array_equal(again.decision_function(X), synthetic.decision_function(X))
+    np.testing.assert_array_equal(again.word_states_, synthetic.word_states_)
+
+
 def test_bad_training_input():
     X = np.random.default_rng(0).normal(size=(30, 5))
     with pytest.raises(ValueError, match="transcripts"):
         Recognizer().fit([X, X], ["a"])
-    with pytest.raises(ValueError, match="shorter than"):
-        Recognizer(n_states=5).fit([X[:3], X], ["a", "a"])
+    with pytest.warns(UserWarning, match="Left out 1 training utterance"):
+        rec = Recognizer(n_states=5, n_mix=1, n_iter=1).fit([X[:3], X], ["a", "a"])
+    assert rec.words_ == ["a"]
+    with pytest.raises(ValueError, match="shorter than"), pytest.warns(UserWarning):
+        Recognizer(n_states=5).fit([X[:3], X], ["b", "a"])
     with pytest.raises(ValueError, match="NaN"):
         Recognizer().fit([np.full((10, 5), np.nan)], ["a"])
     with pytest.raises(ValueError, match="not fitted"):
         Recognizer().predict([X])
     with pytest.raises(ValueError, match="different feature dimensions"):
         Recognizer(n_states=2).fit([X, X[:, :3]], ["a", "b"])
+    with pytest.raises(ValueError, match="at least one"):
+        Recognizer().fit([X], [[]])
+    with pytest.raises(ValueError, match="reserved"):
+        Recognizer().fit([X], [["a", SILENCE]])
+    with pytest.raises(ValueError, match="covariance_type"):
+        Recognizer(covariance_type="tied").fit([X], ["a"])
+    with pytest.raises(ValueError, match="n_states"):
+        Recognizer(n_states=0).fit([X], ["a"])
+    rec = Recognizer(n_states=2, n_mix=1, n_iter=1).fit([X], ["a"])
+    with pytest.raises(ValueError, match="5"):
+        rec.predict([X[:, :3]])

@@ -152,7 +152,7 @@ def chain(words, unit_offsets, stay, silence=None, skip=0.5) -> Network:
     n = len(nodes)
     # silence nodes are the even ones: enter them (1 - skip) or jump over them (skip)
     start = {0: ls, 1: lk}
-    edges = []
+    edges = [(0, 1, 0.0)]
     for i in range(1, n - 1, 2):  # word i -> silence i+1, or over it to word i+2 / the end
         edges.append((i, i + 1, ls))
         if i + 2 < n:

@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -312,13 +313,22 @@ class Recognizer:
         unit_of = {w: i for i, w in enumerate(self.words_)}
         units = [tuple(unit_of[w] for w in t) for t in transcripts]
         self.word_states_ = self._word_states(feats, units)
-        for i, (f, u) in enumerate(zip(feats, units, strict=True)):
-            need = int(self.word_states_[list(u)].sum())
-            if len(f) < need:
-                raise ValueError(
-                    f"Utterance {i} has {len(f)} frames, shorter than the {need} states "
-                    f"of its transcript {' '.join(transcripts[i])!r}."
-                )
+        need = [int(self.word_states_[list(u)].sum()) for u in units]
+        short = [i for i, f in enumerate(feats) if len(f) < need[i]]
+        if short:
+            # as HERest does: an utterance no path of its transcript fits is left out
+            i = short[0]
+            warnings.warn(
+                f"Left out {len(short)} training utterance(s) shorter than the states of their "
+                f"transcript (utterance {i}: {len(feats[i])} frames, {need[i]} states).",
+                stacklevel=2,
+            )
+            keep = sorted(set(range(len(feats))) - set(short))
+            feats, units = [feats[i] for i in keep], [units[i] for i in keep]
+            missing = sorted(set(self.words_) - {self.words_[w] for u in units for w in u})
+            if missing:
+                raise ValueError(f"Every training utterance of the word(s) {missing} is shorter "
+                                 "than the states of its transcript.")
         sizes = list(self.word_states_) + ([self.silence_states] if self.silence else [])
         self.unit_offsets_ = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
         self.n_features_in_ = D

@@ -243,16 +243,11 @@ def format_confusion(counts: np.ndarray, labels: list[str]) -> str:
 def _cmd_train(args) -> int:
     items = _select(args.audio_dir, args.labels_from, args.pattern, args.include_takes,
                     args.exclude_takes)
-    multi = [it for it in items if len(it.words) != 1]
-    if multi:
-        raise CLIError(
-            f"training needs one word per utterance; '{multi[0].path}' has "
-            f"{len(multi[0].words)} ({' '.join(multi[0].words)})"
-        )
     out = Path(args.output).expanduser()
     if not out.parent.is_dir():
         raise CLIError(f"output folder not found: '{out.parent}'")
-    labels = [it.words[0] for it in items]
+    # one word: isolated-word training; several: embedded training on the word string
+    labels = [it.words[0] if len(it.words) == 1 else list(it.words) for it in items]
     rec = Recognizer(n_states=args.states, n_mix=args.mix, n_iter=args.iter,
                      verbose=args.verbose)
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Spoken digits: train a GMM-HMM word recogniser on the Free Spoken Digit Dataset and test it.
 
-Run:  python examples/spoken_digits.py [FSDD_DIR] [--plots DIR] [--loso]
+Run:  python examples/spoken_digits.py [FSDD_DIR] [--plots DIR] [--loso] [--connected N]
 
 The recordings (``{digit}_{speaker}_{take}.wav``, 8 kHz) are looked for in FSDD_DIR if given,
 else in ``$EMX_DATA/fsdd`` and the download cache (see ``emx.datasets.load_fsdd``), else in
@@ -8,7 +8,8 @@ else in ``$EMX_DATA/fsdd`` and the download cache (see ``emx.datasets.load_fsdd`
 every speaker and digit and trains on the rest. ``--loso`` adds leave-one-speaker-out
 testing (train on all recordings of the other speakers). ``--plots DIR`` writes, if
 matplotlib is installed, the spectrogram of a test utterance with the Viterbi alignment of
-its recognised word, and the training log-likelihood of every word model.
+its recognised word, and the training log-likelihood. ``--connected N`` also recognises N
+connected-digit strings joined from test recordings with noisy gaps.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from emx.cli import confusion_matrix, format_confusion
-from emx.datasets import fsdd_split, load_fsdd
-from emx.speech import DEFAULT_FEATURES, Recognizer, features, load_audio
+from emx.datasets import fsdd_split, join_recordings, load_fsdd
+from emx.speech import DEFAULT_FEATURES, Recognizer, features, load_audio, mfcc
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,13 +42,12 @@ def find_fsdd(path=None):
 
 
 def plot_alignment(path, X, reference, rec, out):
-    """Spectrogram of one utterance with the Viterbi state alignment of its recognised word."""
+    """Spectrogram of one utterance with its forced alignment: silence, word and states."""
     import matplotlib.pyplot as plt
 
     word = rec.predict([X])[0]
-    model = rec.models_[word]
-    logprob, states = model.decode(X)
-    cfg = DEFAULT_FEATURES
+    segments, states = rec.align(X, word, return_states=True)
+    cfg = rec._config
     signal, rate = load_audio(path)
     times = np.arange(len(X)) * cfg.winstep + cfg.winlen / 2  # frame centres
     bounds = times[np.flatnonzero(np.diff(states)) + 1] - cfg.winstep / 2
@@ -58,19 +58,15 @@ def plot_alignment(path, X, reference, rec, out):
     step = int(round(cfg.winstep * rate))
     ax1.specgram(signal, NFFT=nwin, Fs=rate, noverlap=nwin - step, cmap="magma")
     for b in bounds:
-        ax1.axvline(b, color="white", lw=1.2, ls="--")
-    for k in range(model.n_components):
-        frames = np.flatnonzero(states == k)
-        if len(frames):
-            middle = (times[frames[0]] + times[frames[-1]]) / 2
-            ax1.text(middle, 0.93 * rate / 2, f"s{k}", color="white", ha="center",
-                     fontsize=10, fontweight="bold")
+        ax1.axvline(b, color="white", lw=0.8, ls=":")
+    for seg in segments:
+        ax1.axvline(seg.start, color="cyan", lw=1.5)
+        ax1.text((seg.start + seg.end) / 2, 0.93 * rate / 2, seg.label, color="cyan",
+                 ha="center", fontsize=11, fontweight="bold")
     ax1.set_ylabel("frequency (Hz)")
-    ax1.set_title(f"{Path(path).name}: reference '{reference}', recognised '{word}' "
-                  f"(Viterbi log P = {logprob:.0f})")
+    ax1.set_title(f"{Path(path).name}: reference '{reference}', recognised '{word}'")
     ax2.step(times, states, where="mid", color="C0")
-    ax2.set_yticks(range(model.n_components))
-    ax2.set_ylabel("state")
+    ax2.set_ylabel("state in model")
     ax2.set_xlabel("time (s)")
     ax2.set_xlim(0, len(signal) / rate)
     fig.tight_layout()
@@ -78,20 +74,21 @@ def plot_alignment(path, X, reference, rec, out):
     plt.close(fig)
 
 
-def plot_training(rec, frames_per_word, out):
-    """Log-likelihood per frame over the Baum-Welch iterations of each word's last stage."""
+def plot_training(rec, out):
+    """Average log-likelihood per frame over the embedded Baum-Welch passes."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for w in rec.words_:
-        history = np.asarray(rec.models_[w].monitor_.history) / frames_per_word[w]
-        ax.plot(np.arange(1, len(history) + 1), history, marker="o", label=f"'{w}'")
-    ax.set_xlabel("Baum-Welch iteration")
+    h = rec.history_
+    x = np.arange(1, len(h) + 1)
+    for m in sorted({p["n_mix"] for p in h}):
+        idx = [i for i, p in enumerate(h) if p["n_mix"] == m]
+        ax.plot(x[idx], [h[i]["loglik_per_frame"] for i in idx], marker="o",
+                label=f"{m} Gaussian(s) per state")
+    ax.set_xlabel("Baum-Welch pass (all words at once)")
     ax.set_ylabel("log-likelihood per frame")
-    ax.set_title(f"Training, last stage ({rec.n_mix} Gaussians per state)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(ncol=5, fontsize=8, loc="lower right")
+    ax.set_title("Training (mixtures split between stages)")
+    ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -109,8 +106,7 @@ def make_plots(directory, data, feats, train, test, rec):
     directory.mkdir(parents=True, exist_ok=True)
     i = test[0]
     plot_alignment(data.paths[i], feats[i], data.labels[i], rec, directory / "alignment.png")
-    frames = {w: sum(len(feats[j]) for j in train if data.labels[j] == w) for w in rec.words_}
-    plot_training(rec, frames, directory / "training.png")
+    plot_training(rec, directory / "training.png")
     print(f"plots: {directory / 'alignment.png'}, {directory / 'training.png'}")
 
 
@@ -133,6 +129,9 @@ def main(argv=None):
     parser.add_argument("--states", type=int, help="states per word (default: Recognizer's)")
     parser.add_argument("--mix", type=int, help="Gaussians per state (default: Recognizer's)")
     parser.add_argument("--iter", type=int, help="Baum-Welch iterations per stage")
+    parser.add_argument("--connected", type=int, default=0, metavar="N",
+                        help="also recognise N connected-digit strings joined from test "
+                             "recordings with noisy gaps")
     args = parser.parse_args(argv)
 
     try:
@@ -163,6 +162,21 @@ def main(argv=None):
     matrix, names = confusion_matrix(labels[test], hyps, labels=rec.words_)
     print("confusion matrix (rows: spoken digit, columns: recognised):")
     print(format_confusion(matrix, names))
+
+    if args.connected:
+        signals, refs, rate = join_recordings([data.paths[i] for i in test], labels[test],
+                                              args.connected, random_state=0)
+        utts = [mfcc(x, rate, rec._config) for x in signals]
+        start = time.perf_counter()
+        result = rec.score(utts, refs)
+        print(f"\nConnected digits: {len(utts)} strings of 3-7 test recordings with 50-300 ms "
+              f"noise gaps, {result['n_words']} words, decoded in "
+              f"{time.perf_counter() - start:.1f} s")
+        print(f"word accuracy {100 * result['accuracy']:.1f}% (substitutions "
+              f"{result['substitutions']}, deletions {result['deletions']}, insertions "
+              f"{result['insertions']})")
+        hyp = " ".join(w.label for w in rec.recognize(utts[0]))
+        print(f"e.g. reference '{' '.join(refs[0])}', recognised '{hyp}'")
 
     if args.plots:
         make_plots(args.plots, data, feats, train, test, rec)

@@ -116,7 +116,7 @@ def test_train_prints_summary(sweeps, tmp_path, capsys):
     assert "utterances: 8" in out
     assert "words: 2 (down up)" in out
     assert "training time:" in out
-    assert "word 'up': 2 mix" in err  # --verbose logs the stages on stderr
+    assert "2 Gaussian(s) per state, pass 2/2" in err  # --verbose logs every pass
     assert (tmp_path / "m.npz").is_file()
 
 
@@ -148,9 +148,11 @@ def test_transcript_labels(sweeps, tmp_path, capsys):
     assert rc == 0, err
     assert "(connected words)" in out and "N=2" in out and "confusion" not in out
 
-    # training needs one word per utterance
-    rc, out, err = _run(capsys, "train", sweeps, "-o", model, "--labels-from", test)
-    assert rc == 2 and "one word per utterance" in err
+    # several words on a line in training: embedded training on the word string
+    rc, out, err = _run(capsys, "train", sweeps, "-o", model, "--labels-from", test,
+                        "--states", "3")
+    assert rc == 0, err
+    assert "utterances: 1" in out and "words: 1 (rising)" in out
 
 
 def test_recognize_connected_prints_times(sweeps, sweep_model, capsys):
@@ -160,7 +162,7 @@ def test_recognize_connected_prints_times(sweeps, sweep_model, capsys):
     lines = out.splitlines()
     assert lines[0].endswith("\tup")
     start, end, label = lines[1].split()
-    assert float(start) == 0.0 and 0.3 < float(end) <= 0.41 and label in ("up", "down")
+    assert 0.0 <= float(start) < 0.1 and 0.3 < float(end) <= 0.41 and label in ("up", "down")
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -253,3 +253,31 @@ def test_url_constant():
     assert ds.FSDD_URL == (
         "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
     )
+
+
+def test_join_recordings(tmp_path):
+    rng = np.random.default_rng(0)
+    paths, labels = [], []
+    for i, n in enumerate([800, 1200, 1600]):
+        p = tmp_path / f"{i}_x_0.wav"
+        sf.write(p, 0.5 * np.sin(np.arange(n) * (i + 1) / 5), 8000, subtype="PCM_16")
+        paths.append(str(p))
+        labels.append(str(i))
+    signals, refs, rate = ds.join_recordings(paths, labels, 20, n_words=(2, 4),
+                                             gap=(0.05, 0.1), noise=0.01, random_state=rng)
+    assert rate == 8000 and len(signals) == len(refs) == 20
+    lengths = {"0": 800, "1": 1200, "2": 1600}
+    for x, ref in zip(signals, refs, strict=True):
+        assert 2 <= len(ref) <= 4
+        speech = sum(lengths[w] for w in ref)
+        gaps = len(x) - speech  # one gap before, between and after the words
+        assert 400 * (len(ref) + 1) <= gaps <= 800 * (len(ref) + 1)
+        assert np.std(x[:300]) == pytest.approx(0.01, rel=0.3)  # the leading gap is noise
+    again, refs2, _ = ds.join_recordings(paths, labels, 20, n_words=(2, 4), gap=(0.05, 0.1),
+                                         noise=0.01, random_state=np.random.default_rng(0))
+    assert refs2 == refs and all(np.array_equal(a, b) for a, b in zip(again, signals,
+                                                                      strict=True))
+    with pytest.raises(ValueError, match="n_words"):
+        ds.join_recordings(paths, labels, 1, n_words=(0, 2))
+    with pytest.raises(ValueError, match="equal length"):
+        ds.join_recordings(paths, labels[:2], 1)

@@ -285,3 +285,24 @@ def test_bad_training_input():
     rec = Recognizer(n_states=2, n_mix=1, n_iter=1).fit([X], ["a"])
     with pytest.raises(ValueError, match="5"):
         rec.predict([X[:, :3]])
+
+
+@pytest.mark.parametrize("silence", [False, True])
+def test_chain_network_is_a_distribution_over_paths(silence):
+    # Summed over every utterance length, the probability of all paths through a transcript's
+    # network is one: entries, exits, optional silences and ends are consistent.
+    from emx.speech.network import chain
+
+    rng = np.random.default_rng(11)
+    offsets = np.array([0, 2, 5, 8])  # words 0 and 1, silence unit 2
+    stay = rng.uniform(0.2, 0.8, 8)
+    net = chain([0, 1, 0], offsets, stay, 2 if silence else None, skip=0.3)
+    p = net.startprob
+    A = net.transmat
+    final = np.exp(net.log_final)
+    total = 0.0
+    for _ in range(400):
+        total += p @ final
+        p = p @ A
+    assert total == pytest.approx(1.0, abs=1e-12)
+    assert len(net.first) == (7 if silence else 3)

@@ -193,16 +193,16 @@ class Recognizer:
 
     def __init__(
         self,
-        n_states: int = 8,
-        n_mix: int = 4,
+        n_states: int | str = 10,
+        n_mix: int = 2,
         frames_per_state: float = 4.0,
         covariance_type: str = "diag",
         n_iter: int = 5,
-        var_floor: float = 0.01,
+        var_floor: float = 0.1,
         silence: bool = True,
         silence_states: int = 3,
         feature_config: FeatureConfig | None = None,
-        word_insertion_penalty: float = -30.0,
+        word_insertion_penalty: float = -60.0,
         n_jobs: int | None = None,
         verbose: bool = False,
     ):

@@ -42,7 +42,7 @@ __all__ = ["Recognizer", "Word", "word_errors", "SILENCE"]
 
 # The recogniser's default front end: 39-d MFCC with per-utterance mean and variance
 # normalisation and the filterbank from 100 Hz (on FSDD's four speakers, leave-one-speaker-out
-# accuracy went from 67.6% with mean normalisation only to 76.0%).
+# accuracy rose by about 8 points over mean normalisation alone).
 DEFAULT_FEATURES = FeatureConfig(cvn=True, lowfreq=100.0)
 
 #: Label of silence segments in :meth:`Recognizer.align` (never a recognised word).
@@ -374,8 +374,9 @@ class Recognizer:
         onehot = sp.csr_matrix((np.ones(len(X)), (state, np.arange(len(X)))), shape=(S, len(X)))
         count = np.asarray(onehot.sum(axis=1)).ravel()
         used = count > 0
-        means = np.zeros((S, D))
-        var = np.ones((S, D)) * global_var
+        # flat start (HCompV): a state without frames keeps the global mean and variance
+        means = np.tile(X.mean(axis=0), (S, 1))
+        var = np.tile(global_var, (S, 1))
         means[used] = (onehot @ X)[used] / count[used, None]
         var[used] = (onehot @ X**2)[used] / count[used, None] - means[used] ** 2
         # self-loops from the mean number of frames per state of each word

@@ -61,8 +61,8 @@ def hmmlearn_gmmhmm(feats, labels, train, test, n_states, n_mix, n_iter):
     start = time.perf_counter()
     for w in sorted(set(labels[train])):
         idx = [i for i in train if labels[i] == w]
-        m = GMMHMM(n_states, n_mix, covariance_type="diag", n_iter=n_iter, tol=-np.inf, random_state=0,
-                   init_params="mcw", params="stmcw")
+        m = GMMHMM(n_states, n_mix, covariance_type="diag", n_iter=n_iter, tol=-np.inf,
+                   random_state=0, init_params="mcw", params="stmcw")
         m.startprob_ = np.eye(n_states)[0]
         t = np.diag(np.full(n_states, 0.5)) + np.diag(np.full(n_states - 1, 0.5), 1)
         t[-1, -1] = 1.0

@@ -334,3 +334,192 @@ def sample_states(
 cdef double[::1] _empty(Py_ssize_t n):
     from numpy import empty
     return empty(n)
+
+
+# ---------------------------------------------------------------------------- sparse topologies
+# Networks built from left-to-right models (word strings, word loops) have a few transitions
+# per state: these kernels take the transitions as an edge list (src[e] -> dst[e] with
+# probability prob[e], or log probability) and cost O(n_edges) per frame instead of O(K^2).
+
+cdef bint _edges_ok(Py_ssize_t K, const Py_ssize_t[::1] src, const Py_ssize_t[::1] dst,
+                    Py_ssize_t n_prob) noexcept nogil:
+    cdef Py_ssize_t e, E = src.shape[0]
+    if dst.shape[0] != E or n_prob != E:
+        return False
+    for e in range(E):
+        if src[e] < 0 or src[e] >= K or dst[e] < 0 or dst[e] >= K:
+            return False
+    return True
+
+
+def forward_backward_edges(
+    const double[:, ::1] loglik,
+    const Py_ssize_t[::1] offsets,
+    const double[::1] startprob,
+    const Py_ssize_t[::1] src,
+    const Py_ssize_t[::1] dst,
+    const double[::1] prob,
+    double[:, ::1] post,
+    double[::1] xi_edges,
+    double[::1] seq_loglik,
+    double[:, ::1] frame_prob,
+    double[::1] scale,
+    bint want_xi=True,
+):
+    """Forward-backward of many sequences over a sparse transition structure.
+
+    The same scaled recursions as :func:`forward_backward` (per-frame maximum over the states
+    the prediction reaches), with the transitions given as edges ``src[e] -> dst[e]`` of
+    probability ``prob[e]`` (repeated pairs add up). ``xi_edges`` (n_edges,) is overwritten
+    with the expected number of times each edge is taken, summed over frames and sequences.
+
+    Returns -1, or the index of the first sequence whose probability is zero.
+    """
+    cdef Py_ssize_t n_seq = offsets.shape[0] - 1
+    cdef Py_ssize_t K = loglik.shape[1]
+    cdef Py_ssize_t E = src.shape[0]
+    cdef Py_ssize_t n, t, t0, t1, i, j, e, status = -1
+    cdef double m, c, s, total
+    if (post.shape[0] != loglik.shape[0] or post.shape[1] != K
+            or frame_prob.shape[0] < loglik.shape[0] or frame_prob.shape[1] != K
+            or scale.shape[0] < loglik.shape[0] or startprob.shape[0] != K
+            or xi_edges.shape[0] != E or seq_loglik.shape[0] != n_seq
+            or offsets[n_seq] != loglik.shape[0] or not _edges_ok(K, src, dst, prob.shape[0])):
+        raise ValueError("forward_backward_edges: inconsistent array shapes")
+    cdef double[::1] beta = _empty(K)
+    cdef double[::1] u = _empty(K)
+    with nogil:
+        for e in range(E):
+            xi_edges[e] = 0.0
+        for n in range(n_seq):
+            t0 = offsets[n]
+            t1 = offsets[n + 1]
+            if t1 <= t0:
+                status = n
+                break
+            total = 0.0
+            # ---- forward: alpha_hat in post[t] ----
+            for t in range(t0, t1):
+                if t == t0:
+                    for j in range(K):
+                        post[t, j] = startprob[j]
+                else:
+                    for j in range(K):
+                        post[t, j] = 0.0
+                    for e in range(E):
+                        post[t, dst[e]] += post[t - 1, src[e]] * prob[e]
+                m = -INFINITY
+                for j in range(K):
+                    if post[t, j] > 0.0 and loglik[t, j] > m:
+                        m = loglik[t, j]
+                if m == -INFINITY:
+                    status = n
+                    break
+                c = 0.0
+                for j in range(K):
+                    if post[t, j] > 0.0:
+                        frame_prob[t, j] = exp(loglik[t, j] - m)
+                        post[t, j] *= frame_prob[t, j]
+                        c += post[t, j]
+                    else:
+                        frame_prob[t, j] = 0.0
+                        post[t, j] = 0.0
+                if not c > 0.0:
+                    status = n
+                    break
+                for j in range(K):
+                    post[t, j] /= c
+                scale[t] = c
+                total += log(c) + m
+            if status >= 0:
+                break
+            seq_loglik[n] = total
+            # ---- backward, turning alpha_hat[t] into gamma[t] ----
+            for t in range(t1 - 1, t0 - 1, -1):
+                if t == t1 - 1:
+                    for i in range(K):
+                        beta[i] = 1.0
+                else:
+                    for i in range(K):
+                        beta[i] = 0.0
+                    for e in range(E):
+                        beta[src[e]] += prob[e] * u[dst[e]]
+                        if want_xi:
+                            xi_edges[e] += post[t, src[e]] * prob[e] * u[dst[e]]
+                s = 0.0
+                for i in range(K):
+                    post[t, i] *= beta[i]
+                    s += post[t, i]
+                if s > 0.0:
+                    for i in range(K):
+                        post[t, i] /= s
+                if t > t0:
+                    for j in range(K):
+                        u[j] = frame_prob[t, j] * beta[j] / scale[t]
+    return status
+
+
+def viterbi_edges(
+    const double[:, ::1] loglik,
+    const Py_ssize_t[::1] offsets,
+    const double[::1] log_startprob,
+    const Py_ssize_t[::1] src,
+    const Py_ssize_t[::1] dst,
+    const double[::1] log_prob,
+    Py_ssize_t[::1] path,
+    double[::1] seq_logprob,
+    double[:, ::1] delta,
+    Py_ssize_t[:, ::1] backptr,
+):
+    """Most likely state path of each sequence over a sparse transition structure (log
+    space); as :func:`viterbi`, with the transitions as edges ``src[e] -> dst[e]`` of log
+    probability ``log_prob[e]``. Ties go to the edge listed first.
+
+    Returns -1, or the first sequence with no path of non-zero probability.
+    """
+    cdef Py_ssize_t n_seq = offsets.shape[0] - 1
+    cdef Py_ssize_t K = loglik.shape[1]
+    cdef Py_ssize_t E = src.shape[0]
+    cdef Py_ssize_t n, t, t0, t1, j, e, best_i, status = -1
+    cdef double best, v
+    if (delta.shape[0] < loglik.shape[0] or delta.shape[1] != K
+            or backptr.shape[0] < loglik.shape[0] or backptr.shape[1] != K
+            or path.shape[0] != loglik.shape[0] or log_startprob.shape[0] != K
+            or seq_logprob.shape[0] != n_seq or offsets[n_seq] != loglik.shape[0]
+            or not _edges_ok(K, src, dst, log_prob.shape[0])):
+        raise ValueError("viterbi_edges: inconsistent array shapes")
+    with nogil:
+        for n in range(n_seq):
+            t0 = offsets[n]
+            t1 = offsets[n + 1]
+            if t1 <= t0:
+                status = n
+                break
+            for j in range(K):
+                delta[t0, j] = log_startprob[j] + loglik[t0, j]
+                backptr[t0, j] = 0
+            for t in range(t0 + 1, t1):
+                for j in range(K):
+                    delta[t, j] = -INFINITY
+                    backptr[t, j] = 0
+                for e in range(E):
+                    v = delta[t - 1, src[e]] + log_prob[e]
+                    if v > delta[t, dst[e]]:
+                        delta[t, dst[e]] = v
+                        backptr[t, dst[e]] = src[e]
+                for j in range(K):
+                    delta[t, j] += loglik[t, j]
+            best = -INFINITY
+            best_i = 0
+            for j in range(K):
+                if delta[t1 - 1, j] > best:
+                    best = delta[t1 - 1, j]
+                    best_i = j
+            if best == -INFINITY:
+                status = n
+                break
+            seq_logprob[n] = best
+            path[t1 - 1] = best_i
+            for t in range(t1 - 1, t0, -1):
+                path[t - 1] = backptr[t, path[t]]
+    return status

@@ -251,3 +251,81 @@ def test_data_covariance_matches_numpy():
     X = 1e3 + np.random.default_rng(11).normal(size=(500, 4))
     np.testing.assert_allclose(G.data_covariance(X), np.cov(X.T), rtol=1e-10)
     np.testing.assert_allclose(G.data_covariance(X, ddof=0), np.cov(X.T, ddof=0), rtol=1e-10)
+
+
+def _sparse_model(rng, K):
+    """A random start and a transition matrix with about half its entries zero, given as
+    edges in shuffled order (one pair split into two edges that must add up)."""
+    startprob, transmat = random_model(rng, K)
+    transmat[rng.random((K, K)) < 0.5] = 0.0
+    transmat[np.arange(K), np.arange(K)] += 0.1  # every row keeps an entry
+    transmat /= transmat.sum(axis=1, keepdims=True)
+    src, dst = np.nonzero(transmat)
+    prob = transmat[src, dst]
+    order = rng.permutation(len(src))
+    src, dst, prob = src[order], dst[order], prob[order]
+    # split the first edge in two halves
+    src = np.append(src, src[0]).astype(np.intp)
+    dst = np.append(dst, dst[0]).astype(np.intp)
+    prob = np.append(prob, prob[0] / 2)
+    prob[0] /= 2
+    return startprob, transmat, src, dst, prob
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_edge_kernels_equal_dense_kernels(seed):
+    rng = np.random.default_rng(seed)
+    K, lengths = 6, [40, 1, 25]
+    startprob, transmat, src, dst, prob = _sparse_model(rng, K)
+    T = sum(lengths)
+    loglik = rng.normal(scale=30.0, size=(T, K)) - 500.0
+    loglik[5, 2] = -np.inf  # an impossible emission
+    off = offsets_from_lengths(lengths)
+    status, ll, post, xi = run_fb(loglik, lengths, startprob, transmat)
+    post_e, xi_e, ll_e = np.empty((T, K)), np.empty(len(src)), np.empty(len(lengths))
+    status_e = _hmm.forward_backward_edges(loglik, off, startprob, src, dst, prob, post_e,
+                                           xi_e, ll_e, np.empty((T, K)), np.empty(T))
+    assert status == status_e == -1
+    np.testing.assert_allclose(ll_e, ll, rtol=1e-12)
+    np.testing.assert_allclose(post_e, post, rtol=0, atol=1e-12)
+    xi_from_edges = np.zeros((K, K))
+    np.add.at(xi_from_edges, (src, dst), xi_e)
+    np.testing.assert_allclose(xi_from_edges, xi, rtol=0, atol=1e-10)
+    assert xi_e.sum() == pytest.approx(T - len(lengths), rel=1e-12)
+
+    vstatus, vlp, vpath = run_viterbi(loglik, lengths, startprob, transmat)
+    path, lp = np.empty(T, dtype=np.intp), np.empty(len(lengths))
+    # Viterbi takes one log probability per pair: merge the split edge back
+    src1, dst1, prob1 = src[:-1], dst[:-1], prob[:-1].copy()
+    prob1[0] *= 2
+    vstatus_e = _hmm.viterbi_edges(loglik, off, safe_log(startprob), src1, dst1,
+                                   np.log(prob1), path, lp, np.empty((T, K)),
+                                   np.empty((T, K), dtype=np.intp))
+    assert vstatus == vstatus_e == -1
+    np.testing.assert_allclose(lp, vlp, rtol=1e-12)
+    np.testing.assert_array_equal(path, vpath)
+
+
+def test_edge_kernels_report_impossible_sequences_and_bad_edges():
+    startprob = np.array([1.0, 0.0])
+    src, dst = np.array([0, 1], dtype=np.intp), np.array([1, 1], dtype=np.intp)
+    prob = np.array([1.0, 1.0])
+    # state 0 must move on to state 1: a second frame that only state 0 explains is impossible
+    loglik = np.array([[0.0, 0.0], [0.0, -np.inf]])
+    off = np.array([0, 2], dtype=np.intp)
+    loglik2 = np.array([[0.0, 0.0], [-np.inf, 0.0], [0.0, -np.inf]])
+    off2 = np.array([0, 2, 3], dtype=np.intp)  # the third frame starts a new sequence: fine
+    for ll, o, expect in ((loglik, off, 0), (loglik2, off2, -1)):
+        T = len(ll)
+        status = _hmm.forward_backward_edges(ll, o, startprob, src, dst, prob,
+                                             np.empty((T, 2)), np.empty(2),
+                                             np.empty(len(o) - 1), np.empty((T, 2)),
+                                             np.empty(T))
+        vstatus = _hmm.viterbi_edges(ll, o, safe_log(startprob), src, dst, np.log(prob),
+                                     np.empty(T, dtype=np.intp), np.empty(len(o) - 1),
+                                     np.empty((T, 2)), np.empty((T, 2), dtype=np.intp))
+        assert status == vstatus == expect
+    with pytest.raises(ValueError, match="inconsistent"):
+        _hmm.forward_backward_edges(loglik, off, startprob, src, np.array([0, 2], np.intp),
+                                    prob, np.empty((2, 2)), np.empty(2), np.empty(1),
+                                    np.empty((2, 2)), np.empty(2))

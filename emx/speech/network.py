@@ -60,6 +60,12 @@ class Network:
     def transmat(self) -> np.ndarray:
         return np.exp(self.log_trans)
 
+    def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The allowed transitions as an edge list: (src, dst, log probability)."""
+        src, dst = np.nonzero(np.isfinite(self.log_trans))
+        return (src.astype(np.intp), dst.astype(np.intp),
+                np.ascontiguousarray(self.log_trans[src, dst]))
+
     def entries(self, path: np.ndarray) -> np.ndarray:
         """Frames of a state path at which a node is entered (frame 0 included)."""
         path = np.asarray(path)

@@ -447,18 +447,24 @@ class Recognizer:
         offsets = group.offsets
         loglik[offsets[1:] - 1] += net.log_final  # end by leaving an allowed last state
         n, L = loglik.shape
-        post, xi = np.empty((n, L)), np.empty((L, L))
+        src, dst, log_p = net.edges()
+        post, xi = np.empty((n, L)), np.empty(len(src))
         seq_ll = np.empty(len(offsets) - 1)
-        status = _hmm.forward_backward(loglik, offsets, net.startprob, net.transmat, post, xi,
-                                       seq_ll, np.empty((n, L)), np.empty(n), True)
+        status = _hmm.forward_backward_edges(loglik, offsets, net.startprob, src, dst,
+                                             np.exp(log_p), post, xi, seq_ll,
+                                             np.empty((n, L)), np.empty(n), True)
         if status >= 0:
             raise ValueError(
                 f"Training utterance {group.index[status]} has probability zero under the "
                 "composite model of its transcript."
             )
         S = len(self.stay_)
-        occupancy = np.bincount(net.states, post.sum(axis=0), S)
-        stays = np.bincount(net.states, np.diagonal(xi), S)
+        occupancy_l = post.sum(axis=0)
+        loops = src == dst
+        stays_l = np.zeros(L)
+        stays_l[src[loops]] = xi[loops]
+        occupancy = np.bincount(net.states, occupancy_l, S)
+        stays = np.bincount(net.states, stays_l, S)
         to_sub = sp.csr_matrix((np.ones(L), (np.arange(L), local)), shape=(L, len(sub_states)))
         sub_stats = sub._emission_stats(group.X, np.asarray(post @ to_sub), shift, resp)
         M, D = self.hmm_.n_mix, self.n_features_in_
@@ -470,7 +476,7 @@ class Recognizer:
         entries = slots = 0.0
         if self.silence:
             sil = net.first[np.flatnonzero(net.states[net.first] == self.unit_offsets_[-2])]
-            entries = float(np.sum(post[:, sil].sum(axis=0) - xi[sil, sil]))
+            entries = float(np.sum(occupancy_l[sil] - stays_l[sil]))
             slots = float(len(sil) * (len(offsets) - 1))
         return _Stats(float(seq_ll.sum()), occupancy, stays, entries, slots,
                       GaussianStats(post_g, sum1, sum2, shift))
@@ -540,9 +546,10 @@ class Recognizer:
         T, L = ll.shape
         path = np.empty(T, dtype=np.intp)
         lp = np.empty(1)
-        status = _hmm.viterbi(ll, np.array([0, T], dtype=np.intp), net.log_start,
-                              np.ascontiguousarray(net.log_trans.T), path, lp,
-                              np.empty((T, L)), np.empty((T, L), dtype=np.intp))
+        src, dst, log_p = net.edges()
+        status = _hmm.viterbi_edges(ll, np.array([0, T], dtype=np.intp), net.log_start,
+                                    src, dst, log_p, path, lp, np.empty((T, L)),
+                                    np.empty((T, L), dtype=np.intp))
         if status >= 0:
             raise ValueError(f"No path through the network matches this utterance ({T} frames).")
         return path, float(lp[0])

@@ -306,3 +306,13 @@ def test_chain_network_is_a_distribution_over_paths(silence):
         p = p @ A
     assert total == pytest.approx(1.0, abs=1e-12)
     assert len(net.first) == (7 if silence else 3)
+
+
+def test_threads_give_identical_models():
+    U, refs = _strings(40, 12)
+    X, y = _isolated(30, 13)
+    fits = [Recognizer(n_states=3, n_mix=2, n_iter=2, n_jobs=j).fit(U + X, refs + y)
+            for j in (1, 2)]
+    assert fits[0].history_ == fits[1].history_
+    np.testing.assert_array_equal(fits[0].hmm_.means_, fits[1].hmm_.means_)
+    np.testing.assert_array_equal(fits[0].stay_, fits[1].stay_)

@@ -316,3 +316,17 @@ def test_threads_give_identical_models():
     assert fits[0].history_ == fits[1].history_
     np.testing.assert_array_equal(fits[0].hmm_.means_, fits[1].hmm_.means_)
     np.testing.assert_array_equal(fits[0].stay_, fits[1].stay_)
+
+
+def test_full_covariances(tmp_path):
+    X, y = _isolated(60, 14)
+    rec = Recognizer(n_states=3, n_mix=2, n_iter=3, covariance_type="full",
+                     word_insertion_penalty=-5).fit(X, y)
+    assert rec.hmm_.covars_.shape == (3 * 3 + 3, 2, 4, 4)
+    X2, y2 = _isolated(30, 15)
+    assert rec.predict(X2) == y2
+    U, refs = _strings(8, 16)
+    assert rec.score(U, refs)["accuracy"] == 1.0
+    rec.save(tmp_path / "full.npz")
+    np.testing.assert_array_equal(Recognizer.load(tmp_path / "full.npz").decision_function(X2),
+                                  rec.decision_function(X2))

@@ -12,6 +12,51 @@ under the model, or -1 when all went well.
 from libc.math cimport exp, log, INFINITY
 
 
+cdef inline bint _weigh_frame(double* pred, const double* ll, double* fp, Py_ssize_t K,
+                              double* c_out, double* m_out) noexcept nogil:
+    """One forward step's emission: pred[j] *= b[j] = exp(ll[j] - m), with m the maximum of ll
+    over the states pred reaches (the others get b = 0 exactly, so a huge log-likelihood in an
+    unreachable state can neither overflow nor underflow the reachable ones); then pred is
+    normalised by its sum c. Stores b in fp (unless NULL), c and m in c_out and m_out.
+    Returns True when the frame has probability zero."""
+    cdef Py_ssize_t j
+    cdef double m = -INFINITY, c = 0.0, b
+    for j in range(K):
+        if pred[j] > 0.0 and ll[j] > m:
+            m = ll[j]
+    if m == -INFINITY:
+        return True
+    for j in range(K):
+        if pred[j] > 0.0:
+            b = exp(ll[j] - m)
+            pred[j] *= b
+            c += pred[j]
+        else:
+            b = 0.0
+            pred[j] = 0.0
+        if fp != NULL:
+            fp[j] = b
+    if not c > 0.0:
+        return True
+    for j in range(K):
+        pred[j] /= c
+    c_out[0] = c
+    m_out[0] = m
+    return False
+
+
+cdef inline void _to_posterior(double* alpha, const double* beta, Py_ssize_t K) noexcept nogil:
+    """gamma = alpha * beta, normalised (in place in alpha)."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    for i in range(K):
+        alpha[i] *= beta[i]
+        s += alpha[i]
+    if s > 0.0:
+        for i in range(K):
+            alpha[i] /= s
+
+
 cdef Py_ssize_t _forward_backward_one(
     const double[:, ::1] loglik, Py_ssize_t t0, Py_ssize_t t1,
     const double[::1] startprob, const double[:, ::1] transmat,
@@ -46,25 +91,8 @@ cdef Py_ssize_t _forward_backward_one(
                 if a != 0.0:
                     for j in range(K):
                         post[t, j] += a * transmat[i, j]
-        m = -INFINITY
-        for j in range(K):
-            if post[t, j] > 0.0 and loglik[t, j] > m:
-                m = loglik[t, j]
-        if m == -INFINITY:
+        if _weigh_frame(&post[t, 0], &loglik[t, 0], &frame_prob[t, 0], K, &c, &m):
             return 1
-        c = 0.0
-        for j in range(K):
-            if post[t, j] > 0.0:
-                frame_prob[t, j] = exp(loglik[t, j] - m)
-                post[t, j] *= frame_prob[t, j]
-                c += post[t, j]
-            else:
-                frame_prob[t, j] = 0.0
-                post[t, j] = 0.0
-        if not c > 0.0:
-            return 1
-        for j in range(K):
-            post[t, j] /= c
         scale[t] = c
         total += log(c) + m
     seq_loglik[0] = total
@@ -87,13 +115,7 @@ cdef Py_ssize_t _forward_backward_one(
                 for j in range(K):
                     s += transmat[i, j] * u[j]
                 beta[i] = s
-        s = 0.0
-        for i in range(K):
-            post[t, i] *= beta[i]
-            s += post[t, i]
-        if s > 0.0:
-            for i in range(K):
-                post[t, i] /= s
+        _to_posterior(&post[t, 0], &beta[0], K)
         if t > t0:
             for j in range(K):
                 u[j] = frame_prob[t, j] * beta[j] / scale[t]
@@ -214,23 +236,9 @@ def forward_loglik(
                         if a != 0.0:
                             for j in range(K):
                                 work[t, j] += a * transmat[i, j]
-                m = -INFINITY
-                for j in range(K):
-                    if work[t, j] > 0.0 and loglik[t, j] > m:
-                        m = loglik[t, j]
-                if m == -INFINITY:
+                if _weigh_frame(&work[t, 0], &loglik[t, 0], NULL, K, &c, &m):
                     status = n
                     break
-                c = 0.0
-                for j in range(K):
-                    if work[t, j] > 0.0:
-                        work[t, j] *= exp(loglik[t, j] - m)
-                        c += work[t, j]
-                if not c > 0.0:
-                    status = n
-                    break
-                for j in range(K):
-                    work[t, j] /= c
                 total += log(c) + m
             if status >= 0:
                 break
@@ -408,27 +416,9 @@ def forward_backward_edges(
                         post[t, j] = 0.0
                     for e in range(E):
                         post[t, dst[e]] += post[t - 1, src[e]] * prob[e]
-                m = -INFINITY
-                for j in range(K):
-                    if post[t, j] > 0.0 and loglik[t, j] > m:
-                        m = loglik[t, j]
-                if m == -INFINITY:
+                if _weigh_frame(&post[t, 0], &loglik[t, 0], &frame_prob[t, 0], K, &c, &m):
                     status = n
                     break
-                c = 0.0
-                for j in range(K):
-                    if post[t, j] > 0.0:
-                        frame_prob[t, j] = exp(loglik[t, j] - m)
-                        post[t, j] *= frame_prob[t, j]
-                        c += post[t, j]
-                    else:
-                        frame_prob[t, j] = 0.0
-                        post[t, j] = 0.0
-                if not c > 0.0:
-                    status = n
-                    break
-                for j in range(K):
-                    post[t, j] /= c
                 scale[t] = c
                 total += log(c) + m
             if status >= 0:
@@ -446,13 +436,7 @@ def forward_backward_edges(
                         beta[src[e]] += prob[e] * u[dst[e]]
                         if want_xi:
                             xi_edges[e] += post[t, src[e]] * prob[e] * u[dst[e]]
-                s = 0.0
-                for i in range(K):
-                    post[t, i] *= beta[i]
-                    s += post[t, i]
-                if s > 0.0:
-                    for i in range(K):
-                        post[t, i] /= s
+                _to_posterior(&post[t, 0], &beta[0], K)
                 if t > t0:
                     for j in range(K):
                         u[j] = frame_prob[t, j] * beta[j] / scale[t]

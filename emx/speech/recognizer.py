@@ -105,6 +105,11 @@ class _Stats:
     silence_slots: float  # number of optional silences offered
     emission: GaussianStats
 
+    def __add__(self, other: _Stats) -> _Stats:
+        return _Stats(self.loglik + other.loglik, self.occupancy + other.occupancy,
+                      self.stays + other.stays, self.silence_entries + other.silence_entries,
+                      self.silence_slots + other.silence_slots, self.emission + other.emission)
+
     def __iadd__(self, other: _Stats) -> _Stats:
         self.loglik += other.loglik
         self.occupancy += other.occupancy
@@ -113,6 +118,69 @@ class _Stats:
         self.silence_slots += other.silence_slots
         self.emission += other.emission
         return self
+
+
+@dataclass
+class _Summary:
+    """Additive summary of training utterances: feature dimensions, and per word its share of
+    frames (an utterance's frames split evenly over its words) and number of occurrences."""
+
+    dims: set
+    words: dict
+    n_utterances: int
+
+    @classmethod
+    def of(cls, feats: list, transcripts: list) -> _Summary:
+        words: dict = {}
+        for f, t in zip(feats, transcripts, strict=True):
+            for w in t:
+                share = words.setdefault(w, [0.0, 0])
+                share[0] += len(f) / len(t)
+                share[1] += 1
+        return cls({f.shape[1] for f in feats}, words, len(feats))
+
+    def __add__(self, other: _Summary) -> _Summary:
+        words = {w: list(v) for w, v in self.words.items()}
+        for w, (frames, count) in other.words.items():
+            share = words.setdefault(w, [0.0, 0])
+            share[0] += frames
+            share[1] += count
+        return _Summary(self.dims | other.dims, words, self.n_utterances + other.n_utterances)
+
+
+@dataclass
+class _Kept:
+    """Which words still have training utterances, and how many were too short."""
+
+    words: set
+    n_short: int
+    first_short: tuple | None  # (frames, states) of one utterance left out
+
+    def __add__(self, other: _Kept) -> _Kept:
+        return _Kept(self.words | other.words, self.n_short + other.n_short,
+                     self.first_short or other.first_short)
+
+
+@dataclass
+class _Moments:
+    """Additive frame counts and sums (or sums of squared deviations) for initialisation:
+    all frames, each pool state's uniform-segmentation frames, and the quiet frames."""
+
+    n: float
+    total: np.ndarray  # (D,)
+    state_n: np.ndarray  # (S,)
+    state_total: np.ndarray  # (S, D)
+    quiet_n: float
+    quiet_total: np.ndarray  # (D,)
+
+    @classmethod
+    def zeros(cls, S: int, D: int) -> _Moments:
+        return cls(0.0, np.zeros(D), np.zeros(S), np.zeros((S, D)), 0.0, np.zeros(D))
+
+    def __add__(self, other: _Moments) -> _Moments:
+        return _Moments(self.n + other.n, self.total + other.total,
+                        self.state_n + other.state_n, self.state_total + other.state_total,
+                        self.quiet_n + other.quiet_n, self.quiet_total + other.quiet_total)
 
 
 @dataclass
@@ -293,104 +361,135 @@ class Recognizer:
         -------
         self
         """
+        # The phases below are the ones emx.distributed runs per partition: every quantity
+        # the driver needs is an additive summary of the utterances.
         self._check_hyperparameters()
+        start = time.perf_counter()
+        feats, transcripts = self._load(utterances, transcripts)
+        self._log(f"features: {len(feats)} utterances in {time.perf_counter() - start:.1f} s")
+        self._setup(_Summary.of(feats, transcripts))
+        feats, units, kept = self._select(feats, transcripts)
+        self._check_selection(kept)
+        first = self._init_moments(feats, units)
+        self._initialise(first, self._init_moments(feats, units, self._centres(first)))
+        groups = self._groups(feats, units)
+        shift = first.total / first.n
+
+        def estep():
+            with ChunkRunner(check_n_jobs(self.n_jobs)) as runner:
+                return runner.map_sum(lambda g: self._estep(g, shift), groups, group=1)
+
+        self._train(estep, first.n)
+        self._log(f"trained {len(self.words_)} words in {time.perf_counter() - start:.1f} s")
+        return self
+
+    # The training phases -----------------------------------------------------------
+    def _load(self, utterances, transcripts) -> tuple[list, list]:
+        """Features and transcripts (tuples of labels) of some utterances, checked."""
         utterances = list(utterances)
         transcripts = [_transcript(t) for t in transcripts]
         if len(utterances) != len(transcripts):
             raise ValueError(f"{len(utterances)} utterances but {len(transcripts)} transcripts.")
-        if not utterances:
+        self.__dict__.pop("n_features_in_", None)
+        return [self._features(u) for u in utterances], transcripts
+
+    def _setup(self, summary: _Summary) -> None:
+        """Vocabulary, model sizes and pool layout from the summary of all utterances."""
+        if summary.n_utterances == 0:
             raise ValueError("No training utterances.")
-        for attr in ("n_features_in_", "words_"):
-            self.__dict__.pop(attr, None)
-        start = time.perf_counter()
-        feats = [self._features(u) for u in utterances]
-        dims = {f.shape[1] for f in feats}
-        if len(dims) != 1:
-            raise ValueError(f"Utterances have different feature dimensions: {sorted(dims)}.")
-        D = dims.pop()
-        self._log(f"features: {len(feats)} utterances in {time.perf_counter() - start:.1f} s")
-        self.words_ = sorted({w for t in transcripts for w in t})
-        unit_of = {w: i for i, w in enumerate(self.words_)}
-        units = [tuple(unit_of[w] for w in t) for t in transcripts]
-        self.word_states_ = self._word_states(feats, units)
-        need = [int(self.word_states_[list(u)].sum()) for u in units]
-        short = [i for i, f in enumerate(feats) if len(f) < need[i]]
-        if short:
-            # as HERest does: an utterance no path of its transcript fits is left out
-            i = short[0]
-            warnings.warn(
-                f"Left out {len(short)} training utterance(s) shorter than the states of their "
-                f"transcript (utterance {i}: {len(feats[i])} frames, {need[i]} states).",
-                stacklevel=2,
-            )
-            keep = sorted(set(range(len(feats))) - set(short))
-            feats, units = [feats[i] for i in keep], [units[i] for i in keep]
-            missing = sorted(set(self.words_) - {self.words_[w] for u in units for w in u})
-            if missing:
-                raise ValueError(f"Every training utterance of the word(s) {missing} is shorter "
-                                 "than the states of its transcript.")
+        if len(summary.dims) != 1:
+            raise ValueError(f"Utterances have different feature dimensions: "
+                             f"{sorted(summary.dims)}.")
+        self.n_features_in_ = next(iter(summary.dims))
+        self.words_ = sorted(summary.words)
+        if self.n_states == "auto":
+            mean = np.array([summary.words[w][0] / summary.words[w][1] for w in self.words_])
+            states = np.maximum(2, np.rint(mean / self.frames_per_state))
+        else:
+            states = np.full(len(self.words_), self.n_states)
+        self.word_states_ = states.astype(np.intp)
         sizes = list(self.word_states_) + ([self.silence_states] if self.silence else [])
         self.unit_offsets_ = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
-        self.n_features_in_ = D
-        self._initialise(feats, units)
-        groups = self._groups(feats, units)
-        n_frames = sum(len(f) for f in feats)
-        shift = np.mean([f.mean(axis=0) for f in feats], axis=0)
-        self.history_ = []
-        m = 1
-        while True:
-            self._passes(groups, shift, n_frames, m)
-            if m >= self.n_mix:
-                break
-            m = min(2 * m, self.n_mix)
-            self.hmm_.split_mixtures(m)
-        self._log(f"trained {len(self.words_)} words in {time.perf_counter() - start:.1f} s")
-        return self
 
-    def _word_states(self, feats: list, units: list) -> np.ndarray:
-        """States of each word: ``n_states``, or with 'auto' the word's mean number of frames
-        (an utterance's frames shared evenly by its words) over ``frames_per_state``."""
-        W = len(self.words_)
-        if self.n_states != "auto":
-            return np.full(W, self.n_states, dtype=np.intp)
-        frames, count = np.zeros(W), np.zeros(W)
-        for f, u in zip(feats, units, strict=True):
-            for w in u:
-                frames[w] += len(f) / len(u)
-                count[w] += 1
-        return np.maximum(2, np.rint(frames / count / self.frames_per_state)).astype(np.intp)
+    def _select(self, feats: list, transcripts: list) -> tuple[list, list, _Kept]:
+        """Units of each transcript; utterances with fewer frames than their transcript's
+        states are left out (as HERest does), and counted in the returned summary."""
+        unit_of = {w: i for i, w in enumerate(self.words_)}
+        units = [tuple(unit_of[w] for w in t) for t in transcripts]
+        need = [int(self.word_states_[list(u)].sum()) for u in units]
+        keep = [i for i, f in enumerate(feats) if len(f) >= need[i]]
+        short = [(len(feats[i]), need[i]) for i in range(len(feats)) if len(feats[i]) < need[i]]
+        kept = _Kept({w for i in keep for w in transcripts[i]}, len(short),
+                     short[0] if short else None)
+        return [feats[i] for i in keep], [units[i] for i in keep], kept
 
-    def _initialise(self, feats: list, units: list) -> None:
-        """One Gaussian per state from a uniform segmentation; silence from quiet frames."""
+    def _check_selection(self, kept: _Kept) -> None:
+        if kept.n_short:
+            frames, states = kept.first_short
+            warnings.warn(
+                f"Left out {kept.n_short} training utterance(s) shorter than the states of "
+                f"their transcript (e.g. {frames} frames for {states} states).",
+                stacklevel=3,
+            )
+        missing = sorted(set(self.words_) - kept.words)
+        if missing:
+            raise ValueError(f"Every training utterance of the word(s) {missing} is shorter "
+                             "than the states of its transcript.")
+
+    def _init_moments(self, feats: list, units: list, centres=None) -> _Moments:
+        """Frame counts and sums (or, given ``centres``, sums of squared deviations from
+        them) of all frames, of each state's frames in a uniform segmentation of every
+        utterance over its transcript's states, and of every utterance's quietest tenth
+        (lowest feature 0, the front end's log energy)."""
         S, D = int(self.unit_offsets_[-1]), self.n_features_in_
+        if not feats:
+            return _Moments.zeros(S, D)
         X = np.concatenate(feats)
-        global_var = X.var(axis=0)
-        state = []
+        state, quiet = [], []
         for f, u in zip(feats, units, strict=True):
             pool = np.concatenate([np.arange(self.unit_offsets_[w], self.unit_offsets_[w + 1])
                                    for w in u])
             state.append(pool[(np.arange(len(f)) * len(pool)) // len(f)])
-        state = np.concatenate(state)
+            quiet.append(f[:, 0] <= np.quantile(f[:, 0], 0.1))
+        state, quiet = np.concatenate(state), np.concatenate(quiet)
+        if centres is not None:
+            mean, state_mean, quiet_mean = centres
+            sq = (X - mean) ** 2
+            Y, Z, Q = sq, (X - state_mean[state]) ** 2, (X[quiet] - quiet_mean) ** 2
+        else:
+            Y, Z, Q = X, X, X[quiet]
         onehot = sp.csr_matrix((np.ones(len(X)), (state, np.arange(len(X)))), shape=(S, len(X)))
-        count = np.asarray(onehot.sum(axis=1)).ravel()
-        used = count > 0
-        # flat start (HCompV): a state without frames keeps the global mean and variance
-        means = np.tile(X.mean(axis=0), (S, 1))
+        return _Moments(float(len(X)), Y.sum(axis=0), np.asarray(onehot.sum(axis=1)).ravel(),
+                        np.asarray(onehot @ Z), float(len(Q)), Q.sum(axis=0))
+
+    @staticmethod
+    def _centres(first: _Moments):
+        mean = first.total / first.n
+        used = first.state_n > 0
+        state_mean = np.tile(mean, (len(first.state_n), 1))
+        state_mean[used] = first.state_total[used] / first.state_n[used, None]
+        quiet_mean = first.quiet_total / first.quiet_n if first.quiet_n > 0 else mean
+        return mean, state_mean, quiet_mean
+
+    def _initialise(self, first: _Moments, second: _Moments) -> None:
+        """One Gaussian per state from the uniform segmentation (a state without frames keeps
+        the global mean and variance: HCompV's flat start); silence from the quiet frames."""
+        S, D = int(self.unit_offsets_[-1]), self.n_features_in_
+        mean, means, quiet_mean = self._centres(first)
+        global_var = second.total / first.n
+        used = first.state_n > 0
         var = np.tile(global_var, (S, 1))
-        means[used] = (onehot @ X)[used] / count[used, None]
-        var[used] = (onehot @ X**2)[used] / count[used, None] - means[used] ** 2
+        var[used] = second.state_total[used] / first.state_n[used, None]
         # self-loops from the mean number of frames per state of each word
         stay = np.full(S, 0.8)
         for w in range(len(self.words_)):
             a, b = self.unit_offsets_[w], self.unit_offsets_[w + 1]
-            per_state = count[a:b].mean()
+            per_state = first.state_n[a:b].mean()
             stay[a:b] = np.clip(1.0 - 1.0 / max(per_state, 1.0), 0.5, 0.95)
         if self.silence:
-            # the quietest tenth of every utterance (column 0: log energy of the front end)
-            quiet = np.concatenate([f[f[:, 0] <= np.quantile(f[:, 0], 0.1)] for f in feats])
             a, b = self.unit_offsets_[-2], self.unit_offsets_[-1]
-            means[a:b] = quiet.mean(axis=0)
-            var[a:b] = quiet.var(axis=0) if len(quiet) > 1 else global_var
+            means[a:b] = quiet_mean
+            var[a:b] = second.quiet_total / first.quiet_n if first.quiet_n > 1 else global_var
         floor = np.maximum(1e-3, self.var_floor * global_var)
         var = np.maximum(var, floor)
         h = GMMHMM(S, 1, covariance_type=self.covariance_type, params="mcw", init_params="",
@@ -405,6 +504,28 @@ class Recognizer:
         h._check()
         self.hmm_, self.stay_ = h, stay
         self.silence_skip_ = 0.5
+
+    def _train(self, estep, n_frames: float) -> None:
+        """Baum-Welch passes (``estep()`` returns the summed statistics of all utterances),
+        mixture splitting between stages."""
+        self.history_ = []
+        m = 1
+        while True:
+            monitor = ConvergenceMonitor(tol=0.0, n_iter=self.n_iter)
+            for it in range(self.n_iter):
+                t0 = time.perf_counter()
+                stats = estep()
+                monitor.report(stats.loglik)
+                self._mstep(stats)
+                self.history_.append(dict(n_mix=m, loglik=stats.loglik,
+                                          loglik_per_frame=stats.loglik / n_frames))
+                self._log(f"  {m} Gaussian(s) per state, pass {it + 1}/{self.n_iter}: "
+                          f"log-likelihood/frame {stats.loglik / n_frames:.4f} "
+                          f"({time.perf_counter() - t0:.2f} s)")
+            if m >= self.n_mix:
+                break
+            m = min(2 * m, self.n_mix)
+            self.hmm_.split_mixtures(m)
 
     @staticmethod
     def _groups(feats: list, units: list) -> list:
@@ -423,20 +544,6 @@ class Recognizer:
                 groups.append(_Group(u, np.concatenate([feats[i] for i in part]), off,
                                      np.asarray(part)))
         return groups
-
-    def _passes(self, groups: list, shift: np.ndarray, n_frames: int, n_mix: int) -> None:
-        monitor = ConvergenceMonitor(tol=0.0, n_iter=self.n_iter)
-        with ChunkRunner(check_n_jobs(self.n_jobs)) as runner:
-            for it in range(self.n_iter):
-                t0 = time.perf_counter()
-                stats = runner.map_sum(lambda g: self._estep(g, shift), groups, group=1)
-                monitor.report(stats.loglik)
-                self._mstep(stats)
-                self.history_.append(dict(n_mix=n_mix, loglik=stats.loglik,
-                                          loglik_per_frame=stats.loglik / n_frames))
-                self._log(f"  {n_mix} Gaussian(s) per state, pass {it + 1}/{self.n_iter}: "
-                          f"log-likelihood/frame {stats.loglik / n_frames:.4f} "
-                          f"({time.perf_counter() - t0:.2f} s)")
 
     def _estep(self, group: _Group, shift: np.ndarray) -> _Stats:
         net = self._chain(group.units)

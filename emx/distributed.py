@@ -27,6 +27,7 @@ initial parameters to start exactly where a serial fit starts.
 from __future__ import annotations
 
 import operator
+from functools import reduce
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -101,6 +102,28 @@ def _fa_moments(part, shift):
     return FactorStats(float(len(X)), gs.sum1[0], gs.sum2, shift)
 
 
+def _rec_load(rec, part):
+    utterances, transcripts = part
+    loaded = rec._load(utterances, transcripts)
+    if not loaded[0]:
+        raise ValueError("emx.distributed: a Recognizer partition holds no utterances.")
+    return loaded
+
+
+def _rec_summary(loaded):
+    from .speech.recognizer import _Summary
+
+    return _Summary.of(*loaded)
+
+
+def _rec_moments(rec, selected, centres):
+    return rec._init_moments(selected[0], selected[1], centres)
+
+
+def _rec_estep(rec, groups, shift):
+    return reduce(operator.iadd, (rec._estep(g, shift) for g in groups))
+
+
 # ---------------------------------------------------------------- driver
 def _tree_sum(client, futures):
     """Sum futures pairwise in index order (a fixed tree), return the value."""
@@ -161,11 +184,14 @@ def fit(model, partitions, client, *, callback=None):
 
     Parameters
     ----------
-    model : GaussianMixture, EMImputer, GaussianHMM, GMMHMM or FactorAnalysis
+    model : GaussianMixture, EMImputer, GaussianHMM, GMMHMM, FactorAnalysis or
+        speech.Recognizer
         The estimator; its hyperparameters are used as in ``model.fit``.
     partitions : dask array, or list of partitions
         Row models: a dask array (blocks of rows) or a list of 2-D arrays. HMMs: a list of
         ``(X, lengths)`` pairs or of lists of 2-D sequences (sequences are never split).
+        Recognizer: a list of ``(utterances, transcripts)`` pairs as ``Recognizer.fit``
+        takes them (audio paths are read, and their features computed, on the workers).
     client : dask.distributed.Client
     callback : callable, optional
         ``callback(iteration, loglik)`` after every E-step (progress, tests).
@@ -192,6 +218,10 @@ def fit(model, partitions, client, *, callback=None):
         return model
     if isinstance(model, BaseHMM):
         return _fit_hmm(model, client, _submit_parts(client, partitions), callback)
+    from .speech.recognizer import Recognizer
+
+    if isinstance(model, Recognizer):
+        return _fit_recognizer(model, client, _submit_parts(client, partitions), callback)
     raise TypeError(f"emx.distributed.fit does not support {type(model).__name__}.")
 
 
@@ -268,3 +298,35 @@ def _fit_fa(model: FactorAnalysis, client, parts):
     cov = stats.covariance()
     return model._fit_prepared(_FAData(shift, _noise_floor(np.diag(cov).copy()), cov,
                                        stats=stats))
+
+
+def _fit_recognizer(rec, client, parts, callback):
+    """Recognizer training with every phase reduced over the partitions (see its ``fit``)."""
+    rec._check_hyperparameters()
+    loaded = [client.submit(_rec_load, rec, p, pure=False) for p in parts]
+    rec._setup(_tree_sum(client, [client.submit(_rec_summary, x, pure=False) for x in loaded]))
+    selected = [client.submit(lambda r, x: r._select(*x), rec, x, pure=False) for x in loaded]
+    rec._check_selection(_tree_sum(client, [client.submit(operator.itemgetter(2), x)
+                                            for x in selected]))
+
+    def moments(centres):
+        return _tree_sum(client, [client.submit(_rec_moments, rec, x, centres, pure=False)
+                                  for x in selected])
+
+    first = moments(None)
+    rec._initialise(first, moments(rec._centres(first)))
+    groups = [client.submit(lambda r, x: r._groups(x[0], x[1]), rec, x, pure=False)
+              for x in selected]
+    shift = first.total / first.n
+    iteration = [0]
+
+    def estep():
+        stats = _tree_sum(client, [client.submit(_rec_estep, rec, g, shift, pure=False)
+                                   for g in groups])
+        if callback is not None:
+            callback(iteration[0], stats.loglik)
+        iteration[0] += 1
+        return stats
+
+    rec._train(estep, first.n)
+    return rec

@@ -179,3 +179,31 @@ def test_threaded_cluster_equals_serial():
                 distributed.Client(cluster) as c:
             dist = ed.fit(emx.GaussianMixture(3, **kw), np.array_split(X, 3), c)
     np.testing.assert_allclose(dist.lower_bounds_, serial.lower_bounds_, rtol=1e-10)
+
+
+def test_recognizer_equals_serial(client):
+    from _synthetic_speech import _isolated, _strings
+
+    from emx.speech import Recognizer
+
+    X, y = _isolated(40, 20)
+    U, refs = _strings(30, 21)
+    U[3] = U[3][:4]  # too short for its transcript: left out, with a warning, in both fits
+    utts, trans = X + U, y + refs
+    params = dict(n_states=3, n_mix=2, n_iter=3, word_insertion_penalty=-5)
+    with pytest.warns(UserWarning, match="Left out 1"):
+        serial = Recognizer(**params).fit(utts, trans)
+    parts = [(utts[i::3], trans[i::3]) for i in range(3)]
+    seen = []
+    with pytest.warns(UserWarning, match="Left out 1"):
+        dist = ed.fit(Recognizer(**params), parts, client,
+                      callback=lambda i, ll: seen.append(ll))
+    h_s = [p["loglik"] for p in serial.history_]
+    h_d = [p["loglik"] for p in dist.history_]
+    np.testing.assert_allclose(h_d, h_s, rtol=1e-10)
+    assert seen == h_d
+    np.testing.assert_allclose(dist.hmm_.means_, serial.hmm_.means_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(dist.stay_, serial.stay_, rtol=1e-8)
+    assert dist.words_ == serial.words_
+    X2, y2 = _isolated(20, 22)
+    assert dist.predict(X2) == serial.predict(X2) == y2

@@ -454,8 +454,7 @@ class Recognizer:
         state, quiet = np.concatenate(state), np.concatenate(quiet)
         if centres is not None:
             mean, state_mean, quiet_mean = centres
-            sq = (X - mean) ** 2
-            Y, Z, Q = sq, (X - state_mean[state]) ** 2, (X[quiet] - quiet_mean) ** 2
+            Y, Z, Q = (X - mean) ** 2, (X - state_mean[state]) ** 2, (X[quiet] - quiet_mean) ** 2
         else:
             Y, Z, Q = X, X, X[quiet]
         onehot = sp.csr_matrix((np.ones(len(X)), (state, np.arange(len(X)))), shape=(S, len(X)))

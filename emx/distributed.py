@@ -303,6 +303,9 @@ def _fit_fa(model: FactorAnalysis, client, parts):
 def _fit_recognizer(rec, client, parts, callback):
     """Recognizer training with every phase reduced over the partitions (see its ``fit``)."""
     rec._check_hyperparameters()
+    # one front end everywhere: the sample rate of the audio of all partitions
+    rec._pin_front_end(_tree_sum(client, [client.submit(lambda p: rec._audio_rates(p[0]), p,
+                                                        pure=False) for p in parts]))
     loaded = [client.submit(_rec_load, rec, p, pure=False) for p in parts]
     rec._setup(_tree_sum(client, [client.submit(_rec_summary, x, pure=False) for x in loaded]))
     selected = [client.submit(lambda r, x: r._select(*x), rec, x, pure=False) for x in loaded]

@@ -206,4 +206,4 @@ def test_recognizer_equals_serial(client):
     np.testing.assert_allclose(dist.stay_, serial.stay_, rtol=1e-8)
     assert dist.words_ == serial.words_
     X2, y2 = _isolated(20, 22)
-    assert dist.predict(X2) == serial.predict(X2) == y2
+    assert list(dist.predict(X2)) == list(serial.predict(X2)) == y2

@@ -1,7 +1,14 @@
 """Speech: MFCC front end and word recognition with GMM-HMMs."""
 
 from .features import FeatureConfig, features, load_audio, mfcc
-from .recognizer import DEFAULT_FEATURES, SILENCE, Recognizer, Word, word_errors
+from .recognizer import (
+    DEFAULT_FEATURES,
+    SILENCE,
+    Recognizer,
+    Word,
+    word_error_rate,
+    word_errors,
+)
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -12,5 +19,6 @@ __all__ = [
     "features",
     "load_audio",
     "mfcc",
+    "word_error_rate",
     "word_errors",
 ]

@@ -20,15 +20,21 @@ after any word, or a word-pair grammar) with a word insertion penalty.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import sys
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import soundfile as sf
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .._core import _hmm
 from .._em import ChunkRunner, ConvergenceMonitor
@@ -38,7 +44,7 @@ from ..hmm import GMMHMM, _make_chunks
 from .features import FeatureConfig, features
 from .network import Network, chain, word_loop
 
-__all__ = ["Recognizer", "Word", "word_errors", "SILENCE"]
+__all__ = ["Recognizer", "Word", "word_errors", "word_error_rate", "SILENCE"]
 
 # The recogniser's default front end: 39-d MFCC with per-utterance mean and variance
 # normalisation and the filterbank from 100 Hz (on FSDD's four speakers, leave-one-speaker-out
@@ -49,7 +55,7 @@ DEFAULT_FEATURES = FeatureConfig(cvn=True, lowfreq=100.0)
 SILENCE = "<sil>"
 
 _FORMAT = "emx-recognizer"
-_VERSION = 2
+_VERSION = 3  # 3: labels keep their type, the pinned front end, the estimator's parameters
 _GROUP_FRAMES = 8192  # frames per E-step task (utterances with the same transcript)
 
 
@@ -57,7 +63,7 @@ _GROUP_FRAMES = 8192  # frames per E-step task (utterances with the same transcr
 class Word:
     """A recognised word and its span in seconds."""
 
-    label: str
+    label: Any
     start: float
     end: float
 
@@ -92,6 +98,46 @@ def word_errors(reference, hypothesis) -> tuple[int, int, int, int]:
             ins += 1
             j -= 1
     return int(subs), dels, ins, n
+
+
+def word_error_rate(references, hypotheses) -> dict:
+    """Word error counts and rates of hypotheses against references, as HResults gives them.
+
+    Parameters
+    ----------
+    references, hypotheses : sequences of transcripts, the same length
+        Each transcript is one label or a sequence of labels.
+
+    Returns
+    -------
+    dict
+        'accuracy' (1 - WER), 'wer' ((S + D + I) / N), 'correct' (1 - (S + D) / N),
+        'substitutions', 'deletions', 'insertions' and 'n_words' (N).
+
+    Examples
+    --------
+    >>> from emx.speech import word_error_rate
+    >>> r = word_error_rate([["1", "2", "3"], "4"], [["1", "3"], "4"])
+    >>> r["deletions"], r["n_words"], round(r["wer"], 2)
+    (1, 4, 0.25)
+    """
+    references, hypotheses = list(references), list(hypotheses)
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses.")
+    counts = np.zeros(4, dtype=np.int64)  # substitutions, deletions, insertions, words
+    for r, h in zip(references, hypotheses, strict=True):
+        counts += word_errors(_words(r), _words(h))
+    subs, dels, ins, n = (int(c) for c in counts)
+    wer = (subs + dels + ins) / max(n, 1)
+    return dict(accuracy=1 - wer, wer=wer, correct=1 - (subs + dels) / max(n, 1),
+                substitutions=subs, deletions=dels, insertions=ins, n_words=n)
+
+
+def _words(t) -> list:
+    """A transcript or hypothesis as a list of labels (``Word`` objects give their label)."""
+    if _is_label(t):
+        return [_label(t)]
+    return [_label(w.label if isinstance(w, Word) else w) for w in t]
 
 
 @dataclass
@@ -193,21 +239,89 @@ class _Group:
     index: np.ndarray  # positions of the utterances in the training list
 
 
-def _transcript(t) -> tuple:
-    """A transcript as a tuple of labels: a str (or number) is one word."""
-    if isinstance(t, (str, int, np.integer)):
-        words = (str(t),)
-    else:
-        words = tuple(str(w) for w in t)
-    if not words or any(w == "" for w in words):
-        raise ValueError(f"A transcript must hold at least one non-empty word label, got {t!r}.")
-    if SILENCE in words:
+def _is_label(t) -> bool:
+    """True for one word label (a string or a number), False for a sequence of them."""
+    return isinstance(t, (str, bytes, int, float, np.generic))
+
+
+def _label(w):
+    """A word label as a plain Python str, int or float (numpy scalars unwrapped)."""
+    if isinstance(w, np.generic):
+        w = w.item()
+    if isinstance(w, bytes):
+        w = w.decode()
+    if not isinstance(w, (str, int, float)) or (isinstance(w, float) and not math.isfinite(w)):
+        raise ValueError(f"A word label must be a string or a finite number, got {w!r}.")
+    if w == "":
+        raise ValueError("A word label must not be empty.")
+    if w == SILENCE:
         raise ValueError(f"{SILENCE!r} is reserved for the silence model.")
+    return w
+
+
+def _transcript(t) -> tuple:
+    """A transcript as a tuple of labels: one label is one word."""
+    words = (_label(t),) if _is_label(t) else tuple(_label(w) for w in t)
+    if not words:
+        raise ValueError(f"A transcript must hold at least one word label, got {t!r}.")
     return words
 
 
-class Recognizer:
+def _is_path(u) -> bool:
+    return isinstance(u, (str, os.PathLike))
+
+
+def _audio_rate(u, samplerate):
+    """Sample rate of an utterance given as audio (None for feature arrays and unreadable
+    files, which the front end reports with their name)."""
+    if _is_path(u):
+        try:
+            return int(sf.info(os.fspath(u)).samplerate)
+        except Exception:
+            return None
+    if isinstance(u, tuple) and len(u) == 2:
+        return u[1] if isinstance(u[1], (int, np.integer)) else None
+    try:
+        return samplerate if np.ndim(u) == 1 else None
+    except ValueError:  # ragged nested lists: the front end reports them
+        return None
+
+
+def _forward_scores(loglik: np.ndarray, offsets: np.ndarray, net: Network) -> np.ndarray:
+    """Log-likelihood of each sequence by the forward kernel; -inf for a sequence of
+    probability zero (the kernel stops at one: the rest is scored by calling it again)."""
+    n = len(offsets) - 1
+    out = np.full(n, -np.inf)
+    startprob, transmat = net.startprob, net.transmat
+    work = np.empty_like(loglik)
+    a = 0
+    while a < n:
+        t0 = offsets[a]
+        scores = np.empty(n - a)
+        status = _hmm.forward_loglik(loglik[t0:], offsets[a:] - t0, startprob, transmat, scores,
+                                     work[: len(loglik) - t0])
+        if status < 0:
+            out[a:] = scores
+            break
+        out[a:a + status] = scores[:status]
+        a += status + 1
+    return out
+
+
+class Recognizer(ClassifierMixin, BaseEstimator):
     """Isolated and connected word recognition with GMM-HMMs.
+
+    A scikit-learn classifier over utterances: ``fit(utterances, labels)``, ``predict``,
+    ``predict_proba``, ``decision_function`` and ``score`` (accuracy), so ``clone``,
+    ``cross_val_score`` and ``GridSearchCV`` work on a list of paths. Connected words are
+    recognised with :meth:`recognize`, aligned with :meth:`align` and scored with
+    :meth:`evaluate` (word error rate).
+
+    An utterance is any of: a path to an audio file; a 1-D waveform with ``samplerate=``
+    given to the method; a ``(waveform, samplerate)`` tuple; or a 2-D ``(frames, features)``
+    array. Audio goes through the model's front end (:meth:`features`), which ``fit`` pins:
+    ``feature_config_`` records the configuration and the sample rate of the training audio,
+    and audio at any other rate is resampled to it.
 
     Parameters
     ----------
@@ -225,12 +339,17 @@ class Recognizer:
         Variance floor as a fraction of the global variance of the training features.
     silence : bool
         Train a silence model, optional before, between and after words (in training and in
-        recognition).
+        recognition). It starts from the quietest tenth of every utterance's frames (lowest
+        feature 0, the front end's log energy) when the features come from emx's front end
+        (audio, or arrays with ``feature_config`` given); from the first and last 5 % of every
+        utterance's frames (at least one each) for feature arrays of unknown origin, whose
+        column 0 need not be an energy.
     silence_states : int
         States of the silence model.
     feature_config : FeatureConfig, optional
-        Front end for utterances given as audio paths (saved with the model); default
-        ``DEFAULT_FEATURES``.
+        Front end for audio (default ``DEFAULT_FEATURES``). With ``samplerate=None`` the
+        model takes the sample rate of its training audio. Given with feature arrays, it
+        declares that they came from this front end (so audio can be recognised later).
     word_insertion_penalty : float
         Log-probability added for every word in connected recognition (negative: fewer words).
     n_jobs : int or None
@@ -240,8 +359,15 @@ class Recognizer:
 
     Attributes
     ----------
-    words_ : list of str
-        The vocabulary, sorted.
+    classes_ : ndarray
+        The vocabulary: the training labels in their own type (str, int, ...), sorted.
+        ``predict`` returns these, and ``predict_proba`` columns follow them.
+    words_ : list
+        ``classes_`` as a list of Python labels.
+    feature_config_ : FeatureConfig or None
+        The front end the model consumes, with the training audio's sample rate; None when
+        the model was trained on feature arrays without ``feature_config`` (it then takes
+        feature arrays only).
     word_states_ : ndarray of int
         States of each word's model.
     hmm_ : GMMHMM
@@ -257,6 +383,16 @@ class Recognizer:
         Per training pass: ``n_mix``, ``loglik`` (total, before the pass's update) and
         ``loglik_per_frame``.
     n_features_in_ : int
+
+    Examples
+    --------
+    >>> from emx.speech import Recognizer
+    >>> rec = Recognizer().fit(train_paths, train_labels)        # doctest: +SKIP
+    >>> rec.predict(["7_jackson_0.wav"])                         # doctest: +SKIP
+    array(['7'], dtype='<U1')
+    >>> rec.predict([signal], samplerate=16000)                  # doctest: +SKIP
+    >>> rec.score(test_paths, test_labels)                       # doctest: +SKIP
+    0.995
     """
 
     def __init__(
@@ -288,23 +424,135 @@ class Recognizer:
         self.verbose = verbose
 
     # ------------------------------------------------------------------ features
-    @property
-    def _config(self) -> FeatureConfig:
+    def features(self, utterance, samplerate: int | None = None) -> np.ndarray:
+        """The feature matrix the model consumes for one utterance.
+
+        Parameters
+        ----------
+        utterance : path, 1-D waveform, (waveform, samplerate) tuple or 2-D array
+            Audio is analysed by the model's front end (``feature_config_``, or before
+            ``fit`` the one it would pin), resampled to its sample rate first; a 2-D
+            ``(frames, features)`` array is checked and returned as float64.
+        samplerate : int, optional
+            Sample rate of a 1-D waveform (required for one, ignored otherwise).
+
+        Returns
+        -------
+        ndarray of shape (n_frames, n_features)
+
+        Raises
+        ------
+        ValueError
+            A 1-D array without ``samplerate``; audio for a model trained on feature arrays
+            without a front end; arrays with the wrong number of features, NaN or inf.
+
+        Examples
+        --------
+        >>> X = rec.features("7_jackson_0.wav")               # doctest: +SKIP
+        >>> X = rec.features(signal, samplerate=44100)          # doctest: +SKIP
+        >>> rec.recognize(X) == rec.recognize("7_jackson_0.wav")  # doctest: +SKIP
+        True
+        """
+        return self._features(utterance, samplerate)
+
+    def _front_end(self) -> FeatureConfig:
+        """The configuration audio is analysed with."""
+        if hasattr(self, "feature_config_"):
+            if self.feature_config_ is None:
+                raise ValueError(
+                    "This Recognizer was trained on feature arrays without a front end, so it "
+                    "takes (frames, features) arrays only. To recognise audio, fit it with "
+                    "feature_config= (e.g. emx.speech.DEFAULT_FEATURES) or on audio."
+                )
+            return self.feature_config_
         return self.feature_config if self.feature_config is not None else DEFAULT_FEATURES
 
-    def _features(self, utterance) -> np.ndarray:
-        if isinstance(utterance, (str, os.PathLike)):
-            return features(utterance, self._config)
-        X = np.asarray(utterance, dtype=np.float64)
+    def _features(self, utterance, samplerate=None) -> np.ndarray:
+        if _is_path(utterance) or (isinstance(utterance, tuple) and len(utterance) == 2
+                                   and np.ndim(utterance[0]) == 1):
+            return features(utterance, self._front_end())
+        X = np.asarray(utterance)
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"An utterance must be a path, a waveform or a (frames, features) "
+                             f"array of numbers, got dtype {X.dtype}.")
+        if X.ndim == 1:
+            if samplerate is None:
+                raise ValueError(
+                    "A 1-D array is taken as a waveform: give its samplerate= (or pass a "
+                    "path, a (waveform, samplerate) tuple, or a (frames, features) array)."
+                )
+            return features((X, samplerate), self._front_end())
+        X = X.astype(np.float64)
         if X.ndim != 2 or len(X) == 0:
-            raise ValueError(f"An utterance must be a path or a (frames, features) array, got "
-                             f"shape {X.shape}.")
+            raise ValueError(f"An utterance must be a path, a waveform or a (frames, features) "
+                             f"array, got shape {X.shape}.")
         if not np.all(np.isfinite(X)):
             raise ValueError("Utterance features contain NaN or infinity.")
         if hasattr(self, "n_features_in_") and X.shape[1] != self.n_features_in_:
             raise ValueError(f"Utterance has {X.shape[1]} features, the model "
                              f"{self.n_features_in_}.")
         return X
+
+    def _batch(self, utterances, samplerate=None) -> list:
+        """Features of a batch of utterances for prediction, with one warning when feature
+        arrays are not normalised as the model's front end normalises."""
+        if isinstance(utterances, (str, os.PathLike)) or (
+                isinstance(utterances, np.ndarray) and utterances.ndim == 2
+                and samplerate is None):
+            raise ValueError("Expected a list of utterances; for one utterance pass [it].")
+        if isinstance(utterances, tuple) and len(utterances) == 2 and np.ndim(
+                utterances[1]) == 0 and not _is_path(utterances[0]):
+            raise ValueError("Expected a list of utterances; for one (waveform, samplerate) "
+                             "pair pass [(waveform, samplerate)].")
+        feats, unusual = [], 0
+        for u in utterances:
+            X = self._features(u, samplerate)
+            if (isinstance(u, np.ndarray) and u.ndim == 2) and not self._looks_normalised(X):
+                unusual += 1
+            feats.append(X)
+        if unusual:
+            cfg = self.feature_config_
+            what = "unit variance (cvn)" if cfg.cvn else "zero mean (cmn)"
+            warnings.warn(
+                f"{unusual} feature array(s) are not normalised as the model's front end does "
+                f"({what} per utterance): they may come from another configuration. Compute "
+                "features with rec.features(...), or pass the audio.", stacklevel=3,
+            )
+        return feats
+
+    def _looks_normalised(self, X: np.ndarray) -> bool:
+        """Whether a feature array has the per-utterance normalisation of the front end."""
+        cfg = getattr(self, "feature_config_", None)
+        if cfg is None or len(X) < 2:
+            return True
+        scale = max(1.0, float(np.abs(X).max()))
+        if cfg.cvn:
+            std = X.std(axis=0)
+            return bool(np.all((np.abs(std - 1.0) < 1e-6) | (std < 1e-8 * scale)))
+        if cfg.cmn:
+            return bool(np.all(np.abs(X.mean(axis=0)) < 1e-8 * scale))
+        return True
+
+    @staticmethod
+    def _audio_rates(utterances, samplerate=None) -> Counter:
+        """How many utterances are audio at each sample rate (an additive summary)."""
+        return Counter(int(r) for r in (_audio_rate(u, samplerate) for u in utterances)
+                       if r is not None)
+
+    def _pin_front_end(self, rates: Counter) -> None:
+        """Set ``feature_config_``: the front end with the sample rate of the training audio
+        (the most common one, if they differ: the rest is resampled to it)."""
+        cfg = self.feature_config
+        if rates:
+            cfg = DEFAULT_FEATURES if cfg is None else cfg
+            if cfg.samplerate is None:
+                rate = max(rates, key=lambda r: (rates[r], r))
+                if len(rates) > 1:
+                    warnings.warn(f"Training audio has sample rates {sorted(rates)} Hz: all of "
+                                  f"it is resampled to {rate} Hz, the model's rate.",
+                                  stacklevel=3)
+                cfg = dataclasses.replace(cfg, samplerate=rate)
+        self.feature_config_ = cfg
 
     def _log(self, message: str) -> None:
         if self.verbose:
@@ -327,6 +575,10 @@ class Recognizer:
             raise ValueError(f"var_floor must be a non-negative float, got {self.var_floor!r}.")
         if not np.isfinite(self.word_insertion_penalty):
             raise ValueError("word_insertion_penalty must be finite.")
+        if self.feature_config is not None and not isinstance(self.feature_config,
+                                                              FeatureConfig):
+            raise ValueError(f"feature_config must be a FeatureConfig or None, got "
+                             f"{type(self.feature_config).__name__}.")
 
     # ------------------------------------------------------------------ topology
     @property
@@ -347,25 +599,38 @@ class Recognizer:
         return sub
 
     # ------------------------------------------------------------------ training
-    def fit(self, utterances, transcripts) -> Recognizer:
+    def fit(self, utterances, transcripts, samplerate: int | None = None) -> Recognizer:
         """Train the word (and silence) models.
 
         Parameters
         ----------
-        utterances : list of paths or (frames, features) arrays
+        utterances : list of paths, waveforms, (waveform, samplerate) tuples or arrays
+            Audio goes through the front end (``feature_config``, default
+            ``DEFAULT_FEATURES``), which the model pins with the training audio's sample
+            rate in ``feature_config_``; 2-D arrays are features.
         transcripts : list
-            One per utterance: a label (isolated word) or a sequence of labels (connected
-            words, in order, without time boundaries).
+            One per utterance: a label (isolated word: a string or a number, kept in its
+            type in ``classes_``) or a sequence of labels (connected words, in order,
+            without time boundaries).
+        samplerate : int, optional
+            Sample rate of the 1-D waveforms among ``utterances``.
 
         Returns
         -------
         self
+
+        Examples
+        --------
+        >>> rec = Recognizer().fit(["0_a.wav", "1_a.wav"], [0, 1])    # doctest: +SKIP
+        >>> rec.fit([X1, X2], [["4", "2"], "7"])   # word strings      # doctest: +SKIP
         """
         # The phases below are the ones emx.distributed runs per partition: every quantity
         # the driver needs is an additive summary of the utterances.
         self._check_hyperparameters()
         start = time.perf_counter()
-        feats, transcripts = self._load(utterances, transcripts)
+        utterances = list(utterances)
+        self._pin_front_end(self._audio_rates(utterances, samplerate))
+        feats, transcripts = self._load(utterances, transcripts, samplerate)
         self._log(f"features: {len(feats)} utterances in {time.perf_counter() - start:.1f} s")
         self._setup(_Summary.of(feats, transcripts))
         feats, units, kept = self._select(feats, transcripts)
@@ -384,14 +649,14 @@ class Recognizer:
         return self
 
     # The training phases -----------------------------------------------------------
-    def _load(self, utterances, transcripts) -> tuple[list, list]:
+    def _load(self, utterances, transcripts, samplerate=None) -> tuple[list, list]:
         """Features and transcripts (tuples of labels) of some utterances, checked."""
         utterances = list(utterances)
         transcripts = [_transcript(t) for t in transcripts]
         if len(utterances) != len(transcripts):
             raise ValueError(f"{len(utterances)} utterances but {len(transcripts)} transcripts.")
         self.__dict__.pop("n_features_in_", None)
-        return [self._features(u) for u in utterances], transcripts
+        return [self._features(u, samplerate) for u in utterances], transcripts
 
     def _setup(self, summary: _Summary) -> None:
         """Vocabulary, model sizes and pool layout from the summary of all utterances."""
@@ -401,7 +666,16 @@ class Recognizer:
             raise ValueError(f"Utterances have different feature dimensions: "
                              f"{sorted(summary.dims)}.")
         self.n_features_in_ = next(iter(summary.dims))
-        self.words_ = sorted(summary.words)
+        cfg = self.feature_config_
+        if cfg is not None and cfg.n_features != self.n_features_in_:
+            raise ValueError(f"Utterances have {self.n_features_in_} features, but the front "
+                             f"end feature_config gives {cfg.n_features}.")
+        try:
+            self.words_ = sorted(summary.words)
+        except TypeError:
+            raise ValueError("Word labels must be all strings or all numbers, got "
+                             f"{sorted({type(w).__name__ for w in summary.words})}.") from None
+        self.classes_ = np.asarray(self.words_)
         if self.n_states == "auto":
             mean = np.array([summary.words[w][0] / summary.words[w][1] for w in self.words_])
             states = np.maximum(2, np.rint(mean / self.frames_per_state))
@@ -439,18 +713,26 @@ class Recognizer:
     def _init_moments(self, feats: list, units: list, centres=None) -> _Moments:
         """Frame counts and sums (or, given ``centres``, sums of squared deviations from
         them) of all frames, of each state's frames in a uniform segmentation of every
-        utterance over its transcript's states, and of every utterance's quietest tenth
-        (lowest feature 0, the front end's log energy)."""
+        utterance over its transcript's states, and of every utterance's silence-like frames
+        (the quietest tenth by feature 0, the front end's log energy; for features of
+        unknown origin, the first and last 5 %)."""
         S, D = int(self.unit_offsets_[-1]), self.n_features_in_
         if not feats:
             return _Moments.zeros(S, D)
         X = np.concatenate(feats)
         state, quiet = [], []
+        energy = self.feature_config_ is not None  # column 0 is the front end's log energy
         for f, u in zip(feats, units, strict=True):
             pool = np.concatenate([np.arange(self.unit_offsets_[w], self.unit_offsets_[w + 1])
                                    for w in u])
             state.append(pool[(np.arange(len(f)) * len(pool)) // len(f)])
-            quiet.append(f[:, 0] <= np.quantile(f[:, 0], 0.1))
+            if energy:
+                quiet.append(f[:, 0] <= np.quantile(f[:, 0], 0.1))
+            else:  # features of unknown origin: the edges of the utterance
+                edge = np.zeros(len(f), dtype=bool)
+                k = max(1, round(0.05 * len(f)))
+                edge[:k] = edge[-k:] = True
+                quiet.append(edge)
         state, quiet = np.concatenate(state), np.concatenate(quiet)
         if centres is not None:
             mean, state_mean, quiet_mean = centres
@@ -606,44 +888,118 @@ class Recognizer:
         """(n, n_pool) state log-likelihoods of frames X."""
         return self.hmm_._emission_estep_fn()(X)[0]
 
-    def decision_function(self, utterances) -> np.ndarray:
+    def decision_function(self, utterances, samplerate: int | None = None) -> np.ndarray:
         """Log-likelihood of every utterance under every word, (n_utt, n_words).
 
         Word ``w`` is scored with the network ``[silence] w [silence]`` (the utterance ends by
-        leaving ``w`` or the final silence).
+        leaving ``w`` or the final silence). Columns follow ``classes_``. A word that cannot
+        produce an utterance (fewer frames than its states) scores ``-inf`` for it, with one
+        warning for the batch; an utterance no word can score is an error. Scores do not
+        depend on the other utterances of the batch.
+
+        Parameters
+        ----------
+        utterances : list of paths, waveforms, (waveform, samplerate) tuples or arrays
+        samplerate : int, optional
+            Sample rate of the 1-D waveforms among ``utterances``.
+
+        Examples
+        --------
+        >>> rec.decision_function(["7_jackson_0.wav"]).shape     # doctest: +SKIP
+        (1, 10)
         """
         self._check_fitted()
-        feats = [self._features(u) for u in utterances]
+        utterances = list(utterances) if not isinstance(utterances, np.ndarray) else utterances
+        feats = self._batch(utterances, samplerate)
+        W = len(self.words_)
         if not feats:
-            return np.empty((0, len(self.words_)))
+            return np.empty((0, W))
         lengths = np.array([len(f) for f in feats])
         offsets = np.concatenate([[0], np.cumsum(lengths)])
-        nets = [self._chain([w]) for w in range(len(self.words_))]
-        out = np.empty((len(feats), len(self.words_)))
+        nets = [self._chain([w]) for w in range(W)]
+        out = np.empty((len(feats), W))
         n_seq = 0
         for _, _, off in _make_chunks(offsets):
-            ll_pool = self._pool_loglik(np.concatenate(feats[n_seq:n_seq + len(off) - 1]))
+            n = len(off) - 1
+            ll_pool = self._pool_loglik(np.concatenate(feats[n_seq:n_seq + n]))
             for w, net in enumerate(nets):
                 ll = np.ascontiguousarray(ll_pool[:, net.states])
                 ll[off[1:] - 1] += net.log_final
-                scores = np.empty(len(off) - 1)
-                _hmm.forward_loglik(ll, off, net.startprob, net.transmat, scores,
-                                    np.empty_like(ll))
-                out[n_seq:n_seq + len(off) - 1, w] = scores
-            n_seq += len(off) - 1
+                out[n_seq:n_seq + n, w] = _forward_scores(ll, off, net)
+            n_seq += n
+        failed = np.isneginf(out)
+        if failed.any():
+            none = np.flatnonzero(failed.all(axis=1))
+            if len(none):
+                i = int(none[0])
+                name = f" ({os.fspath(utterances[i])})" if _is_path(utterances[i]) else ""
+                raise ValueError(
+                    f"{len(none)} utterance(s) cannot be scored by any word, e.g. utterance "
+                    f"{i}{name} of {lengths[i]} frames: the shortest word model has "
+                    f"{int(self.word_states_.min())} states (one frame each at least)."
+                )
+            warnings.warn(
+                f"{int(failed.any(axis=1).sum())} of {len(feats)} utterance(s) are too short "
+                f"for some word models (fewer frames than states): those words score -inf "
+                "for them.", stacklevel=2,
+            )
         return out
 
-    def predict_proba(self, utterances) -> np.ndarray:
-        """Posterior of each word given the utterance (equal priors), (n_utt, n_words)."""
-        s = self.decision_function(utterances)
-        with np.errstate(invalid="ignore"):
-            s = np.exp(s - s.max(axis=1, keepdims=True))
+    def predict_proba(self, utterances, samplerate: int | None = None) -> np.ndarray:
+        """Posterior of each word given the utterance (equal priors), (n_utt, n_words),
+        columns in the order of ``classes_``."""
+        s = self.decision_function(utterances, samplerate)
+        s = np.exp(s - s.max(axis=1, keepdims=True))
         return s / s.sum(axis=1, keepdims=True)
 
-    def predict(self, utterances) -> list:
-        """Best word of each (isolated-word) utterance."""
-        s = self.decision_function(utterances)
-        return [self.words_[i] for i in s.argmax(axis=1)]
+    def predict(self, utterances, samplerate: int | None = None) -> np.ndarray:
+        """Best word of each (isolated-word) utterance.
+
+        Returns
+        -------
+        ndarray of shape (n_utt,)
+            Labels from ``classes_``, in their type (``pred == y`` compares as expected).
+        """
+        s = self.decision_function(utterances, samplerate)
+        return self.classes_[s.argmax(axis=1)] if len(s) else self.classes_[:0]
+
+    def score(self, utterances, labels, sample_weight=None,
+              samplerate: int | None = None) -> float:
+        """Accuracy of :meth:`predict` on isolated-word utterances (scikit-learn's
+        classifier score; ``cross_val_score`` and ``GridSearchCV`` use it).
+
+        For word strings (insertions, deletions, WER) use :meth:`evaluate`.
+        """
+        labels = list(labels)
+        if not all(_is_label(t) for t in labels):
+            raise ValueError("score takes one label per utterance (isolated words); for "
+                             "word strings use evaluate, which gives the word error rate.")
+        pred = self.predict(utterances, samplerate).tolist()
+        if len(pred) != len(labels):
+            raise ValueError(f"{len(pred)} utterances but {len(labels)} labels.")
+        correct = [p == self._canonical(t) for p, t in zip(pred, labels, strict=True)]
+        return float(np.average(correct, weights=sample_weight))
+
+    @property
+    def _index(self) -> dict:
+        return {w: i for i, w in enumerate(self.words_)}
+
+    def _canonical(self, w):
+        """A label as the model spells it (``'7'`` for a model of ints finds ``7``); labels
+        not in the model are returned as given."""
+        w = _label(w)
+        if w in self._index:
+            return w
+        by_text = {str(v): v for v in self.words_}
+        return by_text.get(str(w), w)
+
+    def _unit(self, w) -> int:
+        """Index of a word of the model (its label in any spelling), or ValueError."""
+        w = self._canonical(w)
+        try:
+            return self._index[w]
+        except KeyError:
+            raise ValueError(f"Word {w!r} is not in the model.") from None
 
     # ------------------------------------------------------------------ connected words
     def _viterbi(self, X: np.ndarray, net: Network):
@@ -663,39 +1019,60 @@ class Recognizer:
     def _grammar(self, grammar) -> dict | None:
         if grammar is None:
             return None
-        index = {w: i for i, w in enumerate(self.words_)}
-        index["<s>"], index["</s>"] = -1, -2
+        ends = {"<s>": -1, "</s>": -2}
+
+        def unit(w, what):
+            if isinstance(w, str) and w in ends:
+                return ends[w]
+            try:
+                return self._unit(w)
+            except ValueError:
+                if what == "key":
+                    raise ValueError(f"Grammar key {w!r} is not a word of the model or "
+                                     "'<s>'.") from None
+                raise ValueError(f"Grammar {what} names unknown word {w!r}.") from None
+
         out = {}
         for key, followers in dict(grammar).items():
-            if str(key) not in index or str(key) == "</s>":
-                raise ValueError(f"Grammar key {key!r} is not a word of the model or '<s>'.")
-            if isinstance(followers, str):
-                raise ValueError(f"Grammar entry {key!r} must list words, got a string.")
-            bad = [f for f in followers if str(f) not in index or str(f) == "<s>"]
-            if bad:
-                raise ValueError(f"Grammar entry {key!r} names unknown words {bad}.")
-            out[index[str(key)]] = [index[str(f)] for f in followers]
+            k = unit(key, "key")
+            if k == -2:
+                raise ValueError("Grammar key '</s>' is not a word of the model or '<s>'.")
+            if _is_label(followers):
+                raise ValueError(f"Grammar entry {key!r} must list words, got {followers!r}.")
+            fs = [unit(f, f"entry {key!r}") for f in followers]
+            if -1 in fs:
+                raise ValueError(f"Grammar entry {key!r} names '<s>' as a follower.")
+            out[k] = fs
         return out
 
-    def recognize(self, utterance, grammar=None) -> list[Word]:
+    def recognize(self, utterance, grammar=None, samplerate: int | None = None) -> list[Word]:
         """Connected words of one utterance, by Viterbi over a word loop.
 
         Parameters
         ----------
-        utterance : path or (frames, features) array
+        utterance : path, 1-D waveform (with ``samplerate``), (waveform, samplerate) or array
         grammar : dict, optional
             Word-pair grammar: ``grammar[w]`` lists the words that may follow word ``w``
             (``'</s>'`` for the end of the utterance) and ``grammar['<s>']`` the words that
             may start it. Words without an entry may be followed by any word or the end.
+        samplerate : int, optional
+            Sample rate of a 1-D waveform.
 
         Returns
         -------
         list of Word
-            Labels with start and end times in seconds (frame step of the front end); silence
-            is not reported.
+            Labels (as in ``classes_``) with start and end times in seconds (frame step of
+            the front end; 10 ms for a model without one); silence is not reported.
+
+        Examples
+        --------
+        >>> rec.recognize("three_digits.wav")                    # doctest: +SKIP
+        [Word(label='4', start=0.12, end=0.55), ...]
+        >>> rec.recognize(signal, samplerate=16000, grammar={"<s>": ["1"], "1": ["</s>"]})
+        ... # doctest: +SKIP
         """
         self._check_fitted()
-        X = self._features(utterance)
+        X = self._features(utterance, samplerate)
         net, word_of_node = word_loop(
             range(len(self.words_)), self.unit_offsets_, self.stay_, self._silence_unit,
             self.silence_skip_, self.word_insertion_penalty, self._grammar(grammar),
@@ -706,15 +1083,24 @@ class Recognizer:
     def _segments(self, net: Network, path: np.ndarray, label_of_node) -> list[Word]:
         starts = net.entries(path)
         ends = np.append(starts[1:], len(path))
-        step = self._config.winstep
+        step = self.feature_config_.winstep if self.feature_config_ is not None else 0.01
         out = []
         for a, b in zip(starts, ends, strict=True):
             k = label_of_node[net.node[path[a]]]
             out.append(Word(SILENCE if k < 0 else self.words_[k], a * step, b * step))
         return out
 
-    def align(self, utterance, transcript, return_states: bool = False):
+    def align(self, utterance, transcript, return_states: bool = False,
+              samplerate: int | None = None):
         """Forced alignment of an utterance to its transcript (HVite ``-a``).
+
+        Parameters
+        ----------
+        utterance : path, 1-D waveform (with ``samplerate``), (waveform, samplerate) or array
+        transcript : label or sequence of labels
+        return_states : bool
+        samplerate : int, optional
+            Sample rate of a 1-D waveform.
 
         Returns
         -------
@@ -722,17 +1108,21 @@ class Recognizer:
             The transcript's words and the silences taken (labelled ``SILENCE``), in order.
         states : ndarray of shape (n_frames,), only with ``return_states``
             State number within its model (word or silence) of every frame.
+
+        Examples
+        --------
+        >>> segments, states = rec.align("42.wav", ["4", "2"], return_states=True)
+        ... # doctest: +SKIP
         """
         self._check_fitted()
         words = _transcript(transcript)
-        index = {w: i for i, w in enumerate(self.words_)}
-        unknown = [w for w in words if w not in index]
+        unknown = [w for w in words if self._canonical(w) not in self._index]
         if unknown:
             raise ValueError(f"Transcript words {unknown} are not in the model.")
-        X = self._features(utterance)
-        net = self._chain([index[w] for w in words])
+        X = self._features(utterance, samplerate)
+        labels = [self._unit(w) for w in words]
+        net = self._chain(labels)
         path, _ = self._viterbi(X, net)
-        labels = [index[w] for w in words]
         if self.silence:  # nodes [sil, w1, sil, w2, ..., wn, sil]
             labels = [-1] + [x for i in labels for x in (i, -1)]
         segments = self._segments(net, path, np.asarray(labels))
@@ -742,51 +1132,53 @@ class Recognizer:
                                                         side="right") - 1]
         return segments, (net.states - unit_start)[path]
 
-    def score(self, utterances, transcripts, grammar=None) -> dict:
-        """Word accuracy and error rate, aligned as HResults does.
+    def evaluate(self, utterances, transcripts, grammar=None,
+                 samplerate: int | None = None) -> dict:
+        """Word accuracy and error rate against transcripts, aligned as HResults does.
 
-        A transcript is one label (isolated words: ``predict``) or a sequence of labels
-        (connected words: ``recognize``).
+        One label per utterance (and no grammar) scores :meth:`predict` (isolated words);
+        sequences of labels, or a grammar, score :meth:`recognize` (connected words).
 
         Returns
         -------
-        dict with 'accuracy' (1 - WER), 'wer', 'correct' (1 - (S + D) / N), 'substitutions',
-        'deletions', 'insertions', 'n_words'.
+        dict
+            As :func:`word_error_rate`: 'accuracy' (1 - WER), 'wer', 'correct'
+            (1 - (S + D) / N), 'substitutions', 'deletions', 'insertions', 'n_words'.
+
+        Examples
+        --------
+        >>> rec.evaluate(string_paths, [["4", "2"], ["7", "1", "1"]])["wer"]  # doctest: +SKIP
+        0.02
         """
+        self._check_fitted()
         utterances, transcripts = list(utterances), list(transcripts)
         if len(utterances) != len(transcripts):
             raise ValueError(f"{len(utterances)} utterances but {len(transcripts)} transcripts.")
-        isolated = all(isinstance(t, (str, int, np.integer)) for t in transcripts)
-        if isolated and grammar is None:
-            hyps = [[h] for h in self.predict(utterances)]
-            refs = [[str(t)] for t in transcripts]
+        refs = [[self._canonical(w) for w in _transcript(t)] for t in transcripts]
+        if all(_is_label(t) for t in transcripts) and grammar is None:
+            hyps = [[h] for h in self.predict(utterances, samplerate).tolist()]
         else:
-            hyps = [[w.label for w in self.recognize(u, grammar)] for u in utterances]
-            refs = [list(_transcript(t)) for t in transcripts]
-        counts = np.zeros(4, dtype=np.int64)  # substitutions, deletions, insertions, words
-        for r, h in zip(refs, hyps, strict=True):
-            counts += word_errors(r, h)
-        subs, dels, ins, n = (int(c) for c in counts)
-        wer = (subs + dels + ins) / max(n, 1)
-        return dict(accuracy=1 - wer, wer=wer, correct=1 - (subs + dels) / max(n, 1),
-                    substitutions=subs, deletions=dels, insertions=ins, n_words=n)
+            hyps = [self.recognize(u, grammar, samplerate) for u in utterances]
+        return word_error_rate(refs, hyps)
 
     # ------------------------------------------------------------------ persistence
     _ARRAYS = ("weights_", "means_", "covars_", "var_floor_")
 
     def save(self, path) -> None:
-        """Save to ``path`` (a .npz holding arrays and one JSON header; no pickle)."""
+        """Save to ``path`` (a .npz holding arrays and one JSON header; no pickle).
+
+        The file keeps the labels in their type, the estimator's parameters and the front
+        end the model pinned (``feature_config_``, with its sample rate).
+        """
         self._check_fitted()
+        params = self.get_params()
+        config = params.pop("feature_config")
         header = dict(
-            format=_FORMAT, version=_VERSION, words=self.words_,
-            params=dict(n_states=self.n_states, n_mix=self.n_mix,
-                        frames_per_state=self.frames_per_state,
-                        covariance_type=self.covariance_type, n_iter=self.n_iter,
-                        var_floor=self.var_floor, silence=self.silence,
-                        silence_states=self.silence_states,
-                        word_insertion_penalty=self.word_insertion_penalty),
-            feature_config=self._config.to_dict(), n_features=self.n_features_in_,
-            silence_skip=self.silence_skip_,
+            format=_FORMAT, version=_VERSION, words=self.classes_.tolist(), params=params,
+            feature_config=None if config is None else config.to_dict(),
+            feature_config_=None if self.feature_config_ is None else
+            self.feature_config_.to_dict(),
+            n_features=self.n_features_in_, silence_skip=self.silence_skip_,
         )
         arrays = {"header": np.array(json.dumps(header)), "stay_": self.stay_,
                   "unit_offsets_": self.unit_offsets_}
@@ -797,17 +1189,32 @@ class Recognizer:
 
     @classmethod
     def load(cls, path) -> Recognizer:
-        """Load a model written by :meth:`save`; anything else raises ValueError."""
+        """Load a model written by :meth:`save` (this version, or version 2 files of emx
+        0.1, whose front end is taken without a sample rate, with a warning); anything else
+        raises ValueError."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
             header = json.loads(str(data["header"]))
-            if header.get("format") != _FORMAT or header.get("version") != _VERSION:
-                raise ValueError("not an emx recognizer of this version")
-            rec = cls(feature_config=FeatureConfig.from_dict(header["feature_config"]),
-                      **header["params"])
+            version = header.get("version")
+            if header.get("format") != _FORMAT or version not in (2, _VERSION):
+                raise ValueError(f"not an emx recognizer of a version this emx reads "
+                                 f"(format {header.get('format')!r}, version {version!r}; "
+                                 f"reads 2 and {_VERSION})")
+
+            def config(d):
+                return None if d is None else FeatureConfig.from_dict(d)
+
+            rec = cls(feature_config=config(header["feature_config"]), **header["params"])
             rec._check_hyperparameters()
-            rec.words_ = [str(w) for w in header["words"]]
+            if version == 2:  # labels were text; the front end had no pinned sample rate
+                rec.feature_config_ = rec.feature_config
+                words = [str(w) for w in header["words"]]
+            else:
+                rec.feature_config_ = config(header["feature_config_"])
+                words = [_label(w) for w in header["words"]]
+            rec.words_ = words
+            rec.classes_ = np.asarray(words)
             rec.n_features_in_ = int(header["n_features"])
             rec.silence_skip_ = float(header["silence_skip"])
             rec.stay_ = np.asarray(data["stay_"], dtype=np.float64)
@@ -819,8 +1226,12 @@ class Recognizer:
                     or rec.unit_offsets_[-1] != S or np.any(np.diff(rec.unit_offsets_) < 1)
                     or rec.stay_.shape != (S,) or not np.all((rec.stay_ >= 0)
                                                              & (rec.stay_ <= 1))
-                    or not 0 < rec.silence_skip_ < 1):
+                    or not 0 < rec.silence_skip_ < 1
+                    or len(set(words)) != len(words) or words != sorted(words)):
                 raise ValueError("inconsistent topology")
+            if (rec.feature_config_ is not None
+                    and rec.feature_config_.n_features != rec.n_features_in_):
+                raise ValueError("the front end does not give the model's features")
             h = GMMHMM(S, M, covariance_type=rec.covariance_type, params="mcw",
                        init_params="", var_floor=0.0)
             h.n_features_in_ = rec.n_features_in_
@@ -834,4 +1245,10 @@ class Recognizer:
         except Exception as exc:
             raise ValueError(f"{os.fspath(path)!s} is not a valid emx recognizer file "
                              f"({exc}).") from exc
+        if version == 2 and rec.feature_config_ is not None \
+                and rec.feature_config_.samplerate is None:
+            warnings.warn(f"{os.fspath(path)!s} was saved by an older emx that did not record "
+                          "the training audio's sample rate: audio is analysed at its own "
+                          "rate. Re-save the model with feature_config.samplerate set.",
+                          stacklevel=2)
         return rec

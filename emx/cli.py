@@ -2,17 +2,33 @@
 
 Examples
 --------
-Train on the FSDD training takes (5-49), labels from the file names ``{digit}_{speaker}_{take}``::
+Train on the FSDD training takes (5-49); labels come from the file names
+``{digit}_{speaker}_{take}.wav``, and folders are searched recursively::
 
     emx train recordings/ -o digits.npz --exclude-takes 0-4
 
-Recognise files, as isolated words and as connected words with their times::
+The same with full covariances, 16 kHz analysis and no variance normalisation::
 
-    emx recognize digits.npz recordings/7_jackson_0.wav --connected
+    emx train recordings/ -o digits.npz --exclude-takes 0-4 --covariance-type full \\
+        --samplerate 16000 --no-cvn --states auto --mix 4 --jobs 2
 
-Accuracy, error counts and confusion matrix on the test takes::
+A dataset laid out as one folder per word (``yes/0a7c2a8d.wav``, ``no/0b09edd3.wav``)::
 
-    emx evaluate digits.npz recordings/ --takes 0-4
+    emx train speech_commands/ -o commands.npz --labels-from folders
+
+Recognise files (or every ``*.wav`` under a folder) as isolated words, with every word's
+log-likelihood and posterior::
+
+    emx recognize digits.npz recordings/7_jackson_0.wav --scores
+
+Connected words with their times, optionally restricted by a word-pair grammar::
+
+    emx recognize digits.npz phone_number.wav --connected --insertion-penalty -40
+    emx recognize digits.npz phone_number.wav --grammar pairs.txt
+
+Accuracy, error counts, confusion matrix and the misrecognised files on the test takes::
+
+    emx evaluate digits.npz recordings/ --takes 0-4 --errors
 
 Labels can also come from a transcript file, one utterance a line: a path (relative to the
 audio folder, or absolute) followed by its word(s); blank lines and lines starting with ``#``
@@ -20,39 +36,70 @@ are ignored::
 
     speaker1/take3.wav yes
     speaker1/take4.wav no
+    speaker2/numbers.wav one two three
 
-Errors (missing folders or files, unreadable audio or model files) are reported on stderr
-with exit status 2.
+A word-pair grammar (``--grammar``) lists the words that may follow each word, ``<s>`` being
+the start of the utterance and ``</s>`` its end; words without an entry may be followed by
+any word. Either a JSON object::
+
+    {"<s>": ["1", "2"], "1": ["2", "</s>"], "2": ["1", "</s>"]}
+
+or text, one entry a line, ``#`` starting a comment::
+
+    <s>: 1 2      # an utterance starts with 1 or 2
+    1: 2 </s>
+    2: 1 </s>
+
+Errors (missing folders or files, unreadable audio, model or grammar files) are reported on
+stderr with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
+import importlib.metadata
 import inspect
+import json
+import math
 import os
 import sys
+import textwrap
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .speech import Recognizer, word_errors
+from .speech import DEFAULT_FEATURES, Recognizer, word_errors
 
-__all__ = ["confusion_matrix", "format_confusion", "main", "parse_takes"]
+__all__ = ["confusion_matrix", "format_confusion", "main", "parse_takes", "read_grammar"]
 
 PROG = "emx"
 
-# The command line's training defaults are the Recognizer's.
+# The command line's training defaults are the Recognizer's, and its front end's
+# DEFAULT_FEATURES.
 _DEFAULTS = {name: p.default for name, p in inspect.signature(Recognizer).parameters.items()}
+
+# Front-end options of `emx train` (FeatureConfig fields).
+_FRONT_END = ("samplerate", "cmn", "cvn", "lowfreq", "highfreq", "numcep")
 
 
 class CLIError(Exception):
     """A user-facing error: printed to stderr, exit status 2."""
 
 
-# ---------------------------------------------------------------------------- helpers
+def _version() -> str:
+    try:
+        return importlib.metadata.version("emx")
+    except importlib.metadata.PackageNotFoundError:
+        package = sys.modules.get(__package__ or "emx")
+        return str(getattr(package, "__version__", "unknown"))
+
+
+# ---------------------------------------------------------------------------- argument types
 def parse_takes(text: str) -> set[int]:
     """Parse a take selection such as ``"0-4"``, ``"7"`` or ``"0-4,10,20-22"``.
 
@@ -97,6 +144,55 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _states_arg(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'auto', got {text!r}") from None
+
+
+def _jobs_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of threads, or -1 for all cores, got {text!r}")
+    return value
+
+
+def _number(low: float | None = None, strict: bool = False):
+    """An argparse type: a finite float, at least (or with ``strict``, above) ``low``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+        if low is not None and (value <= low if strict else value < low):
+            bound = f"above {low:g}" if strict else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}")
+        return value
+
+    return parse
+
+
+class _OnOff(argparse.BooleanOptionalAction):
+    """``--flag/--no-flag``; the help text states the default itself (Python 3.10 would
+    append '(default: True)' to it)."""
+
+    def __init__(self, *args, help=None, **kwargs):
+        super().__init__(*args, help=help, **kwargs)
+        self.help = help
+
+
+# ---------------------------------------------------------------------------- audio and labels
 def _name_label(path: Path) -> str | None:
     """Label from a file name ``{label}_...``: the part of the stem before the first '_'."""
     label, sep, _ = path.stem.partition("_")
@@ -113,12 +209,28 @@ def _name_take(path: Path) -> int | None:
 class _Item:
     path: Path
     words: list[str]
+    shown: str  # the path as shown to users: relative to the audio folder where possible
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def _audio_files(folder: Path, pattern: str) -> list[Path]:
+    """Files under ``folder`` (recursively, hidden files and folders skipped) whose name
+    matches ``pattern`` (case-insensitive), sorted."""
     pattern = pattern.lower()
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and fnmatch.fnmatch(p.name.lower(), pattern))
+    found = []
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if fnmatch.fnmatch(p.name.lower(), pattern) and p.is_file():
+            found.append(p)
+    return sorted(found)
 
 
 def _read_transcripts(file: Path, folder: Path) -> list[_Item]:
@@ -139,7 +251,7 @@ def _read_transcripts(file: Path, folder: Path) -> list[_Item]:
         path = path if path.is_absolute() else folder / path
         if not path.is_file():
             raise CLIError(f"{file}:{number}: audio file not found: '{path}'")
-        items.append(_Item(path, fields[1:]))
+        items.append(_Item(path, fields[1:], _shown(path, folder)))
     if not items:
         raise CLIError(f"transcript file '{file}' lists no utterances")
     return items
@@ -147,29 +259,41 @@ def _read_transcripts(file: Path, folder: Path) -> list[_Item]:
 
 def _select(folder: str, labels_from: str, pattern: str, include: set[int] | None,
             exclude: set[int] | None) -> list[_Item]:
-    """Utterances of ``folder`` with their words, after the take filter."""
+    """Utterances under ``folder`` with their words, after the take filter."""
     root = Path(folder).expanduser()
     if not root.exists():
         raise CLIError(f"audio folder not found: '{root}'")
     if not root.is_dir():
         raise CLIError(f"not a folder: '{root}'")
-    if labels_from == "names":
+    if labels_from in ("names", "folders"):
         files = _audio_files(root, pattern)
         if not files:
-            raise CLIError(f"no files matching '{pattern}' in '{root}'")
-        unlabelled = [p.name for p in files if _name_label(p) is None]
-        if unlabelled:
-            raise CLIError(
-                f"{len(unlabelled)} file(s) in '{root}' are not named '{{label}}_....' (e.g. "
-                f"'{unlabelled[0]}'); rename them, narrow --pattern, or give a transcript file "
-                "with --labels-from FILE"
-            )
-        items = [_Item(p, [_name_label(p)]) for p in files]
+            raise CLIError(f"no files matching '{pattern}' in '{root}' or its subfolders")
+        if labels_from == "names":
+            labels = [_name_label(p) for p in files]
+            unlabelled = [_shown(p, root) for p, w in zip(files, labels, strict=True) if w is None]
+            if unlabelled:
+                raise CLIError(
+                    f"{len(unlabelled)} file(s) in '{root}' are not named '{{label}}_....' "
+                    f"(e.g. '{unlabelled[0]}'); rename them, narrow --pattern, use "
+                    "--labels-from folders (one folder per word) or give a transcript file "
+                    "with --labels-from FILE"
+                )
+        else:
+            loose = [_shown(p, root) for p in files if p.parent == root]
+            if loose:
+                raise CLIError(
+                    f"{len(loose)} file(s) lie directly in '{root}', not in a word folder "
+                    f"(e.g. '{loose[0]}'); with --labels-from folders every file's label is "
+                    "the name of its folder (AUDIO_DIR/word/file.wav)"
+                )
+            labels = [p.parent.name for p in files]
+        items = [_Item(p, [w], _shown(p, root)) for p, w in zip(files, labels, strict=True)]
     else:
         items = _read_transcripts(Path(labels_from).expanduser(), root)
     if include is None and exclude is None:
         return items
-    no_take = [it.path.name for it in items if _name_take(it.path) is None]
+    no_take = [it.shown for it in items if _name_take(it.path) is None]
     if no_take:
         raise CLIError(
             f"cannot select by take: {len(no_take)} file(s) have no take number at the end of "
@@ -184,17 +308,120 @@ def _select(folder: str, labels_from: str, pattern: str, include: set[int] | Non
     return kept
 
 
-def _load_model(path: str):
+def _expand(name: str, pattern: str) -> list[tuple[Path, str]]:
+    """The audio files of a FILE argument of ``recognize``: the file itself, or the files
+    under a folder, each with the name to print."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        files = _audio_files(path, pattern)
+        if not files:
+            raise CLIError(f"no files matching '{pattern}' in '{path}' or its subfolders")
+        return [(p, str(Path(name) / p.relative_to(path))) for p in files]
+    if not path.exists():
+        raise CLIError(f"audio file not found: '{path}'")
+    return [(path, name)]
+
+
+# ---------------------------------------------------------------------------- models, grammars
+def _load_model(path: str, insertion_penalty: float | None = None):
     p = Path(path).expanduser()
     if not p.is_file():
         raise CLIError(f"model file not found: '{p}'" if not p.exists()
                        else f"not a model file: '{p}'")
     try:
-        return Recognizer.load(p)
+        rec = Recognizer.load(p)
     except (ValueError, OSError) as exc:
         raise CLIError(f"cannot load the model: {exc}") from exc
+    if insertion_penalty is not None:
+        rec.set_params(word_insertion_penalty=insertion_penalty)
+    return rec
 
 
+def read_grammar(path, words=None) -> dict:
+    """Read a word-pair grammar file for :meth:`Recognizer.recognize`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A JSON object ``{"<s>": ["1", "2"], "1": ["2", "</s>"]}`` or a text file with one
+        entry a line, ``word: follower follower ...``, where ``#`` starts a comment. An entry
+        given twice in the text form lists the followers of both lines.
+    words : sequence of labels, optional
+        The model's words (``rec.classes_``). Given, every word of the grammar must be one of
+        them (or ``<s>`` as a key, ``</s>`` as a follower), and the grammar's strings are
+        mapped to the labels (which need not be strings).
+
+    Returns
+    -------
+    dict mapping a word (or '<s>') to the list of words that may follow it (or '</s>').
+
+    Raises
+    ------
+    CLIError
+        If the file is missing or unreadable, malformed, or names unknown words; the message
+        names the file (and the line, in the text form).
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise CLIError(f"grammar file not found: '{p}'")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CLIError(f"cannot read grammar file '{p}': {exc}") from exc
+    entries: dict[str, list[str]] = {}
+    where: dict[str, str] = {}
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CLIError(f"{p}:{exc.lineno}: invalid JSON in grammar file: {exc.msg}") from exc
+        if not isinstance(data, dict):
+            raise CLIError(f"grammar file '{p}': expected a JSON object")
+        for key, followers in data.items():
+            if not isinstance(followers, list) or not all(
+                    isinstance(f, (str, int)) and not isinstance(f, bool) for f in followers):
+                raise CLIError(f"grammar file '{p}': the entry {key!r} must be a list of "
+                               f"words, got {followers!r}")
+            entries[key] = [str(f) for f in followers]
+            where[key] = f"{p}: entry {key!r}"
+    else:
+        for number, line in enumerate(text.splitlines(), 1):
+            line = line.split("#", 1)[0]
+            if not line.strip():
+                continue
+            key, sep, rest = line.partition(":")
+            key = key.strip()
+            if not sep or len(key.split()) != 1:
+                raise CLIError(f"{p}:{number}: expected 'word: follower follower ...', got "
+                               f"{line.strip()!r}")
+            entries.setdefault(key, []).extend(rest.split())
+            where.setdefault(key, f"{p}:{number}")
+    if not entries:
+        raise CLIError(f"grammar file '{p}' has no entries")
+    for key, followers in entries.items():
+        if not followers:
+            raise CLIError(f"{where[key]}: '{key}' lists no followers (use </s> for the end "
+                           "of the utterance)")
+    if words is None:
+        return entries
+    label = {str(w): w for w in words}
+    known = " ".join(label)
+    label["<s>"], label["</s>"] = "<s>", "</s>"
+    grammar = {}
+    for key, followers in entries.items():
+        if key not in label or key == "</s>":
+            raise CLIError(f"{where[key]}: '{key}' is not a word of the model or <s> "
+                           f"(words: {known})")
+        bad = [f for f in followers if f not in label or f == "<s>"]
+        if bad:
+            raise CLIError(f"{where[key]}: {', '.join(repr(f) for f in bad)} "
+                           f"{'is' if len(bad) == 1 else 'are'} not a word of the model or "
+                           f"</s> (words: {known})")
+        grammar[label[key]] = [label[f] for f in followers]
+    return grammar
+
+
+# ---------------------------------------------------------------------------- reports
 def confusion_matrix(references, hypotheses, labels=None) -> tuple[np.ndarray, list[str]]:
     """Counts of (reference, hypothesis) pairs of isolated words.
 
@@ -239,72 +466,153 @@ def format_confusion(counts: np.ndarray, labels: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _format_scores(words, loglik, posterior) -> list[str]:
+    """Three aligned lines: the words, their log-likelihoods and their posteriors."""
+    cells = [[str(w) for w in words], [f"{v:.2f}" for v in loglik],
+             [f"{v:.4g}" for v in posterior]]
+    width = max(len(c) for row in cells for c in row) + 2
+    return [f"  {head:<10}" + "".join(c.rjust(width) for c in row)
+            for head, row in zip(("word", "loglik", "posterior"), cells, strict=True)]
+
+
+def _describe_features(cfg) -> str:
+    deltas = {0: "", 1: " + deltas", 2: " + deltas + delta-deltas"}[cfg.deltas]
+    high = cfg.highfreq if cfg.highfreq is not None else (
+        cfg.samplerate / 2 if cfg.samplerate else None)
+    band = f"{cfg.lowfreq:g}-{high:g} Hz" if high is not None else f"from {cfg.lowfreq:g} Hz"
+    norm = [name for name, on in (("CMN", cfg.cmn), ("CVN", cfg.cvn)) if on]
+    rate = f"{cfg.samplerate} Hz audio" if cfg.samplerate else "audio at its own rate"
+    return (f"{cfg.n_features} per frame ({cfg.numcep} cepstra{deltas}), filterbank {band}, "
+            f"{'+'.join(norm) or 'no normalisation'}, {rate}")
+
+
 # ---------------------------------------------------------------------------- commands
+def _feature_config(args):
+    changed = {name: getattr(args, name) for name in _FRONT_END
+               if getattr(args, name) != getattr(DEFAULT_FEATURES, name)}
+    try:
+        return dataclasses.replace(DEFAULT_FEATURES, **changed)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"invalid front end: {exc}") from exc
+
+
 def _cmd_train(args) -> int:
-    items = _select(args.audio_dir, args.labels_from, args.pattern, args.include_takes,
+    config = _feature_config(args)
+    if (args.samplerate is not None and config.highfreq is not None
+            and config.highfreq > args.samplerate / 2):
+        raise CLIError(f"--highfreq {config.highfreq:g} is above the Nyquist frequency of "
+                       f"--samplerate {args.samplerate} ({args.samplerate / 2:g} Hz)")
+    items = _select(args.audio_dir, args.labels_from, args.pattern, args.takes,
                     args.exclude_takes)
     out = Path(args.output).expanduser()
     if not out.parent.is_dir():
         raise CLIError(f"output folder not found: '{out.parent}'")
+    verbose = sys.stderr.isatty() if args.verbose is None else args.verbose
     # one word: isolated-word training; several: embedded training on the word string
     labels = [it.words[0] if len(it.words) == 1 else list(it.words) for it in items]
-    rec = Recognizer(n_states=args.states, n_mix=args.mix, n_iter=args.iter,
-                     verbose=args.verbose)
+    rec = Recognizer(
+        n_states=args.states, n_mix=args.mix, frames_per_state=args.frames_per_state,
+        covariance_type=args.covariance_type, n_iter=args.iter, var_floor=args.var_floor,
+        silence=args.silence, feature_config=config,
+        word_insertion_penalty=args.insertion_penalty, n_jobs=args.jobs, verbose=verbose,
+    )
+    if verbose:
+        n_words = len({w for it in items for w in it.words})
+        print(f"training on {len(items)} utterances of {n_words} words", file=sys.stderr)
     start = time.perf_counter()
     try:
         rec.fit([it.path for it in items], labels)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         raise CLIError(f"training failed: {exc}") from exc
     seconds = time.perf_counter() - start
     try:
         rec.save(out)
     except OSError as exc:
         raise CLIError(f"cannot write the model to '{out}': {exc}") from exc
-    words = rec.words_
+    words = [str(w) for w in rec.classes_]
     shown = " ".join(words) if len(words) <= 20 else " ".join(words[:20]) + " ..."
+    states = np.asarray(getattr(rec, "word_states_", [args.states]))
+    states = (f"{states.min()}" if states.min() == states.max()
+              else f"{states.min()}-{states.max()}")
     print(f"utterances: {len(items)}")
     print(f"words: {len(words)} ({shown})")
-    print(f"model: {args.states} states, {args.mix} Gaussians per state, {args.iter} iterations "
-          "per stage")
+    print(f"model: {states} states per word{' (auto)' if args.states == 'auto' else ''}, "
+          f"{args.mix} Gaussian(s) per state, {args.covariance_type} covariances, "
+          f"{'with' if args.silence else 'no'} silence model, {args.iter} iterations per stage")
+    print(f"features: {_describe_features(rec.feature_config_)}")
     print(f"training time: {seconds:.1f} s")
     print(f"saved: {out}")
     return 0
 
 
 def _cmd_recognize(args) -> int:
-    rec = _load_model(args.model)
+    rec = _load_model(args.model, args.insertion_penalty)
+    grammar = read_grammar(args.grammar, rec.classes_) if args.grammar else None
+    connected = args.connected or grammar is not None
     status = 0
     for name in args.files:
-        path = Path(name).expanduser()
         try:
-            if not path.is_file():
-                raise FileNotFoundError(f"audio file not found: '{path}'")
-            word = rec.predict([path])[0]
-            words = rec.recognize(path) if args.connected else None
-        except (ValueError, FileNotFoundError) as exc:
+            files = _expand(name, args.pattern)
+        except CLIError as exc:
             print(f"{PROG} recognize: error: {exc}", file=sys.stderr)
             status = 2
             continue
-        print(f"{name}\t{word}")
-        if words is not None:
-            for w in words:
-                print(f"  {w.start:6.2f} {w.end:6.2f}  {w.label}")
+        for path, shown in files:
+            try:
+                if connected:
+                    words = rec.recognize(path, grammar=grammar)
+                else:
+                    label = rec.predict([path])[0]
+                if args.scores:
+                    loglik = rec.decision_function([path])[0]
+                    posterior = rec.predict_proba([path])[0]
+            except (ValueError, OSError) as exc:
+                print(f"{PROG} recognize: error: {exc}", file=sys.stderr)
+                status = 2
+                continue
+            if connected:
+                print(f"{shown}\t{' '.join(str(w.label) for w in words) or '(nothing)'}")
+                for w in words:
+                    print(f"  {w.start:6.2f} {w.end:6.2f}  {w.label}")
+            else:
+                print(f"{shown}\t{label}")
+                try:  # only for the warning: does the file hold several words?
+                    words = rec.recognize(path)
+                except ValueError:
+                    words = []
+            if args.scores:
+                for line in _format_scores(rec.classes_, loglik, posterior):
+                    print(line)
+            if not connected and len(words) >= 2:
+                sys.stdout.flush()
+                print(f"{PROG} recognize: warning: {shown} sounds like {len(words)} words "
+                      f"({' '.join(str(w.label) for w in words)}); use --connected",
+                      file=sys.stderr)
     return status
 
 
 def _cmd_evaluate(args) -> int:
-    rec = _load_model(args.model)
+    rec = _load_model(args.model, args.insertion_penalty)
+    grammar = read_grammar(args.grammar, rec.classes_) if args.grammar else None
     items = _select(args.audio_dir, args.labels_from, args.pattern, args.takes,
                     args.exclude_takes)
-    connected = args.connected or any(len(it.words) != 1 for it in items)
+    connected = (args.connected or grammar is not None
+                 or any(len(it.words) != 1 for it in items))
+    known = {str(w) for w in rec.classes_}
+    unknown = sorted({w for it in items for w in it.words} - known)
+    if unknown:
+        print(f"{PROG} evaluate: warning: the model does not know the word(s) "
+              f"{' '.join(unknown)}: they are always errors", file=sys.stderr)
     start = time.perf_counter()
     hyps = []
     for it in items:
         try:
-            hyps.append([w.label for w in rec.recognize(it.path)] if connected
-                        else rec.predict([it.path]))
-        except (ValueError, FileNotFoundError) as exc:
-            raise CLIError(f"cannot recognise '{it.path}': {exc}") from exc
+            if connected:
+                hyps.append([str(w.label) for w in rec.recognize(it.path, grammar=grammar)])
+            else:
+                hyps.append([str(rec.predict([it.path])[0])])
+        except (ValueError, OSError) as exc:
+            raise CLIError(f"cannot recognise '{it.shown}': {exc}") from exc
     seconds = time.perf_counter() - start
     counts = np.zeros(4, dtype=np.int64)
     wrong = []
@@ -314,90 +622,252 @@ def _cmd_evaluate(args) -> int:
         if any(errors[:3]):
             wrong.append((it, hyp))
     subs, dels, ins, n = (int(c) for c in counts)
-    wer = (subs + dels + ins) / max(n, 1)
     mode = "connected words" if connected else "isolated words"
     print(f"utterances: {len(items)} ({mode}), recognised in {seconds:.1f} s")
-    correct = 1 - (subs + dels) / max(n, 1)
-    print(f"accuracy: {100 * (1 - wer):.2f}%  (correct {100 * correct:.2f}%)")
-    print(f"WER: {100 * wer:.2f}%  (N={n}, S={subs}, D={dels}, I={ins})")
-    if not connected:
+    if connected:
+        wer = (subs + dels + ins) / max(n, 1)
+        correct = 1 - (subs + dels) / max(n, 1)
+        print(f"insertion penalty: {rec.word_insertion_penalty:g}"
+              + (f", grammar: {args.grammar}" if grammar is not None else ""))
+        print(f"word accuracy: {100 * (1 - wer):.2f}%  (correct {100 * correct:.2f}%)")
+        print(f"WER: {100 * wer:.2f}%  (N={n}, S={subs}, D={dels}, I={ins})")
+    else:
+        right = len(items) - len(wrong)
+        print(f"accuracy: {100 * right / len(items):.2f}%  ({right} of {len(items)} correct)")
         matrix, labels = confusion_matrix([it.words[0] for it in items],
-                                          [h[0] for h in hyps], labels=rec.words_)
+                                          [h[0] for h in hyps], labels=rec.classes_)
         print("confusion matrix (rows: reference, columns: recognised):")
         print(format_confusion(matrix, labels))
-    if args.verbose and wrong:
-        print("errors:")
+    if args.errors:
+        print(f"errors: {len(wrong)} file(s)")
         for it, hyp in wrong:
-            print(f"  {it.path}: {' '.join(it.words)} -> {' '.join(hyp) or '(nothing)'}")
+            print(f"  {it.shown}: {' '.join(it.words)} -> {' '.join(hyp) or '(nothing)'}")
     return 0
 
 
 # ---------------------------------------------------------------------------- parser
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=30)
+
+
+def _wrap(text: str) -> str:
+    """A description wrapped to 88 columns (the formatter keeps the epilogs' line breaks)."""
+    return textwrap.fill(" ".join(text.split()), 88)
+
+
 def _add_selection(p: argparse.ArgumentParser, include_flags: tuple[str, ...]) -> None:
-    p.add_argument("--labels-from", default="names", metavar="names|FILE",
-                   help="'names' (default): the label is the part of each file name before "
-                        "the first '_' ({label}_..., e.g. 7_jackson_3.wav -> 7); or a "
-                        "transcript file of lines 'relative/path.wav label [label ...]' "
-                        "(paths relative to AUDIO_DIR; write ./names for a file so named)")
-    p.add_argument("--pattern", default="*.wav",
-                   help="file name pattern in AUDIO_DIR with --labels-from names "
-                        "(default: %(default)s, case-insensitive)")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument(*include_flags, dest=include_flags[0].lstrip("-").replace("-", "_"),
-                       type=_takes_arg, metavar="TAKES",
+    g = p.add_argument_group("audio and labels")
+    g.add_argument("--labels-from", default="names", metavar="names|folders|FILE",
+                   help="where labels come from. 'names' (default): the part of each file "
+                        "name before the first '_' (7_jackson_3.wav -> 7). 'folders': the "
+                        "name of the file's folder, one folder per word (yes/0a7c.wav -> yes). "
+                        "FILE: a transcript file of lines 'path label [label ...]', paths "
+                        "relative to AUDIO_DIR (write ./names for a file so named)")
+    g.add_argument("--pattern", default="*.wav", metavar="GLOB",
+                   help="names of the audio files searched for in AUDIO_DIR and its "
+                        "subfolders, case-insensitive; hidden files and folders are skipped "
+                        "(default: %(default)s; not used with a transcript file)")
+    takes = g.add_mutually_exclusive_group()
+    takes.add_argument(*include_flags, dest="takes", type=_takes_arg, metavar="TAKES",
                        help="only files whose name ends in _{take} with take in TAKES "
                             "(e.g. 0-4 or 0-4,10)")
-    group.add_argument("--exclude-takes", type=_takes_arg, metavar="TAKES",
+    takes.add_argument("--exclude-takes", type=_takes_arg, metavar="TAKES",
                        help="leave out files whose name ends in _{take} with take in TAKES")
+
+
+def _add_decoding(p: argparse.ArgumentParser, connected_help: str) -> argparse._ArgumentGroup:
+    g = p.add_argument_group("recognition")
+    g.add_argument("--connected", action="store_true", help=connected_help)
+    g.add_argument("--grammar", metavar="FILE",
+                   help="word-pair grammar for connected recognition (implies --connected): "
+                        "a JSON object {\"<s>\": [\"1\", \"2\"], \"1\": [\"2\", \"</s>\"]} or "
+                        "text lines 'word: follower follower ...' ('#' starts a comment); "
+                        "<s> is the start, </s> the end; words without an entry may be "
+                        "followed by any word")
+    g.add_argument("--insertion-penalty", type=_number(), metavar="X",
+                   help="log-probability added per word in connected recognition, instead "
+                        "of the model's (more negative: fewer words, e.g. -100; less: more)")
+    return g
+
+
+_TRAIN_EPILOG = """\
+examples:
+  emx train recordings/ -o digits.npz --exclude-takes 0-4
+  emx train recordings/ -o digits.npz --covariance-type full --samplerate 16000 \\
+      --no-cvn --states auto --mix 4 --jobs 2
+  emx train speech_commands/ -o commands.npz --labels-from folders
+  emx train corpus/ -o words.npz --labels-from transcripts.txt
+
+A transcript file holds one utterance a line, 'path word [word ...]'; a line with several
+words trains the word models on the whole string (no time boundaries needed).
+"""
+
+_RECOGNIZE_EPILOG = """\
+examples:
+  emx recognize digits.npz 7_jackson_0.wav 3_theo_12.wav
+  emx recognize digits.npz recordings/ --pattern '7_*' --scores
+  emx recognize digits.npz number.wav --connected --insertion-penalty -40
+  emx recognize digits.npz number.wav --grammar pairs.json
+
+Output: one line per file, 'FILE<tab>WORD' (with --connected, the words found), then with
+--connected one line per word, 'start end word' (seconds), and with --scores the
+log-likelihood and posterior of every word of the model.
+
+A grammar in text form, one entry a line:
+  <s>: 1 2       # the first word is 1 or 2
+  1: 2 </s>      # 1 is followed by 2 or ends the utterance
+  2: 1 </s>
+"""
+
+_EVALUATE_EPILOG = """\
+examples:
+  emx evaluate digits.npz recordings/ --takes 0-4
+  emx evaluate digits.npz recordings/ --takes 0-4 --errors
+  emx evaluate commands.npz speech_commands_test/ --labels-from folders
+  emx evaluate digits.npz numbers/ --labels-from numbers.txt --insertion-penalty -40
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=PROG, formatter_class=_Formatter,
         description="Word recognition with GMM-HMMs (one left-to-right model per word).",
+        epilog="examples:\n"
+               "  emx train recordings/ -o digits.npz --exclude-takes 0-4\n"
+               "  emx recognize digits.npz recordings/7_jackson_0.wav\n"
+               "  emx evaluate digits.npz recordings/ --takes 0-4 --errors\n\n"
+               "Run 'emx COMMAND --help' for the options of a command.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}",
+                        help="print the version of emx and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a recogniser on a folder of audio files",
-                       description="Train one GMM-HMM per word and save the recogniser.")
-    p.add_argument("audio_dir", metavar="AUDIO_DIR")
+    # -- train
+    p = sub.add_parser(
+        "train", help="train a recogniser on a folder of audio files",
+        formatter_class=_Formatter, epilog=_TRAIN_EPILOG,
+        description=_wrap(
+            "Train one GMM-HMM per word (and a silence model) on the audio files under "
+            "AUDIO_DIR, searched recursively, and save the recogniser. The front end settings "
+            "and the sample rate are saved with the model."),
+    )
+    p.add_argument("audio_dir", metavar="AUDIO_DIR",
+                   help="folder of training audio (searched recursively)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.npz",
                    help="where to save the model")
     _add_selection(p, ("--include-takes", "--takes"))
-    p.add_argument("--states", type=_positive_int, default=_DEFAULTS["n_states"],
-                   help="states per word model (default: %(default)s)")
-    p.add_argument("--mix", type=_positive_int, default=_DEFAULTS["n_mix"],
-                   help="Gaussians per state, grown by splitting (default: %(default)s)")
-    p.add_argument("--iter", type=_positive_int, default=_DEFAULTS["n_iter"],
-                   help="Baum-Welch iterations per training stage (default: %(default)s)")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="log each training stage on stderr")
-    p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("recognize", aliases=["recognise"], help="recognise audio files",
-                       description="Print the best word of each file (isolated-word "
-                                   "recognition); with --connected also the words found by "
-                                   "connected-word recognition, with start and end times in "
-                                   "seconds.")
-    p.add_argument("model", metavar="MODEL.npz")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--connected", action="store_true",
-                   help="also print connected-word recognition with times")
+    g = p.add_argument_group("model")
+    g.add_argument("--covariance-type", choices=("diag", "full"),
+                   default=_DEFAULTS["covariance_type"],
+                   help="covariance of each Gaussian (default: %(default)s)")
+    g.add_argument("--states", type=_states_arg, default=_DEFAULTS["n_states"],
+                   metavar="N|auto",
+                   help="states per word model, or 'auto': from each word's mean duration "
+                        "(see --frames-per-state) (default: %(default)s)")
+    g.add_argument("--frames-per-state", type=_number(1.0), metavar="F",
+                   default=_DEFAULTS["frames_per_state"],
+                   help="with --states auto: mean frames per state (default: %(default)s)")
+    g.add_argument("--mix", type=_positive_int, default=_DEFAULTS["n_mix"], metavar="M",
+                   help="Gaussians per state, grown by splitting (default: %(default)s)")
+    g.add_argument("--silence", action=_OnOff, default=_DEFAULTS["silence"],
+                   help="train a silence model, optional before, between and after words "
+                        f"(default: {'on' if _DEFAULTS['silence'] else 'off'})")
+    g.add_argument("--insertion-penalty", type=_number(), metavar="X",
+                   default=_DEFAULTS["word_insertion_penalty"],
+                   help="log-probability added per word in connected recognition, saved with "
+                        "the model (default: %(default)s)")
+
+    g = p.add_argument_group("training")
+    g.add_argument("--iter", type=_positive_int, default=_DEFAULTS["n_iter"], metavar="N",
+                   help="Baum-Welch passes after the initialisation and after each split "
+                        "(default: %(default)s)")
+    g.add_argument("--var-floor", type=_number(0.0), default=_DEFAULTS["var_floor"],
+                   metavar="F",
+                   help="variance floor, as a fraction of the global variance of the "
+                        "training features (default: %(default)s)")
+    g.add_argument("--jobs", type=_jobs_arg, default=_DEFAULTS["n_jobs"], metavar="N",
+                   help="threads for training; -1 for all cores (default: 1)")
+    verbosity = g.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", dest="verbose", action="store_true",
+                           help="log every Baum-Welch pass (log-likelihood per frame, "
+                                "seconds) on stderr (the default when stderr is a terminal)")
+    verbosity.add_argument("-q", "--quiet", dest="verbose", action="store_false",
+                           help="no progress log (the default when stderr is not a terminal)")
+
+    fe = DEFAULT_FEATURES
+    g = p.add_argument_group("front end (MFCC; saved with the model)")
+    g.add_argument("--samplerate", type=_positive_int, default=fe.samplerate, metavar="HZ",
+                   help="resample all audio to HZ, in training and recognition (default: the "
+                        "rate of the training audio, which the model then keeps)")
+    g.add_argument("--numcep", type=_positive_int, default=fe.numcep, metavar="N",
+                   help="cepstral coefficients per frame, before the deltas "
+                        "(default: %(default)s)")
+    g.add_argument("--lowfreq", type=_number(0.0), default=fe.lowfreq, metavar="HZ",
+                   help="lowest edge of the mel filterbank (default: %(default)g)")
+    g.add_argument("--highfreq", type=_number(0.0, strict=True), default=fe.highfreq,
+                   metavar="HZ",
+                   help="highest edge of the mel filterbank (default: "
+                        + (f"{fe.highfreq:g}" if fe.highfreq is not None
+                           else "half the sample rate") + ")")
+    g.add_argument("--cmn", action=_OnOff, default=fe.cmn,
+                   help="cepstral mean normalisation per utterance "
+                        f"(default: {'on' if fe.cmn else 'off'})")
+    g.add_argument("--cvn", action=_OnOff, default=fe.cvn,
+                   help="cepstral variance normalisation per utterance "
+                        f"(default: {'on' if fe.cvn else 'off'})")
+    p.set_defaults(func=_cmd_train, verbose=None)
+
+    # -- recognize
+    p = sub.add_parser(
+        "recognize", aliases=["recognise"], help="recognise audio files",
+        formatter_class=_Formatter, epilog=_RECOGNIZE_EPILOG,
+        description=_wrap(
+            "Print the best word of each file (isolated-word recognition), or with --connected "
+            "the words found by connected-word recognition with their start and end times in "
+            "seconds. A file that sounds like several words without --connected draws a "
+            "warning on stderr."),
+    )
+    p.add_argument("model", metavar="MODEL.npz", help="a model saved by 'emx train'")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="audio files, or folders searched recursively for --pattern")
+    p.add_argument("--pattern", default="*.wav", metavar="GLOB",
+                   help="names of the files searched for in FILE folders, case-insensitive "
+                        "(default: %(default)s)")
+    g = _add_decoding(p, "connected-word recognition: print the words found with their "
+                         "start and end times in seconds")
+    g.add_argument("--scores", action="store_true",
+                   help="also print every word's log-likelihood and posterior probability "
+                        "for the file (as an isolated word)")
     p.set_defaults(func=_cmd_recognize)
 
-    p = sub.add_parser("evaluate", help="accuracy and confusion matrix on labelled audio",
-                       description="Recognise every selected file and compare with its label: "
-                                   "accuracy, word error counts (HResults alignment) and, for "
-                                   "isolated words, the confusion matrix.")
-    p.add_argument("model", metavar="MODEL.npz")
-    p.add_argument("audio_dir", metavar="AUDIO_DIR")
+    # -- evaluate
+    p = sub.add_parser(
+        "evaluate", help="accuracy and confusion matrix on labelled audio",
+        formatter_class=_Formatter, epilog=_EVALUATE_EPILOG,
+        description=_wrap(
+            "Recognise every selected file under AUDIO_DIR and compare with its label: "
+            "accuracy and the confusion matrix for isolated words; word accuracy and WER with "
+            "substitutions, deletions and insertions (HResults alignment) for connected "
+            "words."),
+    )
+    p.add_argument("model", metavar="MODEL.npz", help="a model saved by 'emx train'")
+    p.add_argument("audio_dir", metavar="AUDIO_DIR",
+                   help="folder of labelled test audio (searched recursively)")
     _add_selection(p, ("--takes", "--include-takes"))
-    p.add_argument("--connected", action="store_true",
-                   help="use connected-word recognition (insertions and deletions possible; "
-                        "implied when a transcript line has several words)")
-    p.add_argument("-v", "--verbose", action="store_true", help="list the misrecognised files")
+    g = _add_decoding(p, "score connected-word recognition (word accuracy and WER; implied "
+                         "by --grammar and when a transcript line has several words)")
+    g.add_argument("--errors", "-v", "--verbose", dest="errors", action="store_true",
+                   help="list the misrecognised files: reference -> recognised")
     p.set_defaults(func=_cmd_evaluate)
     return parser
+
+
+def _show_warning(command: str):
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{PROG} {command}: warning: {message}", file=sys.stderr)
+    return show
 
 
 def main(argv=None) -> int:
@@ -405,13 +875,15 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error (argparse has printed it)
+    except SystemExit as exc:  # --help, --version, or a usage error (argparse has printed it)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning(args.command)
+            return args.func(args)
     except CLIError as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -507,3 +507,74 @@ def viterbi_edges(
             for t in range(t1 - 1, t0, -1):
                 path[t - 1] = backptr[t, path[t]]
     return status
+
+
+def forward_loglik_log_edges(
+    const double[:, ::1] loglik,
+    const Py_ssize_t[::1] offsets,
+    const double[::1] log_startprob,
+    const Py_ssize_t[::1] src,
+    const Py_ssize_t[::1] dst,
+    const double[::1] log_prob,
+    double[::1] seq_loglik,
+    double[:, ::1] work,
+):
+    """Log-likelihood of each sequence by the forward pass in log space, over a sparse
+    transition structure (edges as in :func:`viterbi_edges`).
+
+    The scaled kernels lose a path whose probability falls below about 1e-308 of the best
+    one within a frame (it underflows to zero); here every path keeps its exact share, so a
+    sequence fails only when no path has non-zero probability. It costs about twice the
+    scaled pass (an exp and a log per edge and frame): use it where the scaled pass reports
+    a zero. ``work`` is (n_frames, K) scratch (the log forward variables).
+
+    Returns -1, or the first sequence with no path of non-zero probability.
+    """
+    cdef Py_ssize_t n_seq = offsets.shape[0] - 1
+    cdef Py_ssize_t K = loglik.shape[1]
+    cdef Py_ssize_t E = src.shape[0]
+    cdef Py_ssize_t n, t, t0, t1, j, e, status = -1
+    cdef double v, m, s
+    if (work.shape[0] < loglik.shape[0] or work.shape[1] != K
+            or log_startprob.shape[0] != K or seq_loglik.shape[0] != n_seq
+            or offsets[n_seq] != loglik.shape[0]
+            or not _edges_ok(K, src, dst, log_prob.shape[0])):
+        raise ValueError("forward_loglik_log_edges: inconsistent array shapes")
+    cdef double[::1] acc = _empty(K)
+    with nogil:
+        for n in range(n_seq):
+            t0 = offsets[n]
+            t1 = offsets[n + 1]
+            if t1 <= t0:
+                status = n
+                break
+            for j in range(K):
+                work[t0, j] = log_startprob[j] + loglik[t0, j]
+            for t in range(t0 + 1, t1):
+                # log-sum-exp over the incoming edges of each state: the maximum, then the sum
+                for j in range(K):
+                    work[t, j] = -INFINITY
+                    acc[j] = 0.0
+                for e in range(E):
+                    v = work[t - 1, src[e]] + log_prob[e]
+                    if v > work[t, dst[e]]:
+                        work[t, dst[e]] = v
+                for e in range(E):
+                    m = work[t, dst[e]]
+                    if m > -INFINITY:
+                        acc[dst[e]] += exp(work[t - 1, src[e]] + log_prob[e] - m)
+                for j in range(K):
+                    if work[t, j] > -INFINITY:
+                        work[t, j] += log(acc[j]) + loglik[t, j]
+            m = -INFINITY
+            for j in range(K):
+                if work[t1 - 1, j] > m:
+                    m = work[t1 - 1, j]
+            if m == -INFINITY:
+                status = n
+                break
+            s = 0.0
+            for j in range(K):
+                s += exp(work[t1 - 1, j] - m)
+            seq_loglik[n] = m + log(s)
+    return status

@@ -329,3 +329,57 @@ def test_edge_kernels_report_impossible_sequences_and_bad_edges():
         _hmm.forward_backward_edges(loglik, off, startprob, src, np.array([0, 2], np.intp),
                                     prob, np.empty((2, 2)), np.empty(2), np.empty(1),
                                     np.empty((2, 2)), np.empty(2))
+
+
+def _log_forward_edges(loglik, off, startprob, src, dst, prob):
+    T, K = loglik.shape
+    out = np.empty(len(off) - 1)
+    status = _hmm.forward_loglik_log_edges(loglik, off, safe_log(startprob), src, dst,
+                                           np.log(prob), out, np.empty((T, K)))
+    return status, out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_log_space_forward_on_edges_equals_references(seed):
+    rng = np.random.default_rng(seed)
+    K, lengths = 5, [30, 1, 12]
+    startprob, transmat, src, dst, prob = _sparse_model(rng, K)
+    T = sum(lengths)
+    off = offsets_from_lengths(lengths)
+    loglik = rng.normal(scale=30.0, size=(T, K)) - 500.0
+    status, ll = run_fb(loglik, lengths, startprob, transmat)[:2]
+    status_l, ll_l = _log_forward_edges(loglik, off, startprob, src, dst, prob)
+    assert status == status_l == -1
+    np.testing.assert_allclose(ll_l, ll, rtol=1e-12)
+    # Left to right 0 -> 1 -> 2, ending in 2; state 0 is 1e5 nats more likely than the others
+    # in every frame but the last: the scaled pass loses every path through state 1 (its
+    # share underflows to zero) and finds no way to end; the log-space pass keeps them.
+    startprob = np.array([1.0, 0.0, 0.0])
+    transmat = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])
+    src, dst = (np.array(x, dtype=np.intp) for x in np.nonzero(transmat))
+    prob = transmat[src, dst]
+    T = 20
+    loglik = rng.normal(size=(T, 3))
+    loglik[:-1, 0] += 1e5
+    loglik[-1, :2] = -np.inf
+    off = np.array([0, T], dtype=np.intp)
+    scaled = np.empty(1)
+    assert _hmm.forward_loglik(loglik, off, startprob, transmat, scaled,
+                               np.empty((T, 3))) == 0
+    status_l, ll_l = _log_forward_edges(loglik, off, startprob, src, dst, prob)
+    assert status_l == -1
+    assert ll_l[0] == pytest.approx(log_forward_total(loglik, startprob, transmat), rel=1e-12)
+
+
+def test_log_space_forward_reports_impossible_sequences():
+    startprob = np.array([1.0, 0.0])
+    src, dst = np.array([0, 1], dtype=np.intp), np.array([1, 1], dtype=np.intp)
+    prob = np.array([1.0, 1.0])
+    loglik = np.array([[0.0, 0.0], [0.0, -np.inf]])
+    assert _log_forward_edges(loglik, np.array([0, 2], np.intp), startprob, src, dst,
+                              prob)[0] == 0
+    with pytest.raises(ValueError, match="inconsistent"):
+        _log_forward_edges(loglik, np.array([0, 3], np.intp), startprob, src, dst, prob)
+    with pytest.raises(ValueError, match="inconsistent"):
+        _log_forward_edges(loglik, np.array([0, 2], np.intp), startprob, src,
+                           np.array([0, 2], np.intp), prob)

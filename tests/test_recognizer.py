@@ -297,3 +297,224 @@ def test_full_covariances(tmp_path):
     rec.save(tmp_path / "full.npz")
     np.testing.assert_array_equal(Recognizer.load(tmp_path / "full.npz").decision_function(X2),
                                   rec.decision_function(X2))
+
+
+# ---------------------------------------------------------------------------- no silent garbage
+def test_batch_with_short_utterances_equals_one_by_one(synthetic):
+    X, _ = _isolated(12, 30)
+    rng = np.random.default_rng(31)
+    # 3 frames: shorter than every 3-state word plus nothing (silence is optional), so
+    # scorable; 2 frames: too short for every word; the word models have 3 states each
+    X[2] = X[2][:3]
+    X[7] = X[7][:3]
+    batch = synthetic.decision_function(X)
+    one = np.vstack([synthetic.decision_function([x]) for x in X])
+    np.testing.assert_array_equal(batch, one)
+    assert np.all(np.isfinite(batch))
+    # a word with more states than an utterance has frames scores -inf, the rest is unaffected
+    rec = Recognizer(n_states="auto", frames_per_state=2, n_mix=1, n_iter=2, silence=False)
+    long = [np.vstack([x, x]) for x in X[:6] if len(x) > 3]
+    rec.fit(long + [X[2], X[7]] * 3, ["long"] * len(long) + ["short"] * 6)
+    k = int(rec.word_states_[rec.words_.index("long")])
+    assert k > 4 >= int(rec.word_states_[rec.words_.index("short")])
+    test = [long[0], X[2][:k - 1], long[1], rng.normal(size=(3, 4)), long[2]]
+    with pytest.warns(UserWarning, match="2 of 5 utterance") as record:
+        batch = rec.decision_function(test)
+    assert len(record) == 1
+    with pytest.warns(UserWarning):
+        one = np.vstack([rec.decision_function([x]) for x in test])
+    np.testing.assert_array_equal(batch, one)
+    col = rec.words_.index("long")
+    assert np.isneginf(batch[[1, 3], col]).all() and np.isfinite(batch[[0, 2, 4]]).all()
+    assert np.isfinite(batch[:, 1 - col]).all()
+    with pytest.warns(UserWarning):
+        assert list(rec.predict(test)[[1, 3]]) == ["short", "short"]
+    with pytest.raises(ValueError, match=r"cannot be scored by any word, e.g. utterance 1 "
+                                         r"of 1 frames"):
+        rec.decision_function([long[0], X[2][:1]])
+
+
+def test_integer_labels_keep_their_type_and_order(tmp_path):
+    X, y = _isolated(60, 32)
+    code = {"a": 10, "b": 5, "c": 0}
+    yi = np.array([code[w] for w in y])
+    rec = Recognizer(n_states=3, n_mix=1, n_iter=3).fit(X, yi)
+    assert rec.classes_.dtype.kind == "i" and rec.classes_.tolist() == [0, 5, 10]
+    X2, y2 = _isolated(30, 33)
+    y2i = np.array([code[w] for w in y2])
+    pred = rec.predict(X2)
+    assert pred.dtype.kind == "i" and np.mean(pred == y2i) == 1.0
+    assert rec.score(X2, y2i) == 1.0
+    assert rec.score(X2, [str(v) for v in y2i]) == 1.0  # the labels as text find the same words
+    proba = rec.predict_proba(X2)
+    np.testing.assert_array_equal(rec.classes_[proba.argmax(axis=1)], pred)
+    assert [w.label for w in rec.recognize(X2[0])] == [int(y2i[0])]
+    rec.save(tmp_path / "ints.npz")
+    again = Recognizer.load(tmp_path / "ints.npz")
+    assert again.classes_.tolist() == [0, 5, 10] and again.predict(X2).dtype.kind == "i"
+    with pytest.raises(ValueError, match="all strings or all numbers"):
+        Recognizer(n_states=3, n_mix=1, n_iter=1).fit(X[:4], [1, "a", 1, "a"])
+    with pytest.raises(ValueError, match="string or a finite number"):
+        Recognizer(n_states=3, n_mix=1, n_iter=1).fit(X[:2], [1.0, float("nan")])
+
+
+def test_estimator_api_clone_repr_and_grid_search():
+    from sklearn.base import clone, is_classifier
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    from emx.speech import FeatureConfig
+
+    rec = Recognizer(n_states=3, n_mix=1, n_iter=2, feature_config=FeatureConfig(cvn=True))
+    assert is_classifier(rec)
+    assert repr(rec).startswith("Recognizer(") and "n_states=3" in repr(rec)
+    twin = clone(rec)
+    assert twin.get_params()["n_states"] == 3 and twin.feature_config == rec.feature_config
+    assert twin.feature_config is not rec.feature_config
+    assert rec.set_params(n_mix=2) is rec and rec.n_mix == 2
+    X, y = _isolated(60, 34)
+    scores = cross_val_score(Recognizer(n_states=3, n_mix=1, n_iter=2), X, y, cv=3)
+    assert scores.shape == (3,) and np.all(scores >= 0.95)
+    grid = GridSearchCV(Recognizer(n_iter=2, n_mix=1), {"n_states": [2, 3]}, cv=2).fit(X, y)
+    assert grid.best_score_ >= 0.95 and len(grid.cv_results_["mean_test_score"]) == 2
+    best = grid.best_estimator_
+    assert best.n_states == grid.best_params_["n_states"]
+    assert np.all(best.word_states_ == best.n_states)
+    assert list(grid.predict(X[:5])) == y[:5]
+    with pytest.raises(ValueError, match="use evaluate"):
+        grid.best_estimator_.score(X[:2], [["a", "b"], "c"])
+
+
+def test_silence_on_features_whose_first_column_is_not_energy():
+    # Column 0 is reversed: highest in silence. Initialising silence from the lowest
+    # column 0 would start it on speech (it then learns to be skipped, skip ~ 0.9); the
+    # utterance edges find the real silence, which is there 70% of the time.
+    flip = np.array([-1.0, 1.0, 1.0, 1.0])
+    X, y = _isolated(90, 0)
+    rec = Recognizer(n_states=3, n_mix=2, n_iter=4, word_insertion_penalty=-5)
+    rec.fit([x * flip for x in X], y)
+    assert rec.feature_config_ is None
+    assert rec.silence_skip_ < 0.5
+    X2, y2 = _isolated(40, 35)
+    assert list(rec.predict([x * flip for x in X2])) == y2
+    U, refs = _strings(15, 36)
+    assert rec.evaluate([u * flip for u in U], refs)["accuracy"] == 1.0
+    with pytest.raises(ValueError, match="feature arrays without a front end"):
+        rec.predict([np.zeros(800)], samplerate=8000)
+
+
+def test_array_and_waveform_input_errors(synthetic):
+    X, _ = _isolated(2, 37)
+    with pytest.raises(ValueError, match="list of utterances"):
+        synthetic.predict(X[0])
+    with pytest.raises(ValueError, match="samplerate"):
+        synthetic.predict([np.zeros(100)])
+    with pytest.raises(ValueError, match="dtype"):
+        synthetic.predict([np.array(["a", "b"])])
+    with pytest.raises(ValueError, match="not in the model"):
+        synthetic.align(X[0], ["zebra"])
+    before = [x.copy() for x in X]
+    synthetic.decision_function(X)
+    for a, b in zip(before, X, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_old_format_files_still_load(synthetic, tmp_path):
+    import json
+
+    path = tmp_path / "v3.npz"
+    synthetic.save(path)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(str(arrays["header"]))
+    header["version"] = 2
+    del header["feature_config_"]
+    header["feature_config"] = {"cvn": True, "lowfreq": 100.0}  # what 0.1 wrote for arrays
+    for name in ("n_jobs", "verbose"):
+        del header["params"][name]
+    arrays["header"] = np.array(json.dumps(header))
+    np.savez(tmp_path / "v2.npz", **arrays)
+    old = Recognizer.load(tmp_path / "v2.npz")  # 4 features: no front end of emx's
+    assert old.feature_config_ is None and old.words_ == synthetic.words_
+    header["feature_config"] = {"cvn": True, "numcep": 2, "deltas": 1}
+    arrays["header"] = np.array(json.dumps(header))
+    np.savez(tmp_path / "v2.npz", **arrays)
+    with pytest.warns(UserWarning, match="sample rate"):
+        old = Recognizer.load(tmp_path / "v2.npz")
+    assert old.feature_config_.samplerate is None and old.feature_config_.n_features == 4
+    X, _ = _isolated(4, 38)
+    with pytest.warns(UserWarning, match="not normalised"):  # the arrays are not CVN'd
+        np.testing.assert_array_equal(old.decision_function(X),
+                                      synthetic.decision_function(X))
+    header["version"] = 99
+    arrays["header"] = np.array(json.dumps(header))
+    np.savez(tmp_path / "v99.npz", **arrays)
+    with pytest.raises(ValueError, match="version 99"):
+        Recognizer.load(tmp_path / "v99.npz")
+
+
+# ---------------------------------------------------------------------------- the front end
+def test_model_pins_its_front_end(official, tmp_path):
+    from emx.speech import DEFAULT_FEATURES, features
+
+    rec, test_paths, _ = official
+    assert rec.feature_config is None  # the parameter stays as given
+    assert rec.feature_config_.samplerate == 8000
+    assert rec.feature_config_.cvn == DEFAULT_FEATURES.cvn
+    p = test_paths[3]
+    np.testing.assert_array_equal(rec.features(p), features(p, rec.feature_config_))
+    assert [w.label for w in rec.recognize(rec.features(p))] == \
+        [w.label for w in rec.recognize(p)]
+    with pytest.warns(UserWarning, match="not normalised as the model's front end"):
+        # emx's default FeatureConfig() is not the model's: far from every model, so the
+        # scaled forward pass underflows; the log-space pass still scores every word
+        scores = rec.decision_function([features(p)])
+    assert np.all(np.isfinite(scores))
+    with pytest.raises(ValueError, match="39"):
+        rec.predict([rec.features(p)[:, :13]])
+
+
+def _resampled(paths, rate):
+    from emx.speech import load_audio
+
+    return [load_audio(p, rate)[0] for p in paths]
+
+
+def test_other_sample_rates_are_resampled(official, tmp_path):
+    import soundfile as sf
+
+    rec, test_paths, test_labels = official
+    base = rec.score(test_paths, test_labels)
+    for rate in (16000, 44100):
+        signals = _resampled(test_paths, rate)
+        assert abs(rec.score(signals, test_labels, samplerate=rate) - base) <= 0.01
+        assert abs(rec.score([(s, rate) for s in signals], test_labels) - base) <= 0.01
+    # files at another rate, and every entry point with a waveform
+    signals = _resampled(test_paths[:10], 16000)
+    files = []
+    for i, s in enumerate(signals):
+        files.append(tmp_path / f"u{i}.wav")
+        sf.write(files[-1], s, 16000)
+    np.testing.assert_array_equal(rec.predict(files), rec.predict(test_paths[:10]))
+    np.testing.assert_array_equal(rec.predict(signals, samplerate=16000),
+                                  rec.predict(test_paths[:10]))
+    words = rec.recognize(signals[0], samplerate=16000)
+    assert [w.label for w in words] == [w.label for w in rec.recognize(test_paths[0])]
+    seg = rec.align(signals[0], test_labels[0], samplerate=16000)
+    assert [s.label for s in seg if s.label != SILENCE] == [test_labels[0]]
+    assert rec.evaluate(signals, test_labels[:10], samplerate=16000)["n_words"] == 10
+    # training on audio at mixed rates resamples to the most common one, with a warning
+    mixed = test_paths[:20] + files[:2]
+    with pytest.warns(UserWarning, match=r"sample rates \[8000, 16000\]"):
+        small = Recognizer(n_states=4, n_mix=1, n_iter=1).fit(mixed, test_labels[:20]
+                                                              + test_labels[:2])
+    assert small.feature_config_.samplerate == 8000
+
+
+def test_cross_val_score_on_paths():
+    from sklearn.model_selection import cross_val_score
+
+    paths, labels, speakers, takes = fsdd()
+    keep = [i for i in range(len(paths)) if speakers[i] == "jackson" and takes[i] < 12]
+    scores = cross_val_score(Recognizer(n_mix=1, n_iter=3), [paths[i] for i in keep],
+                             [int(labels[i]) for i in keep], cv=3)
+    assert scores.shape == (3,) and scores.mean() >= 0.9, scores

@@ -288,8 +288,12 @@ def _audio_rate(u, samplerate):
 
 
 def _forward_scores(loglik: np.ndarray, offsets: np.ndarray, net: Network) -> np.ndarray:
-    """Log-likelihood of each sequence by the forward kernel; -inf for a sequence of
-    probability zero (the kernel stops at one: the rest is scored by calling it again)."""
+    """Log-likelihood of each sequence under a network; -inf where it has probability zero.
+
+    The scaled forward kernel does the batch; where it reports a zero (it stops there, and
+    the rest of the batch is scored by calling it again), the sequence is scored again in log
+    space, which is exact even when the scaled pass underflowed (features far from every
+    model) and fails only when no path exists (too few frames for the states)."""
     n = len(offsets) - 1
     out = np.full(n, -np.inf)
     startprob, transmat = net.startprob, net.transmat
@@ -304,7 +308,14 @@ def _forward_scores(loglik: np.ndarray, offsets: np.ndarray, net: Network) -> np
             out[a:] = scores
             break
         out[a:a + status] = scores[:status]
-        a += status + 1
+        i = a + status
+        one = np.empty(1)
+        t0, t1 = offsets[i], offsets[i + 1]
+        if _hmm.forward_loglik_log_edges(loglik[t0:t1], np.array([0, t1 - t0], dtype=np.intp),
+                                         net.log_start, *net.edges(), one,
+                                         work[: t1 - t0]) < 0:
+            out[i] = one[0]
+        a = i + 1
     return out
 
 
@@ -1208,7 +1219,10 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             rec = cls(feature_config=config(header["feature_config"]), **header["params"])
             rec._check_hyperparameters()
             if version == 2:  # labels were text; the front end had no pinned sample rate
-                rec.feature_config_ = rec.feature_config
+                cfg = rec.feature_config
+                if cfg is not None and cfg.n_features != int(header["n_features"]):
+                    rec.feature_config = cfg = None  # trained on arrays of another kind
+                rec.feature_config_ = cfg
                 words = [str(w) for w in header["words"]]
             else:
                 rec.feature_config_ = config(header["feature_config_"])

@@ -445,11 +445,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         sum1 = np.zeros((K, D))
         sum2 = np.zeros((K, D, D))
         for k in range(K):
-            _missing.conditional_pass(
+            status = _missing.conditional_pass(
                 X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), e,
                 np.ascontiguousarray(R[:, k]), shift, np.zeros(1), sum1[k], sum2[k],
                 np.empty((0, 0)), False, True, False,
             )
+            if status != -1:
+                raise ValueError(f"Covariance {k} is not positive definite.")
         return G.GaussianStats(post, sum1, sum2.sum(axis=0) if ct == "tied" else sum2, shift)
 
     def _missing_fill(self, dens, X, starts, resp):
@@ -460,10 +462,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         order, e, buf = np.arange(len(X), dtype=np.intp), np.empty(0), np.empty(X.shape)
         out = np.zeros(X.shape)
         for k in range(self.n_components):
-            _missing.conditional_pass(
+            status = _missing.conditional_pass(
                 X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), e, e, e, e,
                 e, np.empty((0, 0)), buf, False, False, True,
             )
+            if status != -1:
+                raise ValueError(f"Covariance {k} is not positive definite.")
             out += resp[:, k : k + 1] * buf
         return out
 

@@ -646,6 +646,22 @@ def _cmd_evaluate(args) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+class _CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser: options may come between positional arguments
+    (``emx recognize MODEL a.wav --scores b.wav``), as ``parse_intermixed_args`` allows."""
+
+    _intermixed = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixed:  # parse_known_intermixed_args calls back here
+            return super().parse_known_args(args, namespace)
+        self._intermixed = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixed = False
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog):
         super().__init__(prog, max_help_position=30)
@@ -741,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}",
                         help="print the version of emx and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
 
     # -- train
     p = sub.add_parser(

@@ -584,6 +584,12 @@ def test_recognize_folder(sweeps, sweep_model, capsys):
     assert all(line.endswith("\tup") for line in lines)
     rc, out, err = _run(capsys, "recognize", sweep_model, sweeps, "--pattern", "*.flac")
     assert rc == 2 and "no files matching '*.flac'" in err
+    # options between the files
+    rc, out, err = _run(capsys, "recognize", sweep_model, sweeps / "up_syn_0.wav", "--scores",
+                        sweeps / "down_syn_0.wav")
+    assert rc == 0, err
+    assert [line.split("\t")[1] for line in out.splitlines() if "\t" in line] == ["up", "down"]
+    assert len(out.splitlines()) == 8
 
 
 # --- train options ----------------------------------------------------------------------------

@@ -96,7 +96,8 @@ def emx_fit(feats, labels, train, extra=None):
     if extra is not None:
         X, y = X + extra[0], y + extra[1]
     start = time.perf_counter()
-    rec = Recognizer().fit(X, y)
+    # the arrays come from DEFAULT_FEATURES: declared, as a user training on arrays would
+    rec = Recognizer(feature_config=DEFAULT_FEATURES).fit(X, y)
     return rec, time.perf_counter() - start
 
 
@@ -190,7 +191,7 @@ def main(argv=None):
                            (f"isolated + {args.strings} joined training strings", rec_str,
                             sec_str)):
         t0 = time.perf_counter()
-        r = rec.score(utts, refs)
+        r = rec.evaluate(utts, refs)
         dec = time.perf_counter() - t0
         print(f"{name:44s} {100 * r['accuracy']:8.1f}% {r['substitutions']:4d} "
               f"{r['deletions']:4d} {r['insertions']:4d} {sec:8.1f} {dec:9.1f}")

@@ -23,7 +23,7 @@ import numpy as np
 
 from emx.cli import confusion_matrix, format_confusion
 from emx.datasets import fsdd_split, join_recordings, load_fsdd
-from emx.speech import DEFAULT_FEATURES, Recognizer, features, load_audio, mfcc
+from emx.speech import DEFAULT_FEATURES, Recognizer, features, load_audio
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def plot_alignment(path, X, reference, rec, out):
 
     word = rec.predict([X])[0]
     segments, states = rec.align(X, word, return_states=True)
-    cfg = rec._config
+    cfg = rec.feature_config_  # the front end the model consumes
     signal, rate = load_audio(path)
     times = np.arange(len(X)) * cfg.winstep + cfg.winlen / 2  # frame centres
     bounds = times[np.flatnonzero(np.diff(states)) + 1] - cfg.winstep / 2
@@ -112,7 +112,10 @@ def make_plots(directory, data, feats, train, test, rec):
 
 def train_and_test(feats, labels, train, test, args):
     given = dict(n_states=args.states, n_mix=args.mix, n_iter=args.iter)
-    rec = Recognizer(**{k: v for k, v in given.items() if v is not None})
+    # The features were computed with DEFAULT_FEATURES: saying so lets the model take audio
+    # too (paths or waveforms, through the same front end) and start silence from log energy.
+    rec = Recognizer(feature_config=DEFAULT_FEATURES,
+                     **{k: v for k, v in given.items() if v is not None})
     start = time.perf_counter()
     rec.fit([feats[i] for i in train], labels[train])
     seconds = time.perf_counter() - start
@@ -166,16 +169,15 @@ def main(argv=None):
     if args.connected:
         signals, refs, rate = join_recordings([data.paths[i] for i in test], labels[test],
                                               args.connected, random_state=0)
-        utts = [mfcc(x, rate, rec._config) for x in signals]
         start = time.perf_counter()
-        result = rec.score(utts, refs)
-        print(f"\nConnected digits: {len(utts)} strings of 3-7 test recordings with 50-300 ms "
+        result = rec.evaluate(signals, refs, samplerate=rate)  # waveforms held in memory
+        print(f"\nConnected digits: {len(signals)} strings of 3-7 test recordings with 50-300 ms "
               f"noise gaps, {result['n_words']} words, decoded in "
               f"{time.perf_counter() - start:.1f} s")
         print(f"word accuracy {100 * result['accuracy']:.1f}% (substitutions "
               f"{result['substitutions']}, deletions {result['deletions']}, insertions "
               f"{result['insertions']})")
-        hyp = " ".join(w.label for w in rec.recognize(utts[0]))
+        hyp = " ".join(w.label for w in rec.recognize(signals[0], samplerate=rate))
         print(f"e.g. reference '{' '.join(refs[0])}', recognised '{hyp}'")
 
     if args.plots:

@@ -958,7 +958,14 @@ class Recognizer(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, utterances, samplerate: int | None = None) -> np.ndarray:
         """Posterior of each word given the utterance (equal priors), (n_utt, n_words),
-        columns in the order of ``classes_``."""
+        columns in the order of ``classes_``.
+
+        Examples
+        --------
+        >>> p = rec.predict_proba(["7_jackson_0.wav"])          # doctest: +SKIP
+        >>> rec.classes_[p.argmax(axis=1)]                       # doctest: +SKIP
+        array(['7'], dtype='<U1')
+        """
         s = self.decision_function(utterances, samplerate)
         s = np.exp(s - s.max(axis=1, keepdims=True))
         return s / s.sum(axis=1, keepdims=True)
@@ -966,10 +973,22 @@ class Recognizer(ClassifierMixin, BaseEstimator):
     def predict(self, utterances, samplerate: int | None = None) -> np.ndarray:
         """Best word of each (isolated-word) utterance.
 
+        Parameters
+        ----------
+        utterances : list of paths, waveforms, (waveform, samplerate) tuples or arrays
+        samplerate : int, optional
+            Sample rate of the 1-D waveforms among ``utterances``.
+
         Returns
         -------
         ndarray of shape (n_utt,)
             Labels from ``classes_``, in their type (``pred == y`` compares as expected).
+
+        Examples
+        --------
+        >>> rec = Recognizer().fit(paths, [0, 1, 2, 0])           # doctest: +SKIP
+        >>> rec.predict(["2_george_0.wav", (waveform, 44100)])    # doctest: +SKIP
+        array([2, 0])
         """
         s = self.decision_function(utterances, samplerate)
         return self.classes_[s.argmax(axis=1)] if len(s) else self.classes_[:0]
@@ -979,7 +998,14 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         """Accuracy of :meth:`predict` on isolated-word utterances (scikit-learn's
         classifier score; ``cross_val_score`` and ``GridSearchCV`` use it).
 
-        For word strings (insertions, deletions, WER) use :meth:`evaluate`.
+        For word strings (insertions, deletions, WER) use :meth:`evaluate`. Labels are
+        matched in the model's spelling (``'7'`` finds the word ``7`` of a model trained on
+        ints).
+
+        Examples
+        --------
+        >>> from sklearn.model_selection import cross_val_score
+        >>> cross_val_score(Recognizer(), paths, labels, cv=5)     # doctest: +SKIP
         """
         labels = list(labels)
         if not all(_is_label(t) for t in labels):

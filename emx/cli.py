@@ -75,7 +75,7 @@ import numpy as np
 
 from .speech import DEFAULT_FEATURES, Recognizer, word_errors
 
-__all__ = ["confusion_matrix", "format_confusion", "main", "parse_takes", "read_grammar"]
+__all__ = ["confusion_matrix", "format_confusion", "main", "parse_takes"]
 
 PROG = "emx"
 
@@ -337,7 +337,7 @@ def _load_model(path: str, insertion_penalty: float | None = None):
     return rec
 
 
-def read_grammar(path, words=None) -> dict:
+def _read_grammar(path, words=None) -> dict:
     """Read a word-pair grammar file for :meth:`Recognizer.recognize`.
 
     Parameters
@@ -405,7 +405,7 @@ def read_grammar(path, words=None) -> dict:
     if words is None:
         return entries
     label = {str(w): w for w in words}
-    known = " ".join(label)
+    known = " ".join(list(label)[:20]) + (" ..." if len(label) > 20 else "")
     label["<s>"], label["</s>"] = "<s>", "</s>"
     grammar = {}
     for key, followers in entries.items():
@@ -547,7 +547,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_recognize(args) -> int:
     rec = _load_model(args.model, args.insertion_penalty)
-    grammar = read_grammar(args.grammar, rec.classes_) if args.grammar else None
+    grammar = _read_grammar(args.grammar, rec.classes_) if args.grammar else None
     connected = args.connected or grammar is not None
     status = 0
     for name in args.files:
@@ -593,7 +593,7 @@ def _cmd_recognize(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     rec = _load_model(args.model, args.insertion_penalty)
-    grammar = read_grammar(args.grammar, rec.classes_) if args.grammar else None
+    grammar = _read_grammar(args.grammar, rec.classes_) if args.grammar else None
     items = _select(args.audio_dir, args.labels_from, args.pattern, args.takes,
                     args.exclude_takes)
     connected = (args.connected or grammar is not None

@@ -469,6 +469,9 @@ def test_model_pins_its_front_end(official, tmp_path):
         # scaled forward pass underflows; the log-space pass still scores every word
         scores = rec.decision_function([features(p)])
     assert np.all(np.isfinite(scores))
+    for call in (lambda X: rec.recognize(X), lambda X: rec.align(X, "7")):
+        with pytest.warns(UserWarning, match="not normalised"):
+            call(features(p))
     with pytest.raises(ValueError, match="39"):
         rec.predict([rec.features(p)[:, :13]])
 

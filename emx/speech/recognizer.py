@@ -1109,7 +1109,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         ... # doctest: +SKIP
         """
         self._check_fitted()
-        X = self._features(utterance, samplerate)
+        X = self._batch([utterance], samplerate)[0]
         net, word_of_node = word_loop(
             range(len(self.words_)), self.unit_offsets_, self.stay_, self._silence_unit,
             self.silence_skip_, self.word_insertion_penalty, self._grammar(grammar),
@@ -1156,7 +1156,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         unknown = [w for w in words if self._canonical(w) not in self._index]
         if unknown:
             raise ValueError(f"Transcript words {unknown} are not in the model.")
-        X = self._features(utterance, samplerate)
+        X = self._batch([utterance], samplerate)[0]
         labels = [self._unit(w) for w in words]
         net = self._chain(labels)
         path, _ = self._viterbi(X, net)

@@ -364,7 +364,8 @@ def _floor_eigenvalues(covars: np.ndarray, floor: float) -> np.ndarray:
     if np.any(low):
         ev = np.maximum(evals[low], fl[low, None])
         mats = mats.copy()
-        mats[low] = np.einsum("kde,ke,kfe->kdf", evecs[low], ev, evecs[low])
+        rebuilt = np.einsum("kde,ke,kfe->kdf", evecs[low], ev, evecs[low])
+        mats[low] = 0.5 * (rebuilt + np.swapaxes(rebuilt, -1, -2))  # exactly symmetric
     return mats[0] if covars.ndim == 2 else mats
 
 

@@ -1124,7 +1124,8 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         out = []
         for a, b in zip(starts, ends, strict=True):
             k = label_of_node[net.node[path[a]]]
-            out.append(Word(SILENCE if k < 0 else self.words_[k], a * step, b * step))
+            out.append(Word(SILENCE if k < 0 else self.words_[k], float(a * step),
+                            float(b * step)))
         return out
 
     def align(self, utterance, transcript, return_states: bool = False,

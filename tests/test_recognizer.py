@@ -406,6 +406,10 @@ def test_array_and_waveform_input_errors(synthetic):
     X, _ = _isolated(2, 37)
     with pytest.raises(ValueError, match="list of utterances"):
         synthetic.predict(X[0])
+    with pytest.raises(ValueError, match="list of utterances"):
+        synthetic.predict("0_george_0.wav")
+    with pytest.raises(ValueError, match="list of utterances"):
+        synthetic.predict((np.zeros(800), 8000))
     with pytest.raises(ValueError, match="samplerate"):
         synthetic.predict([np.zeros(100)])
     with pytest.raises(ValueError, match="dtype"):

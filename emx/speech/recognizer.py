@@ -504,9 +504,9 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                              f"{self.n_features_in_}.")
         return X
 
-    def _batch(self, utterances, samplerate=None) -> list:
-        """Features of a batch of utterances for prediction, with one warning when feature
-        arrays are not normalised as the model's front end normalises."""
+    @staticmethod
+    def _as_list(utterances, samplerate=None) -> list:
+        """A batch of utterances as a list; one utterance passed alone is an error."""
         if isinstance(utterances, (str, os.PathLike)) or (
                 isinstance(utterances, np.ndarray) and utterances.ndim == 2
                 and samplerate is None):
@@ -515,6 +515,11 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                 utterances[1]) == 0 and not _is_path(utterances[0]):
             raise ValueError("Expected a list of utterances; for one (waveform, samplerate) "
                              "pair pass [(waveform, samplerate)].")
+        return list(utterances)
+
+    def _batch(self, utterances: list, samplerate=None) -> list:
+        """Features of a batch of utterances for prediction, with one warning when feature
+        arrays are not normalised as the model's front end normalises."""
         feats, unusual = [], 0
         for u in utterances:
             X = self._features(u, samplerate)
@@ -920,7 +925,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         (1, 10)
         """
         self._check_fitted()
-        utterances = list(utterances) if not isinstance(utterances, np.ndarray) else utterances
+        utterances = self._as_list(utterances, samplerate)
         feats = self._batch(utterances, samplerate)
         W = len(self.words_)
         if not feats:
@@ -1189,7 +1194,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         0.02
         """
         self._check_fitted()
-        utterances, transcripts = list(utterances), list(transcripts)
+        utterances, transcripts = self._as_list(utterances, samplerate), list(transcripts)
         if len(utterances) != len(transcripts):
             raise ValueError(f"{len(utterances)} utterances but {len(transcripts)} transcripts.")
         refs = [[self._canonical(w) for w in _transcript(t)] for t in transcripts]

@@ -97,11 +97,20 @@ def test_cvn_guards_constant_columns():
     np.testing.assert_allclose(Z, 0, atol=1e-6)
 
 
-def test_short_signal_gives_one_frame():
-    X = features((tone(0.001), 8000))  # 8 samples, shorter than one 200-sample window
-    assert X.shape == (1, 39)
-    assert np.all(np.isfinite(X))
-    assert features((tone(0.001), 8000), FeatureConfig(cvn=True)).shape == (1, 39)
+@pytest.mark.parametrize("n", [1, 10, 199])
+def test_signal_shorter_than_one_window_rejected(n):
+    # 200-sample windows at 8 kHz: fewer samples cannot make one frame (they used to be
+    # zero-padded into one, which the recogniser then "recognised" as a word)
+    with pytest.raises(ValueError, match=f"{n} sample.*shorter than one analysis window"):
+        features((tone(1.0)[:n], 8000))
+    with pytest.raises(ValueError, match="shorter than one analysis window"):
+        mfcc(tone(1.0)[:n], 8000, FeatureConfig(cvn=True))
+
+
+def test_signal_of_one_window_gives_one_frame():
+    X = features((tone(1.0)[:200], 8000))
+    assert X.shape == (1, 39) and np.all(np.isfinite(X))
+    assert features((tone(1.0)[:201], 8000)).shape == (2, 39)  # the last frame zero-padded
 
 
 @pytest.mark.parametrize("rate, nfft", [(8000, 256), (16000, 512), (22050, 1024), (44100, 2048)])
@@ -199,6 +208,121 @@ def test_config_unknown_key():
 def test_config_invalid_values(kwargs):
     with pytest.raises(ValueError):
         FeatureConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"winlen": 1e300}, "winlen"),
+        ({"winlen": 1.5, "winstep": 1.0}, "winlen"),
+        ({"winstep": 1e300}, "winstep"),
+        ({"winlen": 0.025, "winstep": 1e-6}, "winlen"),  # every sample in 25,000 windows
+        ({"nfft": 2**34}, "nfft"),
+        ({"nfft": 2**16 + 1}, "nfft"),
+        ({"delta_width": 10**12}, "delta_width"),
+        ({"delta_width": 11}, "delta_width"),
+        ({"samplerate": 10**12}, "samplerate"),
+        ({"samplerate": 384_001}, "samplerate"),
+        ({"samplerate": 999}, "samplerate"),
+        ({"nfilt": 10**9, "numcep": 13}, "nfilt"),
+        ({"nfilt": 257}, "nfilt"),
+        ({"numcep": 10**9, "nfilt": 10**9}, "numcep"),
+        ({"lowfreq": 1e12}, "lowfreq"),
+        ({"highfreq": 1e12}, "highfreq"),
+        ({"preemph": 1e300}, "preemph"),
+        ({"preemph": -0.5}, "preemph"),
+        ({"ceplifter": 10**12}, "ceplifter"),
+        ({"ceplifter": -1}, "ceplifter"),
+        ({"cmn": "yes"}, "cmn"),
+    ],
+)
+def test_config_bounds_name_the_field(kwargs, field):
+    # absurd settings (e.g. from a hostile model file) are refused up front, not met later
+    # as a MemoryError, decimal.InvalidOperation or minutes of work
+    with pytest.raises(ValueError, match=f"^{field} (must|\\()"):
+        FeatureConfig(**kwargs)
+    with pytest.raises(ValueError, match=f"^{field} (must|\\()"):
+        FeatureConfig.from_dict(kwargs)
+
+
+def test_config_bounds_are_inclusive():
+    FeatureConfig(samplerate=384_000, nfft=2**16, nfilt=256, numcep=256, delta_width=10,
+                  winlen=1.0, winstep=1 / 32, lowfreq=0.0, highfreq=192_000.0, preemph=1.0,
+                  ceplifter=1000)
+    FeatureConfig(samplerate=1000, winstep=1.0, winlen=1.0, preemph=0.0, ceplifter=0)
+    x = tone(0.2, rate=1000)
+    assert mfcc(x, 1000, FeatureConfig(winlen=0.05, winstep=0.02)).shape == (9, 39)
+
+
+def test_window_longer_than_largest_fft_rejected():
+    cfg = FeatureConfig(winlen=1.0, winstep=0.5)  # 1 s at 96 kHz: 96,000 samples
+    with pytest.raises(ValueError, match="more than the largest FFT"):
+        mfcc(np.ones(96_000), 96_000, cfg)
+    assert mfcc(tone(1.0, rate=44100), 44100, cfg).shape == (1, 39)  # 44,100: nfft 2**16
+
+
+@pytest.mark.parametrize("rate", [100_000_000, 10**12, 999, 384_001])
+def test_implausible_sample_rate_rejected(rate):
+    x = tone(0.1)
+    for call in (lambda: mfcc(x, rate), lambda: features((x, rate)),
+                 lambda: features((x, rate), FeatureConfig(samplerate=8000))):
+        with pytest.raises(ValueError, match="from 1000 to 384000 Hz"):
+            call()
+
+
+def test_audio_file_at_implausible_rate_or_with_many_channels_rejected(tmp_path):
+    fast = tmp_path / "fast.wav"
+    sf.write(fast, tone(0.01), 100_000_000)  # 100 MHz
+    with pytest.raises(ValueError, match=r"fast\.wav.*100000000 Hz"):
+        load_audio(fast)
+    with pytest.raises(ValueError, match=r"fast\.wav.*100000000 Hz"):
+        features(fast, FeatureConfig(samplerate=8000))
+    wide = tmp_path / "wide.wav"
+    sf.write(wide, np.zeros((400, 1000)), 8000)
+    with pytest.raises(ValueError, match=r"wide\.wav.*1000 channels.*at most 8"):
+        load_audio(wide)
+    eight = tmp_path / "eight.wav"
+    sf.write(eight, np.tile(tone(0.1)[:, None], (1, 8)) * 0.5, 8000)
+    x, rate = load_audio(eight)
+    np.testing.assert_allclose(x, tone(0.1) * 0.5, atol=1e-4)
+
+
+@pytest.mark.parametrize("n", [1, 10])
+def test_tiny_audio_file_rejected_with_its_name(tmp_path, n):
+    path = tmp_path / "tiny.wav"
+    sf.write(path, tone(0.1)[:n], 8000)
+    with pytest.raises(ValueError, match=r"tiny\.wav.*shorter than one analysis window"):
+        features(path)
+
+
+# --- amplitude -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("c", [1e300, 1e-300, 1e150, 1e-200, 2.0**70])
+@pytest.mark.parametrize("append_energy", [True, False])
+def test_features_of_scaled_signal_differ_only_in_energy(c, append_energy):
+    # the power spectrum of a signal at 1e300 overflows (the features were NaN); analysed
+    # scaled by a power of two, only column 0 (log energy / c0) moves, by 2 log c
+    x = tone(0.3)
+    cfg = FeatureConfig(cmn=False, append_energy=append_energy)
+    ref = features((x, 8000), cfg)
+    scaled = features((c * x, 8000), cfg)
+    assert np.all(np.isfinite(scaled))
+    shift = 2 * np.log(c) * (1.0 if append_energy else np.sqrt(cfg.nfilt))
+    expected = ref.copy()
+    expected[:, 0] += shift
+    np.testing.assert_allclose(scaled, expected, rtol=1e-9, atol=1e-8 * abs(shift) + 1e-8)
+    # with mean normalisation (the default) the features do not depend on the scale
+    np.testing.assert_allclose(features((c * x, 8000)), features((x, 8000)), atol=1e-7)
+
+
+def test_features_near_the_float_maximum_are_finite():
+    x = tone(0.3)
+    big = x / np.abs(x).max() * np.finfo(np.float64).max
+    for cfg in (FeatureConfig(), FeatureConfig(samplerate=16000), FeatureConfig(cvn=True)):
+        X = features((big, 8000), cfg)
+        assert np.all(np.isfinite(X))
+    np.testing.assert_allclose(features((big, 8000)), features((x, 8000)), atol=1e-7)
 
 
 # --- files ---------------------------------------------------------------------------------------

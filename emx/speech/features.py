@@ -36,6 +36,17 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 _WINDOWS = ("hamming", "rectangular")
 
+#: Bounds of the front end's settings and of the audio it analyses (see FeatureConfig).
+MIN_SAMPLERATE, MAX_SAMPLERATE = 1_000, 384_000
+MAX_SECONDS = 1.0  # longest window and step
+MAX_OVERLAP = 32  # winlen <= MAX_OVERLAP * winstep
+MAX_NFFT = 2**16
+MAX_NFILT = 256
+MAX_DELTA_WIDTH = 10
+MAX_CEPLIFTER = 1000
+#: Most channels an audio file may have (they are averaged to mono).
+MAX_CHANNELS = 8
+
 
 def _rectangular(n: int) -> np.ndarray:
     return np.ones(n)
@@ -84,6 +95,29 @@ class FeatureConfig:
     cvn : bool
         Cepstral variance normalisation: divide each column by its standard deviation over the
         utterance (columns with zero variance are left unscaled).
+
+    Notes
+    -----
+    Every setting is checked against bounds generous for speech but small enough that no
+    configuration (say, one read from a hostile model file) can make the analysis take
+    unbounded memory or time; a value outside them is a ValueError naming the field:
+
+    ==================  ====================================================================
+    ``samplerate``      1,000 to 384,000 Hz (the same bounds apply to the rate of any audio
+                        analysed: files, ``(signal, samplerate)`` tuples, :func:`mfcc`)
+    ``winlen``          above 0, at most 1 s; at most ``MAX_NFFT`` samples at the analysis
+                        rate (checked when audio is analysed)
+    ``winstep``         above 0, at most 1 s, and ``winlen <= 32 * winstep`` (a sample is in
+                        at most 32 windows)
+    ``numcep``          1 to ``nfilt``
+    ``nfilt``           1 to 256
+    ``nfft``            None, or 1 to 65,536 (``2**16``)
+    ``lowfreq``         0 to 192,000 Hz (below ``highfreq`` and the Nyquist frequency)
+    ``highfreq``        None, or above ``lowfreq`` and at most 192,000 Hz
+    ``preemph``         0 to 1
+    ``ceplifter``       0 to 1,000
+    ``delta_width``     1 to 10
+    ==================  ====================================================================
     """
 
     samplerate: int | None = None
@@ -104,41 +138,53 @@ class FeatureConfig:
     cvn: bool = False
 
     def __post_init__(self) -> None:
-        if self.samplerate is not None and (not _is_int(self.samplerate) or self.samplerate <= 0):
-            raise ValueError(
-                f"samplerate must be a positive integer or None, got {self.samplerate!r}"
-            )
+        if self.samplerate is not None:
+            _check_rate(self.samplerate, "samplerate")
         for name in ("winlen", "winstep"):
             value = getattr(self, name)
-            if not _is_real(value) or not value > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        for name in ("numcep", "nfilt", "delta_width"):
+            if not _is_real(value) or not 0 < value <= MAX_SECONDS:
+                raise ValueError(f"{name} must be a positive number of seconds, at most "
+                                 f"{MAX_SECONDS:g}, got {value!r}")
+        if self.winlen > MAX_OVERLAP * self.winstep:
+            raise ValueError(
+                f"winlen ({self.winlen} s) must be at most {MAX_OVERLAP} times winstep "
+                f"({self.winstep} s): every sample would be analysed in more than "
+                f"{MAX_OVERLAP} windows"
+            )
+        for name, high in (("numcep", MAX_NFILT), ("nfilt", MAX_NFILT),
+                           ("delta_width", MAX_DELTA_WIDTH)):
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if not _is_int(value) or not 1 <= value <= high:
+                raise ValueError(f"{name} must be an integer from 1 to {high}, got {value!r}")
         if self.numcep > self.nfilt:
             raise ValueError(
                 f"numcep ({self.numcep}) cannot exceed the number of filters nfilt ({self.nfilt})"
             )
-        if self.nfft is not None and (not _is_int(self.nfft) or self.nfft < 1):
-            raise ValueError(f"nfft must be a positive integer or None, got {self.nfft!r}")
-        if not _is_real(self.lowfreq) or self.lowfreq < 0:
-            raise ValueError(f"lowfreq must be a non-negative number, got {self.lowfreq!r}")
+        if self.nfft is not None and (not _is_int(self.nfft) or not 1 <= self.nfft <= MAX_NFFT):
+            raise ValueError(f"nfft must be None or an integer from 1 to {MAX_NFFT} (2**16), "
+                             f"got {self.nfft!r}")
+        if not _is_real(self.lowfreq) or not 0 <= self.lowfreq <= MAX_SAMPLERATE / 2:
+            raise ValueError(f"lowfreq must be a number from 0 to {MAX_SAMPLERATE // 2} Hz, "
+                             f"got {self.lowfreq!r}")
         if self.highfreq is not None and (
-            not _is_real(self.highfreq) or not self.highfreq > self.lowfreq
+            not _is_real(self.highfreq) or not self.lowfreq < self.highfreq <= MAX_SAMPLERATE / 2
         ):
             raise ValueError(
-                f"highfreq must be None or a number above lowfreq ({self.lowfreq}), "
-                f"got {self.highfreq!r}"
+                f"highfreq must be None or a number above lowfreq ({self.lowfreq}) and at most "
+                f"{MAX_SAMPLERATE // 2} Hz, got {self.highfreq!r}"
             )
-        if not _is_real(self.preemph):
-            raise ValueError(f"preemph must be a number, got {self.preemph!r}")
-        if not _is_int(self.ceplifter):
-            raise ValueError(f"ceplifter must be an integer, got {self.ceplifter!r}")
+        if not _is_real(self.preemph) or not 0 <= self.preemph <= 1:
+            raise ValueError(f"preemph must be a number from 0 to 1, got {self.preemph!r}")
+        if not _is_int(self.ceplifter) or not 0 <= self.ceplifter <= MAX_CEPLIFTER:
+            raise ValueError(f"ceplifter must be an integer from 0 to {MAX_CEPLIFTER}, got "
+                             f"{self.ceplifter!r}")
         if self.window not in _WINDOWS:
             raise ValueError(f"window must be one of {_WINDOWS}, got {self.window!r}")
         if self.deltas not in (0, 1, 2) or not _is_int(self.deltas):
             raise ValueError(f"deltas must be 0, 1 or 2, got {self.deltas!r}")
+        for name in ("append_energy", "cmn", "cvn"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     @property
     def n_features(self) -> int:
@@ -192,6 +238,14 @@ class FeatureConfig:
         return cls(**d)
 
 
+def _check_rate(rate: Any, what: str = "samplerate") -> int:
+    """A sample rate as an int, or ValueError unless it is an integer within the bounds."""
+    if not _is_int(rate) or not MIN_SAMPLERATE <= rate <= MAX_SAMPLERATE:
+        raise ValueError(f"{what} must be an integer from {MIN_SAMPLERATE} to "
+                         f"{MAX_SAMPLERATE} Hz, got {rate!r}")
+    return int(rate)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
@@ -217,7 +271,8 @@ def load_audio(path: PathLike, samplerate: int | None = None) -> tuple[np.ndarra
     Parameters
     ----------
     path : str or os.PathLike
-        Any file format libsndfile reads (WAV, FLAC, OGG, AIFF, ...).
+        Any file format libsndfile reads (WAV, FLAC, OGG, AIFF, ...), at a sample rate from
+        1,000 to 384,000 Hz with at most ``MAX_CHANNELS`` (8) channels.
     samplerate : int or None
         Rate to resample to (polyphase filtering, ``scipy.signal.resample_poly``); None keeps
         the file's rate.
@@ -234,16 +289,27 @@ def load_audio(path: PathLike, samplerate: int | None = None) -> tuple[np.ndarra
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not readable audio, holds no samples, or holds NaN/inf samples; the
-        message names the file.
+        If the file is not readable audio, holds no samples, holds NaN/inf samples, has more
+        than ``MAX_CHANNELS`` channels or a sample rate outside the bounds (checked from the
+        file's header, before its samples are read); the message names the file.
     """
     p = Path(os.fspath(path))
-    if samplerate is not None and (not _is_int(samplerate) or samplerate <= 0):
-        raise ValueError(f"samplerate must be a positive integer or None, got {samplerate!r}")
+    if samplerate is not None:
+        _check_rate(samplerate)
     if not p.exists():
         raise FileNotFoundError(f"audio file not found: '{p}'")
     if p.is_dir():
         raise ValueError(f"'{p}' is a directory, not an audio file")
+    try:
+        info = sf.info(str(p))
+    except (sf.SoundFileError, RuntimeError, TypeError) as exc:
+        raise ValueError(f"cannot read audio file '{p}': {exc}") from exc
+    if not MIN_SAMPLERATE <= info.samplerate <= MAX_SAMPLERATE:
+        raise ValueError(f"audio file '{p}' has a sample rate of {info.samplerate} Hz, outside "
+                         f"the {MIN_SAMPLERATE}-{MAX_SAMPLERATE} Hz emx analyses")
+    if info.channels > MAX_CHANNELS:
+        raise ValueError(f"audio file '{p}' has {info.channels} channels; emx reads at most "
+                         f"{MAX_CHANNELS} (averaged to mono)")
     try:
         data, rate = sf.read(str(p), dtype="float64", always_2d=True)
     except (sf.SoundFileError, RuntimeError, TypeError) as exc:
@@ -255,7 +321,7 @@ def load_audio(path: PathLike, samplerate: int | None = None) -> tuple[np.ndarra
         raise ValueError(f"audio file '{p}' holds NaN or infinite samples")
     rate = int(rate)
     if samplerate is not None and samplerate != rate:
-        signal = _resample(signal, rate, int(samplerate))
+        signal = _resample_scaled(signal, rate, int(samplerate))
         rate = int(samplerate)
     return np.ascontiguousarray(signal, dtype=np.float64), rate
 
@@ -283,17 +349,78 @@ def _auto_nfft(frame_len: int) -> int:
     return 1 << max(0, (frame_len - 1).bit_length())
 
 
+# Signals whose peak lies outside [2**-_SAFE_EXP, 2**_SAFE_EXP] are analysed scaled by a power
+# of two (exact), their log energies corrected afterwards: the power spectrum of a signal at
+# 1e300 would overflow, one at 1e-300 underflow.
+_SAFE_EXP = 64
+
+
+def _scale_exponent(x: np.ndarray) -> int:
+    """The power of two ``e`` such that ``x * 2**-e`` has its peak in [0.5, 1), or 0 when the
+    peak is already in the safe range (or the signal is zero)."""
+    peak = float(np.max(np.abs(x)))
+    if peak == 0.0 or 2.0**-_SAFE_EXP <= peak <= 2.0**_SAFE_EXP:
+        return 0
+    return int(np.frexp(peak)[1])
+
+
+def _resample_scaled(x: np.ndarray, orig: int, target: int) -> np.ndarray:
+    """Resampling that cannot overflow: a signal near the float maximum is filtered scaled
+    down by a power of two and scaled back (saturating at the float maximum)."""
+    e = _scale_exponent(x)
+    y = _resample(np.ldexp(x, -e) if e else x, orig, target)
+    if e:
+        with np.errstate(over="ignore"):
+            y = np.ldexp(y, e)
+        big = np.finfo(np.float64).max
+        y = np.clip(y, -big, big)
+    return y
+
+
+def _analysis(x: np.ndarray, samplerate: int, config: FeatureConfig) -> tuple[int, int, int]:
+    """Check a signal and rate against a configuration: window and step in samples, nfft."""
+    samplerate = _check_rate(samplerate)
+    frame_len = _frame_length(config, samplerate)
+    step = int(round_half_up(config.winstep * samplerate))
+    if frame_len < 1 or step < 1:
+        raise ValueError(
+            f"winlen={config.winlen} s and winstep={config.winstep} s must both be at least one "
+            f"sample at {samplerate} Hz"
+        )
+    if frame_len > MAX_NFFT:
+        raise ValueError(
+            f"winlen={config.winlen} s is {frame_len} samples at {samplerate} Hz, more than the "
+            f"largest FFT ({MAX_NFFT} samples)"
+        )
+    nfft = _auto_nfft(frame_len) if config.nfft is None else int(config.nfft)
+    if nfft < frame_len:
+        raise ValueError(
+            f"nfft={nfft} is shorter than the window ({frame_len} samples at {samplerate} Hz); "
+            "use nfft=None to pick it from the window length"
+        )
+    if x.size < frame_len:
+        raise ValueError(
+            f"audio of {x.size} sample(s) ({1000 * x.size / samplerate:.3g} ms at {samplerate} "
+            f"Hz) is shorter than one analysis window (winlen={config.winlen} s, {frame_len} "
+            "samples)"
+        )
+    return frame_len, step, nfft
+
+
 def mfcc(signal: Any, samplerate: int, config: FeatureConfig | None = None) -> np.ndarray:
     """MFCCs of a signal, with deltas and per-utterance normalisation.
 
     Parameters
     ----------
     signal : array-like of shape (n_samples,)
-        Mono audio. Signals shorter than one window are zero-padded to one frame, so at
-        least one frame is always returned.
+        Mono audio, at least one analysis window long (``winlen`` seconds); the last frame
+        is zero-padded. Any finite amplitude is analysed: the features of ``c * signal``
+        differ from those of ``signal`` only in the log energy (column 0, shifted by
+        ``2 log|c|``; with ``append_energy=False`` the zeroth cepstrum, by
+        ``2 sqrt(nfilt) log|c|``), which mean normalisation removes.
     samplerate : int
-        Sample rate of ``signal`` in Hz. It is the rate of the analysis: ``config.samplerate``
-        is not applied here (use :func:`features` to resample).
+        Sample rate of ``signal`` in Hz (1,000 to 384,000). It is the rate of the analysis:
+        ``config.samplerate`` is not applied here (use :func:`features` to resample).
     config : FeatureConfig or None
         Settings; None uses the defaults (13 cepstra with c0 replaced by log energy, Hamming
         window, deltas and delta-deltas, mean normalisation: 39 columns).
@@ -307,31 +434,17 @@ def mfcc(signal: Any, samplerate: int, config: FeatureConfig | None = None) -> n
     Raises
     ------
     ValueError
-        If the signal is empty, not 1-D, holds NaN or inf, or the configuration does not fit
-        the sample rate (``highfreq`` above Nyquist, ``nfft`` shorter than a window, a
-        window shorter than one sample).
+        If the signal is empty, shorter than one window, not 1-D, holds NaN or inf, the
+        sample rate is outside the bounds, or the configuration does not fit the sample
+        rate (``highfreq`` above Nyquist, ``nfft`` shorter than a window, a window shorter
+        than one sample or longer than ``MAX_NFFT`` samples).
     """
     config = FeatureConfig() if config is None else config
     if not isinstance(config, FeatureConfig):
         raise TypeError(f"config must be a FeatureConfig or None, got {type(config).__name__}")
-    if not _is_int(samplerate) or samplerate <= 0:
-        raise ValueError(f"samplerate must be a positive integer, got {samplerate!r}")
-    samplerate = int(samplerate)
+    samplerate = _check_rate(samplerate)
     x = _check_signal(signal)
-
-    frame_len = _frame_length(config, samplerate)
-    step = int(round_half_up(config.winstep * samplerate))
-    if frame_len < 1 or step < 1:
-        raise ValueError(
-            f"winlen={config.winlen} s and winstep={config.winstep} s must both be at least one "
-            f"sample at {samplerate} Hz"
-        )
-    nfft = _auto_nfft(frame_len) if config.nfft is None else int(config.nfft)
-    if nfft < frame_len:
-        raise ValueError(
-            f"nfft={nfft} is shorter than the window ({frame_len} samples at {samplerate} Hz); "
-            "use nfft=None to pick it from the window length"
-        )
+    _, _, nfft = _analysis(x, samplerate, config)
     nyquist = samplerate / 2
     highfreq = nyquist if config.highfreq is None else float(config.highfreq)
     if highfreq > nyquist:
@@ -342,6 +455,9 @@ def mfcc(signal: Any, samplerate: int, config: FeatureConfig | None = None) -> n
     if config.lowfreq >= highfreq:
         raise ValueError(f"lowfreq={config.lowfreq} Hz must be below highfreq={highfreq} Hz")
 
+    e = _scale_exponent(x)
+    if e:
+        x = np.ldexp(x, -e)  # exact; the log energies are corrected below
     winfunc = np.hamming if config.window == "hamming" else _rectangular
     static = psf.mfcc(
         x,
@@ -358,6 +474,11 @@ def mfcc(signal: Any, samplerate: int, config: FeatureConfig | None = None) -> n
         appendEnergy=config.append_energy,
         winfunc=winfunc,
     )
+    if e:
+        # log energy (or, without append_energy, the orthonormal DCT's zeroth cepstrum of
+        # the log filterbank energies) of the unscaled signal; the lifter keeps column 0
+        shift = 2 * e * math.log(2.0)
+        static[:, 0] += shift if config.append_energy else shift * math.sqrt(config.nfilt)
     blocks = [static]
     for _ in range(config.deltas):
         blocks.append(psf.delta(blocks[-1], config.delta_width))
@@ -397,16 +518,18 @@ def features(source: PathLike | tuple[Any, int], config: FeatureConfig | None = 
     config = FeatureConfig() if config is None else config
     if isinstance(source, (str, os.PathLike)):
         signal, rate = load_audio(source, config.samplerate)
-    elif isinstance(source, tuple) and len(source) == 2:
+        try:
+            return mfcc(signal, rate, config)
+        except ValueError as exc:
+            raise ValueError(f"audio file '{os.fspath(source)}': {exc}") from exc
+    if isinstance(source, tuple) and len(source) == 2:
         signal, rate = source
-        if not _is_int(rate) or rate <= 0:
-            raise ValueError(f"samplerate must be a positive integer, got {rate!r}")
+        rate = _check_rate(rate)
         if config.samplerate is not None and config.samplerate != rate:
-            signal = _resample(_check_signal(signal), int(rate), int(config.samplerate))
+            signal = _resample_scaled(_check_signal(signal), rate, int(config.samplerate))
             rate = config.samplerate
-    else:
-        raise TypeError(
-            "source must be a path (str or os.PathLike) or a tuple (signal, samplerate), "
-            f"got {type(source).__name__}"
-        )
-    return mfcc(signal, rate, config)
+        return mfcc(signal, rate, config)
+    raise TypeError(
+        "source must be a path (str or os.PathLike) or a tuple (signal, samplerate), "
+        f"got {type(source).__name__}"
+    )

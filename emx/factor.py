@@ -848,12 +848,15 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
     def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
         dens = G.GaussianDensity(self.means_, self.get_covariance(), "full")
         log_w = self._log_weights()
+        # Moments about each component's current mean: no cancellation (one shared array,
+        # so chunk statistics add exactly).
+        shift = np.array(self.means_, dtype=np.float64, order="C")
 
         def accumulate(i):
             a, b = data.chunks[i]
             X = data.X[a:b]
             resp, log_norm = self._responsibilities(dens, log_w, X)
-            gs = G.GaussianStats.from_weights(X, resp, data.shift, "full")
+            gs = G.GaussianStats.from_weights(X, resp, shift, "full")
             return MixtureStats(float(log_norm.sum()), float(b - a), gs)
 
         return runner.map_sum(accumulate, range(len(data.chunks)))
@@ -896,7 +899,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
             labels = KMeans(n_clusters=K, n_init=1, random_state=rs).fit(X).labels_
         resp = np.zeros((n, K))
         resp[np.arange(n), labels] = 1.0
-        gs = G.GaussianStats.from_weights(X, resp, data.shift, "full")
+        gs = G.GaussianStats.from_weights(X, resp, None, "full")
         nk = gs.post + 10 * np.finfo(float).eps
         means = gs.shift + gs.sum1 / nk[:, None]
         S = G._scatter(gs, means, "full") / nk[:, None, None]

@@ -212,11 +212,16 @@ class GaussianStats:
     Attributes
     ----------
     post : (K,) sum of weights.
-    sum1 : (K, D) sum of weights * (x - shift).
-    sum2 : (K, D) for 'diag'/'spherical' (sum of weights * (x - shift)**2), (K, D, D) for
+    sum1 : (K, D) sum of weights * (x - shift_k).
+    sum2 : (K, D) for 'diag'/'spherical' (sum of weights * (x - shift_k)**2), (K, D, D) for
         'full', (D, D) for 'tied' (summed over components).
-    shift : (D,) fixed point the moments are taken about (keeps second moments free of
-        cancellation when data sit far from the origin).
+    shift : (K, D) point each component's moments are taken about (its mean from the
+        previous iteration, say), or (D,), one point for every component. Moments about a
+        point near the component's mean are free of cancellation, however far the component
+        sits from the others or from the origin.
+
+    Statistics add only when taken about the same shift (then the sum is exact); adding
+    statistics about different shifts raises ValueError.
     """
 
     post: np.ndarray
@@ -224,34 +229,52 @@ class GaussianStats:
     sum2: np.ndarray
     shift: np.ndarray
 
-    def __add__(self, other: GaussianStats) -> GaussianStats:
+    def _check_shift(self, other: GaussianStats) -> None:
         if self.shift is not other.shift and not np.array_equal(self.shift, other.shift):
             raise ValueError("cannot add Gaussian statistics taken about different shifts")
+
+    def __add__(self, other: GaussianStats) -> GaussianStats:
+        self._check_shift(other)
         return GaussianStats(
             self.post + other.post, self.sum1 + other.sum1, self.sum2 + other.sum2, self.shift
         )
 
     def __iadd__(self, other: GaussianStats) -> GaussianStats:
-        if self.shift is not other.shift and not np.array_equal(self.shift, other.shift):
-            raise ValueError("cannot add Gaussian statistics taken about different shifts")
+        self._check_shift(other)
         self.post += other.post
         self.sum1 += other.sum1
         self.sum2 += other.sum2
         return self
 
+    @property
+    def means(self) -> np.ndarray:
+        """Weighted means per component (0/0 gives the shift)."""
+        post = self.post[:, None]
+        return self.shift + self.sum1 / np.where(post > 0, post, 1.0)
+
     @classmethod
     def from_weights(
-        cls, X: np.ndarray, weights: np.ndarray, shift: np.ndarray, covariance_type: str
+        cls, X: np.ndarray, weights: np.ndarray, shift, covariance_type: str
     ) -> GaussianStats:
         """Moments of the rows of ``X`` (n, D) with per-component weights (n, K).
 
-        One compiled call (BLAS on blocks of frames, no (n, D) temporaries).
+        ``shift`` is (K, D) (component k's moments about ``shift[k]``), (D,) (one point for
+        all), or None: then each component's weighted mean, found by a first pass (two
+        passes, every second moment about its own mean). One compiled call per pass (BLAS on
+        blocks of frames, no (n, D) temporaries).
         """
         K, D = weights.shape[1], X.shape[1]
+        if shift is None:
+            base = np.zeros((1, D)) if len(X) == 0 else X[:1]
+            first = cls.from_weights(X, weights, np.ascontiguousarray(base[0]), "diag")
+            shift = first.means
+        shift = np.asarray(shift, dtype=np.float64)
+        shift2 = np.ascontiguousarray(shift.reshape(-1, D))
         kind = _MOMENT_KIND[covariance_type]
         post, sum1 = np.zeros(K), np.zeros((K, D))
         sum2 = np.zeros({0: (K, D), 1: (K * D, D), 2: (D, D)}[kind])
-        _gauss.accumulate_moments(X, weights, shift, post, sum1, sum2, kind, np.empty((256, D)))
+        _gauss.accumulate_moments(X, weights, shift2, post, sum1, sum2, kind,
+                                  np.empty((256, D)))
         if kind == 1:
             sum2 = sum2.reshape(K, D, D)
         return cls(post, sum1, sum2, shift)

@@ -237,6 +237,9 @@ class BaseHMM(BaseEstimator):
     # ------------------------------------------------------------------ EM
     def _estep(self, data: _Data, runner: ChunkRunner) -> HMMStats:
         emission = self._emission_estep_fn()
+        # Moments about each emission component's current mean (one array for every chunk,
+        # so the statistics add exactly): no cancellation for components far from the others.
+        shift = self._emission_shift(data)
 
         def accumulate(i):
             X, offsets, first = self._chunk(data, i)
@@ -244,7 +247,7 @@ class BaseHMM(BaseEstimator):
             seq_ll, post, xi, start = self._forward_backward(loglik, offsets, first=first)
             return HMMStats(
                 float(seq_ll.sum()), start, xi,
-                self._emission_stats(X, post, data.shift, context),
+                self._emission_stats(X, post, shift, context),
             )
 
         return runner.map_sum(accumulate, range(len(data.chunks)))
@@ -322,6 +325,10 @@ class BaseHMM(BaseEstimator):
             n_jobs=check_n_jobs(self.n_jobs),
             make_monitor=lambda: ConvergenceMonitor(self.tol, self.n_iter, self.verbose),
         )
+
+    def _emission_shift(self, data: _Data):
+        """Point(s) the emission statistics of an E-step are taken about."""
+        return data.shift
 
     def _emission_loglik_fn(self):
         """Function of a chunk of frames returning its (n, K) state log-likelihoods."""
@@ -610,6 +617,9 @@ class GaussianHMM(BaseHMM):
         density = G.GaussianDensity(self.means_, self.covars_, self.covariance_type)
         return lambda X: (density(X), None)
 
+    def _emission_shift(self, data: _Data):
+        return np.array(self.means_, dtype=np.float64, order="C")
+
     def _emission_stats(self, X, post, shift, context):
         return G.GaussianStats.from_weights(X, post, shift, self.covariance_type)
 
@@ -868,6 +878,10 @@ class GMMHMM(BaseHMM):
             return loglik, resp
 
         return emission
+
+    def _emission_shift(self, data: _Data):
+        K, M, D = self.means_.shape
+        return np.array(self.means_.reshape(K * M, D), dtype=np.float64, order="C")
 
     def _emission_stats(self, X, post, shift, resp):
         n, K, M = len(X), self.n_components, self.n_mix

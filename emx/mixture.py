@@ -346,12 +346,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
         dens, log_w = self._density(), self._log_weights()
         kind = self.covariance_type
+        # Each component's moments about its current mean (one array shared by every chunk,
+        # so the statistics add exactly): no cancellation however far apart components sit.
+        shift = np.array(self.means_, dtype=np.float64, order="C")
 
         def accumulate(task):
             missing, i = task
             if missing and self.n_components == 1 and kind in ("full", "tied"):
                 X, w, starts = data.missing_chunk(i)
-                return self._missing_single(X, w, starts, data.shift)
+                return self._missing_single(X, w, starts, shift)
             if missing:
                 X, w, starts = data.missing_chunk(i)
                 resp, log_norm = self._missing_responsibilities(dens, log_w, X, starts)
@@ -364,9 +367,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 ll, total = float(w @ log_norm), float(w.sum())
                 resp *= w[:, None]
             if missing:
-                gs = self._missing_moments(dens, X, starts, resp, data.shift)
+                gs = self._missing_moments(dens, X, starts, resp, shift)
             else:
-                gs = G.GaussianStats.from_weights(X, resp, data.shift, kind)
+                gs = G.GaussianStats.from_weights(X, resp, shift, kind)
             return MixtureStats(ll, total, gs)
 
         tasks = [(False, i) for i in range(len(data.chunks))]
@@ -409,8 +412,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         post, sum1, sum2 = np.zeros(1), np.zeros((1, D)), np.zeros((1, D, D))
         cov = np.ascontiguousarray(self._full_covariances()[0])
         status = _missing.conditional_pass(
-            X, np.arange(n, dtype=np.intp), starts, self.means_[0], cov, ll, weights, shift,
-            post, sum1[0], sum2[0], np.empty((0, 0)), True, True, False,
+            X, np.arange(n, dtype=np.intp), starts, self.means_[0], cov, ll, weights,
+            np.ascontiguousarray(shift[0]), post, sum1[0], sum2[0], np.empty((0, 0)), True,
+            True, False,
         )
         if status != -1:
             raise ValueError("The covariance is not positive definite.")
@@ -426,14 +430,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return resp, log_norm[:, 0]
 
     def _missing_moments(self, dens, X, starts, R, shift) -> G.GaussianStats:
-        """Expected complete-data moments of rows with missing entries, weighted by ``R``."""
+        """Expected complete-data moments of rows with missing entries, weighted by ``R``,
+        about ``shift`` ((K, D), one point per component, or (D,), one for all)."""
         K, D = R.shape[1], X.shape[1]
+        rows_shift = np.ascontiguousarray(np.asarray(shift, dtype=np.float64).reshape(-1, D))
+        shifts = np.broadcast_to(rows_shift, (K, D))
         ct = self.covariance_type
         if ct in ("diag", "spherical"):
             # Missing entries: expectation mean_k, variance var_k (components are diagonal).
             post, sum1, sum2, Rm = (np.zeros(K), np.zeros((K, D)), np.zeros((K, D)),
                                     np.zeros((K, D)))
-            _gauss.accumulate_moments_nan_diag(X, R, shift, post, sum1, sum2, Rm,
+            _gauss.accumulate_moments_nan_diag(X, R, rows_shift, post, sum1, sum2, Rm,
                                                np.empty((384, D)))
             d = self.means_ - shift
             sum1 += Rm * d
@@ -447,7 +454,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         for k in range(K):
             status = _missing.conditional_pass(
                 X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), e,
-                np.ascontiguousarray(R[:, k]), shift, np.zeros(1), sum1[k], sum2[k],
+                np.ascontiguousarray(R[:, k]), np.ascontiguousarray(shifts[k]), np.zeros(1),
+                sum1[k], sum2[k],
                 np.empty((0, 0)), False, True, False,
             )
             if status != -1:
@@ -520,7 +528,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             else:
                 U, wU, resp = self._initial_resp(X, w, random_state)
             resp *= wU[:, None]
-            gs = G.GaussianStats.from_weights(U, resp, data.shift, self.covariance_type)
+            gs = G.GaussianStats.from_weights(U, resp, None, self.covariance_type)
             w0, m0, c0 = self._estimate(gs, None, None)
             weights = w0 if weights is None else weights
             means = m0 if means is None else means

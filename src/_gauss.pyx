@@ -110,7 +110,7 @@ def log_density_diag_nan(
 def accumulate_moments_nan_diag(
     const double[:, ::1] X,
     const double[:, ::1] weights,
-    const double[::1] shift,
+    const double[:, ::1] shift,
     double[::1] post,
     double[:, ::1] sum1,
     double[:, ::1] sum2,
@@ -119,19 +119,22 @@ def accumulate_moments_nan_diag(
 ):
     """``accumulate_moments`` (kind 'diag') over the observed entries of rows with NaN.
 
-    Adds ``post[k] += sum_t w[t, k]``, ``sum1[k] += sum_t w[t, k] [x observed] (x_t - shift)``,
-    ``sum2[k] += sum_t w[t, k] [x observed] (x_t - shift)**2`` and
+    ``shift`` is (K, D), one point per component, or (1, D), one for all. Adds
+    ``post[k] += sum_t w[t, k]``, ``sum1[k] += sum_t w[t, k] [x observed] (x_t - s_k)``,
+    ``sum2[k] += sum_t w[t, k] [x observed] (x_t - s_k)**2`` and
     ``missing_weight[k, d] += sum_t w[t, k] [x_td missing]``: the caller adds the expected
     contribution of the missing entries, which depends on each component's mean and variance.
     ``work`` is (3 * BLOCK, D) scratch.
     """
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = weights.shape[1]
+    cdef Py_ssize_t S = shift.shape[0]
     cdef Py_ssize_t t0, nb, b, k, d
-    cdef double x
+    cdef double x, w, dx
     cdef int m_, n_, k_, ldw, ldd
     cdef double one = 1.0
     cdef char N = b'N', Tr = b'T'
-    if (weights.shape[0] != T or shift.shape[0] != D or post.shape[0] != K
+    if (weights.shape[0] != T or shift.shape[1] != D or not (S == 1 or S == K)
+            or post.shape[0] != K
             or sum1.shape[0] != K or sum1.shape[1] != D or sum2.shape[0] != K
             or sum2.shape[1] != D or missing_weight.shape[0] != K
             or missing_weight.shape[1] != D or work.shape[0] < 3 * BLOCK or work.shape[1] != D):
@@ -146,30 +149,44 @@ def accumulate_moments_nan_diag(
     m_ = <int>D
     n_ = <int>K
     with nogil:
-        t0 = 0
-        while t0 < T:
-            nb = BLOCK if T - t0 > BLOCK else T - t0
-            k_ = <int>nb
-            for b in range(nb):
-                for d in range(D):
-                    x = X[t0 + b, d]
-                    if x == x:
-                        diff[b * D + d] = x - shift[d]
-                        sq[b * D + d] = diff[b * D + d] * diff[b * D + d]
-                        miss[b * D + d] = 0.0
-                    else:
-                        diff[b * D + d] = 0.0
-                        sq[b * D + d] = 0.0
-                        miss[b * D + d] = 1.0
+        if S == K and K > 1:
+            for t0 in range(T):
                 for k in range(K):
-                    post[k] += weights[t0 + b, k]
-            dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, <double*>&weights[t0, 0], &ldw,
-                  &one, &sum1[0, 0], &ldd)
-            dgemm(&N, &Tr, &m_, &n_, &k_, &one, sq, &ldd, <double*>&weights[t0, 0], &ldw,
-                  &one, &sum2[0, 0], &ldd)
-            dgemm(&N, &Tr, &m_, &n_, &k_, &one, miss, &ldd, <double*>&weights[t0, 0], &ldw,
-                  &one, &missing_weight[0, 0], &ldd)
-            t0 += nb
+                    w = weights[t0, k]
+                    post[k] += w
+                    for d in range(D):
+                        x = X[t0, d]
+                        if x == x:
+                            dx = x - shift[k, d]
+                            sum1[k, d] += w * dx
+                            sum2[k, d] += w * dx * dx
+                        else:
+                            missing_weight[k, d] += w
+        else:
+            t0 = 0
+            while t0 < T:
+                nb = BLOCK if T - t0 > BLOCK else T - t0
+                k_ = <int>nb
+                for b in range(nb):
+                    for d in range(D):
+                        x = X[t0 + b, d]
+                        if x == x:
+                            diff[b * D + d] = x - shift[0, d]
+                            sq[b * D + d] = diff[b * D + d] * diff[b * D + d]
+                            miss[b * D + d] = 0.0
+                        else:
+                            diff[b * D + d] = 0.0
+                            sq[b * D + d] = 0.0
+                            miss[b * D + d] = 1.0
+                    for k in range(K):
+                        post[k] += weights[t0 + b, k]
+                dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, <double*>&weights[t0, 0], &ldw,
+                      &one, &sum1[0, 0], &ldd)
+                dgemm(&N, &Tr, &m_, &n_, &k_, &one, sq, &ldd, <double*>&weights[t0, 0], &ldw,
+                      &one, &sum2[0, 0], &ldd)
+                dgemm(&N, &Tr, &m_, &n_, &k_, &one, miss, &ldd, <double*>&weights[t0, 0], &ldw,
+                      &one, &missing_weight[0, 0], &ldd)
+                t0 += nb
     return None
 
 
@@ -228,32 +245,37 @@ def log_density_chol(
 def accumulate_moments(
     const double[:, ::1] X,
     const double[:, ::1] weights,
-    const double[::1] shift,
+    const double[:, ::1] shift,
     double[::1] post,
     double[:, ::1] sum1,
     double[:, ::1] sum2,
     int kind,
     double[:, ::1] work,
 ):
-    """Add weighted moments of the rows of ``X`` about ``shift`` to the outputs.
+    """Add weighted moments of the rows of ``X`` about a shift per component to the outputs.
 
-    ``weights`` is (n, K). Adds ``post[k] += sum_t w[t, k]``,
-    ``sum1[k] += sum_t w[t, k] (x_t - shift)`` and, by ``kind``:
+    ``weights`` is (n, K); ``shift`` is (K, D), one point per component (component k's moments
+    are taken about ``shift[k]``), or (1, D), the same point for every component. Adds
+    ``post[k] += sum_t w[t, k]``, ``sum1[k] += sum_t w[t, k] (x_t - s_k)`` and, by ``kind``:
 
-    * 0 ('diag'): ``sum2`` (K, D), ``sum2[k] += sum_t w[t, k] (x_t - shift)**2``
-    * 1 ('full'): ``sum2`` (K * D, D), block k ``+= sum_t w[t, k] d_t d_t^T``
-    * 2 ('tied'): ``sum2`` (D, D) ``+= sum_t (sum_k w[t, k]) d_t d_t^T``
+    * 0 ('diag'): ``sum2`` (K, D), ``sum2[k] += sum_t w[t, k] (x_t - s_k)**2``
+    * 1 ('full'): ``sum2`` (K * D, D), block k ``+= sum_t w[t, k] d_tk d_tk^T``
+    * 2 ('tied'): ``sum2`` (D, D) ``+= sum_t sum_k w[t, k] d_tk d_tk^T``
 
-    Differences are formed directly, BLOCK frames at a time, and the sums go through dgemm.
-    ``work`` is (2 * BLOCK, D) scratch.
+    with ``d_tk = x_t - s_k``. Differences are formed directly, BLOCK frames at a time, and
+    the sums go through dgemm. Taking each component's moments about a point near its mean
+    (its previous mean, say) keeps its second moments free of cancellation however far it
+    sits from the other components. ``work`` is (2 * BLOCK, D) scratch.
     """
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = weights.shape[1]
-    cdef Py_ssize_t t0, nb, b, k, d
+    cdef Py_ssize_t S = shift.shape[0]
+    cdef Py_ssize_t t0, nb, b, k, d, s0
     cdef double w
     cdef int m_, n_, k_, ldw, ldd
     cdef double one = 1.0
     cdef char N = b'N', Tr = b'T'
-    if (weights.shape[0] != T or shift.shape[0] != D or post.shape[0] != K
+    if (weights.shape[0] != T or shift.shape[1] != D or not (S == 1 or S == K)
+            or post.shape[0] != K
             or sum1.shape[0] != K or sum1.shape[1] != D or work.shape[0] < 2 * BLOCK
             or work.shape[1] != D or kind < 0 or kind > 2
             or (kind == 0 and (sum2.shape[0] != K or sum2.shape[1] != D))
@@ -272,36 +294,59 @@ def accumulate_moments(
             nb = BLOCK if T - t0 > BLOCK else T - t0
             k_ = <int>nb
             for b in range(nb):
-                for d in range(D):
-                    diff[b * D + d] = X[t0 + b, d] - shift[d]
                 for k in range(K):
                     post[k] += weights[t0 + b, k]
-            # Row-major sum1 (K x D) += w^T (K x nb) diff (nb x D); in column-major terms
-            # sum1^T (D x K) += diff^T (D x nb) w (nb x K).
-            m_ = <int>D
-            n_ = <int>K
-            dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, <double*>&weights[t0, 0], &ldw,
-                  &one, &sum1[0, 0], &ldd)
-            if kind == 0:
-                for b in range(nb * D):
-                    other[b] = diff[b] * diff[b]
-                dgemm(&N, &Tr, &m_, &n_, &k_, &one, other, &ldd, <double*>&weights[t0, 0],
-                      &ldw, &one, &sum2[0, 0], &ldd)
+            if S == 1:
+                for b in range(nb):
+                    for d in range(D):
+                        diff[b * D + d] = X[t0 + b, d] - shift[0, d]
+                # Row-major sum1 (K x D) += w^T (K x nb) diff (nb x D); in column-major
+                # terms sum1^T (D x K) += diff^T (D x nb) w (nb x K).
+                m_ = <int>D
+                n_ = <int>K
+                dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, <double*>&weights[t0, 0],
+                      &ldw, &one, &sum1[0, 0], &ldd)
+                if kind == 0:
+                    for b in range(nb * D):
+                        other[b] = diff[b] * diff[b]
+                    dgemm(&N, &Tr, &m_, &n_, &k_, &one, other, &ldd,
+                          <double*>&weights[t0, 0], &ldw, &one, &sum2[0, 0], &ldd)
+                else:
+                    n_ = <int>D
+                    for k in range(K if kind == 1 else 1):
+                        for b in range(nb):
+                            if kind == 1:
+                                w = weights[t0 + b, k]
+                            else:
+                                w = 0.0
+                                for d in range(K):
+                                    w = w + weights[t0 + b, d]
+                            for d in range(D):
+                                other[b * D + d] = diff[b * D + d] * w
+                        # (D x D) += diff^T (D x nb) other (nb x D), symmetric.
+                        dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, other, &ldd, &one,
+                              &sum2[k * D if kind == 1 else 0, 0], &ldd)
             else:
-                n_ = <int>D
-                for k in range(K if kind == 1 else 1):
+                for k in range(K):
                     for b in range(nb):
-                        if kind == 1:
-                            w = weights[t0 + b, k]
-                        else:
-                            w = 0.0
-                            for d in range(K):
-                                w = w + weights[t0 + b, d]
+                        w = weights[t0 + b, k]
                         for d in range(D):
+                            diff[b * D + d] = X[t0 + b, d] - shift[k, d]
                             other[b * D + d] = diff[b * D + d] * w
-                    # (D x D) += diff^T (D x nb) other (nb x D), symmetric.
-                    dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, other, &ldd, &one,
-                          &sum2[k * D if kind == 1 else 0, 0], &ldd)
+                    # sum1[k] (D) += other^T 1: plain sums in frame order.
+                    for b in range(nb):
+                        for d in range(D):
+                            sum1[k, d] += other[b * D + d]
+                    if kind == 0:
+                        for b in range(nb):
+                            for d in range(D):
+                                sum2[k, d] += other[b * D + d] * diff[b * D + d]
+                    else:
+                        m_ = <int>D
+                        n_ = <int>D
+                        s0 = k * D if kind == 1 else 0
+                        dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, other, &ldd, &one,
+                              &sum2[s0, 0], &ldd)
             t0 += nb
     return None
 

@@ -441,3 +441,39 @@ def test_model_built_by_hand_scores_and_samples():
     assert np.isfinite(model.score(X))
     with pytest.raises(ValueError, match="features"):
         model.score(X[:, :2])
+
+
+# ------------------------------------------------------------------ far components (issue 16)
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_far_state_keeps_its_variance(covariance_type):
+    # Issue 16, finding 2: moments about the data mean lost a far state's variance.
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 0.01, (1000, 1)), 1e8 + rng.normal(0, 1, (10, 1))])
+    m = GaussianHMM(2, covariance_type=covariance_type, init_params="", n_iter=1,
+                    covars_prior=0.0, covars_weight=1.0, min_covar=1e-12)
+    m.startprob_ = np.array([0.5, 0.5])
+    m.transmat_ = np.array([[0.99, 0.01], [0.01, 0.99]])
+    m.means_ = np.array([[1e-3], [1e8 + 0.5]])
+    m.covars_ = {"spherical": np.array([1e-4, 1.0]), "diag": np.array([[1e-4], [1.0]]),
+                 "full": np.array([[[1e-4]], [[1.0]]]), "tied": np.array([[1e-2]])}[covariance_type]
+    m.n_features_in_ = 1
+    gamma = m.predict_proba(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        m.fit(X)
+    post = gamma.sum(axis=0)
+    means = gamma.T @ X / post[:, None]
+    scat = np.array([gamma[:, k] @ (X[:, 0] - means[k, 0]) ** 2 for k in range(2)])
+    np.testing.assert_allclose(m.means_, means, rtol=1e-12)
+    got = np.ravel(m.covars_) if covariance_type != "tied" else m.covars_.ravel()
+    want = scat / post if covariance_type != "tied" else [scat.sum() / post.sum()]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    # Several iterations: the objective never falls.
+    m2 = clone(m).set_params(n_iter=10, tol=0)
+    m2.startprob_, m2.transmat_, m2.means_ = m.startprob_, m.transmat_, means
+    m2.covars_, m2.n_features_in_ = m.covars_, 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        m2.fit(X)
+    obj = np.array(m2.monitor_.objective)
+    assert np.all(np.diff(obj) >= -1e-8 - 1e-10 * np.abs(obj[1:]))

@@ -209,27 +209,41 @@ def test_density_kernels_reject_bad_shapes():
         )
 
 
+@pytest.mark.parametrize("per_component", [False, True])
 @pytest.mark.parametrize("covariance_type", G.COVARIANCE_TYPES)
-def test_moment_accumulation_matches_numpy(covariance_type):
+def test_moment_accumulation_matches_numpy(covariance_type, per_component):
     rng = np.random.default_rng(5)
     n, K, D = 300, 3, 4  # crosses block boundaries
     X = 1e4 + rng.normal(size=(n, D))
     W = rng.dirichlet(np.ones(K), size=n) * rng.uniform(0, 2, size=(n, 1))
-    shift = X.mean(axis=0)
+    # One shift for all components (D,), or one per component (K, D).
+    shift = X.mean(axis=0) + (rng.normal(size=(K, D)) if per_component else 0.0)
     s = G.GaussianStats.from_weights(X, W, shift, covariance_type)
-    Xc = X - shift
+    Xc = X[:, None, :] - np.broadcast_to(shift, (K, D))[None]  # (n, K, D)
     np.testing.assert_allclose(s.post, W.sum(0), rtol=1e-12)
-    np.testing.assert_allclose(s.sum1, W.T @ Xc, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(s.sum1, np.einsum("tk,tkd->kd", W, Xc), rtol=1e-10,
+                               atol=1e-10)
     if covariance_type in ("diag", "spherical"):
-        ref = W.T @ Xc**2
+        ref = np.einsum("tk,tkd->kd", W, Xc**2)
     elif covariance_type == "full":
-        ref = np.einsum("tk,td,te->kde", W, Xc, Xc)
+        ref = np.einsum("tk,tkd,tke->kde", W, Xc, Xc)
     else:
-        ref = np.einsum("t,td,te->de", W.sum(1), Xc, Xc)
+        ref = np.einsum("tk,tkd,tke->de", W, Xc, Xc)
     np.testing.assert_allclose(s.sum2, ref, rtol=1e-10, atol=1e-10)
     half = G.GaussianStats.from_weights(X[:100], W[:100], shift, covariance_type)
     rest = G.GaussianStats.from_weights(X[100:], W[100:], shift, covariance_type)
     np.testing.assert_allclose((half + rest).sum2, s.sum2, rtol=1e-12, atol=1e-10)
+
+
+def test_moment_kernel_rejects_wrong_shift_shape():
+    X, W = np.zeros((5, 2)), np.ones((5, 3))
+    with pytest.raises(ValueError, match="inconsistent"):
+        _gauss.accumulate_moments(X, W, np.zeros((2, 2)), np.zeros(3), np.zeros((3, 2)),
+                                  np.zeros((3, 2)), 0, np.empty((256, 2)))
+    with pytest.raises(ValueError, match="inconsistent"):
+        _gauss.accumulate_moments_nan_diag(X, W, np.zeros((2, 2)), np.zeros(3),
+                                           np.zeros((3, 2)), np.zeros((3, 2)),
+                                           np.zeros((3, 2)), np.empty((384, 2)))
 
 
 def test_start_counts_are_first_frame_posteriors():

@@ -250,3 +250,84 @@ def test_sample_shapes_and_moments():
     assert S.shape == (20_000, 3) and y.shape == (20_000,)
     np.testing.assert_allclose(np.bincount(y) / 20_000, model.weights_, atol=0.02)
     np.testing.assert_allclose(S[y == 0].mean(axis=0), model.means_[0], atol=0.1)
+
+
+# ------------------------------------------------------------------ far components (issue 16)
+def far_cluster_data():
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.normal(0, 0.01, (1000, 1)), 1e8 + rng.normal(0, 1, (10, 1))])
+
+
+def far_cluster_init(covariance_type):
+    prec = {
+        "full": np.array([[[1e4]], [[1.0]]]), "tied": np.array([[1.0]]),
+        "diag": np.array([[1e4], [1.0]]), "spherical": np.array([1e4, 1.0]),
+    }[covariance_type]
+    return dict(weights_init=np.array([0.5, 0.5]), means_init=np.array([[1e-3], [1e8 + 0.5]]),
+                precisions_init=prec)
+
+
+def reference_em(X, weights, means, covs, covariance_type, reg, n_iter):
+    """Textbook EM in numpy: log-space responsibilities, scatter from direct differences."""
+    K, D = means.shape
+    for _ in range(n_iter):
+        full = G.full_covars(covs, covariance_type, K, D)
+        logp = np.stack([multivariate_normal(means[k], full[k]).logpdf(X).reshape(-1)
+                         for k in range(K)], axis=1) + np.log(weights)
+        r = np.exp(logp - logp.max(axis=1, keepdims=True))
+        r /= r.sum(axis=1, keepdims=True)
+        nk = r.sum(axis=0) + 10 * np.finfo(float).eps
+        weights = nk / nk.sum()
+        means = (r.T @ X) / nk[:, None]
+        scat = np.stack([(r[:, k, None] * (X - means[k])).T @ (X - means[k]) for k in range(K)])
+        if covariance_type == "full":
+            covs = scat / nk[:, None, None] + reg * np.eye(D)
+        elif covariance_type == "tied":
+            covs = scat.sum(axis=0) / nk.sum() + reg * np.eye(D)
+        else:
+            covs = np.diagonal(scat, axis1=1, axis2=2) / nk[:, None] + reg
+            if covariance_type == "spherical":
+                covs = covs.mean(axis=1)
+    return weights, means, covs
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_far_component_keeps_its_variance(covariance_type):
+    # Issue 16, finding 2: moments about one global shift lost the small cluster's variance
+    # (5.0e-4 instead of 9.6e-5) to cancellation.
+    X = far_cluster_data()
+    init = far_cluster_init(covariance_type)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(2, covariance_type=covariance_type, max_iter=5, tol=0,
+                             **init).fit(X)
+    assert np.all(np.diff(gm.lower_bounds_) >= -1e-12)
+    covs0 = G.covars_from_precisions(init["precisions_init"], covariance_type)
+    _, means, covs = reference_em(X, init["weights_init"], init["means_init"], covs0,
+                                  covariance_type, gm.reg_covar, 5)
+    np.testing.assert_allclose(gm.means_, means, rtol=1e-12)
+    np.testing.assert_allclose(gm.covariances_, covs, rtol=1e-10)
+    if covariance_type != "tied":
+        # scikit-learn (direct differences for 'full') agrees on the small cluster.
+        sk = skm.GaussianMixture(2, covariance_type=covariance_type, max_iter=5, tol=0,
+                                 **init)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            sk.fit(X)
+        small = gm.covariances_[0].ravel()[0]
+        assert small == pytest.approx(sk.covariances_[0].ravel()[0], rel=1e-10)
+        assert small == pytest.approx(9.6e-5, rel=0.02)
+
+
+def test_gaussian_stats_about_different_shifts_do_not_add():
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    W = np.ones((20, 2))
+    a = G.GaussianStats.from_weights(X, W, np.zeros((2, 2)), "diag")
+    b = G.GaussianStats.from_weights(X, W, np.ones((2, 2)), "diag")
+    with pytest.raises(ValueError, match="different shifts"):
+        a + b
+    # The same shift given as (D,) and as (K, D) gives the same moments.
+    c = G.GaussianStats.from_weights(X, W, np.full(2, 0.5), "full")
+    d = G.GaussianStats.from_weights(X, W, np.full((2, 2), 0.5), "full")
+    np.testing.assert_allclose(c.sum2, d.sum2, rtol=1e-13)

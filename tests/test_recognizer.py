@@ -525,3 +525,276 @@ def test_cross_val_score_on_paths():
     scores = cross_val_score(Recognizer(n_mix=1, n_iter=3), [paths[i] for i in keep],
                              [int(labels[i]) for i in keep], cv=3)
     assert scores.shape == (3,) and scores.mean() >= 0.9, scores
+
+
+# ---------------------------------------------------------------------------- hostile files
+def _members(path):
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    import json
+
+    return json.loads(str(arrays.pop("header"))), arrays
+
+
+def _write(path, header, arrays):
+    import json
+
+    np.savez(path, header=np.array(json.dumps(header)), **arrays)
+    return path
+
+
+@pytest.fixture(scope="module")
+def saved(synthetic, tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved") / "syn.npz"
+    synthetic.save(path)
+    return _members(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(n_mix=10**18), "n_mix must be at most 1024"),
+    (dict(n_states=10**12), "n_states must be at most 10000"),
+    (dict(silence_states=10**9), "silence_states must be at most 10000"),
+    (dict(n_iter=10**15), "n_iter must be at most"),
+    (dict(n_mix=3), "weights_ has shape"),  # the arrays hold 2 Gaussians per state
+    (dict(n_states=4), "n_states=4"),
+    (dict(silence_states=2), "silence model 3 states"),
+    (dict(silence="yes"), "silence must be True or False"),
+    (dict(word_insertion_penalty="-5"), "word_insertion_penalty must be a finite number"),
+])
+def test_load_refuses_absurd_parameters(saved, tmp_path, change, message):
+    header, arrays = saved
+    header = dict(header, params=dict(header["params"], **change))
+    with pytest.raises(ValueError, match=message):
+        Recognizer.load(_write(tmp_path / "bad.npz", header, arrays))
+
+
+@pytest.mark.parametrize("config, field", [
+    (dict(winlen=1e300), "winlen"),
+    (dict(nfft=2**34), "nfft"),
+    (dict(delta_width=10**12), "delta_width"),
+    (dict(samplerate=10**12), "samplerate"),
+    (dict(nfilt=10**9), "nfilt"),
+    (dict(numcep=10**9, nfilt=10**9, deltas=0), "numcep"),
+    (dict(highfreq=1e300), "highfreq"),
+])
+def test_load_refuses_absurd_front_ends(saved, tmp_path, config, field):
+    # the synthetic model takes 4 features: numcep 2 with deltas makes a front end of 4
+    header, arrays = saved
+    for key in ("feature_config", "feature_config_"):
+        bad = dict(header, **{key: dict(dict(numcep=2, deltas=1), **config)})
+        with pytest.raises(ValueError, match=f"not a valid emx recognizer.*{field}"):
+            Recognizer.load(_write(tmp_path / "bad.npz", bad, arrays))
+    ok = dict(header, feature_config_=dict(numcep=2, deltas=1, samplerate=8000))
+    assert Recognizer.load(_write(tmp_path / "ok.npz", ok, arrays)).feature_config_.numcep == 2
+
+
+def test_load_refuses_absurd_arrays_and_topology(saved, tmp_path):
+    header, arrays = saved
+    S = len(arrays["stay_"])
+
+    def refused(message, header=header, **change):
+        with pytest.raises(ValueError, match=message):
+            Recognizer.load(_write(tmp_path / "bad.npz", header, dict(arrays, **change)))
+
+    # states that stay forever: their word could never be recognised
+    refused(r"stay_ .*\[0, 1\).*never be left", stay_=np.ones(S))
+    one = arrays["stay_"].copy()
+    one[4] = 1.0
+    refused(r"state 4 has 1\.0", stay_=one)
+    refused(r"stay_", stay_=np.full(S, np.nan))
+    refused(r"stay_ has shape", stay_=np.full(S + 1, 0.5))
+    refused(r"stay_ has dtype", stay_=arrays["stay_"].astype(np.complex128))
+    offsets = arrays["unit_offsets_"].copy()
+    offsets[1:] += 10**6  # a unit of a million states
+    refused(r"unit_offsets_ must start at 0", unit_offsets_=offsets)
+    refused(r"unit_offsets_ must start at 0", unit_offsets_=arrays["unit_offsets_"] + 1)
+    refused(r"weights_ rows must sum to 1", weights_=np.full_like(arrays["weights_"], 0.2))
+    refused(r"covars_", covars_=-arrays["covars_"])
+    refused(r"means_ has shape", means_=arrays["means_"][:, :, :3])
+    refused(r"var_floor_", var_floor_=np.full(4, -1.0))
+    del_means = {k: v for k, v in arrays.items() if k != "means_"}
+    with pytest.raises(ValueError, match=r"missing member 'means_'"):
+        Recognizer.load(_write(tmp_path / "bad.npz", header, del_means))
+    refused(r"n_features must be an integer from 1 to 10000",
+            header=dict(header, n_features=10**12))
+    refused(r"silence_skip", header=dict(header, silence_skip=1.0))
+    refused(r"words must be a non-empty sorted list",
+            header=dict(header, words=header["words"][::-1]))
+    refused(r"header is not a JSON object", header=[1, 2])
+
+
+def _npy_header(shape, dtype="<f8"):
+    """The bytes of a version 1.0 .npy header declaring ``shape``."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def _zip_with(path, members):
+    """A .npz whose members are given as bytes, or as callables writing to a stream."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, content in members.items():
+            with z.open(name + ".npy", "w", force_zip64=True) as fh:
+                if callable(content):
+                    content(fh)
+                else:
+                    fh.write(content)
+    return path
+
+
+def _npy_bytes(a):
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def test_load_checks_declared_sizes_before_decompressing(synthetic, saved, tmp_path):
+    import json
+    import tracemalloc
+
+    header, arrays = saved
+    members = {"header": _npy_bytes(np.array(json.dumps(header)))}
+    members.update({k: _npy_bytes(v) for k, v in arrays.items()})
+    path = _zip_with(tmp_path / "copy.npz", members)
+    np.testing.assert_array_equal(Recognizer.load(path).hmm_.means_, synthetic.hmm_.means_)
+
+    # weights_ whose header declares 10**9 entries, with a few bytes of data
+    bad = dict(members, weights_=_npy_header((10**9,)) + bytes(64))
+    with pytest.raises(ValueError, match=r"weights_ has shape \(1000000000,\)"):
+        Recognizer.load(_zip_with(tmp_path / "huge_shape.npz", bad))
+
+    # the right header, then 64 MiB of zeros more than it declares: refused from the zip
+    # directory's size before anything is decompressed
+    def padded(fh):
+        fh.write(members["weights_"])
+        for _ in range(64):
+            fh.write(bytes(2**20))
+
+    with pytest.raises(ValueError, match=r"weights_ declares \d+ bytes for \d+ bytes"):
+        Recognizer.load(_zip_with(tmp_path / "padded.npz", dict(members, weights_=padded)))
+
+    # an extra member of 256 MiB of zeros (compressed to a few hundred kB) is never read
+    def zeros(fh):
+        fh.write(_npy_header((2**25,)))
+        for _ in range(256):
+            fh.write(bytes(2**20))
+
+    path = _zip_with(tmp_path / "extra.npz", dict(members, extra=zeros))
+    assert path.stat().st_size < 2**21
+    tracemalloc.start()
+    try:
+        rec = Recognizer.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**24, peak
+    np.testing.assert_array_equal(rec.hmm_.means_, synthetic.hmm_.means_)
+
+
+def test_load_reads_only_the_expected_members(saved, tmp_path, monkeypatch):
+    import zipfile
+
+    header, arrays = saved
+    path = _write(tmp_path / "extra.npz", header, dict(arrays, extra=np.zeros(10)))
+    opened = []
+    real_open = zipfile.ZipFile.open
+
+    def spy(self, name, *args, **kwargs):
+        opened.append(getattr(name, "filename", name))
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    Recognizer.load(path)
+    assert sorted(opened) == sorted(f"{k}.npy" for k in ["header", *arrays])
+
+
+def test_hmm_pool_has_no_quadratic_transition_matrix(synthetic):
+    # the pool GMMHMM's (unused) transmat_ is an identity view, not S**2 floats
+    t = synthetic.hmm_.transmat_
+    S = len(synthetic.stay_)
+    np.testing.assert_array_equal(t, np.eye(S))
+    assert t.strides == (-8, 8) and not t.flags.owndata  # a view of 2 S - 1 floats
+    assert not t.flags.writeable
+
+
+# ---------------------------------------------------------------------------- layouts, audio
+def test_features_in_any_layout_are_accepted(synthetic):
+    # e.g. librosa.feature.mfcc(...).T is Fortran ordered; slices are strided
+    X, y = _isolated(12, 40)
+    fortran = [np.asfortranarray(x) for x in X]
+    strided = [np.repeat(x, 2, axis=1)[:, ::2] for x in X]
+    reversed_rows = [np.ascontiguousarray(x[::-1])[::-1] for x in X]
+    f32 = [x.astype(np.float32) for x in X]
+    expected = synthetic.decision_function(X)
+    for batch in (fortran, strided, reversed_rows):
+        np.testing.assert_array_equal(synthetic.decision_function(batch), expected)
+        assert list(synthetic.predict(batch)) == list(synthetic.predict(X))
+    assert synthetic.predict(f32).tolist() == synthetic.predict(X).tolist()
+    assert synthetic.recognize(fortran[0]) == synthetic.recognize(X[0])
+    assert synthetic.align(strided[1], y[1]) == synthetic.align(X[1], y[1])
+    feats = synthetic.features(fortran[2])
+    assert feats.flags.c_contiguous and feats is not fortran[2]
+    np.testing.assert_array_equal(feats, X[2])
+    assert fortran[2].flags.f_contiguous  # the caller's array is untouched
+    # training on Fortran-ordered or strided features gives the same model
+    Xt, yt = _isolated(45, 0)
+    params = dict(n_states=3, n_mix=2, n_iter=2, word_insertion_penalty=-5)
+    ref = Recognizer(**params).fit(Xt, yt)
+    for layout in (np.asfortranarray, lambda x: np.repeat(x, 3, axis=1)[:, 1::3]):
+        other = Recognizer(**params).fit([layout(x) for x in Xt], yt)
+        np.testing.assert_array_equal(other.hmm_.means_, ref.hmm_.means_)
+        np.testing.assert_array_equal(other.stay_, ref.stay_)
+
+
+@pytest.fixture(scope="module")
+def with_front_end():
+    # features of a front end giving 4 columns (2 cepstra and their deltas): the model then
+    # takes audio too
+    from emx.speech import FeatureConfig
+
+    X, y = _isolated(45, 0)
+    return Recognizer(n_states=3, n_mix=1, n_iter=2, word_insertion_penalty=-5,
+                      feature_config=FeatureConfig(numcep=2, deltas=1)).fit(X, y)
+
+
+@pytest.mark.parametrize("n", [1, 10])
+def test_audio_too_short_for_one_frame_is_not_a_word(with_front_end, tmp_path, n):
+    import soundfile as sf
+
+    rec = with_front_end
+    x = 0.1 * np.random.default_rng(0).standard_normal(n)
+    path = tmp_path / "tiny.wav"
+    sf.write(path, x, 8000)
+    for call in (lambda: rec.predict([path]), lambda: rec.predict([(x, 8000)]),
+                 lambda: rec.predict([x], samplerate=8000), lambda: rec.recognize(path),
+                 lambda: rec.decision_function([path]), lambda: rec.align(path, "a")):
+        with pytest.raises(ValueError, match="shorter than one analysis window"):
+            call()
+    long = 0.1 * np.random.default_rng(0).standard_normal(800)
+    assert rec.predict([(long, 8000)])[0] in rec.classes_  # audio is taken at all
+
+
+def test_audio_at_implausible_rate_or_with_many_channels(with_front_end, tmp_path):
+    import soundfile as sf
+
+    rec = with_front_end
+    x = 0.1 * np.random.default_rng(0).standard_normal(800)
+    with pytest.raises(ValueError, match="from 1000 to 384000 Hz"):
+        rec.predict([(x, 100_000_000)])
+    with pytest.raises(ValueError, match="from 1000 to 384000 Hz"):
+        rec.predict([x], samplerate=100_000_000)
+    sf.write(tmp_path / "fast.wav", x, 100_000_000)
+    with pytest.raises(ValueError, match="100000000 Hz"):
+        rec.predict([tmp_path / "fast.wav"])
+    sf.write(tmp_path / "wide.wav", np.zeros((800, 1000)), 8000)
+    with pytest.raises(ValueError, match="1000 channels"):
+        rec.predict([tmp_path / "wide.wav"])
+    with pytest.raises(ValueError, match="from 1000 to 384000 Hz"):
+        Recognizer(n_states=2, n_mix=1, n_iter=1).fit([(x, 10**12)], ["a"])

@@ -27,6 +27,7 @@ import os
 import sys
 import time
 import warnings
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,15 @@ SILENCE = "<sil>"
 _FORMAT = "emx-recognizer"
 _VERSION = 3  # 3: labels keep their type, the pinned front end, the estimator's parameters
 _GROUP_FRAMES = 8192  # frames per E-step task (utterances with the same transcript)
+
+# Bounds of the hyperparameters, and of what a model file may hold (Recognizer.load).
+_MAX_STATES = 10_000  # n_states, silence_states, the states of any one word or silence model
+_MAX_MIX = 1024  # Gaussians per state
+_MAX_ITER = 100_000
+_MAX_FEATURES = 10_000
+_MAX_PARAMETERS = 2**27  # emission parameters of a loaded model (1 GiB of float64)
+_MAX_HEADER_BYTES = 2**24  # a model file's JSON header
+_MAX_STAY = float(np.nextafter(1.0, 0.0))  # self-loops are below 1: every state is left
 
 
 @dataclass
@@ -319,6 +329,67 @@ def _forward_scores(loglik: np.ndarray, offsets: np.ndarray, net: Network) -> np
     return out
 
 
+def _identity_view(n: int) -> np.ndarray:
+    """A read-only (n, n) identity matrix in O(n) memory (a Toeplitz view of one vector):
+    the pool GMMHMM's unused ``transmat_``, which as ``np.eye`` would take n**2 floats."""
+    buf = np.zeros(2 * n - 1)
+    buf[n - 1] = 1.0
+    step = buf.strides[0]
+    view = np.lib.stride_tricks.as_strided(buf[n - 1:], shape=(n, n), strides=(-step, step),
+                                           writeable=False)
+    return view
+
+
+def _pool_hmm(S: int, M: int, D: int, covariance_type: str, weights_, means_, covars_,
+              var_floor_) -> GMMHMM:
+    """The GMMHMM holding the pool's Gaussians, its emission parameters checked."""
+    h = GMMHMM(S, M, covariance_type=covariance_type, params="mcw", init_params="",
+               var_floor=0.0)
+    h.n_features_in_ = D
+    h.startprob_, h.transmat_ = np.full(S, 1.0 / S), _identity_view(S)
+    h.weights_, h.means_, h.covars_ = weights_, means_, covars_
+    h.var_floor_ = var_floor_
+    h._check_emission()
+    return h
+
+
+def _read_member(z: zipfile.ZipFile, name: str, shape: tuple, kinds: str,
+                 max_bytes: int | None = None) -> np.ndarray:
+    """One ``.npy`` member of an open ``.npz``, read only if its declared sizes fit.
+
+    The zip directory's uncompressed size and the ``.npy`` header's dtype and shape are
+    checked before the data is decompressed (so a huge or mislabelled member costs nothing);
+    then exactly the declared bytes are read. ``shape=()`` with ``max_bytes`` takes a scalar
+    of any item size up to ``max_bytes``."""
+    try:
+        info = z.getinfo(name + ".npy")
+    except KeyError:
+        raise ValueError(f"missing member {name!r}") from None
+    with z.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            got_shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):
+            got_shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"{name}: unsupported .npy version {version}")
+        if dtype.hasobject or dtype.kind not in kinds or dtype.itemsize > (
+                max_bytes or 8) or dtype.fields is not None or dtype.subdtype is not None:
+            raise ValueError(f"{name} has dtype {dtype}")
+        if tuple(got_shape) != tuple(shape):
+            raise ValueError(f"{name} has shape {tuple(got_shape)}, the model {tuple(shape)}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if info.file_size > nbytes + fh.tell() or info.file_size < nbytes:
+            raise ValueError(f"{name} declares {info.file_size} bytes for {nbytes} bytes of "
+                             "data")
+        data = fh.read(nbytes)
+    if len(data) != nbytes:
+        raise ValueError(f"{name} is truncated")
+    arr = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return arr.astype(arr.dtype.newbyteorder("=") if arr.dtype.kind == "U" else
+                      (np.float64 if "f" in kinds else np.int64), order="C")
+
+
 class Recognizer(ClassifierMixin, BaseEstimator):
     """Isolated and connected word recognition with GMM-HMMs.
 
@@ -443,7 +514,8 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         utterance : path, 1-D waveform, (waveform, samplerate) tuple or 2-D array
             Audio is analysed by the model's front end (``feature_config_``, or before
             ``fit`` the one it would pin), resampled to its sample rate first; a 2-D
-            ``(frames, features)`` array is checked and returned as float64.
+            ``(frames, features)`` array in any layout (C or Fortran order, strided) is
+            checked and returned as a C-ordered float64 copy.
         samplerate : int, optional
             Sample rate of a 1-D waveform (required for one, ignored otherwise).
 
@@ -493,7 +565,9 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                     "path, a (waveform, samplerate) tuple, or a (frames, features) array)."
                 )
             return features((X, samplerate), self._front_end())
-        X = X.astype(np.float64)
+        # a copy in C order: features in any layout (librosa's ``mfcc(...).T`` is Fortran
+        # ordered, slices are strided) are accepted, and the caller's array is never touched
+        X = np.array(X, dtype=np.float64, order="C")
         if X.ndim != 2 or len(X) == 0:
             raise ValueError(f"An utterance must be a path, a waveform or a (frames, features) "
                              f"array, got shape {X.shape}.")
@@ -575,22 +649,35 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             print(message, file=sys.stderr)
 
     def _check_hyperparameters(self) -> None:
+        def bounded(name, high):
+            value = getattr(self, name)
+            check_positive_int(value, name)
+            if value > high:
+                raise ValueError(f"{name} must be at most {high}, got {value!r}.")
+
         if self.n_states != "auto":
-            check_positive_int(self.n_states, "n_states")
-        if not (np.isfinite(self.frames_per_state) and self.frames_per_state >= 1):
+            bounded("n_states", _MAX_STATES)
+        if not (isinstance(self.frames_per_state, (int, float, np.integer, np.floating))
+                and not isinstance(self.frames_per_state, bool)
+                and np.isfinite(self.frames_per_state) and self.frames_per_state >= 1):
             raise ValueError(f"frames_per_state must be at least 1, got "
                              f"{self.frames_per_state!r}.")
-        check_positive_int(self.n_mix, "n_mix")
-        check_positive_int(self.n_iter, "n_iter")
-        check_positive_int(self.silence_states, "silence_states")
+        bounded("n_mix", _MAX_MIX)
+        bounded("n_iter", _MAX_ITER)
+        bounded("silence_states", _MAX_STATES)
+        if not isinstance(self.silence, (bool, np.bool_)):
+            raise ValueError(f"silence must be True or False, got {self.silence!r}.")
         check_n_jobs(self.n_jobs)
         if self.covariance_type not in ("diag", "full"):
             raise ValueError(f"covariance_type must be 'diag' or 'full', got "
                              f"{self.covariance_type!r}.")
-        if not (np.isfinite(self.var_floor) and self.var_floor >= 0):
+        for name in ("var_floor", "word_insertion_penalty"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(
+                    value, bool) or not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}.")
+        if self.var_floor < 0:
             raise ValueError(f"var_floor must be a non-negative float, got {self.var_floor!r}.")
-        if not np.isfinite(self.word_insertion_penalty):
-            raise ValueError("word_insertion_penalty must be finite.")
         if self.feature_config is not None and not isinstance(self.feature_config,
                                                               FeatureConfig):
             raise ValueError(f"feature_config must be a FeatureConfig or None, got "
@@ -789,17 +876,11 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             var[a:b] = second.quiet_total / first.quiet_n if first.quiet_n > 1 else global_var
         floor = np.maximum(1e-3, self.var_floor * global_var)
         var = np.maximum(var, floor)
-        h = GMMHMM(S, 1, covariance_type=self.covariance_type, params="mcw", init_params="",
-                   var_floor=0.0)
-        h.n_features_in_ = D
-        h.startprob_, h.transmat_ = np.full(S, 1.0 / S), np.eye(S)
-        h.weights_ = np.ones((S, 1))
-        h.means_ = means[:, None]
-        h.covars_ = (var[:, None] if self.covariance_type == "diag"
-                     else np.stack([np.diag(v) for v in var])[:, None])
-        h.var_floor_ = floor
-        h._check()
-        self.hmm_, self.stay_ = h, stay
+        covars = (var[:, None] if self.covariance_type == "diag"
+                  else np.stack([np.diag(v) for v in var])[:, None])
+        self.hmm_ = _pool_hmm(S, 1, D, self.covariance_type, np.ones((S, 1)), means[:, None],
+                              covars, floor)
+        self.stay_ = stay
         self.silence_skip_ = 0.5
 
     def _train(self, estep, n_frames: float) -> None:
@@ -888,8 +969,9 @@ class Recognizer(ClassifierMixin, BaseEstimator):
     def _mstep(self, stats: _Stats) -> None:
         self.hmm_._mstep_emission(stats.emission)
         used = stats.occupancy > 1e-10
-        self.stay_ = np.where(used, stats.stays / np.where(used, stats.occupancy, 1.0),
-                              self.stay_)
+        # a state is always left in the end (stays < occupancy); never round to 1
+        stay = np.where(used, stats.stays / np.where(used, stats.occupancy, 1.0), self.stay_)
+        self.stay_ = np.clip(stay, 0.0, _MAX_STAY)
         if stats.silence_slots > 0:
             # never certain either way: silence can always be taken or skipped
             self.silence_skip_ = float(np.clip(
@@ -1234,58 +1316,21 @@ class Recognizer(ClassifierMixin, BaseEstimator):
     def load(cls, path) -> Recognizer:
         """Load a model written by :meth:`save` (this version, or version 2 files of emx
         0.1, whose front end is taken without a sample rate, with a warning); anything else
-        raises ValueError."""
+        raises ValueError.
+
+        The file is checked before anything large is read: only the members :meth:`save`
+        writes are read (others are ignored, unread), each only after its declared size (zip
+        directory) and its dtype and shape (``.npy`` header) agree with the model the JSON
+        header describes. Every parameter and front-end setting must lie within bounds
+        (``FeatureConfig``'s; at most 10,000 states per word or silence model, 1,024
+        Gaussians per state, 10,000 features and 2**27 emission parameters), and the
+        model must be usable: mixture weights summing to 1, positive variances, and
+        self-loop probabilities ``stay_`` in [0, 1) (a state with ``stay_ == 1`` is never
+        left, so its word could never be recognised). A ValueError names the field at fault.
+        """
         try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-            header = json.loads(str(data["header"]))
-            version = header.get("version")
-            if header.get("format") != _FORMAT or version not in (2, _VERSION):
-                raise ValueError(f"not an emx recognizer of a version this emx reads "
-                                 f"(format {header.get('format')!r}, version {version!r}; "
-                                 f"reads 2 and {_VERSION})")
-
-            def config(d):
-                return None if d is None else FeatureConfig.from_dict(d)
-
-            rec = cls(feature_config=config(header["feature_config"]), **header["params"])
-            rec._check_hyperparameters()
-            if version == 2:  # labels were text; the front end had no pinned sample rate
-                cfg = rec.feature_config
-                if cfg is not None and cfg.n_features != int(header["n_features"]):
-                    rec.feature_config = cfg = None  # trained on arrays of another kind
-                rec.feature_config_ = cfg
-                words = [str(w) for w in header["words"]]
-            else:
-                rec.feature_config_ = config(header["feature_config_"])
-                words = [_label(w) for w in header["words"]]
-            rec.words_ = words
-            rec.classes_ = np.asarray(words)
-            rec.n_features_in_ = int(header["n_features"])
-            rec.silence_skip_ = float(header["silence_skip"])
-            rec.stay_ = np.asarray(data["stay_"], dtype=np.float64)
-            rec.unit_offsets_ = np.asarray(data["unit_offsets_"], dtype=np.intp)
-            rec.word_states_ = np.diff(rec.unit_offsets_)[:len(rec.words_)]
-            S, M = data["weights_"].shape
-            n_units = len(rec.words_) + bool(rec.silence)
-            if (rec.unit_offsets_.shape != (n_units + 1,) or rec.unit_offsets_[0] != 0
-                    or rec.unit_offsets_[-1] != S or np.any(np.diff(rec.unit_offsets_) < 1)
-                    or rec.stay_.shape != (S,) or not np.all((rec.stay_ >= 0)
-                                                             & (rec.stay_ <= 1))
-                    or not 0 < rec.silence_skip_ < 1
-                    or len(set(words)) != len(words) or words != sorted(words)):
-                raise ValueError("inconsistent topology")
-            if (rec.feature_config_ is not None
-                    and rec.feature_config_.n_features != rec.n_features_in_):
-                raise ValueError("the front end does not give the model's features")
-            h = GMMHMM(S, M, covariance_type=rec.covariance_type, params="mcw",
-                       init_params="", var_floor=0.0)
-            h.n_features_in_ = rec.n_features_in_
-            h.startprob_, h.transmat_ = np.full(S, 1.0 / S), np.eye(S)
-            for name in cls._ARRAYS:
-                setattr(h, name, np.asarray(data[name], dtype=np.float64))
-            h._check()
-            rec.hmm_ = h
+            with zipfile.ZipFile(path) as z:
+                rec, version = cls._from_zip(z)
         except FileNotFoundError:
             raise
         except Exception as exc:
@@ -1298,3 +1343,89 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                           "rate. Re-save the model with feature_config.samplerate set.",
                           stacklevel=2)
         return rec
+
+    @classmethod
+    def _from_zip(cls, z: zipfile.ZipFile) -> tuple[Recognizer, int]:
+        """The model in an open .npz (see :meth:`load`), and its format version."""
+        header = json.loads(_read_member(z, "header", (), "U", _MAX_HEADER_BYTES).item())
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        version = header.get("version")
+        if header.get("format") != _FORMAT or version not in (2, _VERSION):
+            raise ValueError(f"not an emx recognizer of a version this emx reads "
+                             f"(format {header.get('format')!r}, version {version!r}; "
+                             f"reads 2 and {_VERSION})")
+
+        def config(d):
+            return None if d is None else FeatureConfig.from_dict(d)
+
+        params = header["params"]
+        if not isinstance(params, dict):
+            raise ValueError("params must be a JSON object")
+        rec = cls(feature_config=config(header["feature_config"]), **params)
+        rec._check_hyperparameters()
+        n_features = header["n_features"]
+        if not (isinstance(n_features, int) and 1 <= n_features <= _MAX_FEATURES):
+            raise ValueError(f"n_features must be an integer from 1 to {_MAX_FEATURES}, got "
+                             f"{n_features!r}")
+        if version == 2:  # labels were text; the front end had no pinned sample rate
+            cfg = rec.feature_config
+            if cfg is not None and cfg.n_features != n_features:
+                rec.feature_config = cfg = None  # trained on arrays of another kind
+            rec.feature_config_ = cfg
+            words = [str(w) for w in header["words"]]
+        else:
+            rec.feature_config_ = config(header["feature_config_"])
+            words = [_label(w) for w in header["words"]]
+        if not words or len(set(words)) != len(words) or words != sorted(words):
+            raise ValueError("words must be a non-empty sorted list of distinct labels")
+        rec.words_ = words
+        rec.classes_ = np.asarray(words)
+        rec.n_features_in_ = D = n_features
+        if (rec.feature_config_ is not None
+                and rec.feature_config_.n_features != rec.n_features_in_):
+            raise ValueError("the front end does not give the model's features")
+        skip = header["silence_skip"]
+        if not (isinstance(skip, (int, float)) and not isinstance(skip, bool)
+                and 0 < skip < 1):
+            raise ValueError(f"silence_skip must be a number in (0, 1), got {skip!r}")
+        rec.silence_skip_ = float(skip)
+
+        # the topology: units of at most _MAX_STATES states each
+        n_units = len(words) + bool(rec.silence)
+        offsets = _read_member(z, "unit_offsets_", (n_units + 1,), "iu")
+        sizes = np.diff(offsets)
+        if offsets[0] != 0 or np.any(sizes < 1) or np.any(sizes > _MAX_STATES):
+            raise ValueError(f"unit_offsets_ must start at 0 and give every unit 1 to "
+                             f"{_MAX_STATES} states, got sizes {sizes[:10].tolist()}...")
+        if rec.n_states != "auto" and np.any(sizes[:len(words)] != rec.n_states):
+            raise ValueError(f"unit_offsets_ give words other than n_states={rec.n_states} "
+                             "states")
+        if rec.silence and sizes[-1] != rec.silence_states:
+            raise ValueError(f"unit_offsets_ give the silence model {sizes[-1]} states, "
+                             f"silence_states is {rec.silence_states}")
+        S, M = int(offsets[-1]), int(rec.n_mix)
+        per_gaussian = D * D if rec.covariance_type == "full" else D
+        if S * M * (per_gaussian + D + 1) > _MAX_PARAMETERS:
+            raise ValueError(f"{S} states of {M} Gaussians in {D} dimensions exceed the "
+                             f"{_MAX_PARAMETERS} parameters a model may have")
+        rec.unit_offsets_ = offsets.astype(np.intp)
+        rec.word_states_ = sizes[:len(words)].astype(np.intp)
+        stay = _read_member(z, "stay_", (S,), "f")
+        bad = np.flatnonzero(~((stay >= 0) & (stay < 1)))
+        if len(bad):
+            value = float(stay[bad[0]])
+            raise ValueError(
+                f"stay_ (self-loop probabilities) must be in [0, 1): state {bad[0]} has "
+                f"{value!r}" + (" (it would never be left)" if value == 1 else "")
+            )
+        rec.stay_ = stay
+        arrays = {}
+        for name, shape in (("weights_", (S, M)), ("means_", (S, M, D)),
+                            ("covars_", (S, M, D, D) if rec.covariance_type == "full"
+                             else (S, M, D)), ("var_floor_", (D,))):
+            arrays[name] = _read_member(z, name, shape, "f")
+        if not np.all(np.isfinite(arrays["var_floor_"]) & (arrays["var_floor_"] >= 0)):
+            raise ValueError("var_floor_ must be finite and non-negative")
+        rec.hmm_ = _pool_hmm(S, M, D, rec.covariance_type, **arrays)
+        return rec, version

@@ -57,6 +57,7 @@ stderr with exit status 2.
 from __future__ import annotations
 
 import argparse
+import bisect
 import dataclasses
 import fnmatch
 import importlib.metadata
@@ -73,9 +74,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .speech import DEFAULT_FEATURES, Recognizer, word_errors
+from .speech import DEFAULT_FEATURES, SILENCE, Recognizer, word_errors
 
-__all__ = ["confusion_matrix", "format_confusion", "main", "parse_takes"]
+__all__ = ["Takes", "confusion_matrix", "format_confusion", "main", "parse_takes"]
 
 PROG = "emx"
 
@@ -100,15 +101,79 @@ def _version() -> str:
 
 
 # ---------------------------------------------------------------------------- argument types
-def parse_takes(text: str) -> set[int]:
+class Takes:
+    """A selection of take numbers held as sorted, disjoint ranges (``parse_takes``).
+
+    ``take in takes`` is a binary search over the ranges, so ``0-100000000000`` costs as
+    little as ``0-4``. Iterating yields the numbers in order; a ``Takes`` equals another, or
+    a set of ints, holding the same numbers.
+    """
+
+    __slots__ = ("ranges", "_starts")
+
+    def __init__(self, ranges) -> None:
+        merged: list[tuple[int, int]] = []
+        for a, b in sorted((int(a), int(b)) for a, b in ranges):
+            if b < a:
+                raise ValueError(f"empty range {a}-{b}")
+            if merged and a <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        self.ranges: tuple[tuple[int, int], ...] = tuple(merged)
+        self._starts = [a for a, _ in merged]
+
+    @classmethod
+    def of(cls, numbers) -> Takes:
+        """The selection holding exactly ``numbers`` (ints)."""
+        return cls((n, n) for n in numbers)
+
+    def __contains__(self, take) -> bool:
+        if isinstance(take, bool) or not isinstance(take, (int, np.integer)):
+            return False
+        i = bisect.bisect_right(self._starts, take) - 1
+        return i >= 0 and take <= self.ranges[i][1]
+
+    def __iter__(self):
+        for a, b in self.ranges:
+            yield from range(a, b + 1)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Takes):
+            return self.ranges == other.ranges
+        if isinstance(other, (set, frozenset)):
+            if not all(isinstance(n, int) and not isinstance(n, bool) for n in other):
+                return False
+            return self.ranges == Takes.of(other).ranges
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.ranges)
+
+    def __repr__(self) -> str:
+        text = ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in self.ranges)
+        return f"Takes({text!r})"
+
+
+def parse_takes(text: str) -> Takes:
     """Parse a take selection such as ``"0-4"``, ``"7"`` or ``"0-4,10,20-22"``.
+
+    Returns
+    -------
+    Takes
+        The selected numbers as ranges (never expanded: ``"0-100000000000"`` is one range);
+        ``n in parse_takes(text)`` tests membership, and the result equals the set of the
+        numbers (``parse_takes("0-2,5") == {0, 1, 2, 5}``).
 
     Raises
     ------
     ValueError
         If a part is not a non-negative integer or an increasing range ``a-b``.
     """
-    takes: set[int] = set()
+    ranges = []
     parts = [p.strip() for p in str(text).split(",")]
     if not any(parts):
         raise ValueError(f"empty take selection {text!r}")
@@ -123,11 +188,11 @@ def parse_takes(text: str) -> set[int]:
             ) from None
         if a < 0 or b < a:
             raise ValueError(f"bad take range {part!r} in {text!r}: expected a-b with 0 <= a <= b")
-        takes.update(range(a, b + 1))
-    return takes
+        ranges.append((a, b))
+    return Takes(ranges)
 
 
-def _takes_arg(text: str) -> set[int]:
+def _takes_arg(text: str) -> Takes:
     try:
         return parse_takes(text)
     except ValueError as exc:
@@ -247,6 +312,9 @@ def _read_transcripts(file: Path, folder: Path) -> list[_Item]:
             continue
         if len(fields) < 2:
             raise CLIError(f"{file}:{number}: expected 'path label [label ...]', got {line!r}")
+        if SILENCE in fields[1:]:
+            raise CLIError(f"{file}:{number}: the label {SILENCE} is reserved for the silence "
+                           "model")
         path = Path(fields[0]).expanduser()
         path = path if path.is_absolute() else folder / path
         if not path.is_file():
@@ -257,8 +325,8 @@ def _read_transcripts(file: Path, folder: Path) -> list[_Item]:
     return items
 
 
-def _select(folder: str, labels_from: str, pattern: str, include: set[int] | None,
-            exclude: set[int] | None) -> list[_Item]:
+def _select(folder: str, labels_from: str, pattern: str, include: Takes | None,
+            exclude: Takes | None) -> list[_Item]:
     """Utterances under ``folder`` with their words, after the take filter."""
     root = Path(folder).expanduser()
     if not root.exists():
@@ -289,6 +357,10 @@ def _select(folder: str, labels_from: str, pattern: str, include: set[int] | Non
                 )
             labels = [p.parent.name for p in files]
         items = [_Item(p, [w], _shown(p, root)) for p, w in zip(files, labels, strict=True)]
+        reserved = [it.shown for it in items if it.words == [SILENCE]]
+        if reserved:
+            raise CLIError(f"{len(reserved)} file(s) are labelled {SILENCE}, which is reserved "
+                           f"for the silence model (e.g. '{reserved[0]}')")
     else:
         items = _read_transcripts(Path(labels_from).expanduser(), root)
     if include is None and exclude is None:

@@ -88,6 +88,104 @@ def test_parse_takes():
             parse_takes(bad)
 
 
+def test_parse_takes_keeps_ranges_without_expanding_them():
+    takes = parse_takes("0-100000000000")  # a set of these would take all memory
+    assert takes.ranges == ((0, 100_000_000_000),)
+    assert 0 in takes and 100_000_000_000 in takes and np.int64(7) in takes
+    assert 100_000_000_001 not in takes and -1 not in takes and "3" not in takes
+    assert None not in takes and True not in takes
+    merged = parse_takes("20, 5-9,0-4,7-12")
+    assert merged.ranges == ((0, 12), (20, 20))
+    assert list(merged) == list(range(13)) + [20]
+    assert merged == parse_takes("0-12,20") and merged != parse_takes("0-12")
+    assert merged == set(range(13)) | {20} and merged != {0}
+    assert parse_takes("3-3") == {3} and hash(parse_takes("1-2")) == hash(parse_takes("1,2"))
+    assert repr(merged) == "Takes('0-12,20')"
+
+
+def test_train_and_evaluate_with_a_huge_take_range(sweeps, sweep_model, tmp_path, capsys):
+    rc, out, err = _run(capsys, "train", sweeps, "-o", tmp_path / "m.npz", "--states", "2",
+                        "--mix", "1", "--takes", "2-100000000000", "-q")
+    assert rc == 0 and "utterances: 8" in out, err
+    rc, out, err = _run(capsys, "evaluate", sweep_model, sweeps, "--exclude-takes",
+                        "2-100000000000")
+    assert rc == 0 and "utterances: 4" in out, err
+
+
+def _one_line_error(err, command, *words):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"emx {command}: error: "), err
+    for w in words:
+        assert w in lines[0], (w, err)
+
+
+def test_model_whose_states_stay_forever_is_refused(sweeps, sweep_model, tmp_path, capsys):
+    # stay_ == 1: the state is never left, so its word could never be recognised
+    with np.load(sweep_model) as z:
+        arrays = {k: z[k] for k in z.files}
+    for stay in (np.ones_like(arrays["stay_"]), np.where(np.arange(len(arrays["stay_"])) == 1,
+                                                         1.0, arrays["stay_"])):
+        model = tmp_path / "forever.npz"
+        np.savez(model, **dict(arrays, stay_=stay))
+        for argv in (["recognize", model, sweeps / "up_syn_0.wav"],
+                     ["evaluate", model, sweeps]):
+            rc, out, err = _run(capsys, *argv)
+            assert rc == 2 and out == ""
+            _one_line_error(err, argv[0], "cannot load the model", "stay_", "never be left")
+
+
+def test_reserved_silence_label_is_refused(sweeps, sweep_model, tmp_path, capsys):
+    transcript = tmp_path / "t.txt"
+    transcript.write_text("up_syn_0.wav up\ndown_syn_0.wav <sil> down\n")
+    for argv in (["evaluate", sweep_model, sweeps],
+                 ["train", sweeps, "-o", tmp_path / "m.npz"]):
+        rc, out, err = _run(capsys, *argv, "--labels-from", transcript)
+        assert rc == 2 and out == ""
+        _one_line_error(err, argv[0], f"{transcript}:2", "<sil>", "reserved")
+    assert not (tmp_path / "m.npz").exists()
+    words = tmp_path / "words"
+    for label in ("up", "<sil>"):
+        (words / label).mkdir(parents=True)
+        shutil.copy(sweeps / "up_syn_0.wav", words / label / "a_0.wav")
+    rc, out, err = _run(capsys, "evaluate", sweep_model, words, "--labels-from", "folders")
+    assert rc == 2
+    _one_line_error(err, "evaluate", "<sil>", "reserved")
+
+
+def _bad_audio(folder, kind):
+    rng = np.random.default_rng(0)
+    if kind in (1, 10):
+        sf.write(folder / "up_bad_9.wav", 0.1 * rng.standard_normal(kind), 8000)
+        return "shorter than one analysis window"
+    if kind == "channels":
+        sf.write(folder / "up_bad_9.wav", np.zeros((800, 1000)), 8000)
+        return "1000 channels"
+    sf.write(folder / "up_bad_9.wav", 0.1 * rng.standard_normal(800), 100_000_000)
+    return "100000000 Hz"
+
+
+@pytest.mark.parametrize("kind", [1, 10, "channels", "rate"])
+def test_implausible_audio_exits_2(sweeps, sweep_model, tmp_path, capsys, kind):
+    folder = tmp_path / "audio"
+    shutil.copytree(sweeps, folder)
+    message = _bad_audio(folder, kind)
+    bad = folder / "up_bad_9.wav"
+    rc, out, err = _run(capsys, "recognize", sweep_model, bad)
+    assert rc == 2 and out == ""  # a 10-sample file is no longer "recognised" as a word
+    _one_line_error(err, "recognize", "up_bad_9.wav", message)
+    rc, out, err = _run(capsys, "recognize", sweep_model, bad, "--connected")
+    assert rc == 2 and out == ""
+    _one_line_error(err, "recognize", "up_bad_9.wav", message)
+    rc, out, err = _run(capsys, "evaluate", sweep_model, folder)
+    assert rc == 2 and out == ""
+    _one_line_error(err, "evaluate", "up_bad_9.wav", message)
+    rc, out, err = _run(capsys, "train", folder, "-o", tmp_path / "m.npz", "--states", "2",
+                        "--mix", "1", "-q")
+    assert rc == 2 and out == "" and not (tmp_path / "m.npz").exists()
+    _one_line_error(err, "train", "up_bad_9.wav", message)
+
+
 def test_confusion_matrix_and_format():
     counts, labels = confusion_matrix(["a", "a", "b", "c"], ["a", "b", "b", "a"],
                                       labels=["b", "a"])

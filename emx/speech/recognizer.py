@@ -42,7 +42,7 @@ from .._em import ChunkRunner, ConvergenceMonitor
 from .._validation import check_n_jobs, check_positive_int
 from ..gaussian import GaussianStats
 from ..hmm import GMMHMM, _make_chunks
-from .features import FeatureConfig, features
+from .features import MAX_SAMPLERATE, MIN_SAMPLERATE, FeatureConfig, features
 from .network import Network, chain, word_loop
 
 __all__ = ["Recognizer", "Word", "word_errors", "word_error_rate", "SILENCE"]
@@ -282,19 +282,24 @@ def _is_path(u) -> bool:
 
 
 def _audio_rate(u, samplerate):
-    """Sample rate of an utterance given as audio (None for feature arrays and unreadable
-    files, which the front end reports with their name)."""
+    """Sample rate of an utterance given as audio (None for feature arrays, unreadable files
+    and implausible rates, which the front end reports with the file's name)."""
+    rate = None
     if _is_path(u):
         try:
-            return int(sf.info(os.fspath(u)).samplerate)
+            rate = int(sf.info(os.fspath(u)).samplerate)
         except Exception:
             return None
-    if isinstance(u, tuple) and len(u) == 2:
-        return u[1] if isinstance(u[1], (int, np.integer)) else None
-    try:
-        return samplerate if np.ndim(u) == 1 else None
-    except ValueError:  # ragged nested lists: the front end reports them
+    elif isinstance(u, tuple) and len(u) == 2:
+        rate = u[1] if isinstance(u[1], (int, np.integer)) else None
+    else:
+        try:
+            rate = samplerate if np.ndim(u) == 1 else None
+        except ValueError:  # ragged nested lists: the front end reports them
+            return None
+    if not isinstance(rate, (int, np.integer)) or not MIN_SAMPLERATE <= rate <= MAX_SAMPLERATE:
         return None
+    return rate
 
 
 def _forward_scores(loglik: np.ndarray, offsets: np.ndarray, net: Network) -> np.ndarray:

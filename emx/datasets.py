@@ -27,6 +27,10 @@ __all__ = ["FSDD_URL", "download_fsdd", "fsdd_split", "join_recordings", "load_f
 #: Archive of the FSDD GitHub repository (the recordings are in its ``recordings/`` folder).
 FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
 
+#: Largest recording extracted from a downloaded archive (FSDD's are 3-40 kB); a member
+#: declaring more is refused before it is decompressed.
+MAX_RECORDING_BYTES = 2**24
+
 _FSDD_NAME = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[A-Za-z0-9-]+)_(?P<take>[0-9]+)\.wav$")
 
 
@@ -86,7 +90,9 @@ def download_fsdd(
     OSError
         If the archive cannot be fetched, or the cache folder exists and holds other files.
     ValueError
-        If the archive is not a zip file or holds no ``recordings/{digit}_{speaker}_{take}.wav``.
+        If the archive is not a zip file, holds no ``recordings/{digit}_{speaker}_{take}.wav``,
+        or declares a recording larger than ``MAX_RECORDING_BYTES`` (16 MiB; checked before
+        it is decompressed).
     """
     target = Path(cache_dir).expanduser() if cache_dir is not None else _default_cache_dir()
     url = FSDD_URL if url is None else url
@@ -132,6 +138,9 @@ def _extract_recordings(archive: Path, dest: Path) -> int:
             name = parts[-1]
             if not _FSDD_NAME.match(name):
                 continue
+            if info.file_size > MAX_RECORDING_BYTES:
+                raise ValueError(f"archive member '{info.filename}' declares {info.file_size} "
+                                 f"bytes; FSDD recordings are at most {MAX_RECORDING_BYTES}")
             # only the validated base name is used, so members cannot escape ``dest``
             with zf.open(info) as src, open(dest / name, "wb") as out:
                 shutil.copyfileobj(src, out)
@@ -256,7 +265,8 @@ def fsdd_split(bunch: Any, test_takes: Iterable[int] = range(5)) -> tuple[np.nda
     bunch : sklearn.utils.Bunch or mapping
         Output of :func:`load_fsdd` (only ``takes`` is used).
     test_takes : iterable of int
-        Takes held out for testing; the official split uses takes 0-4.
+        Takes held out for testing; the official split uses takes 0-4. A ``range`` (step 1)
+        is tested by its bounds, never expanded.
 
     Returns
     -------
@@ -264,8 +274,15 @@ def fsdd_split(bunch: Any, test_takes: Iterable[int] = range(5)) -> tuple[np.nda
         Increasing indices into ``bunch.paths`` (and the other per-file fields).
     """
     takes = np.asarray(bunch["takes"])
-    is_test = np.isin(takes, np.fromiter(test_takes, dtype=np.int64))
+    if isinstance(test_takes, range) and test_takes.step == 1:  # never materialised
+        is_test = (takes >= test_takes.start) & (takes < test_takes.stop)
+    else:
+        is_test = np.isin(takes, np.fromiter(test_takes, dtype=np.int64))
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+_MAX_JOINED_WORDS = 1000
+_MAX_GAP_SECONDS = 60.0
 
 
 def join_recordings(
@@ -291,11 +308,11 @@ def join_recordings(
         Recordings (all at one sample rate) and the word each holds.
     n_utterances : int
     n_words : (low, high)
-        Words per utterance, drawn uniformly from ``low..high`` inclusive.
+        Words per utterance, drawn uniformly from ``low..high`` inclusive (at most 1,000).
     gap : (low, high)
-        Gap lengths in seconds, drawn uniformly.
+        Gap lengths in seconds, drawn uniformly (at most 60 s).
     noise : float
-        Standard deviation of the gap noise (signals in [-1, 1]).
+        Standard deviation of the gap noise (signals in [-1, 1]), finite.
     edges : bool
         Also put a gap before the first and after the last word.
     random_state : int, Generator or None
@@ -311,11 +328,19 @@ def join_recordings(
     paths, labels = list(paths), [str(x) for x in labels]
     if len(paths) != len(labels) or not paths:
         raise ValueError("paths and labels must be non-empty and of equal length.")
+    if not isinstance(n_utterances, (int, np.integer)) or isinstance(n_utterances, bool) \
+            or n_utterances < 0:
+        raise ValueError(f"n_utterances must be a non-negative integer, got {n_utterances!r}.")
     lo, hi = n_words
-    if not 1 <= lo <= hi:
-        raise ValueError(f"n_words must be (low, high) with 1 <= low <= high, got {n_words}.")
-    if not 0 <= gap[0] <= gap[1] or noise < 0:
-        raise ValueError("gap must be (low, high) with 0 <= low <= high, noise >= 0.")
+    if not (all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in n_words)
+            and 1 <= lo <= hi <= _MAX_JOINED_WORDS):
+        raise ValueError(f"n_words must be (low, high), integers with 1 <= low <= high <= "
+                         f"{_MAX_JOINED_WORDS}, got {n_words}.")
+    if not (np.all(np.isfinite(gap)) and 0 <= gap[0] <= gap[1] <= _MAX_GAP_SECONDS):
+        raise ValueError(f"gap must be (low, high) in seconds with 0 <= low <= high <= "
+                         f"{_MAX_GAP_SECONDS:g}, got {gap}.")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}.")
     rng = np.random.default_rng(random_state)
     cache: dict[int, np.ndarray] = {}
     rate = None

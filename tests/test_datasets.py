@@ -281,3 +281,48 @@ def test_join_recordings(tmp_path):
         ds.join_recordings(paths, labels, 1, n_words=(0, 2))
     with pytest.raises(ValueError, match="equal length"):
         ds.join_recordings(paths, labels[:2], 1)
+
+
+def test_join_recordings_refuses_absurd_arguments(tmp_path):
+    p = tmp_path / "0_x_0.wav"
+    sf.write(p, 0.1 * np.ones(800), 8000, subtype="PCM_16")
+    for kwargs, message in [
+        (dict(gap=(0.0, 1e300)), "gap"),  # int(1e300 * rate) samples of noise
+        (dict(gap=(0.0, np.inf)), "gap"),
+        (dict(gap=(np.nan, 0.1)), "gap"),
+        (dict(noise=np.inf), "noise"),
+        (dict(noise=-1.0), "noise"),
+        (dict(n_words=(1, 10**12)), "n_words"),
+        (dict(n_words=(1.5, 2)), "n_words"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ds.join_recordings([str(p)], ["0"], 1, **kwargs)
+    for n in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="n_utterances"):
+            ds.join_recordings([str(p)], ["0"], n)
+    signals, refs, rate = ds.join_recordings([str(p)], ["0"], 2, n_words=(1, 1),
+                                             gap=(60.0, 60.0))
+    assert rate == 8000 and len(signals[0]) == 800 + 2 * 60 * 8000
+
+
+def test_split_takes_a_huge_range_without_expanding_it(tmp_path):
+    b = load_fsdd(fake_recordings(tmp_path / "rec", tmp_path))
+    train, test = fsdd_split(b, test_takes=range(2, 10**15))
+    assert set(b.takes[test]) == set(range(2, 7)) and set(b.takes[train]) == {0, 1}
+    again = fsdd_split(b, test_takes=[2, 3, 4, 5, 6])
+    np.testing.assert_array_equal(again[1], test)
+
+
+def test_download_refuses_a_recording_declaring_a_huge_size(tmp_path):
+    # a member of 64 MiB of zeros (a few kB compressed) named like a recording: refused from
+    # the zip directory, before it is decompressed into the cache
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("fsdd-master/recordings/0_evil_0.wav", "w", force_zip64=True) as fh:
+            for _ in range(64):
+                fh.write(bytes(2**20))
+    assert path.stat().st_size < 2**20
+    cache = tmp_path / "dl" / "fsdd"
+    with pytest.raises(ValueError, match="0_evil_0.wav' declares 67108864 bytes"):
+        download_fsdd(cache, url=path.as_uri())
+    assert not cache.exists() and list((tmp_path / "dl").iterdir()) == []

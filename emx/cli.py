@@ -51,7 +51,10 @@ or text, one entry a line, ``#`` starting a comment::
     2: 1 </s>
 
 Errors (missing folders or files, unreadable audio, model or grammar files) are reported on
-stderr with exit status 2.
+stderr with exit status 2. Audio must be sampled at 1,000 to 384,000 Hz, have at most 8
+channels (averaged to mono) and last at least one analysis window (25 ms); ``<sil>`` is
+reserved for the silence model and cannot be a label; model files are checked (sizes,
+bounds, consistency) before anything large is read.
 """
 
 from __future__ import annotations

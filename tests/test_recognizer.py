@@ -798,3 +798,15 @@ def test_audio_at_implausible_rate_or_with_many_channels(with_front_end, tmp_pat
         rec.predict([tmp_path / "wide.wav"])
     with pytest.raises(ValueError, match="from 1000 to 384000 Hz"):
         Recognizer(n_states=2, n_mix=1, n_iter=1).fit([(x, 10**12)], ["a"])
+
+
+def test_fit_refuses_absurd_sizes():
+    X, y = _isolated(6, 41)
+    with pytest.raises(ValueError, match="at most 10000"):
+        Recognizer(n_states=2, n_mix=1, n_iter=1).fit([np.zeros((5, 10_001))], ["a"])
+    for params, message in [(dict(n_mix=10**18), "n_mix must be at most 1024"),
+                            (dict(n_states=10**12), "n_states must be at most 10000"),
+                            (dict(silence_states=10**9), "silence_states must be at most"),
+                            (dict(n_iter=10**9), "n_iter must be at most 100000")]:
+        with pytest.raises(ValueError, match=message):
+            Recognizer(**params).fit(X, y)

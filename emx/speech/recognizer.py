@@ -774,6 +774,9 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             raise ValueError(f"Utterances have different feature dimensions: "
                              f"{sorted(summary.dims)}.")
         self.n_features_in_ = next(iter(summary.dims))
+        if self.n_features_in_ > _MAX_FEATURES:
+            raise ValueError(f"Utterances have {self.n_features_in_} features; a Recognizer "
+                             f"takes at most {_MAX_FEATURES}.")
         cfg = self.feature_config_
         if cfg is not None and cfg.n_features != self.n_features_in_:
             raise ValueError(f"Utterances have {self.n_features_in_} features, but the front "

@@ -291,6 +291,15 @@ def _as_k_by(value, K: int, *tail: int) -> np.ndarray:
     return np.broadcast_to(value, (K, *tail))
 
 
+def weighted_square(weight, diff) -> np.ndarray:
+    """``weight * diff**2`` that is exactly 0 where the weight is 0 (no 0 * inf when the
+    square overflows): a prior with zero weight contributes nothing."""
+    weight = np.asarray(weight, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = weight * np.square(diff)
+    return np.where(weight != 0, out, 0.0)
+
+
 def update_means(stats: GaussianStats, old_means, means_prior=0.0, means_weight=0.0):
     """MAP means under a normal prior N(means_prior, covariance / means_weight).
 
@@ -312,7 +321,9 @@ def _scatter(stats: GaussianStats, means: np.ndarray, covariance_type: str):
     d = means - stats.shift
     post = stats.post
     if covariance_type in ("diag", "spherical"):
-        return stats.sum2 - 2.0 * d * stats.sum1 + post[:, None] * d * d
+        # A sum of squares: a negative value is round-off (or expected statistics of missing
+        # entries cancelling), never data; floored at 0 so no variance can go negative.
+        return np.maximum(stats.sum2 - 2.0 * d * stats.sum1 + post[:, None] * d * d, 0.0)
     cross = np.einsum("kd,ke->kde", stats.sum1, d)
     outer = np.einsum("k,kd,ke->kde", post, d, d)
     if covariance_type == "full":
@@ -347,7 +358,7 @@ def update_covars(
     diff = means - _as_k_by(means_prior, K, D)
     scatter = _scatter(stats, means, covariance_type)
     if covariance_type in ("diag", "spherical"):
-        c_n = _as_k_by(covars_prior, K, D) + w * diff**2 + scatter
+        c_n = _as_k_by(covars_prior, K, D) + weighted_square(w, diff) + scatter
         c_d = np.maximum(_as_k_by(covars_weight, K, 1) - 1.0, 0.0) + stats.post[:, None]
         covars = c_n / np.maximum(c_d, 1e-5)
         if covariance_type == "spherical":
@@ -369,6 +380,42 @@ def update_covars(
         c_d = max(float(np.max(covars_weight)) - D, 0.0) + stats.post.sum()
         covars = c_n / c_d if c_d > _EMPTY else old_covars.copy()
     return _floor_eigenvalues(covars, min_covar)
+
+
+def expected_loglik(stats: GaussianStats, means: np.ndarray, covars: np.ndarray,
+                    covariance_type: str) -> np.ndarray:
+    """Gaussian part of EM's expected complete-data log-likelihood, per component.
+
+    ``-0.5 * (n_k log|Sigma_k| + tr(Sigma_k^-1 S_k(means)))`` (constants dropped), with
+    ``S_k`` the scatter of the statistics about ``means``. For 'tied' one value (the sum),
+    returned as an array of shape (1,). A covariance that is not positive definite gives
+    -inf. The M-step's regularisations and floors are checked against it: a step that lowers
+    it could lower the log-likelihood.
+    """
+    K, D = means.shape
+    scatter = _scatter(stats, means, covariance_type)
+    post = stats.post
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if covariance_type in ("diag", "spherical"):
+            var = np.broadcast_to(covars[:, None] if covariance_type == "spherical" else covars,
+                                  (K, D))
+            q = -0.5 * (post[:, None] * np.log(var) + scatter / var).sum(axis=1)
+            return np.where(np.all(var > 0, axis=1), q, -np.inf)
+        mats = covars[None] if covariance_type == "tied" else covars
+        scat = scatter[None] if covariance_type == "tied" else scatter
+        n = np.array([post.sum()]) if covariance_type == "tied" else post
+        out = np.empty(len(mats))
+        for k in range(len(mats)):
+            try:
+                L = np.linalg.cholesky(mats[k])
+            except np.linalg.LinAlgError:
+                out[k] = -np.inf
+                continue
+            logdet = 2.0 * np.log(np.diagonal(L)).sum()
+            Y = np.linalg.solve(L, scat[k])
+            tr = np.trace(np.linalg.solve(L, Y.T))
+            out[k] = -0.5 * (n[k] * logdet + tr)
+        return out
 
 
 def _floor_eigenvalues(covars: np.ndarray, floor: float) -> np.ndarray:
@@ -415,13 +462,14 @@ def log_prior(
         a = np.maximum(_as_k_by(covars_weight, K, 1) - 1.0, 0.0)
         cp = _as_k_by(covars_prior, K, D)
         return float(
-            np.sum(-0.5 * a * np.log(var) - 0.5 * (cp + w * diff**2) / var)
+            np.sum(-0.5 * a * np.log(var) - 0.5 * (cp + weighted_square(w, diff)) / var)
         )
     mats = np.broadcast_to(covars, (K, D, D)) if covariance_type == "tied" else covars
     chol = np.linalg.cholesky(mats)
     logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
     inv = np.linalg.inv(mats)
-    quad = np.einsum("kd,kde,ke->k", w * diff, inv, diff)
+    wd = w * diff  # exactly 0 where the weight is 0
+    quad = np.einsum("kd,kde,ke->k", wd, inv, np.where(wd != 0, diff, 0.0))
     if covariance_type == "full":
         a = np.maximum(_as_k_by(covars_weight, K) - D, 0.0)
         psi = _as_k_by(covars_prior, K, D, D)

@@ -923,7 +923,7 @@ class GMMHMM(BaseHMM):
         if ct == "diag":
             alpha = pri["covars_prior"].reshape(K * M, D)
             beta = pri["covars_weight"].reshape(K * M, D)
-            c_n = lam[:, None] * d**2 + 2 * beta + scatter
+            c_n = G.weighted_square(lam[:, None], d) + 2 * beta + scatter
             c_d = n[:, None] + 1 + 2 * (alpha + 1)
             new = c_n / np.where(c_d > G._EMPTY, c_d, 1.0)
             keep = (c_d <= G._EMPTY) | (n[:, None] <= G._EMPTY)
@@ -931,12 +931,13 @@ class GMMHMM(BaseHMM):
         if ct == "spherical":
             alpha = pri["covars_prior"].reshape(K * M)
             beta = pri["covars_weight"].reshape(K * M)
-            c_n = lam * (d**2).sum(axis=1) + 2 * beta + scatter.sum(axis=1)
+            c_n = G.weighted_square(lam[:, None], d).sum(axis=1) + 2 * beta + scatter.sum(axis=1)
             c_d = D * (n + 1) + 2 * (alpha + 1)
             new = c_n / np.where(c_d > G._EMPTY, c_d, 1.0)
             keep = (c_d <= G._EMPTY) | (n <= G._EMPTY)
             return np.where(keep, old.reshape(K * M), new).reshape(K, M)
-        outer = lam[:, None, None] * np.einsum("kd,ke->kde", d, d)
+        wd = lam[:, None] * d  # exactly 0 where the weight is 0 (no 0 * inf)
+        outer = np.einsum("kd,ke->kde", wd, d)
         if ct == "full":
             psi = pri["covars_prior"].reshape(K * M, D, D)
             nu = pri["covars_weight"].reshape(K * M)
@@ -988,14 +989,16 @@ class GMMHMM(BaseHMM):
             alpha = pri["covars_prior"].reshape(K * M, D)
             beta = pri["covars_weight"].reshape(K * M, D)
             return lp + float(np.sum(
-                -(alpha + 1.5) * np.log(var) - (beta + 0.5 * lam[:, None] * d**2) / var
+                -(alpha + 1.5) * np.log(var)
+                - (beta + 0.5 * G.weighted_square(lam[:, None], d)) / var
             ))
         if ct == "spherical":
             var = self.covars_.reshape(K * M)
             c = D + 2 * (pri["covars_prior"].reshape(K * M) + 1)
             beta = pri["covars_weight"].reshape(K * M)
             return lp + float(np.sum(
-                -0.5 * c * np.log(var) - (beta + 0.5 * lam * (d**2).sum(axis=1)) / var
+                -0.5 * c * np.log(var)
+                - (beta + 0.5 * G.weighted_square(lam[:, None], d).sum(axis=1)) / var
             ))
         if ct == "full":
             mats = self.covars_.reshape(K * M, D, D)
@@ -1008,7 +1011,8 @@ class GMMHMM(BaseHMM):
         inv = np.linalg.inv(mats)
         logdet = np.linalg.slogdet(mats)[1]
         inv_m = np.repeat(inv, M, axis=0) if ct == "tied" else inv  # one per Gaussian
-        quad = np.einsum("k,kd,kde,ke->", lam, d, inv_m, d)
+        wd = lam[:, None] * d
+        quad = np.einsum("kd,kde,ke->", wd, inv_m, np.where(wd != 0, d, 0.0))
         return lp + float(
             np.sum(-0.5 * c * logdet - 0.5 * np.einsum("kde,ked->k", psi, inv)) - 0.5 * quad
         )

@@ -463,9 +463,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return G.GaussianStats(post, sum1, sum2.sum(axis=0) if ct == "tied" else sum2, shift)
 
     def _missing_fill(self, dens, X, starts, resp):
-        """Rows with missing entries replaced by E[x_m | x_o] under the mixture."""
+        """Rows with missing entries replaced by E[x_m | x_o] under the mixture.
+
+        Observed entries are returned as they are (bit for bit); only missing entries are
+        computed, as the responsibility-weighted conditional expectations.
+        """
+        missing = np.isnan(X)
         if self.covariance_type in ("diag", "spherical"):
-            return np.where(np.isnan(X), resp @ self.means_, X)
+            return np.where(missing, resp @ self.means_, X)
         covs = self._full_covariances()
         order, e, buf = np.arange(len(X), dtype=np.intp), np.empty(0), np.empty(X.shape)
         out = np.zeros(X.shape)
@@ -477,13 +482,30 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if status != -1:
                 raise ValueError(f"Covariance {k} is not positive definite.")
             out += resp[:, k : k + 1] * buf
-        return out
+        return np.where(missing, out, X)
 
     def _log_prior(self) -> float:
         return 0.0
 
     def _mstep(self, stats: MixtureStats) -> None:
-        weights, means, covs = self._estimate(stats.gaussian, self.means_, self.covariances_)
+        gs = stats.gaussian
+        old_covs = self.covariances_
+        weights, means, covs = self._estimate(gs, self.means_, old_covs)
+        # reg_covar and the variance floors move the covariances off the maximiser of EM's
+        # expected complete-data log-likelihood Q. Keep the monitored log-likelihood monotone
+        # (a generalised EM step): where the regularised covariance gives a lower Q than the
+        # previous one (with the new means, which maximise Q for any covariance), the
+        # previous covariance is kept. Most steps are unaffected.
+        ct = self.covariance_type
+        q_new = G.expected_loglik(gs, means, covs, ct)
+        q_old = G.expected_loglik(gs, means, old_covs, ct)
+        worse = q_new < q_old - 1e-12 * np.abs(q_old)
+        if np.any(worse):
+            if ct == "tied":
+                covs = old_covs
+            else:
+                covs = covs.copy()
+                covs[worse] = old_covs[worse]
         self.weights_, self.means_, self.covariances_ = weights, means, covs
 
     def _estimate(self, gs: G.GaussianStats, old_means, old_covs):

@@ -284,3 +284,15 @@ def test_floored_full_covariances_are_exactly_symmetric():
     floored = G._floor_eigenvalues(covars, 1e-3)
     np.testing.assert_array_equal(floored, np.swapaxes(floored, 1, 2))
     assert np.linalg.eigvalsh(floored).min() >= 1e-3 * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_zero_weight_means_prior_contributes_exactly_nothing(covariance_type):
+    # means_weight=0 with a far means_prior computed 0 * inf = NaN (issue 16, finding 3).
+    X, lengths = data()
+    kw = dict(covariance_type=covariance_type, random_state=0, n_iter=4, tol=0)
+    a = GMMHMM(2, 2, means_prior=1e300, means_weight=0.0, **kw).fit(X, lengths)
+    b = GMMHMM(2, 2, means_prior=0.0, means_weight=0.0, **kw).fit(X, lengths)
+    assert np.all(np.isfinite(a.monitor_.objective))
+    np.testing.assert_array_equal(a.monitor_.objective, b.monitor_.objective)
+    np.testing.assert_array_equal(a.covars_, b.covars_)

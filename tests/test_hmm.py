@@ -477,3 +477,15 @@ def test_far_state_keeps_its_variance(covariance_type):
         m2.fit(X)
     obj = np.array(m2.monitor_.objective)
     assert np.all(np.diff(obj) >= -1e-8 - 1e-10 * np.abs(obj[1:]))
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_zero_weight_means_prior_contributes_exactly_nothing(covariance_type):
+    # means_weight=0 with a far means_prior computed 0 * inf = NaN.
+    X = true_model(covariance_type).sample(300, random_state=1)[0]
+    kw = dict(covariance_type=covariance_type, random_state=0, n_iter=5, tol=0)
+    a = GaussianHMM(3, means_prior=1e300, means_weight=0.0, **kw).fit(X)
+    b = GaussianHMM(3, means_prior=0.0, means_weight=0.0, **kw).fit(X)
+    assert np.all(np.isfinite(a.monitor_.objective))
+    np.testing.assert_array_equal(a.monitor_.objective, b.monitor_.objective)
+    np.testing.assert_array_equal(a.covars_, b.covars_)

@@ -224,3 +224,47 @@ def test_sample_weights_with_missing_entries_are_repetitions():
         b = GaussianMixture(2, **kw).fit(np.repeat(Xn, sw, axis=0))
     np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-8)
     np.testing.assert_allclose(a.means_, b.means_, rtol=1e-7, atol=1e-9)
+
+
+# ------------------------------------------------------------------ issue 16, finding 3
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_mixture_imputer_returns_observed_entries_bit_for_bit(covariance_type):
+    # Rows were rebuilt as sum_k resp_k * fill_k: 2.0 came back as 1.9999999999999998.
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 7, size=(80, 4)).astype(float)
+    X[40:] += 10
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X = X[~np.isnan(X).all(axis=1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        out = EMImputer(n_components=3, covariance_type=covariance_type,
+                        random_state=0).fit_transform(X)
+    observed = ~np.isnan(X)
+    assert np.array_equal(out[observed], X[observed])
+    assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_collapsing_component_on_an_incomplete_row_stays_finite(covariance_type, init_params):
+    # 'diag', one missing entry, 30 rows of scale 1e5, 3 components gave NaN parameters: the
+    # expected scatter went negative beyond reg_covar.
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(30, 2)) * 1e5
+        X[seed, 1] = np.nan
+        X[seed, 0] *= 4
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("error", EMDecreaseWarning)
+            gm = GaussianMixture(3, covariance_type=covariance_type, init_params=init_params,
+                                 random_state=seed).fit(X)
+        assert np.all(np.isfinite(gm.means_)) and np.all(np.isfinite(gm.covariances_))
+        assert np.all(gm.covariances_ >= gm.reg_covar)
+
+
+def test_scatter_is_never_negative():
+    # Moments whose cancellation leaves a (round-off) negative sum of squares.
+    gs = G.GaussianStats(np.array([1.0]), np.array([[1e5]]), np.array([[1e10 * (1 - 1e-15)]]),
+                         np.zeros(1))
+    assert G._scatter(gs, np.array([[1e5]]), "diag")[0, 0] == 0.0

@@ -35,9 +35,11 @@ class _OutOfTime(BaseException):
     """Raised inside a hypothesis example once the property's time share is used up."""
 
 
-def load_suite():
+def load_suite(log_scale=None):
     os.environ["EMX_HYPOTHESIS"] = "long"
     os.environ.pop("EMX_HYPOTHESIS_EXAMPLES", None)
+    if log_scale is not None:
+        os.environ["EMX_HYPOTHESIS_LOG_SCALE"] = str(log_scale)
     sys.path.insert(0, TESTS)
     spec = importlib.util.spec_from_file_location(
         "test_reliability", os.path.join(TESTS, "test_reliability.py")
@@ -83,6 +85,7 @@ def _kind(exc: BaseException) -> str:
 def run_property(name, prop, strategies, max_examples, seconds):
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
+    from hypothesis.reporting import with_reporter
 
     state = {"n": 0, "failures": []}
     stop = time.monotonic() + seconds
@@ -101,7 +104,8 @@ def run_property(name, prop, strategies, max_examples, seconds):
 
     t0 = time.monotonic()
     try:
-        body()
+        with with_reporter(lambda *a, **k: None):  # no "reproduce with @seed" for a stop
+            body()
     except _OutOfTime:
         pass
     return state["n"], state["failures"], time.monotonic() - t0
@@ -118,13 +122,15 @@ def main(argv=None) -> int:
                         "(comma-separated)")
     parser.add_argument("--skip", default=None,
                         help="leave out properties whose name contains one of these")
+    parser.add_argument("--log-scale", type=float, default=None,
+                        help="data scales from 1e-L to 1eL (default: the suite's 3)")
     parser.add_argument("--all", action="store_true",
                         help="print every failing case, not only the first of each kind")
     parser.add_argument("--tracebacks", action="store_true",
                         help="print the traceback of the first failure of each kind")
     args = parser.parse_args(argv)
 
-    mod = load_suite()
+    mod = load_suite(args.log_scale)
     def matches(name, spec):
         return any(part and part in name for part in spec.split(","))
 
@@ -143,7 +149,8 @@ def main(argv=None) -> int:
 
     for line in describe_machine("hypothesis (long mode of tests/test_reliability.py)"):
         print(line)
-    print(f"budget       : {args.minutes:g} minutes in total\n")
+    print(f"budget       : {args.minutes:g} minutes in total; data scales 1e-{mod.LOG_SCALE:g} "
+          f"to 1e{mod.LOG_SCALE:g}\n")
     cols = [("property", 52, "s"), ("examples", 9, "d"), ("failures", 9, "d"),
             ("seconds", 8, ".1f")]
     print(format_header(cols))

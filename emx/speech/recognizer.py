@@ -282,24 +282,19 @@ def _is_path(u) -> bool:
 
 
 def _audio_rate(u, samplerate):
-    """Sample rate of an utterance given as audio (None for feature arrays, unreadable files
-    and implausible rates, which the front end reports with the file's name)."""
-    rate = None
+    """Sample rate of an utterance given as audio (None for feature arrays and unreadable
+    files, which the front end reports with their name)."""
     if _is_path(u):
         try:
-            rate = int(sf.info(os.fspath(u)).samplerate)
+            return int(sf.info(os.fspath(u)).samplerate)
         except Exception:
             return None
-    elif isinstance(u, tuple) and len(u) == 2:
-        rate = u[1] if isinstance(u[1], (int, np.integer)) else None
-    else:
-        try:
-            rate = samplerate if np.ndim(u) == 1 else None
-        except ValueError:  # ragged nested lists: the front end reports them
-            return None
-    if not isinstance(rate, (int, np.integer)) or not MIN_SAMPLERATE <= rate <= MAX_SAMPLERATE:
+    if isinstance(u, tuple) and len(u) == 2:
+        return u[1] if isinstance(u[1], (int, np.integer)) else None
+    try:
+        return samplerate if np.ndim(u) == 1 else None
+    except ValueError:  # ragged nested lists: the front end reports them
         return None
-    return rate
 
 
 def _forward_scores(loglik: np.ndarray, offsets: np.ndarray, net: Network) -> np.ndarray:
@@ -640,7 +635,10 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         cfg = self.feature_config
         if rates:
             cfg = DEFAULT_FEATURES if cfg is None else cfg
-            if cfg.samplerate is None:
+            # audio at implausible rates is not a candidate: the front end refuses it
+            rates = Counter({r: n for r, n in rates.items()
+                             if MIN_SAMPLERATE <= r <= MAX_SAMPLERATE})
+            if cfg.samplerate is None and rates:
                 rate = max(rates, key=lambda r: (rates[r], r))
                 if len(rates) > 1:
                     warnings.warn(f"Training audio has sample rates {sorted(rates)} Hz: all of "

@@ -290,12 +290,24 @@ class _PatternPosterior:
             R = X - self.mean
         else:
             R = np.where(self.observed[pid], X - self.mean, 0.0)
+        # Rows with huge residuals are scaled by a power of two (exact) so that the quadratic
+        # form, a difference of two squares, cannot overflow to inf - inf.
+        top = np.max(np.abs(R), axis=1) if R.shape[1] else np.zeros(len(R))
+        big = top > 1e100
+        if np.any(big):
+            scale = np.ones(len(R))
+            scale[big] = 2.0 ** np.floor(np.log2(top[big]))
+            R = R / scale[:, None]
         U = (R / self.psi) @ self.W
         if len(self.Minv) == 1:
             Z = U @ self.Minv[0]
         else:
             Z = np.einsum("nkl,nl->nk", self.Minv[pid], U)
         quad = np.einsum("nd,nd->n", R, R / self.psi) - np.einsum("nk,nk->n", U, Z)
+        if np.any(big):
+            with np.errstate(over="ignore"):
+                quad = np.maximum(quad, 0.0) * scale * scale  # inf when not representable
+                R, Z = R * scale[:, None], Z * scale[:, None]
         ll = -0.5 * (self.n_obs[pid] * _LOG_2PI + self.logdet[pid] + quad)
         return R, Z, ll
 
@@ -482,6 +494,11 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         psi = self._check_noise_init(D)
         if psi is None:
             psi = np.maximum(np.diag(data.init_cov), data.floor)
+        else:
+            # A start outside the data's scale (1e-300, 1e300) is brought into the range
+            # where noise precisions and Woodbury products stay representable: between the
+            # noise floor and the column's variance (a larger noise is never the optimum).
+            psi = np.clip(psi, data.floor, np.maximum(np.diag(data.init_cov), data.floor))
         self.mean_ = data.shift.copy()
         self._W = _init_loadings(data.init_cov, psi, self._n_factors)
         self.noise_variance_ = psi
@@ -531,6 +548,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : FactorAnalysis
         """
         X = validate_data(self, X, dtype=np.float64, order="C", ensure_all_finite="allow-nan")
+        G.check_magnitude(X)
         self._check_hyperparameters(X.shape[1])
         return self._fit_prepared(self._prepare(X))
 
@@ -842,6 +860,9 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         resp = dens(X)
         log_norm = np.empty((X.shape[0], 1))
         _gauss.responsibilities(resp, log_w, log_norm)
+        # Rows far from every component (log-densities below -1e308): the nearest one.
+        G.resolve_far_rows(X, resp, log_norm[:, 0], dens.means, self.get_covariance(),
+                           "full", log_w)
         return resp, log_norm[:, 0]
 
     # ------------------------------------------------------------------ EM parts
@@ -933,6 +954,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         self : MixtureOfFactorAnalyzers
         """
         X = self._validate(X, reset=True)
+        G.check_magnitude(X)
         n, D = X.shape
         self._check_hyperparameters(D)
         if n < self.n_components:

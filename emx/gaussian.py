@@ -25,7 +25,10 @@ __all__ = [
     "COVARIANCE_TYPES",
     "GaussianDensity",
     "GaussianStats",
+    "MAX_ABS",
+    "check_magnitude",
     "check_covariance_type",
+    "resolve_far_rows",
     "validate_covars",
     "covars_from_template",
     "full_covars",
@@ -42,6 +45,30 @@ COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 _LOG_2PI = np.log(2.0 * np.pi)
 # Weight below which a component is treated as having received no data.
 _EMPTY = 1e-10
+
+
+# Largest magnitude of a data entry the models fit: differences and their squares, summed
+# over rows and features, stay far below the float maximum (1.8e308).
+MAX_ABS = 1e100
+
+
+def check_magnitude(X: np.ndarray, name: str = "X") -> None:
+    """Raise ValueError when a (non-NaN) entry of ``X`` exceeds ``MAX_ABS`` in magnitude.
+
+    Squares of such data overflow: variances, k-means distances and log-densities would be
+    infinite. Small magnitudes need no check (their variances underflow to the floors).
+    """
+    if X.size == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        top = np.nanmax(np.abs(X)) if np.isnan(X).any() else np.max(np.abs(X))
+    if top > MAX_ABS:
+        raise ValueError(
+            f"{name} has an entry of magnitude {top:.3g}; emx fits data whose entries are at "
+            f"most {MAX_ABS:.0e} in magnitude (squares and their sums must stay below the "
+            f"float maximum, {np.finfo(float).max:.3g}). Rescale {name}, for example by a "
+            "power of ten."
+        )
 
 
 def check_covariance_type(covariance_type: str) -> str:
@@ -203,6 +230,72 @@ class GaussianDensity:
             work = np.empty((256, X.shape[1]))
             _gauss.log_density_chol(X, self.means, self.prec_chol, self.log_norm, out, work)
         return out
+
+
+def resolve_far_rows(X, resp, log_norm, means, covars, covariance_type, log_weights):
+    """Responsibilities of rows whose log-density underflowed under every component.
+
+    A row far from every component (say at 1e200 with unit variances) has log-densities below
+    -1e308: each one is -inf, and the responsibilities 0/0. Their comparison is still
+    defined. With ``u = x / s`` (``s`` a power of two near ``max |x|``, so nothing
+    overflows), the squared Mahalanobis distance is
+    ``q_k = s**2 a_k - 2 s b_k + c_k`` with ``a_k = u' A_k u``, ``b_k = u' A_k mu_k`` and
+    ``c_k = mu_k' A_k mu_k`` (``A_k`` the precision); since ``s`` is astronomically larger
+    than every other term, the log-densities ``-q_k / 2 + log w_k + log norm_k`` order as
+    ``(a_k, -b_k, c_k - 2 (log w_k + log norm_k))`` do, lexicographically. The row goes to
+    the first in that order (exact ties share equally).
+
+    ``resp`` (n, K) and ``log_norm`` (n,) are fixed in place for the rows where ``log_norm``
+    is -inf or NaN. Where some log-density is representable after all (the kernel's square
+    overflowed, the final value did not) it is computed from the scaled form and used;
+    otherwise the log-likelihood stays -inf (the true value is below -1.8e308).
+    NaN entries of ``X`` are missing and left out (the observed marginal is compared).
+    """
+    far = np.flatnonzero(~(log_norm > -np.inf))
+    if len(far) == 0:
+        return
+    K, D = means.shape
+    full = full_covars(covars, covariance_type, K, D)
+    ok = np.isfinite(log_weights)
+    log_norm[far] = -np.inf
+    for t in far:
+        x = X[t]
+        o = ~np.isnan(x)
+        keys = []
+        logp = np.full(K, -np.inf)
+        for k in range(K):
+            if not ok[k]:
+                continue
+            if not o.any():
+                keys.append((0.0, 0.0, -2.0 * log_weights[k], k))
+                continue
+            try:
+                L = np.linalg.cholesky(full[k][np.ix_(o, o)])
+            except np.linalg.LinAlgError:
+                continue
+            top = max(float(np.max(np.abs(x[o]))), 1.0)
+            s = float(np.ldexp(1.0, np.frexp(top)[1] - 1))  # power of two, |x / s| < 2
+            with np.errstate(over="ignore", invalid="ignore"):
+                y = np.linalg.solve(L, x[o] / s)
+                m = np.linalg.solve(L, means[k, o])
+                a, b, c = float(y @ y), float(y @ m), float(m @ m)
+            lw = log_weights[k] - np.log(np.diagonal(L)).sum()
+            keys.append((a, -b, c - 2.0 * lw, k))
+            with np.errstate(over="ignore", invalid="ignore"):
+                z = y - m / s
+                logp[k] = -0.5 * ((z @ z) * s) * s + lw - 0.5 * o.sum() * _LOG_2PI
+        r = np.zeros(K)
+        top_lp = np.max(logp)
+        if top_lp > -np.inf:  # representable after all (the kernel's square overflowed)
+            e = np.exp(logp - top_lp)
+            resp[t] = e / e.sum()
+            log_norm[t] = top_lp + np.log(e.sum())
+            continue
+        if keys:
+            best = min(keys)[:3]
+            winners = [key[3] for key in keys if key[:3] == best]
+            r[winners] = 1.0 / len(winners)
+        resp[t] = r
 
 
 @dataclass

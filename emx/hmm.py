@@ -312,6 +312,7 @@ class BaseHMM(BaseEstimator):
         """
         self._check_hyperparameters()
         data = self._validate(X, lengths, reset=True)
+        G.check_magnitude(data.X)
         if len(data.X) < self.n_components:
             raise ValueError(
                 f"Cannot fit {self.n_components} states to {len(data.X)} samples: need at "
@@ -1037,6 +1038,11 @@ class GMMHMM(BaseHMM):
                         km = KMeans(n_clusters=M, random_state=random_state, n_init=10)
                         means.append(km.fit(Xk).cluster_centers_)
                     else:  # too few frames: draw around the centre, from our own generator
+                        if not (np.all(np.isfinite(cv)) and np.all(np.isfinite(centre))):
+                            raise ValueError(
+                                "The data covariance is not finite: rescale X (entries at "
+                                f"most {G.MAX_ABS:.0e} in magnitude)."
+                            )
                         means.append(rs.multivariate_normal(centre, cv, size=M))
             self.means_ = np.stack(means)
         if "w" in self.init_params or not hasattr(self, "weights_"):

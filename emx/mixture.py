@@ -299,6 +299,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 raise ValueError("sample_weight must be finite and non-negative.")
             if not sample_weight.sum() > 0:
                 raise ValueError("sample_weight must contain at least one non-zero weight.")
+        G.check_magnitude(X)
         nan = np.isnan(X)
         if not nan.any():
             return _Rows(X, sample_weight, np.zeros(X.shape[1]), _row_chunks(len(X)))
@@ -341,6 +342,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         resp = dens(X)
         log_norm = np.empty((X.shape[0], 1))
         _gauss.responsibilities(resp, log_w, log_norm)
+        G.resolve_far_rows(X, resp, log_norm[:, 0], self.means_, self.covariances_,
+                           self.covariance_type, log_w)
         return resp, log_norm[:, 0]
 
     def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
@@ -427,6 +430,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         resp = self._missing_logp(dens, X, starts)
         log_norm = np.empty((len(X), 1))
         _gauss.responsibilities(resp, log_w, log_norm)
+        G.resolve_far_rows(X, resp, log_norm[:, 0], self.means_, self.covariances_,
+                           self.covariance_type, log_w)
         return resp, log_norm[:, 0]
 
     def _missing_moments(self, dens, X, starts, R, shift) -> G.GaussianStats:

@@ -461,3 +461,51 @@ def test_mixture_bad_input_raises():
         model.predict(X[:, :3])
     with pytest.raises(ValueError, match="NaN"):
         model.score_samples(np.full((2, 4), np.nan))
+
+
+# ------------------------------------------------------------------ extreme magnitudes
+def two_clusters(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(200, 4))
+    X[100:] += 5
+    return X
+
+
+@pytest.mark.parametrize("v", [1e-300, 1e-200, 1e300, np.finfo(float).max])
+def test_noise_variance_init_anywhere_gives_a_finite_fit(v):
+    # Issue 16, finding 5: noise_variance_init=1e-300 returned NaN.
+    X = two_clusters()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fa = FactorAnalysis(2, noise_variance_init=np.full(4, v)).fit(X)
+    assert np.all(np.isfinite(fa.components_)) and np.all(fa.noise_variance_ > 0)
+    assert fa.score(X) == pytest.approx(FactorAnalysis(2).fit(X).score(X), abs=0.05)
+
+
+@pytest.mark.parametrize("model", [FactorAnalysis(2),
+                                   MixtureOfFactorAnalyzers(2, n_factors=1, random_state=0)])
+def test_extreme_scales(model):
+    X = two_clusters()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("error", EMDecreaseWarning)
+        fitted = model.fit(X * 1e-300)
+        assert np.all(np.isfinite(fitted.score_samples(X * 1e-300)))
+        for name in ("components_", "noise_variance_"):
+            assert np.all(np.isfinite(getattr(fitted, name)))
+    for bad in (X * 1e200, X * 1e300, np.where(np.arange(200)[:, None] == 0,
+                                                 np.finfo(float).max, X)):
+        with pytest.raises(ValueError, match=r"at most 1e\+100 in magnitude"):
+            model.fit(bad)
+    # Rows far from the model at predict time: no NaN, posteriors summing to 1.
+    model.fit(X)
+    far = np.array([[1e200] * 4, [1e154] * 4, [-1e300, 0.0, 0.0, 1e300], [1e60] * 4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ll = model.score_samples(far)
+        assert not np.any(np.isnan(ll)) and np.all(ll < 0)
+        assert np.isfinite(ll[-1])
+        if isinstance(model, MixtureOfFactorAnalyzers):
+            np.testing.assert_allclose(model.predict_proba(far).sum(axis=1), 1.0)
+        else:
+            assert np.all(np.isfinite(model.transform(far[[0, 1, 3]])))

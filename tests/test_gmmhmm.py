@@ -296,3 +296,43 @@ def test_zero_weight_means_prior_contributes_exactly_nothing(covariance_type):
     assert np.all(np.isfinite(a.monitor_.objective))
     np.testing.assert_array_equal(a.monitor_.objective, b.monitor_.objective)
     np.testing.assert_array_equal(a.covars_, b.covars_)
+
+
+GMMHMM_PROBE = """
+import numpy as np
+from emx import GMMHMM
+rng = np.random.default_rng(0)
+X = rng.normal(size=(300, 2)) * {scale}
+try:
+    GMMHMM(3, 2, covariance_type={ct!r}, random_state=0, n_iter=3).fit(X)
+    print("fitted")
+except ValueError as e:
+    print("ValueError:", e)
+"""
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("scale", ["1e154", "1e200", "1e300"])
+def test_huge_data_is_refused_without_a_hang(covariance_type, scale):
+    # Issue 16, finding 4: the data covariance overflowed, a k-means cluster was empty and
+    # the fallback draw ran an SVD on a non-finite matrix that never returned.
+    import subprocess
+    import sys
+
+    code = GMMHMM_PROBE.format(scale=scale, ct=covariance_type)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "ValueError:" in out.stdout and "at most 1e+100 in magnitude" in out.stdout
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_tiny_data_gives_finite_parameters(covariance_type):
+    X, lengths = data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        m = GMMHMM(2, 2, covariance_type=covariance_type, random_state=0, n_iter=3).fit(
+            X * 1e-300, lengths)
+    for a in (m.startprob_, m.transmat_, m.weights_, m.means_, m.covars_):
+        assert np.all(np.isfinite(a))
+    assert np.isfinite(m.score(X * 1e-300, lengths))

@@ -489,3 +489,23 @@ def test_zero_weight_means_prior_contributes_exactly_nothing(covariance_type):
     assert np.all(np.isfinite(a.monitor_.objective))
     np.testing.assert_array_equal(a.monitor_.objective, b.monitor_.objective)
     np.testing.assert_array_equal(a.covars_, b.covars_)
+
+
+# ------------------------------------------------------------------ extreme magnitudes
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_fit_at_extreme_scales(covariance_type):
+    # Issue 16, findings 4 and 5: finite parameters down to 1e-300; beyond the
+    # representable range a clear error (not NaN, not a hang).
+    X = true_model(covariance_type).sample(200, random_state=0)[0]
+    for scale in (1e-300, 1e90):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", EMDecreaseWarning)
+            m = GaussianHMM(3, covariance_type=covariance_type, random_state=0,
+                            n_iter=5).fit(X * scale)
+        for a in (m.startprob_, m.transmat_, m.means_, m.covars_):
+            assert np.all(np.isfinite(a))
+        assert np.isfinite(m.score(X * scale))
+    for bad in (X * 1e200, X * 1e300, np.where(np.arange(len(X))[:, None] == 0,
+                                                 np.finfo(float).max, X)):
+        with pytest.raises(ValueError, match=r"at most 1e\+100 in magnitude"):
+            GaussianHMM(3, covariance_type=covariance_type).fit(bad)

@@ -268,3 +268,17 @@ def test_scatter_is_never_negative():
     gs = G.GaussianStats(np.array([1.0]), np.array([[1e5]]), np.array([[1e10 * (1 - 1e-15)]]),
                          np.zeros(1))
     assert G._scatter(gs, np.array([[1e5]]), "diag")[0, 0] == 0.0
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_row_whose_responsibilities_underflow_keeps_its_observed_values(covariance_type):
+    # Such a row came back all zeros, observed entries included.
+    X = gaussian_data(300, D=4)[1]
+    imp = EMImputer(n_components=2, covariance_type=covariance_type, random_state=0).fit(X)
+    far = np.array([[1e200, np.nan, -1e200, 3.0], [2.0, np.nan, 1e300, np.nan]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = imp.transform(far)
+    observed = ~np.isnan(far)
+    assert np.array_equal(out[observed], far[observed])
+    assert not np.any(np.isnan(out))

@@ -331,3 +331,80 @@ def test_gaussian_stats_about_different_shifts_do_not_add():
     c = G.GaussianStats.from_weights(X, W, np.full(2, 0.5), "full")
     d = G.GaussianStats.from_weights(X, W, np.full((2, 2), 0.5), "full")
     np.testing.assert_allclose(c.sum2, d.sum2, rtol=1e-13)
+
+
+# ------------------------------------------------------------------ extreme magnitudes
+def exact_nearest(x, model):
+    """Index of the component with the highest log-density at ``x``, compared exactly
+    (rational arithmetic for the quadratic forms: no overflow at any float magnitude)."""
+    from fractions import Fraction
+
+    K, D = model.means_.shape
+    full = G.full_covars(model.covariances_, model.covariance_type, K, D)
+    best, arg = None, None
+    for k in range(K):
+        P = np.linalg.inv(full[k])
+        d = [Fraction(float(a)) - Fraction(float(m))
+             for a, m in zip(x, model.means_[k], strict=True)]
+        q = sum(d[i] * Fraction(float(P[i, j])) * d[j] for i in range(D) for j in range(D))
+        lw = np.log(model.weights_[k]) - 0.5 * np.linalg.slogdet(full[k])[1]
+        val = -q / 2 + Fraction(float(lw))
+        if best is None or val > best:
+            best, arg = val, k
+    return arg
+
+
+FAR_ROWS = np.array([[1e200, 1e200], [1e200, -1e200], [0.0, 1e200], [1e154, 1e154],
+                     [-1e300, 1e300], [-1.7e308, 3.0]])
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_rows_far_from_every_component_get_posteriors_summing_to_one(covariance_type):
+    # Issue 16, finding 5: a predict-time row at 1e200 gave NaN log-likelihoods and a
+    # predict_proba row summing to 0.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2)) * np.array([1.0, 2.0])
+    X[100:] += 5
+    gm = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        P = gm.predict_proba(FAR_ROWS)
+        ll = gm.score_samples(FAR_ROWS)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
+    assert not np.any(np.isnan(ll)) and np.all(ll < 0)
+    assert [exact_nearest(x, gm) for x in FAR_ROWS] == list(gm.predict(FAR_ROWS))
+    # With a missing entry the observed marginal decides.
+    Xm = FAR_ROWS.copy()
+    Xm[:, 1] = np.nan
+    P = gm.predict_proba(Xm)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
+    assert not np.any(np.isnan(gm.score_samples(Xm)))
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("scale", [1e-300, 1e-150, 1e90])
+def test_fit_at_extreme_scales_is_finite(covariance_type, scale):
+    rng = np.random.default_rng(1)
+    X = (rng.normal(size=(120, 2)) + np.repeat([[0, 0], [6, 6]], 60, axis=0)) * scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("error", EMDecreaseWarning)
+        gm = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    for a in (gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_):
+        assert np.all(np.isfinite(a))
+    assert np.all(np.isfinite(gm.score_samples(X)))
+    np.testing.assert_allclose(gm.predict_proba(X).sum(axis=1), 1.0)
+    if scale == 1e90:  # variances representable: the clusters are found
+        assert len(set(gm.predict(X[:60]))) == 1 and len(set(gm.predict(X[60:]))) == 1
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("scale", [1e200, 1e300, "max"])
+def test_fit_beyond_the_representable_range_is_refused(covariance_type, scale):
+    X = np.random.default_rng(1).normal(size=(50, 2))
+    if scale == "max":
+        X[0, 0] = np.finfo(float).max * 0.99
+    else:
+        X *= scale
+    with pytest.raises(ValueError, match=r"at most 1e\+100 in magnitude"):
+        GaussianMixture(2, covariance_type=covariance_type).fit(X)

@@ -12,6 +12,7 @@ Every model supplies
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,22 @@ __all__ = [
     "fit_restarts",
     "restart_seeds",
 ]
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_stacklevel() -> int:
+    """``stacklevel`` for ``warnings.warn`` called from emx that names the first frame
+    outside the emx package: the user's line, however deep the call inside emx."""
+    frame = sys._getframe(1)  # the caller of this function, which calls warnings.warn
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _PACKAGE_DIR + os.sep
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class EMDecreaseWarning(RuntimeWarning):
@@ -92,7 +109,7 @@ class ConvergenceMonitor:
                     f"EM objective decreased from {self.objective[-1]:.10g} to {obj:.10g} "
                     f"(delta {delta:.3g}) at iteration {self.iter + 1}.",
                     EMDecreaseWarning,
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
         else:
             delta = float("nan")

@@ -47,7 +47,7 @@ from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
 from ._core import _gauss
-from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, run_em
+from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, run_em, user_stacklevel
 from ._missing import missing_patterns
 from ._validation import check_n_jobs, check_positive_int
 from .mixture import MixtureStats
@@ -568,7 +568,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 "FactorAnalysis did not converge. You might want to increase the number of "
                 "iterations (max_iter) or tol.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         W = _canonical_loadings(self._W, self.noise_variance_)
         del self._W
@@ -988,7 +988,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         return self
 

@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
 from ._core import _gauss, _missing
-from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts
+from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, user_stacklevel
 from ._missing import pattern_runs, split_runs
 from ._validation import check_n_jobs, check_positive_int
 
@@ -645,7 +645,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
         self._set_derived()
 

@@ -44,7 +44,7 @@ from .factor import FactorAnalysis, FactorStats, _FAData, _noise_floor
 from .gaussian import GaussianStats
 from .hmm import GMMHMM, BaseHMM
 from .impute import EMImputer
-from .mixture import GaussianMixture, _weighted_nanmean
+from .mixture import GaussianMixture, _row_chunks, _weighted_nanmean
 
 __all__ = ["fit", "DEFAULT_MAX_INIT_ROWS"]
 
@@ -89,7 +89,10 @@ def _describe(model, part):
         return f"cannot be read as an array ({exc})"
     if X.ndim != 2:
         return f"{what} has shape {X.shape}, not (n_rows, n_features)"
-    return X.shape
+    if isinstance(model, BaseHMM) or not np.issubdtype(X.dtype, np.floating):
+        return X.shape
+    # rows with nothing observed carry no information: a partition of only those is skipped
+    return X.shape[0], X.shape[1], int(np.sum(~np.isnan(X).all(axis=1)))
 
 
 def _raw_rows(model, part):
@@ -147,7 +150,17 @@ def _prepare(model, part, shift):
         X, lengths = _hmm_part(part)
         data = model._validate(X, lengths, reset=False)
     else:
-        data = model._validate_rows(np.asarray(part), None, reset=False)
+        X = np.asarray(part)
+        if X.size and np.isnan(X).all(axis=0).any():
+            # A column with no observed value in this partition, observed in others (the
+            # driver checked the whole data): validate with one complete row appended (the
+            # last of the complete rows), then drop it.
+            data = model._validate_rows(np.vstack([X, np.zeros((1, X.shape[1]))]), None,
+                                        reset=False)
+            data.X = data.X[:-1]
+            data.chunks = _row_chunks(len(data.X))
+        else:
+            data = model._validate_rows(X, None, reset=False)
     data.shift = shift
     return data
 
@@ -249,7 +262,8 @@ def _global_moments(client, model, parts):
 
 
 def _check_partitions(client, model, parts):
-    """Drop empty partitions and check the others: 2-D, all with the same number of features.
+    """Drop empty partitions (and, for row models, those without an observed value) and check
+    the others: 2-D, all with the same number of features.
 
     Returns the non-empty partitions, their numbers of rows (frames for the HMMs) and the
     number of features; a bad partition is a ValueError naming its index.
@@ -259,7 +273,7 @@ def _check_partitions(client, model, parts):
     for i, d in enumerate(described):
         if isinstance(d, str):
             raise ValueError(f"Partition {i}: {d}.")
-        if d[0] == 0:
+        if d[0] == 0 or d[-1] == 0:
             continue
         if n_features is None:
             n_features, first = d[1], i
@@ -268,9 +282,9 @@ def _check_partitions(client, model, parts):
                 f"Partition {i} has {d[1]} features, but partition {first} has {n_features}: "
                 "every partition must have the same number of features."
             )
-    keep = [i for i, d in enumerate(described) if d[0] > 0]
+    keep = [i for i, d in enumerate(described) if d[0] > 0 and d[-1] > 0]
     if not keep:
-        raise ValueError("Every partition is empty.")
+        raise ValueError("Every partition is empty (or has no row with an observed value).")
     return [parts[i] for i in keep], [int(described[i][0]) for i in keep], int(n_features)
 
 

@@ -259,6 +259,12 @@ def test_mixture_default_init_dask_array_and_initial_parameters_equal_serial(cli
     assert dist0.n_iter_ == 0 and dist0.lower_bounds_ == []
     for name in ("weights_", "means_", "covariances_"):
         np.testing.assert_allclose(getattr(dist0, name), getattr(serial0, name), rtol=1e-12)
+    # a RandomState instance: the same draws from it as the serial fit
+    kw2 = dict(kw, init_params="random")
+    serial = emx.GaussianMixture(3, **dict(kw2, random_state=np.random.RandomState(4))).fit(X)
+    dist = ed.fit(emx.GaussianMixture(3, **dict(kw2, random_state=np.random.RandomState(4))),
+                  np.array_split(X, 3), client)
+    assert_same_mixture(dist, serial)
     # some initial parameters given, the others from the data: as serial
     kw["means_init"] = X[[0, 300, 600]]
     serial = emx.GaussianMixture(3, **kw).fit(X)
@@ -270,15 +276,17 @@ def test_missing_data_mixture_and_imputer_default_init_on_ordered_data_equal_ser
     X, _ = ordered_clusters(K=3, seed=12)
     X[np.random.default_rng(13).random(X.shape) < 0.15] = np.nan
     X[5] = np.nan  # a row with nothing observed
+    X[:250, 0] = np.nan  # a column with no observed value in the first partition
+    X = np.concatenate([X[:250], np.full((4, 3), np.nan), X[250:]])
     kw = dict(covariance_type="diag", random_state=2, tol=1e-300, max_iter=10)
     serial = emx.GaussianMixture(3, **kw).fit(X)
-    parts = np.array_split(X, 3)
+    parts = [X[:250], X[250:254], X[254:504], X[504:]]  # the second: nothing observed
     assert_same_mixture(ed.fit(emx.GaussianMixture(3, **kw), parts, client), serial)
     # the imputer, with missing entries coded -1 (its fit codes them as NaN first)
     Xc = np.where(np.isnan(X), -1.0, X)
     ikw = dict(n_components=2, missing_values=-1.0, random_state=3, tol=1e-8, max_iter=20)
     imp_serial = emx.EMImputer(**ikw).fit(Xc)
-    imp_dist = ed.fit(emx.EMImputer(**ikw), np.array_split(Xc, 3), client)
+    imp_dist = ed.fit(emx.EMImputer(**ikw), [Xc[:250], Xc[250:254], Xc[254:]], client)
     np.testing.assert_allclose(imp_dist.loglike_, imp_serial.loglike_, rtol=1e-10)
     np.testing.assert_allclose(imp_dist.means_, imp_serial.means_, rtol=1e-10)
     np.testing.assert_allclose(imp_dist.transform(Xc), imp_serial.transform(Xc), rtol=1e-10)
@@ -307,7 +315,11 @@ def test_hmms_default_init_on_ordered_data_equal_serial(client, cls, kw):
     seqs = speakers_in_order()
     lengths = [len(s) for s in seqs]
     X = np.concatenate(seqs)
-    make = lambda: getattr(emx, cls)(3, random_state=5, n_iter=8, tol=-1e300, **kw)  # noqa: E731
+
+    def make():  # GMMHMM: a RandomState instance, drawn from as the serial fit draws
+        seed = np.random.RandomState(5) if cls == "GMMHMM" else 5
+        return getattr(emx, cls)(3, random_state=seed, n_iter=8, tol=-1e300, **kw)
+
     serial = make().fit(X, lengths)
     groups = np.array_split(np.arange(len(seqs)), 4)
     parts = [[seqs[i] for i in g] for g in groups[:2]] + [

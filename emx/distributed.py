@@ -33,6 +33,7 @@ Dask is an optional dependency (``pip install "emx[dask]"``); ``import emx`` doe
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from functools import reduce
 
@@ -100,13 +101,6 @@ def _raw_rows(model, part):
     return np.asarray(part, dtype=np.float64)
 
 
-def _raw_sequences(model, part):
-    """An HMM partition validated, as (frames, lengths)."""
-    X, lengths = _hmm_part(part)
-    data = model._validate(X, lengths, reset=False)
-    return data.X, data.lengths
-
-
 def _sample(model, part, k, seed):
     """``k`` rows (frames) of a partition drawn uniformly without replacement, in order."""
     X = _hmm_rows(part) if isinstance(model, BaseHMM) else np.asarray(part, dtype=np.float64)
@@ -144,14 +138,24 @@ def _hmm_part(part):
     return np.concatenate([np.asarray(x, dtype=np.float64) for x in part]), [len(x) for x in part]
 
 
-def _prepare(model, part, shift):
-    """The model's prepared data for one partition, moments taken about the global shift."""
+def _prepare(model, part, shift, index):
+    """The model's prepared data for one partition (number ``index`` in the caller's list),
+    moments taken about the global shift."""
+    try:
+        data = _validated(model, part)
+    except ValueError as exc:
+        raise ValueError(f"Partition {index}: {exc}") from None
+    data.shift = shift
+    return data
+
+
+def _validated(model, part):
     if isinstance(model, BaseHMM):
         X, lengths = _hmm_part(part)
         data = model._validate(X, lengths, reset=False)
     else:
         X = np.asarray(part)
-        if X.size and np.isnan(X).all(axis=0).any():
+        if X.ndim == 2 and X.size and X.dtype.kind == "f" and np.isnan(X).all(axis=0).any():
             # A column with no observed value in this partition, observed in others (the
             # driver checked the whole data): validate with one complete row appended (the
             # last of the complete rows), then drop it.
@@ -161,13 +165,24 @@ def _prepare(model, part, shift):
             data.chunks = _row_chunks(len(data.X))
         else:
             data = model._validate_rows(X, None, reset=False)
-    data.shift = shift
     return data
 
 
-def _estep(model, data):
+def _with_shift(data, shift):
+    """The prepared data with moments about ``shift`` (the arrays are shared, not copied)."""
+    return dataclasses.replace(data, shift=shift)
+
+
+def _sequences(data):
+    return data.X, data.lengths
+
+
+def _estep(model, data, index):
     with ChunkRunner(1) as runner:
-        return model._estep(data, runner)
+        try:
+            return model._estep(data, runner)
+        except ValueError as exc:  # e.g. a sequence of probability zero: say where it is
+            raise ValueError(f"Partition {index}: {exc}") from None
 
 
 def _filled_moments(model, data):
@@ -232,12 +247,13 @@ def _submit_parts(client, partitions) -> list:
 class _Distributed:
     """The model seen by the EM loop: its E-step runs on the partitions' workers."""
 
-    def __init__(self, model, client, prepared):
-        self.model, self.client, self.prepared = model, client, prepared
+    def __init__(self, model, client, prepared, index):
+        self.model, self.client, self.prepared, self.index = model, client, prepared, index
 
     def _estep(self, data, runner):
         # The model (its parameters: small) travels with each task; the data stay put.
-        futures = [self.client.submit(_estep, self.model, p, pure=False) for p in self.prepared]
+        futures = [self.client.submit(_estep, self.model, p, i, pure=False)
+                   for p, i in zip(self.prepared, self.index, strict=True)]
         return _tree_sum(self.client, futures)
 
     def _log_prior(self) -> float:
@@ -261,31 +277,53 @@ def _global_moments(client, model, parts):
     return mean, scatter / count, int(count.max())
 
 
-def _check_partitions(client, model, parts):
+def _check_partitions(client, model, parts, index=None):
     """Drop empty partitions (and, for row models, those without an observed value) and check
     the others: 2-D, all with the same number of features.
 
-    Returns the non-empty partitions, their numbers of rows (frames for the HMMs) and the
-    number of features; a bad partition is a ValueError naming its index.
+    Returns the kept partitions, their numbers of rows (frames for the HMMs), the number of
+    features and the kept partitions' indices in the caller's list (``index`` maps ``parts``
+    to that list); a bad partition is a ValueError naming its index.
     """
+    index = list(range(len(parts))) if index is None else index
     described = client.gather([client.submit(_describe, model, p, pure=False) for p in parts])
     n_features = first = None
     for i, d in enumerate(described):
         if isinstance(d, str):
-            raise ValueError(f"Partition {i}: {d}.")
+            raise ValueError(f"Partition {index[i]}: {d}.")
         if d[0] == 0 or d[-1] == 0:
             continue
         if n_features is None:
-            n_features, first = d[1], i
+            n_features, first = d[1], index[i]
         elif d[1] != n_features:
             raise ValueError(
-                f"Partition {i} has {d[1]} features, but partition {first} has {n_features}: "
+                f"Partition {index[i]} has {d[1]} features, but partition {first} has "
+                f"{n_features}: "
                 "every partition must have the same number of features."
             )
     keep = [i for i, d in enumerate(described) if d[0] > 0 and d[-1] > 0]
     if not keep:
         raise ValueError("Every partition is empty (or has no row with an observed value).")
-    return [parts[i] for i in keep], [int(described[i][0]) for i in keep], int(n_features)
+    return ([parts[i] for i in keep], [int(described[i][0]) for i in keep], int(n_features),
+            [index[i] for i in keep])
+
+
+def _prepare_all(client, model, parts, index) -> list:
+    """Futures of the partitions validated and prepared on their workers (where they stay);
+    the first invalid partition's error (naming it) is raised here."""
+    from dask.distributed import wait
+
+    prepared = [client.submit(_prepare, model, p, None, i, pure=False)
+                for p, i in zip(parts, index, strict=True)]
+    wait(prepared)
+    for f in prepared:
+        if f.status == "error":
+            f.result()  # raises the worker's error
+    return prepared
+
+
+def _shifted(client, prepared, shift) -> list:
+    return [client.submit(_with_shift, d, shift, pure=False) for d in prepared]
 
 
 def _sample_counts(sizes, n_sample: int, random_state):
@@ -355,10 +393,11 @@ def fit(model, partitions, client, *, callback=None, max_init_rows=DEFAULT_MAX_I
         raise ValueError(f"max_init_rows must be a positive int, got {max_init_rows!r}.")
     max_init_rows = int(max_init_rows)
     if isinstance(model, EMImputer):
-        parts, _, _ = _check_partitions(client, model, _submit_parts(client, partitions))
+        parts, _, _, index = _check_partitions(client, model,
+                                               _submit_parts(client, partitions))
         parts = [client.submit(_imputer_rows, model, p, pure=False) for p in parts]
         mixture = model._mixture()
-        _fit_rows(mixture, client, parts, callback, max_init_rows)
+        _fit_rows(mixture, client, parts, callback, max_init_rows, index)
         n_used = int(sum(client.gather(
             [client.submit(lambda p: int(np.sum(~np.isnan(np.asarray(p)).all(axis=1))), p)
              for p in parts]
@@ -380,8 +419,8 @@ def fit(model, partitions, client, *, callback=None, max_init_rows=DEFAULT_MAX_I
     raise TypeError(f"emx.distributed.fit does not support {type(model).__name__}.")
 
 
-def _monitored_em(model, client, prepared, monitor, callback):
-    proxy = _Distributed(model, client, prepared)
+def _monitored_em(model, client, prepared, index, monitor, callback):
+    proxy = _Distributed(model, client, prepared, index)
     if callback is not None:
         inner = proxy._estep
 
@@ -395,11 +434,12 @@ def _monitored_em(model, client, prepared, monitor, callback):
     return monitor
 
 
-def _fit_rows(model: GaussianMixture, client, parts, callback, max_init_rows: int) -> None:
+def _fit_rows(model: GaussianMixture, client, parts, callback, max_init_rows: int,
+              index=None) -> None:
     model._check_hyperparameters()
     if model.n_init != 1:
         raise ValueError("emx.distributed fits one initialisation (n_init=1).")
-    parts, sizes, D = _check_partitions(client, model, parts)
+    parts, sizes, D, index = _check_partitions(client, model, parts, index)
     K = model.n_components
     warm = model.warm_start and hasattr(model, "converged_")
     if warm and D != model.n_features_in_:
@@ -407,6 +447,9 @@ def _fit_rows(model: GaussianMixture, client, parts, callback, max_init_rows: in
                          f"{model.n_features_in_} features as input.")
     needs_data = not warm and any(g is None for g in model._check_initial(D))
     rs = check_random_state(model.random_state)  # as model.fit draws it
+    if not warm:
+        model.n_features_in_ = D
+    prepared = _prepare_all(client, model, parts, index)
     if needs_data and sum(sizes) <= max_init_rows:
         # The serial initialisation: all rows, in partition order, prepared as model.fit
         # prepares them (the same shift, the same rows for k-means, the same draws).
@@ -419,13 +462,12 @@ def _fit_rows(model: GaussianMixture, client, parts, callback, max_init_rows: in
                              f"{K}, n_samples = {data.n_rows}")
         data.shift = shift = _weighted_nanmean(data)
     else:
-        model.n_features_in_ = D
         if sum(sizes) < K:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{K}, n_samples = {sum(sizes)}")
         shift, _, _ = _global_moments(client, model, parts)
         data = None
-    prepared = [client.submit(_prepare, model, p, shift, pure=False) for p in parts]
+    prepared = _shifted(client, prepared, shift)
     if data is not None:
         model._init_params(data, rs)
     elif not needs_data:  # every initial parameter given (or a warm start): rows unused
@@ -454,7 +496,7 @@ def _fit_rows(model: GaussianMixture, client, parts, callback, max_init_rows: in
         model._set_derived()
         return
     monitor = ConvergenceMonitor(model.tol, model.max_iter, bool(model.verbose))
-    _monitored_em(model, client, prepared, monitor, callback)
+    _monitored_em(model, client, prepared, index, monitor, callback)
     model._finish_fit(monitor)
 
 
@@ -462,26 +504,26 @@ def _fit_hmm(model: BaseHMM, client, parts, callback, max_init_rows: int):
     model._check_hyperparameters()
     if model.n_init != 1:
         raise ValueError("emx.distributed fits one initialisation (n_init=1).")
-    parts, sizes, D = _check_partitions(client, model, parts)
+    parts, sizes, D, index = _check_partitions(client, model, parts)
     model.n_features_in_ = D
     K, n = model.n_components, sum(sizes)
     if n < K:
         raise ValueError(f"Cannot fit {K} states to {n} samples: need at least as many "
                          "samples as states.")
+    prepared = _prepare_all(client, model, parts, index)
     if n <= max_init_rows:
         # The serial initialisation: all sequences, in partition order, as model.fit sees them.
-        got = client.gather([client.submit(_raw_sequences, model, p, pure=False)
-                             for p in parts])
+        got = client.gather([client.submit(_sequences, d, pure=False) for d in prepared])
         data = model._validate(np.concatenate([g[0] for g in got]),
                                np.concatenate([g[1] for g in got]), reset=True)
         del got
         data.shift = shift = data.X.mean(axis=0)
-        prepared = [client.submit(_prepare, model, p, shift, pure=False) for p in parts]
+        prepared = _shifted(client, prepared, shift)
         model._init_params(data, model.random_state)
         del data
     else:  # too many frames for the driver: a uniform sample of them
         shift, var, _ = _global_moments(client, model, parts)
-        prepared = [client.submit(_prepare, model, p, shift, pure=False) for p in parts]
+        prepared = _shifted(client, prepared, shift)
         sample = _draw_sample(client, model, parts, sizes, max_init_rows, model.random_state)
         data = model._validate(sample, None, reset=False)
         data.shift = shift
@@ -489,12 +531,12 @@ def _fit_hmm(model: BaseHMM, client, parts, callback, max_init_rows: int):
         if isinstance(model, GMMHMM):  # floors from all the data, not the sample
             model.var_floor_ = np.maximum(model.min_covar, model.var_floor * var)
     monitor = ConvergenceMonitor(model.tol, model.n_iter, model.verbose)
-    model.monitor_ = _monitored_em(model, client, prepared, monitor, callback)
+    model.monitor_ = _monitored_em(model, client, prepared, index, monitor, callback)
     return model
 
 
 def _fit_fa(model: FactorAnalysis, client, parts):
-    parts, _, model.n_features_in_ = _check_partitions(client, model, parts)
+    parts, _, model.n_features_in_, _ = _check_partitions(client, model, parts)
     shift, var, _ = _global_moments(client, model, parts)
     stats = _tree_sum(client, [client.submit(_fa_moments, p, shift, pure=False) for p in parts])
     cov = stats.covariance()

@@ -415,6 +415,13 @@ def test_partition_with_wrong_number_of_features_is_named(client):
         ed.fit(emx.GMMHMM(2), [[good], [good, bad]], client)
     with pytest.raises(ValueError, match="Every partition is empty"):
         ed.fit(emx.GaussianMixture(2), [good[:0]], client)
+    # errors found on a worker name the partition (its index in the caller's list)
+    with pytest.raises(ValueError, match="Partition 2: lengths sum to 5 but X has 6"):
+        ed.fit(emx.GaussianHMM(2), [(good, [6]), [], (good, [2, 3])], client)
+    inf = good.copy()
+    inf[1, 1] = np.inf
+    with pytest.raises(ValueError, match="Partition 3: .*infinity"):
+        ed.fit(emx.GaussianMixture(2), [good, good[:0], good, inf], client, max_init_rows=5)
 
 
 def test_recognizer_partition_with_wrong_number_of_features_is_named(client):

@@ -64,6 +64,9 @@ def _describe(model, part):
     """``(n_rows, n_features)`` of a partition, or a string saying what is wrong with it."""
     try:
         if isinstance(model, BaseHMM):
+            if isinstance(part, np.ndarray):
+                return ("is an array: give an HMM partition as an (X, lengths) pair or a list "
+                        "of 2-D sequences")
             if isinstance(part, tuple):
                 if len(part) != 2:
                     return "must be an (X, lengths) pair or a list of 2-D sequences"

@@ -413,6 +413,9 @@ def test_partition_with_wrong_number_of_features_is_named(client):
     with pytest.raises(ValueError, match="Partition 1: sequence 0 has 3 features but "
                                          "sequence 1 has 4"):
         ed.fit(emx.GMMHMM(2), [[good], [good, bad]], client)
+    with pytest.raises(ValueError, match=r"Partition 0: is an array: give an HMM partition as "
+                                         r"an \(X, lengths\) pair"):
+        ed.fit(emx.GaussianHMM(2), [good], client)
     with pytest.raises(ValueError, match="Every partition is empty"):
         ed.fit(emx.GaussianMixture(2), [good[:0]], client)
     # errors found on a worker name the partition (its index in the caller's list)

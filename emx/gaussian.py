@@ -91,7 +91,7 @@ def covars_shape(covariance_type: str, n_components: int, n_features: int) -> tu
 def validate_covars(covars, covariance_type: str, n_components: int, n_features: int):
     """Return ``covars`` as a float64 array of the type's shape, or raise ValueError."""
     check_covariance_type(covariance_type)
-    covars = np.asarray(covars, dtype=np.float64)
+    covars = np.ascontiguousarray(covars, dtype=np.float64)
     shape = covars_shape(covariance_type, n_components, n_features)
     if covars.shape != shape:
         raise ValueError(
@@ -99,7 +99,7 @@ def validate_covars(covars, covariance_type: str, n_components: int, n_features:
             f"got {covars.shape}."
         )
     if not np.all(np.isfinite(covars)):
-        raise ValueError("covars_ must be finite.")
+        raise ValueError("covars_ must be finite (it holds NaN or infinity).")
     if covariance_type in ("spherical", "diag"):
         if np.any(covars <= 0):
             raise ValueError(f"{covariance_type!r} covars_ must be positive.")

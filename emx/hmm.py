@@ -111,6 +111,21 @@ def _normalize_rows(counts: np.ndarray, old: np.ndarray) -> np.ndarray:
     return np.where(ok, counts / np.where(ok, total, 1.0), old)
 
 
+def _prior(value, name: str, shape: tuple) -> np.ndarray:
+    """``value`` broadcast to ``shape`` (read-only view), or a ValueError naming ``name``."""
+    arr = np.asarray(value, dtype=np.float64)
+    try:
+        out = np.broadcast_to(arr, shape)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be a scalar or an array that broadcasts to shape {shape}, got "
+            f"shape {arr.shape}."
+        ) from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite.")
+    return out
+
+
 class BaseHMM(BaseEstimator):
     """Common machinery of HMMs with any emission model.
 
@@ -171,12 +186,16 @@ class BaseHMM(BaseEstimator):
             )
         if not np.isfinite(self.tol):
             raise ValueError(f"tol must be finite, got {self.tol!r}.")
+        K = self.n_components
+        _prior(self.startprob_prior, "startprob_prior", (K,))
+        _prior(self.transmat_prior, "transmat_prior", (K, K))
 
     def _check(self) -> None:
-        """Validate the current parameters (called before every use)."""
+        """Validate the current parameters (called before every use); stores them as
+        C-contiguous float64 (copies when given in another layout or dtype)."""
         K = self.n_components
-        sp = np.asarray(self.startprob_, dtype=np.float64)
-        tm = np.asarray(self.transmat_, dtype=np.float64)
+        sp = np.ascontiguousarray(self.startprob_, dtype=np.float64)
+        tm = np.ascontiguousarray(self.transmat_, dtype=np.float64)
         if sp.shape != (K,):
             raise ValueError(f"startprob_ must have shape ({K},), got {sp.shape}.")
         if tm.shape != (K, K):
@@ -589,16 +608,37 @@ class GaussianHMM(BaseHMM):
             raise ValueError(f"min_covar must be a non-negative float, got {self.min_covar!r}.")
 
     def _check_emission(self) -> None:
-        means = np.asarray(self.means_, dtype=np.float64)
+        means = np.ascontiguousarray(self.means_, dtype=np.float64)
         if not hasattr(self, "n_features_in_") and means.ndim == 2:
             self.n_features_in_ = means.shape[1]  # a model built by hand, not fitted
         K, D = self.n_components, self.n_features_in_
         if means.shape != (K, D):
             raise ValueError(f"means_ must have shape ({K}, {D}), got {means.shape}.")
         if not np.all(np.isfinite(means)):
-            raise ValueError("means_ must be finite.")
+            raise ValueError("means_ must be finite (it holds NaN or infinity).")
         self.means_ = means
         self.covars_ = G.validate_covars(self.covars_, self.covariance_type, K, D)
+        ct = self.covariance_type
+        tails = {
+            "means_prior": (D,), "means_weight": (1,),
+            "covars_prior": (D,) if ct in ("diag", "spherical") else (D, D),
+            "covars_weight": (1,) if ct in ("diag", "spherical") else (1, 1),
+        }
+        for name, tail in tails.items():
+            value = getattr(self, name)
+            if ct == "tied" and name.startswith("covars"):
+                shape = (D, D) if name == "covars_prior" else np.shape(value)
+                _prior(value, name, shape)
+                continue
+            try:  # the broadcasting rules of the M-step (a per-component vector allowed)
+                G._as_k_by(value, K, *tail)
+            except ValueError:
+                raise ValueError(
+                    f"{name} must be a scalar, one value per component or an array that "
+                    f"broadcasts to shape {(K, *tail)}, got shape {np.shape(value)}."
+                ) from None
+            if not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
+                raise ValueError(f"{name} must be finite.")
 
     def _init_emission(self, data: _Data, random_state) -> None:
         X = data.X
@@ -812,18 +852,17 @@ class GMMHMM(BaseHMM):
             "diag": ((K, M, D), (K, M, D)),
             "spherical": ((K, M), (K, M)),
         }[ct]
-        f = np.float64
         return dict(
-            weights_prior=np.broadcast_to(np.asarray(self.weights_prior, f), (K, M)),
-            means_prior=np.broadcast_to(np.asarray(self.means_prior, f), (K, M, D)),
-            means_weight=np.broadcast_to(np.asarray(self.means_weight, f), (K, M)),
-            covars_prior=np.broadcast_to(np.asarray(cp, f), shapes[0]),
-            covars_weight=np.broadcast_to(np.asarray(cw, f), shapes[1]),
+            weights_prior=_prior(self.weights_prior, "weights_prior", (K, M)),
+            means_prior=_prior(self.means_prior, "means_prior", (K, M, D)),
+            means_weight=_prior(self.means_weight, "means_weight", (K, M)),
+            covars_prior=_prior(cp, "covars_prior", shapes[0]),
+            covars_weight=_prior(cw, "covars_weight", shapes[1]),
         )
 
     def _check_emission(self) -> None:
-        weights = np.asarray(self.weights_, dtype=np.float64)
-        means = np.asarray(self.means_, dtype=np.float64)
+        weights = np.ascontiguousarray(self.weights_, dtype=np.float64)
+        means = np.ascontiguousarray(self.means_, dtype=np.float64)
         if not hasattr(self, "n_features_in_") and means.ndim == 3:
             self.n_features_in_ = means.shape[2]
         K, M, D = self.n_components, self.n_mix, self.n_features_in_
@@ -833,11 +872,12 @@ class GMMHMM(BaseHMM):
             raise ValueError("weights_ must be finite and non-negative.")
         if not np.allclose(weights.sum(axis=1), 1.0, rtol=0, atol=1e-6):
             raise ValueError(f"weights_ rows must sum to 1 (got {weights.sum(axis=1)}).")
-        if means.shape != (K, M, D) or not np.all(np.isfinite(means)):
-            raise ValueError(f"means_ must be finite with shape ({K}, {M}, {D}), "
-                             f"got shape {means.shape}.")
+        if means.shape != (K, M, D):
+            raise ValueError(f"means_ must have shape ({K}, {M}, {D}), got {means.shape}.")
+        if not np.all(np.isfinite(means)):
+            raise ValueError("means_ must be finite (it holds NaN or infinity).")
         ct = self.covariance_type
-        covars = np.asarray(self.covars_, dtype=np.float64)
+        covars = np.ascontiguousarray(self.covars_, dtype=np.float64)
         if ct == "tied":
             G.validate_covars(covars, "full", K, D)
         else:

@@ -276,9 +276,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 )
         if self.means_init is not None:
             means = np.asarray(self.means_init, dtype=np.float64)
-            if means.shape != (K, D) or not np.all(np.isfinite(means)):
-                raise ValueError(f"means_init must be finite with shape ({K}, {D}), "
-                                 f"got shape {means.shape}.")
+            if means.shape != (K, D):
+                raise ValueError(f"means_init must have shape ({K}, {D}), got {means.shape}.")
+            if not np.all(np.isfinite(means)):
+                raise ValueError("means_init must be finite (it holds NaN or infinity).")
         if self.precisions_init is not None:
             prec = G.validate_covars(self.precisions_init, ct, K, D)  # same shape rules
             covars = G.covars_from_precisions(prec, ct)

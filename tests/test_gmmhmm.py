@@ -336,3 +336,22 @@ def test_tiny_data_gives_finite_parameters(covariance_type):
     for a in (m.startprob_, m.transmat_, m.weights_, m.means_, m.covars_):
         assert np.all(np.isfinite(a))
     assert np.isfinite(m.score(X * 1e-300, lengths))
+
+
+def test_non_finite_means_and_bad_priors_are_named():
+    # The message was "means_ must be finite with shape (2, 1, 2), got shape (2, 1, 2)".
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    g = GMMHMM(2, 1, init_params="", covariance_type="diag")
+    g.startprob_ = np.array([0.5, 0.5])
+    g.transmat_ = np.asfortranarray(np.full((2, 2), 0.5))
+    g.weights_ = np.ones((2, 1))
+    g.means_ = np.array([[[0.0, np.nan]], [[1.0, 1.0]]])
+    g.covars_ = np.ones((2, 1, 2))
+    with pytest.raises(ValueError, match=r"means_ must be finite \(it holds NaN or infinity\)"):
+        g.fit(X)
+    g.means_ = np.asfortranarray(np.array([[[0.0, 0.0]], [[1.0, 1.0]]]))
+    g.covars_ = np.ones((2, 1, 4))[..., ::2]  # strided
+    g.fit(X)  # any layout accepted
+    assert np.all(np.isfinite(g.means_))
+    with pytest.raises(ValueError, match=r"weights_prior .* shape \(2, 2\), got shape \(3,\)"):
+        GMMHMM(2, 2, weights_prior=np.ones(3)).fit(X)

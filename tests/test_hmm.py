@@ -509,3 +509,40 @@ def test_fit_at_extreme_scales(covariance_type):
                                                  np.finfo(float).max, X)):
         with pytest.raises(ValueError, match=r"at most 1e\+100 in magnitude"):
             GaussianHMM(3, covariance_type=covariance_type).fit(bad)
+
+
+# ------------------------------------------------------------------ layouts and clear errors
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_parameters_in_any_layout_are_accepted(covariance_type):
+    # Issue 16, finding 9: Fortran-order or strided startprob_/transmat_ raised
+    # "ndarray is not C-contiguous".
+    ref = true_model(covariance_type)
+    X = ref.sample(200, random_state=0)[0]
+    odd = clone(ref)
+    odd.n_features_in_ = ref.n_features_in_
+    odd.startprob_ = np.repeat(ref.startprob_, 2)[::2]
+    odd.transmat_ = np.asfortranarray(ref.transmat_)
+    odd.means_ = np.asfortranarray(ref.means_)
+    covs = np.asarray(ref.covars_)
+    odd.covars_ = np.repeat(covs, 2, axis=-1)[..., ::2] if covs.ndim else covs
+    given = (odd.startprob_, odd.transmat_)
+    kept = [a.copy() for a in given]
+    assert odd.score(X) == ref.score(X)
+    np.testing.assert_array_equal(odd.predict_proba(X), ref.predict_proba(X))
+    for a, b in zip(given, kept, strict=True):
+        np.testing.assert_array_equal(a, b)  # the caller's arrays are not mutated
+
+
+def test_wrong_shaped_priors_and_non_finite_parameters_are_named():
+    X = true_model().sample(100, random_state=0)[0]
+    with pytest.raises(ValueError, match=r"transmat_prior .* shape \(3, 3\), got shape \(2, 2\)"):
+        GaussianHMM(3, transmat_prior=np.ones((2, 2))).fit(X)
+    with pytest.raises(ValueError, match=r"startprob_prior .* got shape \(4,\)"):
+        GaussianHMM(3, startprob_prior=np.ones(4)).fit(X)
+    with pytest.raises(ValueError, match=r"means_prior .* got shape \(5,\)"):
+        GaussianHMM(3, means_prior=np.ones(5)).fit(X)
+    m = true_model()
+    m.means_ = m.means_.copy()
+    m.means_[0, 0] = np.nan
+    with pytest.raises(ValueError, match="means_ must be finite .*NaN or infinity"):
+        m.score(X)

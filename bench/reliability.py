@@ -170,6 +170,21 @@ def main(argv=None) -> int:
         print(format_row(cols, [name, n, len(failures), secs]), flush=True)
         for kw, exc, tb in failures:
             kinds.setdefault((name, _kind(exc)), []).append((kw, exc, tb))
+    if args.k is None or matches("hostile_lengths", args.k):
+        # The subprocess-isolated crash test: one probe per (method, hostile lengths).
+        t0 = time.monotonic()
+        code, results, last, stderr = mod.run_hostile_lengths()
+        bad = [r for r in results if not mod.hostile_result_ok(r)]
+        if code != 0:
+            bad.append(f"interpreter died (exit {code}) during: {last}")
+        n = len(results) + (code != 0)
+        tot_n += n
+        tot_f += len(bad)
+        print(format_row(cols, ["hostile lengths (subprocess)", n, len(bad),
+                                time.monotonic() - t0]))
+        for r in bad:
+            kinds.setdefault(("hostile lengths", "not a ValueError about lengths"), []).append(
+                ({"probe": r}, RuntimeError(r), ""))
     print(format_row(cols, ["total", tot_n, tot_f, time.monotonic() - t_start]))
     if kinds:
         print("\nfailure kinds (count, first reproducer):")

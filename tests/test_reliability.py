@@ -162,8 +162,8 @@ def make_lengths(case: Case) -> list[int]:
 
 # log10 of the distance between cluster centres in units of the clusters' spread (-9: one
 # place); FAR_SEPARATIONS for the far-cluster property (issue 16 finding 2).
-SEPARATIONS = (-9.0, 0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
-FAR_SEPARATIONS = (6.0, 8.0)
+SEPARATIONS = (-9.0, 0.0, 0.5, 1.0, 2.0, 3.0)
+FAR_SEPARATIONS = (5.0, 6.0, 8.0)
 
 
 @st.composite
@@ -273,14 +273,28 @@ def test_gaussian_mixture_missing(case, ct, K):
         assert np.all(np.isfinite(m.score_samples(X)))
 
 
-@given(case=cases(nan=False) | cases(nan=True), ct=st.sampled_from(COVARIANCE_TYPES),
-       K=st.integers(1, 4))
+@given(case=cases(nan=False), ct=st.sampled_from(COVARIANCE_TYPES), K=st.integers(1, 4))
 @example(case=Case(0, 4, 1, 1, -1.0, -9.0, 0.0, rounded=False, dup=0.0), ct='full', K=2)
 @example(case=Case(31665, 26, 3, 1, -3.0, 3.0, 0.0, rounded=True, dup=0.9), ct='diag', K=4)
 @budget(25, 3000)
 def test_gaussian_mixture_monotone(case, ct, K):
-    """GaussianMixture with default settings (with and without NaN): the lower bound never
-    falls by more than round-off and EMDecreaseWarning is never issued."""
+    """GaussianMixture with default settings: the lower bound never falls by more than
+    round-off and EMDecreaseWarning is never issued (the examples fell before 9f221c9)."""
+    _, _, m = _gmm_fit(case, ct, K, allow_decrease=False)
+    assert_monotone(m.lower_bounds_, "lower bound")
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 16 finding 7: with missing entries ('full'/'tied') the bound can still fall "
+    "by ~1e-7, beyond the monitor's round-off; fix in progress in emx/mixture.py",
+)
+@given(case=cases(nan=True), ct=st.sampled_from(COVARIANCE_TYPES), K=st.integers(1, 3))
+@example(case=Case(1, 4, 4, 1, 2.593084014787216, -9.0, 1e3, rounded=False, dup=0.3, nan=0.5),
+         ct='full', K=1)
+@budget(25, 3000, shrink=False)
+def test_gaussian_mixture_missing_monotone(case, ct, K):
+    """GaussianMixture with NaN entries and default settings: monotone lower bound."""
     _, _, m = _gmm_fit(case, ct, K, allow_decrease=False)
     assert_monotone(m.lower_bounds_, "lower bound")
 
@@ -303,13 +317,31 @@ def _hmm_checks(m, X, lengths):
 @given(case=cases(max_seq=5), ct=st.sampled_from(COVARIANCE_TYPES), K=st.integers(1, 4))
 @budget(20, 2000)
 def test_gaussian_hmm(case, ct, K):
-    """GaussianHMM: no crash, finite, monotone objective, score == sum(score_sequences)."""
+    """GaussianHMM: no crash, finite, score == sum(score_sequences), posteriors sum to 1."""
     X, lengths = make_X(case), make_lengths(case)
     K = min(K, case.n)
-    m = fit_clean(GaussianHMM(K, covariance_type=ct, random_state=0), X, lengths)
+    m = fit_clean(GaussianHMM(K, covariance_type=ct, random_state=0), X, lengths,
+                  allow_decrease=True)
     assert_finite(m, ("startprob_", "transmat_", "means_", "covars_"))
-    assert_monotone(m.monitor_.objective, "HMM objective")
     _hmm_checks(m, X, lengths)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 16 finding 7: GaussianHMM 'full' with more states than the data support "
+    "falls by ~1e-7 with the default covariance prior (none without it): the prior term "
+    "or its round-off exceeds the monitor's tolerance; fix in progress in emx/hmm.py, _em.py",
+)
+@given(case=cases(max_seq=5), ct=st.sampled_from(COVARIANCE_TYPES), K=st.integers(1, 4))
+@example(case=Case(4, 7, 3, 4, 2.3101422905047766, 1.0, -1e4, rounded=False, dup=0.3),
+         ct='full', K=4)
+@budget(20, 2000, shrink=False)
+def test_gaussian_hmm_monotone(case, ct, K):
+    """GaussianHMM with default settings: monotone objective, no EMDecreaseWarning."""
+    X, lengths = make_X(case), make_lengths(case)
+    m = fit_clean(GaussianHMM(min(K, case.n), covariance_type=ct, random_state=0), X,
+                  lengths)
+    assert_monotone(m.monitor_.objective, "HMM objective")
 
 
 GMMHMM_CASES = dict(case=cases(max_seq=5, max_d=3), ct=st.sampled_from(COVARIANCE_TYPES),
@@ -540,10 +572,11 @@ FAR_MODELS = [(kind, ct) for kind in ("GaussianMixture", "GaussianHMM", "GMMHMM"
 
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 16 finding 2 (HMMs): clusters 1e6-1e8 spreads apart: GaussianHMM 'full'/"
+    reason="issue 16 finding 2 (HMMs): clusters 1e5-1e8 spreads apart: GaussianHMM 'full'/"
     "'tied' raise 'covariance is not positive definite' on valid data (initial data "
-    "covariance + absolute min_covar below round-off), the GaussianHMM/GMMHMM objective "
-    "falls; fix in progress in emx/hmm.py, emx/gaussian.py",
+    "covariance + absolute min_covar below round-off) or LinAlgError (np.linalg.inv of a "
+    "singular covariance in gaussian.log_prior), the GaussianHMM/GMMHMM objective falls; fix "
+    "in progress in emx/hmm.py, emx/gaussian.py",
 )
 @given(case=cases(max_seq=4, max_d=3, far=True), model=st.sampled_from(FAR_MODELS),
        K=st.integers(1, 3))
@@ -551,7 +584,7 @@ FAR_MODELS = [(kind, ct) for kind in ("GaussianMixture", "GaussianHMM", "GMMHMM"
          model=("GaussianHMM", "tied"), K=2)
 @budget(15, 1500, shrink=False)
 def test_far_clusters(case, model, K):
-    """Clusters 1e6 to 1e8 times their spread apart (ordinary data, issue 16 finding 2):
+    """Clusters 1e5 to 1e8 times their spread apart (ordinary data, issue 16 finding 2):
     no crash, finite parameters, monotone objective, no EMDecreaseWarning."""
     X, lengths = make_X(case), make_lengths(case)
     kind, ct = model
@@ -604,13 +637,12 @@ def test_gaussian_mixture_options(case, ct, K, init, n_init, weights, max_iter, 
         w = rng.integers(0, 2, size=len(X)).astype(float)
         w[np.flatnonzero(usable)[0]] = 1.0
     n_used = int(usable.sum() if w is None else ((w > 0) & usable).sum())
-    K = max(1, min(K, int(usable.sum())))
+    K = max(1, min(K, n_used))  # fewer weighted rows than K: test_fewer_weighted_rows_...
     m = GaussianMixture(K, covariance_type=ct, init_params=init, n_init=n_init,
                         max_iter=max_iter, tol=tol, random_state=0)
     with strict_warnings(allow_decrease=True):
         m.fit(X, sample_weight=w)
     assert_finite(m, ("weights_", "means_", "covariances_", "precisions_cholesky_"))
-    assert n_used >= 1
     m.set_params(warm_start=True, max_iter=2)
     with strict_warnings(allow_decrease=True):
         m.fit(X, sample_weight=w)
@@ -620,6 +652,48 @@ def test_gaussian_mixture_options(case, ct, K, init, n_init, weights, max_iter, 
         S, labels = m.sample(5)
         assert np.all(np.isfinite(S)) and S.shape == (5, case.d)
         assert np.isfinite(m.bic(np.nan_to_num(X, nan=0.0)))
+
+
+_RANDOM_FROM_DATA_XFAIL = pytest.mark.xfail(
+    strict=False,
+    reason="issue 16 finding 9 (unclear error): init_params='random_from_data' with fewer "
+    "rows of non-zero weight than components raises numpy's 'Fewer non-zero entries in p "
+    "than size'; reported (emx/mixture.py)",
+)
+
+
+@pytest.mark.parametrize("init", ["kmeans", "k-means++", "random",
+                                  pytest.param("random_from_data",
+                                               marks=_RANDOM_FROM_DATA_XFAIL)])
+def test_fewer_weighted_rows_than_components(init):
+    """Two rows of non-zero weight, three components: a finite fit or a clear ValueError
+    naming the weights or n_components (never numpy's message)."""
+    X = np.array([[0.0, 1.0, 2.0], [1.0, 0.5, 2.5], [3.0, 1.0, 0.0], [2.0, 2.0, 2.0]])
+    w = np.array([1.0, 0.0, 1.0, 0.0])
+    m = GaussianMixture(3, covariance_type="tied", init_params=init, random_state=0)
+    try:
+        with strict_warnings(allow_decrease=True):
+            m.fit(X, sample_weight=w)
+    except ValueError as e:
+        assert "n_components" in str(e) or "weight" in str(e), f"unclear error: {e}"
+    else:
+        assert_finite(m, ("weights_", "means_", "covariances_"))
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 16 (new, NaN on ordinary data): EM leaves subnormal probabilities in "
+    "startprob_/transmat_ (1.6e-310, 4.8e-319) and the scaled forward-backward then returns "
+    "NaN/inf posteriors, with a log-likelihood 192 below score(); reported (_hmm.pyx, hmm.py)",
+)
+def test_subnormal_hmm_probabilities_give_proper_posteriors():
+    """Found by test_hmm_options: a GMMHMM fitted on 4 rows, scored on rows ~1e3 away."""
+    X = np.array([[109.00001496], [206.00002827], [104.00001427], [106.00001455]])
+    m = GMMHMM(2, n_mix=2, covariance_type="diag", random_state=0).fit(X, [3, 1])
+    Xn = np.array([[1053.0], [939.0], [939.0], [940.0]])
+    ll, post = m.score_samples(Xn, [3, 1])
+    assert_proba(post, 4, 2)
+    np.testing.assert_allclose(ll, m.score(Xn, [3, 1]), rtol=1e-9)
 
 
 @given(case=cases(max_seq=5, max_d=3), ct=st.sampled_from(COVARIANCE_TYPES),
@@ -849,6 +923,13 @@ def run_hostile_lengths(timeout=120):
     return proc.returncode, results, (started[-1] if started else None), proc.stderr
 
 
+def hostile_result_ok(result: str) -> bool:
+    """A probe's outcome is right: a ValueError that talks about the lengths (or, for the
+    final check, memory intact)."""
+    outcome = result.split("|")[-1]
+    return result.endswith("| ok") or (outcome.startswith(" ValueError:") and "length" in outcome)
+
+
 @pytest.mark.xfail(
     strict=False,
     reason="issue 16 finding 1: lengths whose int64 sum wraps around pass validation and "
@@ -860,8 +941,5 @@ def test_hostile_lengths_are_a_clear_error_in_a_subprocess():
     ValueError from the kernels' status, e.g. "probability zero", means they ran on them)."""
     code, results, last, stderr = run_hostile_lengths()
     assert code == 0, f"interpreter died (exit {code}) during: {last}\n{stderr[-2000:]}"
-    wrong = [
-        r for r in results
-        if not (r.endswith("| ok") or ("| ValueError:" in r and "length" in r.split("|")[-1]))
-    ]
+    wrong = [r for r in results if not hostile_result_ok(r)]
     assert not wrong, "not a ValueError about lengths: " + "; ".join(wrong)

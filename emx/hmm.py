@@ -191,11 +191,11 @@ class BaseHMM(BaseEstimator):
         _prior(self.transmat_prior, "transmat_prior", (K, K))
 
     def _check(self) -> None:
-        """Validate the current parameters (called before every use); stores them as
-        C-contiguous float64 (copies when given in another layout or dtype)."""
+        """Validate the current parameters (called before every use). Any layout is
+        accepted: the kernel calls take C-contiguous copies where needed."""
         K = self.n_components
-        sp = np.ascontiguousarray(self.startprob_, dtype=np.float64)
-        tm = np.ascontiguousarray(self.transmat_, dtype=np.float64)
+        sp = np.asarray(self.startprob_, dtype=np.float64)
+        tm = np.asarray(self.transmat_, dtype=np.float64)
         if sp.shape != (K,):
             raise ValueError(f"startprob_ must have shape ({K},), got {sp.shape}.")
         if tm.shape != (K, K):
@@ -228,7 +228,8 @@ class BaseHMM(BaseEstimator):
         start = np.empty(K)
         seq_ll = np.empty(len(offsets) - 1)
         status = _hmm.forward_backward(
-            loglik, offsets, self.startprob_, self.transmat_, post, xi, seq_ll,
+            loglik, offsets, np.ascontiguousarray(self.startprob_),
+            np.ascontiguousarray(self.transmat_), post, xi, seq_ll,
             np.empty((n, K)), np.empty(n), want_xi, start,
         )
         self._raise_status(status, first)
@@ -390,7 +391,8 @@ class BaseHMM(BaseEstimator):
             ll = loglik_fn(Xc)
             seq_ll = np.empty(len(off) - 1)
             status = _hmm.forward_loglik(
-                ll, off, self.startprob_, self.transmat_, seq_ll, np.empty_like(ll)
+                ll, off, np.ascontiguousarray(self.startprob_),
+                np.ascontiguousarray(self.transmat_), seq_ll, np.empty_like(ll)
             )
             self._raise_status(status, first)
             return seq_ll

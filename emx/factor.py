@@ -928,6 +928,9 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         # Small clusters have degenerate covariances: keep noise above a share of the data's.
         low = np.maximum(1e-3 * var, self.reg_covar)
         low = np.where(low > 0, low, 1.0)
+        # Never below the M-step's floor: a start under it would make the first M-step's
+        # flooring lower the likelihood.
+        low = np.maximum(low, getattr(self, "_floor", 0.0))
         diag = np.diagonal(S, axis1=1, axis2=2)
         if self.noise_type == "shared":
             psi = np.maximum((nk @ diag) / nk.sum(), low)

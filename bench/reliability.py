@@ -12,8 +12,9 @@ Run from the repository root::
     python bench/reliability.py -k hmm --examples 200
 
 The total budget is shared between the properties in proportion to their long-mode example
-counts; a property stops at its example count or its share of the budget, whichever comes
-first (so the examples run are reported, not assumed).
+counts (after setting aside ~2 minutes for the hostile-lengths probes, one interpreter each);
+a property stops at its example count or its share of the budget, whichever comes first (so
+the examples run are reported, not assumed).
 """
 
 from __future__ import annotations
@@ -137,11 +138,16 @@ def main(argv=None) -> int:
     props = [p for p in properties(mod)
              if (args.k is None or matches(p[0], args.k))
              and not (args.skip and matches(p[0], args.skip))]
-    if not props:
+    want_hostile = (args.k is None or matches("hostile_lengths", args.k)) and not (
+        args.skip and matches("hostile_lengths", args.skip))
+    if not props and not want_hostile:
         print("no property matches", file=sys.stderr)
         return 2
     weights = [args.examples or p[3] for p in props]
     total_budget = 60.0 * args.minutes
+    if want_hostile and props:  # ~2.5 s per subprocess probe, run after the properties
+        n_probes = len(mod.HOSTILE_NAMES[0]) * len(mod.HOSTILE_NAMES[1])
+        total_budget = max(total_budget - 2.5 * n_probes, 0.25 * total_budget)
     warnings.simplefilter("ignore")  # the properties record the warnings they care about
 
     sys.path.insert(0, HERE)
@@ -170,21 +176,26 @@ def main(argv=None) -> int:
         print(format_row(cols, [name, n, len(failures), secs]), flush=True)
         for kw, exc, tb in failures:
             kinds.setdefault((name, _kind(exc)), []).append((kw, exc, tb))
-    if args.k is None or matches("hostile_lengths", args.k):
-        # The subprocess-isolated crash test: one probe per (method, hostile lengths).
+    if want_hostile:
+        # The subprocess-isolated crash test, one interpreter per (hostile lengths, method)
+        # so that a crash does not hide the probes after it.
         t0 = time.monotonic()
-        code, results, last, stderr = mod.run_hostile_lengths()
-        bad = [r for r in results if not mod.hostile_result_ok(r)]
-        if code != 0:
-            bad.append(f"interpreter died (exit {code}) during: {last}")
-        n = len(results) + (code != 0)
+        n = bad = 0
+        for lname in mod.HOSTILE_NAMES[0]:
+            for cname in mod.HOSTILE_NAMES[1]:
+                code, results, last, _ = mod.run_hostile_lengths(only=(lname, cname))
+                wrong = [r for r in results if not mod.hostile_result_ok(r)]
+                if code != 0:
+                    wrong.append(f"{cname} | {lname} | interpreter died (exit {code})")
+                n += 1
+                bad += bool(wrong)
+                for r in wrong:
+                    kinds.setdefault(("hostile lengths", _kind(RuntimeError(
+                        r.split("|", 2)[-1]))), []).append(({"probe": r}, RuntimeError(r), ""))
         tot_n += n
-        tot_f += len(bad)
-        print(format_row(cols, ["hostile lengths (subprocess)", n, len(bad),
+        tot_f += bad
+        print(format_row(cols, ["hostile lengths (subprocess per probe)", n, bad,
                                 time.monotonic() - t0]))
-        for r in bad:
-            kinds.setdefault(("hostile lengths", "not a ValueError about lengths"), []).append(
-                ({"probe": r}, RuntimeError(r), ""))
     print(format_row(cols, ["total", tot_n, tot_f, time.monotonic() - t_start]))
     if kinds:
         print("\nfailure kinds (count, first reproducer):")

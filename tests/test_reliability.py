@@ -891,8 +891,11 @@ _HOSTILE_LENGTHS = textwrap.dedent(
         "score_sequences": lambda L: good.score_sequences(X, L),
         "gmmhmm.score": lambda L: good_mix.score(X, L),
     }
+    only = sys.argv[1:]  # optionally one (lengths name, method name)
     for lname, L in hostile.items():
         for cname, call in calls.items():
+            if only and [lname, cname] != only:
+                continue
             print(f"START {cname} {lname}", flush=True)
             try:
                 call(L)
@@ -910,11 +913,19 @@ _HOSTILE_LENGTHS = textwrap.dedent(
 )
 
 
-def run_hostile_lengths(timeout=120):
-    """Run the hostile-lengths probes in a fresh interpreter; return (returncode, results,
-    last started probe)."""
+HOSTILE_NAMES = (
+    ["4 x 2**62 + 10", "2 x (2**63-1) + 12", "wrap to -1 + 11", "int64 array 2**62",
+     "uint64 2**64-1 + 11", "python int 2**64 + 10", "float 2**62"],
+    ["fit", "gmmhmm.fit", "decode", "predict_proba", "score_samples", "score_sequences",
+     "gmmhmm.score"],
+)
+
+
+def run_hostile_lengths(timeout=120, only=()):
+    """Run the hostile-lengths probes (all, or ``only=(lengths name, method name)``) in a
+    fresh interpreter; return (returncode, results, last started probe, stderr)."""
     proc = subprocess.run(
-        [sys.executable, "-c", _HOSTILE_LENGTHS], capture_output=True, text=True,
+        [sys.executable, "-c", _HOSTILE_LENGTHS, *only], capture_output=True, text=True,
         timeout=timeout, cwd=os.path.dirname(os.path.abspath(__file__)),
     )
     lines = proc.stdout.splitlines()

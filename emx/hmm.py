@@ -352,9 +352,40 @@ class BaseHMM(BaseEstimator):
         return data.shift
 
     def _emission_loglik_fn(self):
-        """Function of a chunk of frames returning its (n, K) state log-likelihoods."""
+        """Function of a chunk of frames returning its (n, K) state log-likelihoods and a
+        mask of the frames far from every state (None when there are none).
+
+        A frame far from every state (at 1e200, say) has log-likelihood below -1.8e308 in
+        every state: all -inf, which the kernels would take for an impossible sequence. Such
+        frames get relative log-likelihoods instead (0 for the nearest state by an exact
+        comparison, -inf for the others), so posteriors and paths are defined; the
+        log-likelihood of their sequence is -inf (its true value is not representable).
+        """
         emission = self._emission_estep_fn()
-        return lambda X: emission(X)[0]
+
+        def loglik(X):
+            ll = emission(X)[0]
+            far = ~(ll.max(axis=1) > -np.inf)
+            if not far.any():
+                return ll, None
+            ll[far] = self._far_frame_loglik(X[far])
+            return ll, far
+
+        return loglik
+
+    def _far_frame_loglik(self, X: np.ndarray) -> np.ndarray:
+        """Relative state log-likelihoods of frames far from every state (see
+        :meth:`_emission_loglik_fn`); the emission model provides it."""
+        raise ValueError("Frames far from every state (log-likelihood below -1.8e308).")
+
+    @staticmethod
+    def _far_sequences(seq_ll: np.ndarray, off: np.ndarray, far) -> np.ndarray:
+        """Set to -inf the log-likelihood of every sequence holding a far frame."""
+        if far is not None:
+            seqs = np.searchsorted(off, np.flatnonzero(far), side="right") - 1
+            seq_ll = np.array(seq_ll, dtype=np.float64)
+            seq_ll[seqs] = -np.inf
+        return seq_ll
 
     # ------------------------------------------------------------------ inference
     def _prepare(self, X, lengths) -> _Data:
@@ -373,7 +404,9 @@ class BaseHMM(BaseEstimator):
         data = self._prepare(X, lengths)
         loglik_fn = self._emission_loglik_fn()
         def run(Xc, off, first):
-            return self._forward_backward(loglik_fn(Xc), off, False, first)[:2]
+            ll, far = loglik_fn(Xc)
+            seq_ll, post = self._forward_backward(ll, off, False, first)[:2]
+            return self._far_sequences(seq_ll, off, far), post
 
         parts = self._map_chunks(data, run)
         return float(sum(p[0].sum() for p in parts)), np.concatenate([p[1] for p in parts])
@@ -388,14 +421,14 @@ class BaseHMM(BaseEstimator):
         loglik_fn = self._emission_loglik_fn()
 
         def forward(Xc, off, first):
-            ll = loglik_fn(Xc)
+            ll, far = loglik_fn(Xc)
             seq_ll = np.empty(len(off) - 1)
             status = _hmm.forward_loglik(
                 ll, off, np.ascontiguousarray(self.startprob_),
                 np.ascontiguousarray(self.transmat_), seq_ll, np.empty_like(ll)
             )
             self._raise_status(status, first)
-            return seq_ll
+            return self._far_sequences(seq_ll, off, far)
 
         return np.concatenate(self._map_chunks(data, forward))
 
@@ -430,7 +463,7 @@ class BaseHMM(BaseEstimator):
         log_tm_t = np.ascontiguousarray(log_tm.T)
 
         def run(Xc, off, first):
-            ll = loglik_fn(Xc)
+            ll, far = loglik_fn(Xc)
             n, K = ll.shape
             if algorithm == "viterbi":
                 path = np.empty(n, dtype=np.intp)
@@ -440,9 +473,10 @@ class BaseHMM(BaseEstimator):
                     np.empty((n, K), dtype=np.intp),
                 )
                 self._raise_status(status, first)
-                return seq_lp.sum(), path
+                return self._far_sequences(seq_lp, off, far).sum(), path
             path = self._forward_backward(ll, off, False, first)[1].argmax(axis=1)
-            return _path_logprob(path, off, ll, log_sp, log_tm), path
+            lp = _path_logprob(path, off, ll, log_sp, log_tm)
+            return (-np.inf if far is not None else lp), path
 
         parts = self._map_chunks(data, run)
         return float(sum(p[0] for p in parts)), np.concatenate([p[1] for p in parts])
@@ -662,6 +696,14 @@ class GaussianHMM(BaseHMM):
 
     def _emission_shift(self, data: _Data):
         return np.array(self.means_, dtype=np.float64, order="C")
+
+    def _far_frame_loglik(self, X: np.ndarray) -> np.ndarray:
+        K = self.n_components
+        resp, log_norm = np.zeros((len(X), K)), np.full(len(X), -np.inf)
+        G.resolve_far_rows(X, resp, log_norm, self.means_, self.covars_, self.covariance_type,
+                           np.zeros(K))
+        with np.errstate(divide="ignore"):
+            return np.log(resp)
 
     def _emission_stats(self, X, post, shift, context):
         return G.GaussianStats.from_weights(X, post, shift, self.covariance_type)
@@ -925,6 +967,20 @@ class GMMHMM(BaseHMM):
     def _emission_shift(self, data: _Data):
         K, M, D = self.means_.shape
         return np.array(self.means_.reshape(K * M, D), dtype=np.float64, order="C")
+
+    def _far_frame_loglik(self, X: np.ndarray) -> np.ndarray:
+        # The nearest Gaussian over all states' mixtures (weights included); its state wins.
+        K, M, D = self.means_.shape
+        ct = self.covariance_type
+        covars = (np.repeat(self.covars_, M, axis=0) if ct == "tied"
+                  else self.covars_.reshape((K * M,) + self.covars_.shape[2:]))
+        resp, log_norm = np.zeros((len(X), K * M)), np.full(len(X), -np.inf)
+        with np.errstate(divide="ignore"):
+            log_w = np.log(self.weights_.reshape(K * M))
+        G.resolve_far_rows(X, resp, log_norm, self.means_.reshape(K * M, D), covars,
+                           "full" if ct == "tied" else ct, log_w)
+        with np.errstate(divide="ignore"):
+            return np.log(resp.reshape(len(X), K, M).sum(axis=2))
 
     def _emission_stats(self, X, post, shift, resp):
         n, K, M = len(X), self.n_components, self.n_mix

@@ -355,3 +355,17 @@ def test_non_finite_means_and_bad_priors_are_named():
     assert np.all(np.isfinite(g.means_))
     with pytest.raises(ValueError, match=r"weights_prior .* shape \(2, 2\), got shape \(3,\)"):
         GMMHMM(2, 2, weights_prior=np.ones(3)).fit(X)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_frame_far_from_every_state(covariance_type):
+    X, lengths = data()
+    m = GMMHMM(2, 2, covariance_type=covariance_type, random_state=0, n_iter=3).fit(X, lengths)
+    Z = np.vstack([X[:10], [[1e200, -1e200, 0.0]], X[10:20]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lp, post = m.score_samples(Z)
+        logprob, path = m.decode(Z)
+    assert lp == -np.inf and logprob == -np.inf
+    np.testing.assert_allclose(post.sum(axis=1), 1.0)
+    assert sorted(post[10]) == [0.0, 1.0]

@@ -546,3 +546,22 @@ def test_wrong_shaped_priors_and_non_finite_parameters_are_named():
     m.means_[0, 0] = np.nan
     with pytest.raises(ValueError, match="means_ must be finite .*NaN or infinity"):
         m.score(X)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_frame_far_from_every_state(covariance_type):
+    # Issue 16, finding 5: a frame at 1e200 made every state's log-likelihood -inf and the
+    # sequence was reported as impossible under startprob_/transmat_.
+    m = true_model(covariance_type)
+    X = m.sample(30, random_state=0)[0]
+    Z = np.vstack([X[:10], [[1e200, -1e200]], X[10:20]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lp, post = m.score_samples(Z)
+        seq = m.score_sequences(np.vstack([Z, X[20:]]), [21, 10])
+        logprob, path = m.decode(Z)
+    assert lp == -np.inf and logprob == -np.inf
+    np.testing.assert_allclose(post.sum(axis=1), 1.0)
+    assert sorted(post[10]) == [0.0, 0.0, 1.0]  # the nearest state, by an exact comparison
+    assert seq[0] == -np.inf and seq[1] == pytest.approx(m.score(X[20:]), rel=1e-12)
+    assert path[10] == post[10].argmax()

@@ -19,7 +19,8 @@ Conventions (every ``def`` below)
 * Argument errors raise ``ValueError("<kernel>: ...")`` before any output is written and
   before the GIL is released: wrong shapes, offsets that do not start at 0, decrease or do
   not end at n_frames, edge indices outside [0, n_states), a first state outside
-  [0, n_states), scratch too small, ``None`` for a required array. Every index the compiled
+  [0, n_states), scratch too small, ``None`` for a required array, an output or scratch
+  array sharing memory with an index array (offsets, src, dst). Every index the compiled
   loops use is derived from arguments checked there, in O(n_sequences + n_edges) time, so no
   mistake in the calling code can make a kernel read or write out of bounds (the module is
   compiled with boundscheck and wraparound off).
@@ -70,6 +71,41 @@ cdef int _check_offsets(str kernel, const Py_ssize_t[::1] offsets, Py_ssize_t n_
         raise ValueError(
             f"{kernel}: offsets must end at the number of frames {n_frames}, got "
             f"offsets[{n_seq}] = {offsets[n_seq]}")
+    return 0
+
+
+# Address ranges [lo, hi) of C-contiguous arrays, to refuse an output that shares memory with
+# an index array (offsets, src, dst): writing it would change indices the loops trust.
+cdef tuple _span_d1(const double[::1] a):
+    if a.shape[0] == 0:
+        return (0, 0)
+    return (<size_t>&a[0], <size_t>&a[0] + a.shape[0] * sizeof(double))
+
+
+cdef tuple _span_d2(const double[:, ::1] a):
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        return (0, 0)
+    return (<size_t>&a[0, 0], <size_t>&a[0, 0] + a.shape[0] * a.shape[1] * sizeof(double))
+
+
+cdef tuple _span_i1(const Py_ssize_t[::1] a):
+    if a.shape[0] == 0:
+        return (0, 0)
+    return (<size_t>&a[0], <size_t>&a[0] + a.shape[0] * sizeof(Py_ssize_t))
+
+
+cdef tuple _span_i2(const Py_ssize_t[:, ::1] a):
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        return (0, 0)
+    return (<size_t>&a[0, 0], <size_t>&a[0, 0] + a.shape[0] * a.shape[1] * sizeof(Py_ssize_t))
+
+
+cdef int _disjoint(str kernel, dict outputs, dict indices) except -1:
+    """Raise when an output or scratch array overlaps an index array."""
+    for out_name, (olo, ohi) in outputs.items():
+        for idx_name, (ilo, ihi) in indices.items():
+            if olo < ihi and ilo < ohi:
+                raise ValueError(f"{kernel}: {out_name} shares memory with {idx_name}")
     return 0
 
 
@@ -240,6 +276,11 @@ def forward_backward(
     _need(kn, "scale", scale.shape[0], T, True)
     if want_start:
         _need(kn, "start_sum", start_sum.shape[0], K)
+    _disjoint(kn, {"post": _span_d2(post), "xi_sum": _span_d2(xi_sum),
+                   "seq_loglik": _span_d1(seq_loglik), "frame_prob": _span_d2(frame_prob),
+                   "scale": _span_d1(scale),
+                   "start_sum": _span_d1(start_sum) if want_start else (0, 0)},
+              {"offsets": _span_i1(offsets)})
     cdef double[::1] beta = _empty(K)
     cdef double[::1] u = _empty(K)
     with nogil:
@@ -292,6 +333,8 @@ def forward_loglik(
     _need2(kn, "transmat", transmat.shape[0], transmat.shape[1], K, K)
     _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
     _need2(kn, "work", work.shape[0], work.shape[1], T, K, True)
+    _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik), "work": _span_d2(work)},
+              {"offsets": _span_i1(offsets)})
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -349,12 +392,15 @@ def viterbi(
     cdef bint corrupt = False
     _check_states(kn, K)
     _check_offsets(kn, offsets, T)
+    cdef dict indices = {"offsets": _span_i1(offsets)}
     _need(kn, "log_startprob", log_startprob.shape[0], K)
     _need2(kn, "log_transmat_t", log_transmat_t.shape[0], log_transmat_t.shape[1], K, K)
     _need(kn, "path", path.shape[0], T)
     _need(kn, "seq_logprob", seq_logprob.shape[0], n_seq)
     _need2(kn, "delta", delta.shape[0], delta.shape[1], T, K, True)
     _need2(kn, "backptr", backptr.shape[0], backptr.shape[1], T, K, True)
+    _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob),
+                   "delta": _span_d2(delta), "backptr": _span_i2(backptr)}, indices)
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -506,6 +552,10 @@ def forward_backward_edges(
     _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
     _need2(kn, "frame_prob", frame_prob.shape[0], frame_prob.shape[1], T, K, True)
     _need(kn, "scale", scale.shape[0], T, True)
+    _disjoint(kn, {"post": _span_d2(post), "xi_edges": _span_d1(xi_edges),
+                   "seq_loglik": _span_d1(seq_loglik), "frame_prob": _span_d2(frame_prob),
+                   "scale": _span_d1(scale)},
+              {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
     cdef double[::1] beta = _empty(K)
     cdef double[::1] u = _empty(K)
     with nogil:
@@ -587,10 +637,14 @@ def viterbi_edges(
     _check_offsets(kn, offsets, T)
     _need(kn, "log_startprob", log_startprob.shape[0], K)
     _check_edges(kn, K, src, dst, log_prob.shape[0], "log_prob")
+    cdef dict indices = {"offsets": _span_i1(offsets), "src": _span_i1(src),
+                         "dst": _span_i1(dst)}
     _need(kn, "path", path.shape[0], T)
     _need(kn, "seq_logprob", seq_logprob.shape[0], n_seq)
     _need2(kn, "delta", delta.shape[0], delta.shape[1], T, K, True)
     _need2(kn, "backptr", backptr.shape[0], backptr.shape[1], T, K, True)
+    _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob),
+                   "delta": _span_d2(delta), "backptr": _span_i2(backptr)}, indices)
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -673,6 +727,8 @@ def forward_loglik_log_edges(
     _check_edges(kn, K, src, dst, log_prob.shape[0], "log_prob")
     _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
     _need2(kn, "work", work.shape[0], work.shape[1], T, K, True)
+    _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik), "work": _span_d2(work)},
+              {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
     cdef double[::1] acc = _empty(K)
     with nogil:
         for n in range(n_seq):

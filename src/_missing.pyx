@@ -16,7 +16,8 @@ Conventions (as in ``_hmm``)
   not positive definite: a property of the model, which the Python layer reports.
 * Argument errors raise ``ValueError("conditional_pass: ...")``: wrong shapes, ``starts``
   that do not start at 0, decrease or do not end at ``len(order)``, row indices in ``order``
-  outside [0, n_rows), ``None`` for an array; all checked with the GIL held before any output
+  outside [0, n_rows), ``None`` for an array, an output sharing memory with ``order`` or
+  ``starts``; all checked with the GIL held before any output
   is written, in O(n_runs + len(order)), so no mistake in the calling code can make the
   kernel read or write out of bounds (the module is compiled with boundscheck and wraparound
   off). A row whose missingness pattern differs from the first row of its run (``order``
@@ -28,6 +29,34 @@ from libc.math cimport log, sqrt, isnan, INFINITY
 from libc.stdlib cimport malloc, free
 
 cdef double LOG_2PI = 1.8378770664093453
+
+
+cdef int _disjoint(str kernel, tuple outs1, tuple outs2, const Py_ssize_t[::1] order,
+                   const Py_ssize_t[::1] starts) except -1:
+    """Raise when an output (1-D in outs1, 2-D in outs2) overlaps ``order`` or ``starts``:
+    writing it would change the row indices the pass trusts."""
+    cdef double[::1] a
+    cdef double[:, ::1] b
+    cdef list spans = []
+    for a in outs1:
+        if a.shape[0]:
+            spans.append((<size_t>&a[0], <size_t>&a[0] + a.shape[0] * sizeof(double)))
+    for b in outs2:
+        if b.shape[0] and b.shape[1]:
+            spans.append((<size_t>&b[0, 0],
+                          <size_t>&b[0, 0] + b.shape[0] * b.shape[1] * sizeof(double)))
+    cdef dict indices = {}
+    if order.shape[0]:
+        indices["order"] = (<size_t>&order[0],
+                            <size_t>&order[0] + order.shape[0] * sizeof(Py_ssize_t))
+    if starts.shape[0]:
+        indices["starts"] = (<size_t>&starts[0],
+                             <size_t>&starts[0] + starts.shape[0] * sizeof(Py_ssize_t))
+    for name, (lo, hi) in indices.items():
+        for olo, ohi in spans:
+            if olo < hi and lo < ohi:
+                raise ValueError(f"{kernel}: an output shares memory with {name}")
+    return 0
 
 
 cdef int _need(str kernel, str name, Py_ssize_t got, Py_ssize_t want) except -1:
@@ -156,6 +185,7 @@ def conditional_pass(
         raise ValueError(
             f"{kn}: starts must end at len(order) = {n_visit}, got starts[{n_runs}] = "
             f"{starts[n_runs]}")
+    _disjoint(kn, (loglik, post, sum1), (sum2, fill), order, starts)
     for i in range(n_visit):
         if order[i] < 0 or order[i] >= n:
             raise ValueError(

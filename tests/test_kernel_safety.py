@@ -195,19 +195,44 @@ def test_edge_arrays_of_different_lengths_raise(name):
             kernel(*bad)
 
 
-def test_viterbi_backtrack_guard_against_aliased_outputs():
-    # backptr sharing memory with delta (a float view): the pointers read back are garbage
-    # and the kernel must notice instead of indexing with them.
-    kernel, args = _valid_calls()["viterbi"]
-    delta = np.empty((T, K))
-    args[6] = delta
-    args[7] = delta.view(IP)
-    try:
-        status = kernel(*args)
-    except ValueError as exc:
-        assert "shares memory" in str(exc)
-    else:  # the garbage happened to be in range: then the path is in range too
-        assert status in (-1, 0, 1) and np.all((args[4] >= 0) & (args[4] < K))
+@pytest.mark.parametrize("name", ["viterbi", "viterbi_edges"])
+def test_viterbi_backtrack_guard_against_aliased_outputs(name):
+    # seq_logprob sharing memory with backptr[2, 0]: writing log P of sequence 0 (frames 0-2,
+    # ending in state 0) overwrites that back-pointer with the bits of a negative double
+    # before the backtrack reads it. The kernel must notice instead of indexing with it.
+    kernel, args = _valid_calls()[name]
+    ll = args[0].copy()
+    ll[2] = [0.0, -50.0, -50.0]
+    args[0] = ll
+    backptr = np.empty((T, K), dtype=IP)
+    args[-1] = backptr
+    args[-3] = backptr.view(np.float64).reshape(-1)[2 * K : 2 * K + 2]
+    with pytest.raises(ValueError, match=rf"^{name}: a back-pointer left \[0, n_states\)"):
+        kernel(*args)
+
+
+ALIASES = {  # kernel -> (position of an output, index array position, output name, index name)
+    "forward_backward": (6, OFFSETS, "seq_loglik", "offsets"),
+    "forward_loglik": (4, OFFSETS, "seq_loglik", "offsets"),
+    "viterbi": (5, OFFSETS, "seq_logprob", "offsets"),
+    "forward_backward_edges": (7, 3, "xi_edges", "src"),
+    "viterbi_edges": (7, 4, "seq_logprob", "dst"),
+    "forward_loglik_log_edges": (6, 3, "seq_loglik", "src"),
+}
+
+
+@pytest.mark.parametrize("name", HMM_KERNELS)
+def test_outputs_sharing_memory_with_index_arrays_raise(name):
+    # Writing such an output would change the offsets or edges the loops index with.
+    kernel, args = _valid_calls()[name]
+    out, idx, out_name, idx_name = ALIASES[name]
+    n = args[out].shape[0]
+    index = np.zeros(max(n, args[idx].shape[0]), dtype=IP)
+    index[: args[idx].shape[0]] = args[idx]
+    args[idx] = index[: args[idx].shape[0]]
+    args[out] = index.view(np.float64)[:n]
+    with pytest.raises(ValueError, match=rf"^{name}: {out_name} shares memory with {idx_name}"):
+        kernel(*args)
 
 
 def test_sample_states_checks_its_arguments():
@@ -316,6 +341,15 @@ def test_conditional_pass_unused_outputs_may_be_empty_but_used_ones_may_not():
         bad = list(args[:6]) + [e1, e1, e1, e1, e2, e2, *flags]
         with pytest.raises(ValueError, match=rf"conditional_pass: {msg} has"):
             _missing.conditional_pass(*bad)
+
+
+def test_conditional_pass_outputs_sharing_memory_with_order_raise():
+    args = _missing_call()
+    order = np.arange(6, dtype=IP)
+    args[1] = order
+    args[5] = order.view(np.float64)  # loglik written over the row indices
+    with pytest.raises(ValueError, match=r"^conditional_pass: an output shares memory with order"):
+        _missing.conditional_pass(*args)
 
 
 def test_conditional_pass_rows_must_share_their_runs_pattern():
@@ -475,6 +509,21 @@ CHILD = textwrap.dedent(r"""
                 kernel(*args)  # in bounds: a status; out of bounds: a ValueError
             except ValueError:
                 pass
+
+    # outputs sharing memory with index arrays, and a back-pointer overwritten mid-call
+    for name, (out, idx, _, _) in S.ALIASES.items():
+        kernel, args = S._valid_calls()[name]
+        index = np.zeros(max(args[out].shape[0], args[idx].shape[0]), dtype=np.intp)
+        index[: args[idx].shape[0]] = args[idx]
+        n = args[out].shape[0]
+        args[idx], args[out] = index[: args[idx].shape[0]], index.view(np.float64)[:n]
+        hostile(f"{{name}} aliased output", kernel, *args)
+    for name in ("viterbi", "viterbi_edges"):
+        kernel, args = S._valid_calls()[name]
+        args[0][2] = [0.0, -50.0, -50.0]
+        args[-1] = np.empty((S.T, S.K), dtype=np.intp)
+        args[-3] = args[-1].view(np.float64).reshape(-1)[2 * S.K : 2 * S.K + 2]
+        hostile(f"{{name}} back-pointer overwritten", kernel, *args)
 
     # 3. conditional_pass with bad starts and rows, and fuzzed run starts
     for case, (starts, _) in S.BAD_STARTS.items():

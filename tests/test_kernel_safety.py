@@ -59,8 +59,7 @@ def _valid_calls():
     }
 
 
-# Positions of the arguments in the calls above: the frame-sized ones and the offsets.
-OFFSETS = 1
+OFFSETS = 1  # position of the offsets in every call above
 EDGE_KERNELS = ("forward_backward_edges", "viterbi_edges", "forward_loglik_log_edges")
 HMM_KERNELS = ("forward_backward", "forward_loglik", "viterbi", *EDGE_KERNELS)
 SCRATCH = {  # positions of the scratch arguments (their rows may exceed n_frames)
@@ -116,8 +115,8 @@ def test_offsets_may_hold_empty_sequences_which_report_a_status():
 
 
 def _shape_mutations(args):
-    """(index, replacement) pairs: each array argument with a wrong shape (a row or a column
-    too few or too many; for scratch, too few rows)."""
+    """(index, replacement) pairs: each array argument but the offsets with a wrong shape (a
+    row too few, or a column too few or too many; 1-D: one entry too few or too many)."""
     for i, a in enumerate(args):
         if i == OFFSETS or not isinstance(a, np.ndarray):
             continue

@@ -4,12 +4,115 @@
 Every kernel works on many sequences at once: frames of all sequences are concatenated
 row-wise and ``offsets`` (length ``n_sequences + 1``) marks where each one starts and ends.
 Emission probabilities come in as log-likelihoods, shape (n_frames, n_states); the kernels do
-not know what produced them. Kernels hold no model policy (no floors, priors or defaults) and
-return a status instead of raising: the index of the first sequence that has probability zero
-under the model, or -1 when all went well.
+not know what produced them. Kernels hold no model policy (no floors, priors or defaults).
+
+Conventions (every ``def`` below)
+---------------------------------
+* Arguments are marked IN (read only, ``const`` memoryviews), OUT (overwritten; the caller
+  allocates them) or SCRATCH (work space the caller allocates; its contents on return are
+  unspecified; it may be larger than required). All arrays are C-contiguous: numpy arrays of
+  float64, or of intp for offsets, edges, paths and back-pointers.
+* Status: a kernel returns -1 when all went well, or the index (>= 0) of the first sequence
+  that has probability zero under the model (no path of non-zero probability; an empty
+  sequence counts as one). That is the caller's data, not a programming error: the Python
+  layer turns it into a ValueError naming the sequence.
+* Argument errors raise ``ValueError("<kernel>: ...")`` before any output is written and
+  before the GIL is released: wrong shapes, offsets that do not start at 0, decrease or do
+  not end at n_frames, edge indices outside [0, n_states), a first state outside
+  [0, n_states), scratch too small, ``None`` for a required array, an output or scratch
+  array sharing memory with an index array (offsets, src, dst). Every index the compiled
+  loops use is derived from arguments checked there, in O(n_sequences + n_edges) time, so no
+  mistake in the calling code can make a kernel read or write out of bounds (the module is
+  compiled with boundscheck and wraparound off).
 """
 
 from libc.math cimport exp, log, INFINITY
+
+
+# ------------------------------------------------------------------------- argument checks
+# Run with the GIL held, before any output is touched; they cost O(1) per array plus one pass
+# over the offsets (O(n_sequences)) and the edges (O(n_edges)).
+
+cdef int _need(str kernel, str name, Py_ssize_t got, Py_ssize_t want, bint at_least=False,
+               str what="length") except -1:
+    """Raise unless got == want (or got >= want when at_least)."""
+    if got < want if at_least else got != want:
+        raise ValueError(
+            f"{kernel}: {name} has {what} {got}, expected {'at least ' if at_least else ''}"
+            f"{want}")
+    return 0
+
+
+cdef int _need2(str kernel, str name, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t want_rows,
+                Py_ssize_t want_cols, bint rows_at_least=False) except -1:
+    """Raise unless a 2-D array has shape (want_rows, want_cols) (rows >= want_rows when
+    rows_at_least: scratch)."""
+    if (rows < want_rows if rows_at_least else rows != want_rows) or cols != want_cols:
+        raise ValueError(
+            f"{kernel}: {name} has shape ({rows}, {cols}), expected "
+            f"({'at least ' if rows_at_least else ''}{want_rows}, {want_cols})")
+    return 0
+
+
+cdef int _check_offsets(str kernel, const Py_ssize_t[::1] offsets, Py_ssize_t n_frames) except -1:
+    """offsets (n_sequences + 1,) must start at 0, never decrease and end at n_frames: then
+    every frame index the loops derive from it lies in [0, n_frames)."""
+    cdef Py_ssize_t i, n_seq = offsets.shape[0] - 1
+    if n_seq < 0:
+        raise ValueError(f"{kernel}: offsets must have n_sequences + 1 >= 1 entries, got 0")
+    if offsets[0] != 0:
+        raise ValueError(f"{kernel}: offsets must start at 0, got offsets[0] = {offsets[0]}")
+    for i in range(n_seq):
+        if offsets[i + 1] < offsets[i]:
+            raise ValueError(
+                f"{kernel}: offsets must be non-decreasing, got offsets[{i + 1}] = "
+                f"{offsets[i + 1]} < offsets[{i}] = {offsets[i]}")
+    if offsets[n_seq] != n_frames:
+        raise ValueError(
+            f"{kernel}: offsets must end at the number of frames {n_frames}, got "
+            f"offsets[{n_seq}] = {offsets[n_seq]}")
+    return 0
+
+
+# Address ranges [lo, hi) of C-contiguous arrays, to refuse an output that shares memory with
+# an index array (offsets, src, dst): writing it would change indices the loops trust.
+cdef tuple _span_d1(const double[::1] a):
+    if a.shape[0] == 0:
+        return (0, 0)
+    return (<size_t>&a[0], <size_t>&a[0] + a.shape[0] * sizeof(double))
+
+
+cdef tuple _span_d2(const double[:, ::1] a):
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        return (0, 0)
+    return (<size_t>&a[0, 0], <size_t>&a[0, 0] + a.shape[0] * a.shape[1] * sizeof(double))
+
+
+cdef tuple _span_i1(const Py_ssize_t[::1] a):
+    if a.shape[0] == 0:
+        return (0, 0)
+    return (<size_t>&a[0], <size_t>&a[0] + a.shape[0] * sizeof(Py_ssize_t))
+
+
+cdef tuple _span_i2(const Py_ssize_t[:, ::1] a):
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        return (0, 0)
+    return (<size_t>&a[0, 0], <size_t>&a[0, 0] + a.shape[0] * a.shape[1] * sizeof(Py_ssize_t))
+
+
+cdef int _disjoint(str kernel, dict outputs, dict indices) except -1:
+    """Raise when an output or scratch array overlaps an index array."""
+    for out_name, (olo, ohi) in outputs.items():
+        for idx_name, (ilo, ihi) in indices.items():
+            if olo < ihi and ilo < ohi:
+                raise ValueError(f"{kernel}: {out_name} shares memory with {idx_name}")
+    return 0
+
+
+cdef int _check_states(str kernel, Py_ssize_t K) except -1:
+    if K < 1:
+        raise ValueError(f"{kernel}: loglik must have at least one state (column), got {K}")
+    return 0
 
 
 cdef inline bint _weigh_frame(double* pred, const double* ll, double* fp, Py_ssize_t K,
@@ -123,15 +226,15 @@ cdef Py_ssize_t _forward_backward_one(
 
 
 def forward_backward(
-    const double[:, ::1] loglik,
-    const Py_ssize_t[::1] offsets,
-    const double[::1] startprob,
-    const double[:, ::1] transmat,
-    double[:, ::1] post,
-    double[:, ::1] xi_sum,
-    double[::1] seq_loglik,
-    double[:, ::1] frame_prob,
-    double[::1] scale,
+    const double[:, ::1] loglik not None,
+    const Py_ssize_t[::1] offsets not None,
+    const double[::1] startprob not None,
+    const double[:, ::1] transmat not None,
+    double[:, ::1] post not None,
+    double[:, ::1] xi_sum not None,
+    double[::1] seq_loglik not None,
+    double[:, ::1] frame_prob not None,
+    double[::1] scale not None,
     bint want_xi=True,
     double[::1] start_sum=None,
 ):
@@ -139,16 +242,16 @@ def forward_backward(
 
     Parameters
     ----------
-    loglik : (n_frames, K) emission log-likelihoods (finite or -inf).
-    offsets : (n_sequences + 1,) frame offsets of the sequences, offsets[0] == 0.
-    startprob, transmat : (K,) and (K, K) model parameters; zeros are honoured.
-    post : (n_frames, K) output, state posteriors gamma.
-    xi_sum : (K, K) output, overwritten with the expected transition counts summed over all
-        frames and sequences (without building a (T, K, K) array).
-    seq_loglik : (n_sequences,) output, log P(sequence).
-    frame_prob, scale : (n_frames, K) and (n_frames,) work space.
+    loglik : IN (n_frames, K) emission log-likelihoods (finite or -inf), K >= 1.
+    offsets : IN (n_sequences + 1,) frame offsets of the sequences: 0, non-decreasing, n_frames.
+    startprob, transmat : IN (K,) and (K, K) model parameters; zeros are honoured.
+    post : OUT (n_frames, K) state posteriors gamma.
+    xi_sum : OUT (K, K), overwritten with the expected transition counts summed over all
+        frames and sequences (without building a (T, K, K) array); zeros when not want_xi.
+    seq_loglik : OUT (n_sequences,) log P(sequence).
+    frame_prob, scale : SCRATCH (>= n_frames, K) and (>= n_frames,).
     want_xi : accumulate xi_sum (False for scoring only).
-    start_sum : (K,) optional output, overwritten with the posteriors of the first frames
+    start_sum : OUT, optional (K,), overwritten with the posteriors of the first frames
         summed over the sequences (expected counts of each starting state).
 
     Returns
@@ -156,19 +259,28 @@ def forward_backward(
     status : int
         -1 on success, otherwise the index of the first sequence whose probability is zero.
     """
+    cdef str kn = "forward_backward"
+    cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t K = loglik.shape[1]
     cdef Py_ssize_t n, i, j, status = -1
     cdef double ll
-    if (post.shape[0] != loglik.shape[0] or post.shape[1] != K or frame_prob.shape[0] < loglik.shape[0]
-            or frame_prob.shape[1] != K or scale.shape[0] < loglik.shape[0]
-            or startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K
-            or xi_sum.shape[0] != K or xi_sum.shape[1] != K or seq_loglik.shape[0] != n_seq
-            or offsets[n_seq] != loglik.shape[0]):
-        raise ValueError("forward_backward: inconsistent array shapes")
     cdef bint want_start = start_sum is not None
-    if want_start and start_sum.shape[0] != K:
-        raise ValueError("forward_backward: inconsistent array shapes")
+    _check_states(kn, K)
+    _check_offsets(kn, offsets, T)
+    _need(kn, "startprob", startprob.shape[0], K)
+    _need2(kn, "transmat", transmat.shape[0], transmat.shape[1], K, K)
+    _need2(kn, "post", post.shape[0], post.shape[1], T, K)
+    _need2(kn, "xi_sum", xi_sum.shape[0], xi_sum.shape[1], K, K)
+    _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
+    _need2(kn, "frame_prob", frame_prob.shape[0], frame_prob.shape[1], T, K, True)
+    _need(kn, "scale", scale.shape[0], T, True)
+    if want_start:
+        _need(kn, "start_sum", start_sum.shape[0], K)
+    _disjoint(kn, {"post": _span_d2(post), "xi_sum": _span_d2(xi_sum),
+                   "seq_loglik": _span_d1(seq_loglik), "frame_prob": _span_d2(frame_prob),
+                   "scale": _span_d1(scale),
+                   "start_sum": _span_d1(start_sum) if want_start else (0, 0)},
+              {"offsets": _span_i1(offsets)})
     cdef double[::1] beta = _empty(K)
     cdef double[::1] u = _empty(K)
     with nogil:
@@ -197,25 +309,32 @@ def forward_backward(
 
 
 def forward_loglik(
-    const double[:, ::1] loglik,
-    const Py_ssize_t[::1] offsets,
-    const double[::1] startprob,
-    const double[:, ::1] transmat,
-    double[::1] seq_loglik,
-    double[:, ::1] work,
+    const double[:, ::1] loglik not None,
+    const Py_ssize_t[::1] offsets not None,
+    const double[::1] startprob not None,
+    const double[:, ::1] transmat not None,
+    double[::1] seq_loglik not None,
+    double[:, ::1] work not None,
 ):
     """Log-likelihood of each sequence by the scaled forward pass only.
 
-    ``work`` is (n_frames, K) scratch. Returns -1, or the first zero-probability sequence.
+    IN: ``loglik`` (n_frames, K), ``offsets``, ``startprob``, ``transmat`` as in
+    :func:`forward_backward`. OUT: ``seq_loglik`` (n_sequences,). SCRATCH: ``work``
+    (>= n_frames, K). Returns -1, or the first zero-probability sequence.
     """
+    cdef str kn = "forward_loglik"
+    cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t K = loglik.shape[1]
     cdef Py_ssize_t n, t, i, j, t0, t1, status = -1
     cdef double m, c, a, total
-    if (work.shape[0] < loglik.shape[0] or work.shape[1] != K or startprob.shape[0] != K
-            or transmat.shape[0] != K or transmat.shape[1] != K
-            or seq_loglik.shape[0] != n_seq or offsets[n_seq] != loglik.shape[0]):
-        raise ValueError("forward_loglik: inconsistent array shapes")
+    _check_states(kn, K)
+    _check_offsets(kn, offsets, T)
+    _need(kn, "startprob", startprob.shape[0], K)
+    _need2(kn, "transmat", transmat.shape[0], transmat.shape[1], K, K)
+    _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
+    _need2(kn, "work", work.shape[0], work.shape[1], T, K, True)
+    _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik), "work": _span_d2(work)},
+              {"offsets": _span_i1(offsets)})
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -247,32 +366,41 @@ def forward_loglik(
 
 
 def viterbi(
-    const double[:, ::1] loglik,
-    const Py_ssize_t[::1] offsets,
-    const double[::1] log_startprob,
-    const double[:, ::1] log_transmat_t,
-    Py_ssize_t[::1] path,
-    double[::1] seq_logprob,
-    double[:, ::1] delta,
-    Py_ssize_t[:, ::1] backptr,
+    const double[:, ::1] loglik not None,
+    const Py_ssize_t[::1] offsets not None,
+    const double[::1] log_startprob not None,
+    const double[:, ::1] log_transmat_t not None,
+    Py_ssize_t[::1] path not None,
+    double[::1] seq_logprob not None,
+    double[:, ::1] delta not None,
+    Py_ssize_t[:, ::1] backptr not None,
 ):
     """Most likely state path of each sequence, in log space.
 
-    ``log_transmat_t`` is the transposed log transition matrix (row j holds log a[:, j]);
-    ``-inf`` entries are forbidden transitions. ``delta`` (n_frames, K) and ``backptr``
-    (n_frames, K) are scratch. Writes ``path`` (n_frames,) and ``seq_logprob``
-    (n_sequences,). Returns -1, or the first sequence with no path of non-zero probability.
+    IN: ``loglik`` (n_frames, K) and ``offsets`` as in :func:`forward_backward`;
+    ``log_startprob`` (K,); ``log_transmat_t`` (K, K), the transposed log transition matrix
+    (row j holds log a[:, j]), ``-inf`` entries being forbidden transitions.
+    OUT: ``path`` (n_frames,), ``seq_logprob`` (n_sequences,).
+    SCRATCH: ``delta`` (>= n_frames, K) and ``backptr`` (>= n_frames, K).
+    Returns -1, or the first sequence with no path of non-zero probability.
     """
+    cdef str kn = "viterbi"
+    cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t K = loglik.shape[1]
     cdef Py_ssize_t n, t, i, j, t0, t1, best_i, status = -1
     cdef double best, v
-    if (delta.shape[0] < loglik.shape[0] or delta.shape[1] != K or backptr.shape[0] < loglik.shape[0]
-            or backptr.shape[1] != K or path.shape[0] != loglik.shape[0]
-            or log_startprob.shape[0] != K or log_transmat_t.shape[0] != K
-            or log_transmat_t.shape[1] != K or seq_logprob.shape[0] != n_seq
-            or offsets[n_seq] != loglik.shape[0]):
-        raise ValueError("viterbi: inconsistent array shapes")
+    cdef bint corrupt = False
+    _check_states(kn, K)
+    _check_offsets(kn, offsets, T)
+    cdef dict indices = {"offsets": _span_i1(offsets)}
+    _need(kn, "log_startprob", log_startprob.shape[0], K)
+    _need2(kn, "log_transmat_t", log_transmat_t.shape[0], log_transmat_t.shape[1], K, K)
+    _need(kn, "path", path.shape[0], T)
+    _need(kn, "seq_logprob", seq_logprob.shape[0], n_seq)
+    _need2(kn, "delta", delta.shape[0], delta.shape[1], T, K, True)
+    _need2(kn, "backptr", backptr.shape[0], backptr.shape[1], T, K, True)
+    _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob),
+                   "delta": _span_d2(delta), "backptr": _span_i2(backptr)}, indices)
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -306,25 +434,44 @@ def viterbi(
             seq_logprob[n] = best
             path[t1 - 1] = best_i
             for t in range(t1 - 1, t0, -1):
-                path[t - 1] = backptr[t, path[t]]
+                i = path[t]
+                if i < 0 or i >= K:  # only if an output aliases another argument's memory
+                    corrupt = True
+                    break
+                path[t - 1] = backptr[t, i]
+            if corrupt:
+                break
+    if corrupt:
+        raise ValueError(f"{kn}: a back-pointer left [0, n_states): path or backptr shares "
+                         "memory with another argument")
     return status
 
 
 def sample_states(
-    const double[::1] startprob_cdf,
-    const double[:, ::1] transmat_cdf,
-    const double[::1] uniforms,
+    const double[::1] startprob_cdf not None,
+    const double[:, ::1] transmat_cdf not None,
+    const double[::1] uniforms not None,
     Py_ssize_t first_state,
-    Py_ssize_t[::1] states,
+    Py_ssize_t[::1] states not None,
 ):
     """Draw a Markov chain: states[0] from ``startprob_cdf`` (or ``first_state`` when >= 0),
     then states[t] from row states[t-1] of ``transmat_cdf``, by inverting the CDFs at
-    ``uniforms`` (one per step, in [0, 1))."""
+    ``uniforms`` (one per step, in [0, 1)).
+
+    IN: ``startprob_cdf`` (K,), ``transmat_cdf`` (K, K), ``uniforms`` (>= T,),
+    ``first_state`` (< K; negative: drawn). OUT: ``states`` (T,), each in [0, K).
+    """
+    cdef str kn = "sample_states"
     cdef Py_ssize_t T = states.shape[0]
     cdef Py_ssize_t K = startprob_cdf.shape[0]
     cdef Py_ssize_t t, j, s
-    if uniforms.shape[0] < T:
-        raise ValueError("sample_states: need one uniform per step")
+    if K < 1:
+        raise ValueError(f"{kn}: startprob_cdf must have at least one state, got 0")
+    _need2(kn, "transmat_cdf", transmat_cdf.shape[0], transmat_cdf.shape[1], K, K)
+    _need(kn, "uniforms", uniforms.shape[0], T, True)
+    if first_state >= K:
+        raise ValueError(f"{kn}: first_state must be < n_states = {K} (or negative: drawn), "
+                         f"got {first_state}")
     with nogil:
         for t in range(T):
             if t == 0 and first_state >= 0:
@@ -349,29 +496,32 @@ cdef double[::1] _empty(Py_ssize_t n):
 # per state: these kernels take the transitions as an edge list (src[e] -> dst[e] with
 # probability prob[e], or log probability) and cost O(n_edges) per frame instead of O(K^2).
 
-cdef bint _edges_ok(Py_ssize_t K, const Py_ssize_t[::1] src, const Py_ssize_t[::1] dst,
-                    Py_ssize_t n_prob) noexcept nogil:
+cdef int _check_edges(str kernel, Py_ssize_t K, const Py_ssize_t[::1] src,
+                      const Py_ssize_t[::1] dst, Py_ssize_t n_prob, str prob_name) except -1:
+    """src, dst and the probabilities have one entry per edge, and every edge joins two
+    states in [0, K)."""
     cdef Py_ssize_t e, E = src.shape[0]
-    if dst.shape[0] != E or n_prob != E:
-        return False
+    _need(kernel, "dst", dst.shape[0], E)
+    _need(kernel, prob_name, n_prob, E)
     for e in range(E):
         if src[e] < 0 or src[e] >= K or dst[e] < 0 or dst[e] >= K:
-            return False
-    return True
+            raise ValueError(
+                f"{kernel}: edge {e} ({src[e]} -> {dst[e]}) leaves the states [0, {K})")
+    return 0
 
 
 def forward_backward_edges(
-    const double[:, ::1] loglik,
-    const Py_ssize_t[::1] offsets,
-    const double[::1] startprob,
-    const Py_ssize_t[::1] src,
-    const Py_ssize_t[::1] dst,
-    const double[::1] prob,
-    double[:, ::1] post,
-    double[::1] xi_edges,
-    double[::1] seq_loglik,
-    double[:, ::1] frame_prob,
-    double[::1] scale,
+    const double[:, ::1] loglik not None,
+    const Py_ssize_t[::1] offsets not None,
+    const double[::1] startprob not None,
+    const Py_ssize_t[::1] src not None,
+    const Py_ssize_t[::1] dst not None,
+    const double[::1] prob not None,
+    double[:, ::1] post not None,
+    double[::1] xi_edges not None,
+    double[::1] seq_loglik not None,
+    double[:, ::1] frame_prob not None,
+    double[::1] scale not None,
     bint want_xi=True,
 ):
     """Forward-backward of many sequences over a sparse transition structure.
@@ -381,19 +531,31 @@ def forward_backward_edges(
     probability ``prob[e]`` (repeated pairs add up). ``xi_edges`` (n_edges,) is overwritten
     with the expected number of times each edge is taken, summed over frames and sequences.
 
+    IN: ``loglik``, ``offsets``, ``startprob`` as in :func:`forward_backward`; ``src``,
+    ``dst`` (n_edges,) states in [0, K); ``prob`` (n_edges,). OUT: ``post`` (n_frames, K),
+    ``xi_edges`` (n_edges,), ``seq_loglik`` (n_sequences,). SCRATCH: ``frame_prob``
+    (>= n_frames, K), ``scale`` (>= n_frames,).
     Returns -1, or the index of the first sequence whose probability is zero.
     """
+    cdef str kn = "forward_backward_edges"
+    cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t K = loglik.shape[1]
     cdef Py_ssize_t E = src.shape[0]
     cdef Py_ssize_t n, t, t0, t1, i, j, e, status = -1
     cdef double m, c, s, total
-    if (post.shape[0] != loglik.shape[0] or post.shape[1] != K
-            or frame_prob.shape[0] < loglik.shape[0] or frame_prob.shape[1] != K
-            or scale.shape[0] < loglik.shape[0] or startprob.shape[0] != K
-            or xi_edges.shape[0] != E or seq_loglik.shape[0] != n_seq
-            or offsets[n_seq] != loglik.shape[0] or not _edges_ok(K, src, dst, prob.shape[0])):
-        raise ValueError("forward_backward_edges: inconsistent array shapes")
+    _check_states(kn, K)
+    _check_offsets(kn, offsets, T)
+    _need(kn, "startprob", startprob.shape[0], K)
+    _check_edges(kn, K, src, dst, prob.shape[0], "prob")
+    _need2(kn, "post", post.shape[0], post.shape[1], T, K)
+    _need(kn, "xi_edges", xi_edges.shape[0], E)
+    _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
+    _need2(kn, "frame_prob", frame_prob.shape[0], frame_prob.shape[1], T, K, True)
+    _need(kn, "scale", scale.shape[0], T, True)
+    _disjoint(kn, {"post": _span_d2(post), "xi_edges": _span_d1(xi_edges),
+                   "seq_loglik": _span_d1(seq_loglik), "frame_prob": _span_d2(frame_prob),
+                   "scale": _span_d1(scale)},
+              {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
     cdef double[::1] beta = _empty(K)
     cdef double[::1] u = _empty(K)
     with nogil:
@@ -444,34 +606,45 @@ def forward_backward_edges(
 
 
 def viterbi_edges(
-    const double[:, ::1] loglik,
-    const Py_ssize_t[::1] offsets,
-    const double[::1] log_startprob,
-    const Py_ssize_t[::1] src,
-    const Py_ssize_t[::1] dst,
-    const double[::1] log_prob,
-    Py_ssize_t[::1] path,
-    double[::1] seq_logprob,
-    double[:, ::1] delta,
-    Py_ssize_t[:, ::1] backptr,
+    const double[:, ::1] loglik not None,
+    const Py_ssize_t[::1] offsets not None,
+    const double[::1] log_startprob not None,
+    const Py_ssize_t[::1] src not None,
+    const Py_ssize_t[::1] dst not None,
+    const double[::1] log_prob not None,
+    Py_ssize_t[::1] path not None,
+    double[::1] seq_logprob not None,
+    double[:, ::1] delta not None,
+    Py_ssize_t[:, ::1] backptr not None,
 ):
     """Most likely state path of each sequence over a sparse transition structure (log
     space); as :func:`viterbi`, with the transitions as edges ``src[e] -> dst[e]`` of log
     probability ``log_prob[e]``. Ties go to the edge listed first.
 
+    IN: ``loglik``, ``offsets``, ``log_startprob`` as in :func:`viterbi`; ``src``, ``dst``
+    (n_edges,) states in [0, K); ``log_prob`` (n_edges,). OUT: ``path`` (n_frames,),
+    ``seq_logprob`` (n_sequences,). SCRATCH: ``delta``, ``backptr`` (>= n_frames, K).
     Returns -1, or the first sequence with no path of non-zero probability.
     """
+    cdef str kn = "viterbi_edges"
+    cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t K = loglik.shape[1]
     cdef Py_ssize_t E = src.shape[0]
-    cdef Py_ssize_t n, t, t0, t1, j, e, best_i, status = -1
+    cdef Py_ssize_t n, t, t0, t1, i, j, e, best_i, status = -1
     cdef double best, v
-    if (delta.shape[0] < loglik.shape[0] or delta.shape[1] != K
-            or backptr.shape[0] < loglik.shape[0] or backptr.shape[1] != K
-            or path.shape[0] != loglik.shape[0] or log_startprob.shape[0] != K
-            or seq_logprob.shape[0] != n_seq or offsets[n_seq] != loglik.shape[0]
-            or not _edges_ok(K, src, dst, log_prob.shape[0])):
-        raise ValueError("viterbi_edges: inconsistent array shapes")
+    cdef bint corrupt = False
+    _check_states(kn, K)
+    _check_offsets(kn, offsets, T)
+    _need(kn, "log_startprob", log_startprob.shape[0], K)
+    _check_edges(kn, K, src, dst, log_prob.shape[0], "log_prob")
+    cdef dict indices = {"offsets": _span_i1(offsets), "src": _span_i1(src),
+                         "dst": _span_i1(dst)}
+    _need(kn, "path", path.shape[0], T)
+    _need(kn, "seq_logprob", seq_logprob.shape[0], n_seq)
+    _need2(kn, "delta", delta.shape[0], delta.shape[1], T, K, True)
+    _need2(kn, "backptr", backptr.shape[0], backptr.shape[1], T, K, True)
+    _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob),
+                   "delta": _span_d2(delta), "backptr": _span_i2(backptr)}, indices)
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -505,19 +678,28 @@ def viterbi_edges(
             seq_logprob[n] = best
             path[t1 - 1] = best_i
             for t in range(t1 - 1, t0, -1):
-                path[t - 1] = backptr[t, path[t]]
+                i = path[t]
+                if i < 0 or i >= K:  # only if an output aliases another argument's memory
+                    corrupt = True
+                    break
+                path[t - 1] = backptr[t, i]
+            if corrupt:
+                break
+    if corrupt:
+        raise ValueError(f"{kn}: a back-pointer left [0, n_states): path or backptr shares "
+                         "memory with another argument")
     return status
 
 
 def forward_loglik_log_edges(
-    const double[:, ::1] loglik,
-    const Py_ssize_t[::1] offsets,
-    const double[::1] log_startprob,
-    const Py_ssize_t[::1] src,
-    const Py_ssize_t[::1] dst,
-    const double[::1] log_prob,
-    double[::1] seq_loglik,
-    double[:, ::1] work,
+    const double[:, ::1] loglik not None,
+    const Py_ssize_t[::1] offsets not None,
+    const double[::1] log_startprob not None,
+    const Py_ssize_t[::1] src not None,
+    const Py_ssize_t[::1] dst not None,
+    const double[::1] log_prob not None,
+    double[::1] seq_loglik not None,
+    double[:, ::1] work not None,
 ):
     """Log-likelihood of each sequence by the forward pass in log space, over a sparse
     transition structure (edges as in :func:`viterbi_edges`).
@@ -526,20 +708,27 @@ def forward_loglik_log_edges(
     one within a frame (it underflows to zero); here every path keeps its exact share, so a
     sequence fails only when no path has non-zero probability. It costs about twice the
     scaled pass (an exp and a log per edge and frame): use it where the scaled pass reports
-    a zero. ``work`` is (n_frames, K) scratch (the log forward variables).
+    a zero.
 
+    IN: ``loglik``, ``offsets``, ``log_startprob``, ``src``, ``dst``, ``log_prob`` as in
+    :func:`viterbi_edges`. OUT: ``seq_loglik`` (n_sequences,). SCRATCH: ``work``
+    (>= n_frames, K) (the log forward variables).
     Returns -1, or the first sequence with no path of non-zero probability.
     """
+    cdef str kn = "forward_loglik_log_edges"
+    cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t K = loglik.shape[1]
     cdef Py_ssize_t E = src.shape[0]
     cdef Py_ssize_t n, t, t0, t1, j, e, status = -1
     cdef double v, m, s
-    if (work.shape[0] < loglik.shape[0] or work.shape[1] != K
-            or log_startprob.shape[0] != K or seq_loglik.shape[0] != n_seq
-            or offsets[n_seq] != loglik.shape[0]
-            or not _edges_ok(K, src, dst, log_prob.shape[0])):
-        raise ValueError("forward_loglik_log_edges: inconsistent array shapes")
+    _check_states(kn, K)
+    _check_offsets(kn, offsets, T)
+    _need(kn, "log_startprob", log_startprob.shape[0], K)
+    _check_edges(kn, K, src, dst, log_prob.shape[0], "log_prob")
+    _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
+    _need2(kn, "work", work.shape[0], work.shape[1], T, K, True)
+    _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik), "work": _span_d2(work)},
+              {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
     cdef double[::1] acc = _empty(K)
     with nogil:
         for n in range(n_seq):

@@ -6,12 +6,71 @@ Rows are visited in ``order`` (sorted by missingness pattern); ``starts`` marks 
 pattern's run begins (length n_runs + 1). The precision matrix is factorised once per call,
 the (missing x missing) block of it once per run, so the cost is per pattern plus O(D^2)
 per row. Small dense algebra is written out (D is the number of features, tens at most).
+
+Conventions (as in ``_hmm``)
+----------------------------
+* Arguments are IN (read only, ``const`` memoryviews) or OUT (written or accumulated into;
+  allocated by the caller). Arrays are C-contiguous float64 (intp for ``order`` and
+  ``starts``). An output the flags do not ask for is not touched and may be empty.
+* Status: -1 when all went well, -2 when ``cov`` (or the missing block of its inverse) is
+  not positive definite: a property of the model, which the Python layer reports.
+* Argument errors raise ``ValueError("conditional_pass: ...")``: wrong shapes, ``starts``
+  that do not start at 0, decrease or do not end at ``len(order)``, row indices in ``order``
+  outside [0, n_rows), ``None`` for an array, an output sharing memory with ``order`` or
+  ``starts``; all checked with the GIL held before any output
+  is written, in O(n_runs + len(order)), so no mistake in the calling code can make the
+  kernel read or write out of bounds (the module is compiled with boundscheck and wraparound
+  off). A row whose missingness pattern differs from the first row of its run (``order``
+  and ``starts`` do not group rows by pattern) is found during the pass, which then stops and
+  raises a ValueError as well; the outputs are then unspecified.
 """
 
 from libc.math cimport log, sqrt, isnan, INFINITY
 from libc.stdlib cimport malloc, free
 
 cdef double LOG_2PI = 1.8378770664093453
+
+
+cdef int _disjoint(str kernel, tuple outs1, tuple outs2, const Py_ssize_t[::1] order,
+                   const Py_ssize_t[::1] starts) except -1:
+    """Raise when an output (1-D in outs1, 2-D in outs2) overlaps ``order`` or ``starts``:
+    writing it would change the row indices the pass trusts."""
+    cdef double[::1] a
+    cdef double[:, ::1] b
+    cdef list spans = []
+    for a in outs1:
+        if a.shape[0]:
+            spans.append((<size_t>&a[0], <size_t>&a[0] + a.shape[0] * sizeof(double)))
+    for b in outs2:
+        if b.shape[0] and b.shape[1]:
+            spans.append((<size_t>&b[0, 0],
+                          <size_t>&b[0, 0] + b.shape[0] * b.shape[1] * sizeof(double)))
+    cdef dict indices = {}
+    if order.shape[0]:
+        indices["order"] = (<size_t>&order[0],
+                            <size_t>&order[0] + order.shape[0] * sizeof(Py_ssize_t))
+    if starts.shape[0]:
+        indices["starts"] = (<size_t>&starts[0],
+                             <size_t>&starts[0] + starts.shape[0] * sizeof(Py_ssize_t))
+    for name, (lo, hi) in indices.items():
+        for olo, ohi in spans:
+            if olo < hi and lo < ohi:
+                raise ValueError(f"{kernel}: an output shares memory with {name}")
+    return 0
+
+
+cdef int _need(str kernel, str name, Py_ssize_t got, Py_ssize_t want) except -1:
+    if got != want:
+        raise ValueError(f"{kernel}: {name} has length {got}, expected {want}")
+    return 0
+
+
+cdef int _need2(str kernel, str name, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t want_rows,
+                Py_ssize_t want_cols) except -1:
+    if rows != want_rows or cols != want_cols:
+        raise ValueError(
+            f"{kernel}: {name} has shape ({rows}, {cols}), expected ({want_rows}, {want_cols})")
+    return 0
 
 
 cdef int _cholesky(double* A, Py_ssize_t n, Py_ssize_t ld) noexcept nogil:
@@ -52,18 +111,18 @@ cdef void _backward(const double* L, Py_ssize_t n, Py_ssize_t ld, double* b) noe
 
 
 def conditional_pass(
-    const double[:, ::1] X,
-    const Py_ssize_t[::1] order,
-    const Py_ssize_t[::1] starts,
-    const double[::1] mean,
-    const double[:, ::1] cov,
-    double[::1] loglik,
-    const double[::1] weights,
-    const double[::1] shift,
-    double[::1] post,
-    double[::1] sum1,
-    double[:, ::1] sum2,
-    double[:, ::1] fill,
+    const double[:, ::1] X not None,
+    const Py_ssize_t[::1] order not None,
+    const Py_ssize_t[::1] starts not None,
+    const double[::1] mean not None,
+    const double[:, ::1] cov not None,
+    double[::1] loglik not None,
+    const double[::1] weights not None,
+    const double[::1] shift not None,
+    double[::1] post not None,
+    double[::1] sum1 not None,
+    double[:, ::1] sum2 not None,
+    double[:, ::1] fill not None,
     bint want_loglik,
     bint want_moments,
     bint want_fill,
@@ -85,24 +144,52 @@ def conditional_pass(
     needs only an m x m Cholesky factor, and log N(x_o) = -(o/2) log 2 pi - (1/2) log|cov|
     + (1/2) log|C| - (1/2) d_o^T (P_oo - P_om C P_mo) d_o.
 
+    IN: ``X`` (n_rows, D), D >= 1; ``order`` (n_visit,) row indices in [0, n_rows);
+    ``starts`` (n_runs + 1,) offsets into ``order``: 0, non-decreasing, n_visit; ``mean``
+    (D,); ``cov`` (D, D); ``weights`` (n_rows,) and ``shift`` (D,) when ``want_moments``.
+    OUT: ``loglik`` (n_rows,) when ``want_loglik``; ``post`` (1,), ``sum1`` (D,), ``sum2``
+    (D, D) accumulated into when ``want_moments``; ``fill`` (n_rows, D) when ``want_fill``.
+    Only the rows listed in ``order`` are written.
+
     Returns -1, or -2 when ``cov`` is not positive definite.
     """
+    cdef str kn = "conditional_pass"
     cdef Py_ssize_t n = X.shape[0], D = X.shape[1], n_runs = starts.shape[0] - 1
-    cdef Py_ssize_t run, i, r, a, b, j, k, no, nm
+    cdef Py_ssize_t n_visit = order.shape[0]
+    cdef Py_ssize_t run, i, r, a, b, j, k, no, nm, bad_row = -1, run_row = -1
     cdef double w, wsum, s, quad, logdet_cov = 0.0, logdet_c
-    if (mean.shape[0] != D or cov.shape[0] != D or cov.shape[1] != D
-            or (want_loglik and loglik.shape[0] != n)
-            or (want_moments and (weights.shape[0] != n or shift.shape[0] != D
-                                  or post.shape[0] != 1 or sum1.shape[0] != D
-                                  or sum2.shape[0] != D or sum2.shape[1] != D))
-            or (want_fill and (fill.shape[0] != n or fill.shape[1] != D))):
-        raise ValueError("conditional_pass: inconsistent array shapes")
-    for i in range(n_runs + 1):
-        if starts[i] < 0 or starts[i] > order.shape[0] or (i and starts[i] < starts[i - 1]):
-            raise ValueError("conditional_pass: bad run starts")
-    for i in range(order.shape[0]):
+    if D < 1:
+        raise ValueError(f"{kn}: X must have at least one feature (column), got {D}")
+    _need(kn, "mean", mean.shape[0], D)
+    _need2(kn, "cov", cov.shape[0], cov.shape[1], D, D)
+    if want_loglik:
+        _need(kn, "loglik", loglik.shape[0], n)
+    if want_moments:
+        _need(kn, "weights", weights.shape[0], n)
+        _need(kn, "shift", shift.shape[0], D)
+        _need(kn, "post", post.shape[0], 1)
+        _need(kn, "sum1", sum1.shape[0], D)
+        _need2(kn, "sum2", sum2.shape[0], sum2.shape[1], D, D)
+    if want_fill:
+        _need2(kn, "fill", fill.shape[0], fill.shape[1], n, D)
+    if n_runs < 0:
+        raise ValueError(f"{kn}: starts must have n_runs + 1 >= 1 entries, got 0")
+    if starts[0] != 0:
+        raise ValueError(f"{kn}: starts must start at 0, got starts[0] = {starts[0]}")
+    for i in range(n_runs):
+        if starts[i + 1] < starts[i]:
+            raise ValueError(
+                f"{kn}: starts must be non-decreasing, got starts[{i + 1}] = {starts[i + 1]} "
+                f"< starts[{i}] = {starts[i]}")
+    if starts[n_runs] != n_visit:
+        raise ValueError(
+            f"{kn}: starts must end at len(order) = {n_visit}, got starts[{n_runs}] = "
+            f"{starts[n_runs]}")
+    _disjoint(kn, (loglik, post, sum1), (sum2, fill), order, starts)
+    for i in range(n_visit):
         if order[i] < 0 or order[i] >= n:
-            raise ValueError("conditional_pass: row index out of range")
+            raise ValueError(
+                f"{kn}: order[{i}] = {order[i]} is not a row index of X (n_rows = {n})")
     cdef double* P = <double*>malloc(D * D * sizeof(double))   # precision
     cdef double* L = <double*>malloc(D * D * sizeof(double))   # Cholesky of cov, then P_mm
     cdef double* C = <double*>malloc(D * D * sizeof(double))   # conditional covariance
@@ -170,6 +257,16 @@ def conditional_pass(
             wsum = 0.0
             for i in range(a, b):
                 r = order[i]
+                if i > a:  # every row of the run must have the run's pattern: O(D)
+                    for j in range(no):
+                        if isnan(X[r, obs[j]]):
+                            bad_row = r
+                    for k in range(nm):
+                        if not isnan(X[r, mis[k]]):
+                            bad_row = r
+                    if bad_row >= 0:
+                        run_row = order[a]
+                        break
                 for j in range(no):
                     d[j] = X[r, obs[j]] - mean[obs[j]]
                 for k in range(nm):  # g = P_mo d_o
@@ -208,16 +305,22 @@ def conditional_pass(
                                 s = w * xh[j]
                                 for k in range(j + 1):
                                     sum2[j, k] += s * xh[k]
+            if bad_row >= 0:
+                break
             if want_moments and wsum != 0.0:
                 post[0] += wsum
                 for j in range(nm):
                     for k in range(nm):
                         if mis[k] <= mis[j]:
                             sum2[mis[j], mis[k]] += wsum * C[j * D + k]
-        if want_moments and status == -1:
+        if want_moments and status == -1 and bad_row < 0:
             # only the lower triangle was accumulated above
             for j in range(D):
                 for k in range(j + 1, D):
                     sum2[j, k] = sum2[k, j]
     free(P); free(L); free(C); free(d); free(g); free(xh); free(obs); free(mis)
+    if bad_row >= 0:
+        raise ValueError(
+            f"{kn}: row {bad_row} does not have the missingness pattern of its run (that of "
+            f"row {run_row}): order and starts must group the rows by pattern")
     return status

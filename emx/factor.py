@@ -907,9 +907,37 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
             psi = np.maximum((nk @ psi_new) / nk.sum(), self._floor)
         else:
             psi = np.maximum(psi_new, self._floor)
+        W_old = np.swapaxes(self.components_, 1, 2)
+        keep = self._worse_than_before(gs, means, W_new, psi, W_old, self.noise_variance_)
+        if np.any(keep):
+            # Generalised EM: where the floored update lowers the expected complete-data
+            # log-likelihood, the previous loadings and noise stay (with the new means).
+            W_new[keep] = W_old[keep]
+            if psi.ndim == 1:
+                psi = self.noise_variance_
+            else:
+                psi = psi.copy()
+                psi[keep] = self.noise_variance_[keep]
         self.weights_, self.means_ = weights, means
         self.components_ = np.ascontiguousarray(np.swapaxes(W_new, 1, 2))
         self.noise_variance_ = psi
+
+    def _worse_than_before(self, gs, means, W_new, psi_new, W_old, psi_old) -> np.ndarray:
+        """Components whose new (W, psi) give a lower expected complete-data
+        log-likelihood than the previous ones (all of them, when the noise is shared)."""
+        K, D = means.shape
+
+        def covs(W, psi):
+            C = W @ np.swapaxes(W, 1, 2)
+            C[:, np.arange(D), np.arange(D)] += np.broadcast_to(psi, (K, D))
+            return C
+
+        q_new = G.expected_loglik(gs, means, covs(W_new, psi_new), "full")
+        q_old = G.expected_loglik(gs, means, covs(W_old, psi_old), "full")
+        if psi_new.ndim == 1:  # shared noise couples the components
+            worse = q_new.sum() < q_old.sum() - 1e-12 * abs(q_old.sum())
+            return np.full(K, bool(worse))
+        return q_new < q_old - 1e-12 * np.abs(q_old)
 
     def _init_params(self, data: _Rows, random_state) -> None:
         X = data.X

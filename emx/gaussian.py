@@ -514,15 +514,17 @@ def expected_loglik(stats: GaussianStats, means: np.ndarray, covars: np.ndarray,
 def _floor_eigenvalues(covars: np.ndarray, floor: float) -> np.ndarray:
     """Symmetrise, and raise eigenvalues below the floor to it (only in matrices that need it).
 
-    The floor is ``floor``, or when that is 0, 1e-10 times the matrix's largest eigenvalue, so
-    a fitted covariance is always positive definite.
+    The floor is the larger of ``floor`` and 1e-10 times the matrix's largest eigenvalue, so
+    a fitted covariance is always positive definite, even when it spans clusters far apart.
     """
     covars = 0.5 * (covars + np.swapaxes(covars, -1, -2))
     mats = covars[None] if covars.ndim == 2 else covars
     evals, evecs = np.linalg.eigh(mats)
     fl = np.full(len(mats), float(floor))
     rel = 1e-10 * np.maximum(evals[:, -1], np.finfo(float).tiny)
-    fl = np.where(fl > 0, fl, rel)
+    # Never below 1e-10 of the largest eigenvalue either: an absolute floor under the
+    # round-off of a matrix spanning far-apart clusters would not make it positive definite.
+    fl = np.maximum(fl, rel)
     low = evals[:, 0] < fl
     if np.any(low):
         ev = np.maximum(evals[low], fl[low, None])

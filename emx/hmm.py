@@ -688,6 +688,8 @@ class GaussianHMM(BaseHMM):
                 self.means_ = km.fit(X).cluster_centers_
         if "c" in self.init_params or not hasattr(self, "covars_"):
             cv = G.data_covariance(X, data.shift) + self.min_covar * np.eye(D)
+            # positive definite even when clusters far apart put min_covar below round-off
+            cv = G._floor_eigenvalues(cv, self.min_covar)
             self.covars_ = G.covars_from_template(cv, self.covariance_type, K)
 
     def _emission_estep_fn(self):
@@ -720,10 +722,27 @@ class GaussianHMM(BaseHMM):
         if "m" in self.params:
             self.means_ = G.update_means(stats, self.means_, self.means_prior, self.means_weight)
         if "c" in self.params:
-            self.covars_ = G.update_covars(
+            old = self.covars_
+            new = G.update_covars(
                 stats, self.means_, self.covars_, self.covariance_type,
                 min_covar=self.min_covar, **self._prior_kwargs(),
             )
+            # Generalised EM: min_covar and the eigenvalue floor are not part of the
+            # objective; where they would lower it (expected complete-data log-likelihood
+            # plus log prior, with the new means), the previous covariances stay.
+            if self._emission_objective(stats, new) < self._emission_objective(stats, old):
+                new = old
+            self.covars_ = new
+
+    def _emission_objective(self, stats: G.GaussianStats, covars) -> float:
+        ct = self.covariance_type
+        try:
+            q = G.expected_loglik(stats, self.means_, covars, ct).sum()
+            prior = G.log_prior(self.means_, covars, ct, **self._prior_kwargs())
+        except (np.linalg.LinAlgError, ValueError):
+            return -np.inf
+        total = float(q + prior)
+        return total if np.isfinite(total) else -np.inf
 
     def _log_prior_emission(self) -> float:
         if "m" not in self.params and "c" not in self.params:
@@ -1009,7 +1028,36 @@ class GMMHMM(BaseHMM):
             flat_means = G.update_means(gs, flat_means, mu0, lam)
             self.means_ = flat_means.reshape(K, M, D)
         if "c" in self.params:
-            self.covars_ = self._floor(self._update_covars(gs, flat_means, lam, mu0, pri))
+            old = self.covars_
+            new = self._floor(self._update_covars(gs, flat_means, lam, mu0, pri))
+            # Generalised EM: the variance floors are not part of the objective; where the
+            # floored covariances would lower it (expected complete-data log-likelihood plus
+            # log prior, with the new weights and means), the previous ones stay.
+            if self._emission_objective(gs, new) < self._emission_objective(gs, old):
+                new = old
+            self.covars_ = new
+
+    def _emission_objective(self, gs: G.GaussianStats, covars) -> float:
+        """Gaussian part of EM's objective for ``covars`` with the current weights and means:
+        expected complete-data log-likelihood from ``gs`` plus the log prior."""
+        K, M, D = self.n_components, self.n_mix, self.n_features_in_
+        ct = self.covariance_type
+        if ct == "tied":
+            flat = np.repeat(covars, M, axis=0)
+            kind = "full"
+        else:
+            flat = covars.reshape((K * M,) + covars.shape[2:])
+            kind = ct
+        saved = self.covars_
+        try:
+            self.covars_ = covars
+            prior = self._log_prior_emission()
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+            return -np.inf
+        finally:
+            self.covars_ = saved
+        q = G.expected_loglik(gs, self.means_.reshape(K * M, D), flat, kind).sum()
+        return float(q + prior) if np.isfinite(q + prior) else -np.inf
 
     def _update_covars(self, gs, flat_means, lam, mu0, pri):
         K, M, D = self.n_components, self.n_mix, self.n_features_in_

@@ -580,6 +580,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             resp = rs.uniform(size=(m, K))
             resp /= resp.sum(axis=1, keepdims=True)
         elif self.init_params == "random_from_data":
+            n_pos = int(np.count_nonzero(wU > 0))
+            if n_pos < K:
+                raise ValueError(
+                    f"init_params='random_from_data' draws n_components={K} distinct rows of "
+                    f"non-zero weight, but X has only {n_pos}: lower n_components or use "
+                    "another init_params."
+                )
             resp[rs.choice(m, size=K, replace=False, p=wU / wU.sum()), np.arange(K)] = 1
         else:
             _, idx = kmeans_plusplus(U, K, random_state=rs, sample_weight=wU)

@@ -565,3 +565,17 @@ def test_frame_far_from_every_state(covariance_type):
     assert sorted(post[10]) == [0.0, 0.0, 1.0]  # the nearest state, by an exact comparison
     assert seq[0] == -np.inf and seq[1] == pytest.approx(m.score(X[20:]), rel=1e-12)
     assert path[10] == post[10].argmax()
+
+
+def test_initial_covariance_of_far_clusters_is_positive_definite():
+    # Clusters 1e8 apart: min_covar fell below the round-off of the data covariance, which
+    # came out not positive definite (issue 16, finding 2).
+    X = np.array([[179970738.31887075, 114416587.47471112],
+                  [-41306352.02032268, -244146737.35527742],
+                  [18905340.760077227, -52274843.70686705],
+                  [179970739.6397483, 114416587.3825641]])
+    for ct in TYPES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", EMDecreaseWarning)
+            m = GaussianHMM(2, covariance_type=ct, random_state=0).fit(X, [3, 1])
+        assert np.all(np.isfinite(m.covars_)) and np.isfinite(m.score(X, [3, 1]))

@@ -408,3 +408,10 @@ def test_fit_beyond_the_representable_range_is_refused(covariance_type, scale):
         X *= scale
     with pytest.raises(ValueError, match=r"at most 1e\+100 in magnitude"):
         GaussianMixture(2, covariance_type=covariance_type).fit(X)
+
+
+def test_random_from_data_with_too_few_weighted_rows_is_a_clear_error():
+    X = np.arange(10.0).reshape(5, 2)
+    w = np.array([1.0, 2.0, 0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="n_components=3 distinct rows of non-zero weight"):
+        GaussianMixture(3, init_params="random_from_data").fit(X, sample_weight=w)

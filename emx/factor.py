@@ -530,8 +530,20 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         mean = stats.mean()
         S = stats.scatter(mean) / stats.count
         W, psi = _fa_mstep(self._W, self.noise_variance_, S)
+        psi = np.maximum(psi, self._floor)
+        # Generalised EM: the noise floor is not part of the objective. The expected
+        # complete-data log-likelihood is the Gaussian log-likelihood of the (expected)
+        # scatter; where the floored update would lower it, the previous loadings and noise
+        # stay (with the new mean), so the monitored log-likelihood cannot fall.
+        try:
+            worse = _gaussian_loglik(W, psi, S, 1.0) < _gaussian_loglik(
+                self._W, self.noise_variance_, S, 1.0)
+        except np.linalg.LinAlgError:
+            worse = False
+        if worse:
+            W, psi = self._W, self.noise_variance_
         self.mean_, self._W = mean, W
-        self.noise_variance_ = np.maximum(psi, self._floor)
+        self.noise_variance_ = psi
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):

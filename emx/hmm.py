@@ -108,7 +108,14 @@ def _normalize_rows(counts: np.ndarray, old: np.ndarray) -> np.ndarray:
     """Normalise the last axis; rows with no mass keep their previous values."""
     total = counts.sum(axis=-1, keepdims=True)
     ok = total > 0
-    return np.where(ok, counts / np.where(ok, total, 1.0), old)
+    p = np.where(ok, counts / np.where(ok, total, 1.0), old)
+    # A probability that underflowed to a subnormal (1e-310) would overflow the scaled
+    # kernels' reciprocals: raise it to 1e-300 (the row sums change by far less than
+    # round-off); exact zeros stay zero (structural).
+    return np.where((p > 0) & (p < _MIN_PROB), _MIN_PROB, p)
+
+
+_MIN_PROB = 1e-300
 
 
 def _prior(value, name: str, shape: tuple) -> np.ndarray:

@@ -382,3 +382,17 @@ def test_variance_floor_cannot_lower_the_objective():
             m = GMMHMM(2, covariance_type=ct, random_state=0).fit(X, [1, 2, 1])
         obj = np.array(m.monitor_.objective)
         assert np.all(np.diff(obj) >= -1e-8 - 1e-10 * np.abs(obj[1:]))
+
+
+def test_subnormal_probabilities_do_not_break_posteriors():
+    # EM drove transition probabilities to subnormals (1.6e-310), whose reciprocals
+    # overflowed in the scaled kernels: NaN posteriors, a log-likelihood 192 below score().
+    X = np.array([[109.00001496], [206.00002827], [104.00001427], [106.00001455]])
+    m = GMMHMM(2, n_mix=2, covariance_type="diag", random_state=0).fit(X, [3, 1])
+    for p in (m.startprob_, m.transmat_):
+        assert np.all((p == 0) | (p >= 1e-300))
+    Xn = np.array([[1053.0], [939.0], [939.0], [940.0]])
+    ll, post = m.score_samples(Xn, [3, 1])
+    assert np.all(np.isfinite(post))
+    np.testing.assert_allclose(post.sum(axis=1), 1.0)
+    np.testing.assert_allclose(ll, m.score(Xn, [3, 1]), rtol=1e-9)

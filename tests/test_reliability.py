@@ -236,9 +236,8 @@ def observed_equal(a, b):
 
 # ------------------------------------------------------------------ models
 FINDING_7 = (
-    "issue 16 finding 7: MixtureOfFactorAnalyzers clamps the noise variances to reg_covar "
-    "after the M-step (not part of the monitored objective), so the bound can fall by more "
-    "than round-off; fix in progress in emx/factor.py"
+    "issue 16 finding 7: MixtureOfFactorAnalyzers' bound can still fall by ~1e-7 (beyond "
+    "round-off) with duplicated rows and noise at its floor; fix in progress in emx/factor.py"
 )
 
 
@@ -326,18 +325,13 @@ def test_gaussian_hmm(case, ct, K):
     _hmm_checks(m, X, lengths)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16 finding 7: GaussianHMM 'full' with more states than the data support "
-    "falls by ~1e-7 with the default covariance prior (none without it): the prior term "
-    "or its round-off exceeds the monitor's tolerance; fix in progress in emx/hmm.py, _em.py",
-)
 @given(case=cases(max_seq=5), ct=st.sampled_from(COVARIANCE_TYPES), K=st.integers(1, 4))
 @example(case=Case(4, 7, 3, 4, 2.3101422905047766, 1.0, -1e4, rounded=False, dup=0.3),
          ct='full', K=4)
-@budget(20, 2000, shrink=False)
+@budget(20, 2000)
 def test_gaussian_hmm_monotone(case, ct, K):
-    """GaussianHMM with default settings: monotone objective, no EMDecreaseWarning."""
+    """GaussianHMM with default settings: monotone objective, no EMDecreaseWarning (the
+    example fell by 7.5e-8 with the covariance prior before c9d5bce)."""
     X, lengths = make_X(case), make_lengths(case)
     m = fit_clean(GaussianHMM(min(K, case.n), covariance_type=ct, random_state=0), X,
                   lengths)
@@ -365,18 +359,13 @@ def test_gmmhmm(case, ct, K, M):
     _hmm_checks(m, X, lengths)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16 finding 7: GMMHMM's relative variance floor (var_floor=0.01, eigenvalues "
-    "in scaled coordinates for 'full'/'tied') is applied after the M-step while the initial "
-    "covariances are not floored, so the objective can fall; fix in progress in emx/hmm.py",
-)
 @given(**GMMHMM_CASES)
 @example(case=Case(1250, 4, 2, 2, -2.8917, 5.0, -7.5, rounded=False, dup=0.0, n_seq=2),
          ct='full', K=1, M=1)
-@budget(15, 1500, shrink=False)
+@budget(15, 1500)
 def test_gmmhmm_monotone(case, ct, K, M):
-    """GMMHMM with default settings: monotone objective, no EMDecreaseWarning."""
+    """GMMHMM with default settings: monotone objective, no EMDecreaseWarning (the example
+    fell from -15.0 to -27.1 under the relative variance floor before c9d5bce)."""
     _, _, m = _gmmhmm_fit(case, ct, K, M, allow_decrease=False)
     assert_monotone(m.monitor_.objective, "HMM objective")
 
@@ -459,10 +448,10 @@ def test_factor_analysis(case, k, complete):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 16 findings 5/7: FactorAnalysis with missing entries and nearly as many "
-    "factors as features (Heywood case, noise at the 1e-12 relative floor) oscillates: the "
-    "log-likelihood falls by up to 1e5 and EMDecreaseWarning is issued hundreds of times; "
-    "reported to the owner of emx/factor.py (floors)",
+    reason="issue 16 findings 5/7: FactorAnalysis with nearly as many factors as features "
+    "(Heywood case, noise at the 1e-12 relative floor), mostly with missing entries, "
+    "oscillates: the log-likelihood falls by up to 1e5 and EMDecreaseWarning is issued "
+    "hundreds of times; reported to the owner of emx/factor.py (floors)",
 )
 @given(**FA_CASES)
 @example(case=Case(4, 6, 4, 2, 0.0, -9.0, 1.0, rounded=False, dup=0.3, nan=0.5), k=4,
@@ -500,6 +489,8 @@ def test_mixture_of_factor_analyzers(case, K, q, noise):
 @pytest.mark.xfail(strict=False, reason=FINDING_7)
 @given(**MFA_CASES)
 @example(case=Case(0, 6, 3, 2, 1.0, -9.0, 0.0, rounded=False, dup=0.0), K=2, q=3, noise='shared')
+@example(case=Case(393299, 11, 3, 1, 1.8423062614277121, -9.0, 0.0, rounded=True, dup=0.9),
+         K=3, q=2, noise='shared')
 @budget(20, 2000, shrink=False)
 def test_mixture_of_factor_analyzers_monotone(case, K, q, noise):
     """MixtureOfFactorAnalyzers with default settings: monotone bound, no EMDecreaseWarning."""
@@ -572,16 +563,16 @@ FAR_MODELS = [(kind, ct) for kind in ("GaussianMixture", "GaussianHMM", "GMMHMM"
 
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 16 finding 2 (HMMs): clusters 1e5-1e8 spreads apart: GaussianHMM 'full'/"
-    "'tied' raise 'covariance is not positive definite' on valid data (initial data "
-    "covariance + absolute min_covar below round-off) or LinAlgError (np.linalg.inv of a "
-    "singular covariance in gaussian.log_prior), the GaussianHMM/GMMHMM objective falls; fix "
-    "in progress in emx/hmm.py, emx/gaussian.py",
+    reason="issue 16 finding 2 (GMMHMM): clusters 1e8 spreads apart: GMMHMM 'full'/'tied' "
+    "raise \"'full' covars_ must be positive definite\" on valid data (fix in progress in "
+    "emx/hmm.py, emx/gaussian.py)",
 )
 @given(case=cases(max_seq=4, max_d=3, far=True), model=st.sampled_from(FAR_MODELS),
        K=st.integers(1, 3))
 @example(case=Case(2, 4, 2, 4, 0.0, 8.0, 1.0, rounded=False, dup=0.0, n_seq=2),
          model=("GaussianHMM", "tied"), K=2)
+@example(case=Case(736, 4, 3, 3, 0.9385016142474907, 8.0, 1.0, rounded=False, dup=0.3, n_seq=3),
+         model=("GMMHMM", "tied"), K=1)
 @budget(15, 1500, shrink=False)
 def test_far_clusters(case, model, K):
     """Clusters 1e5 to 1e8 times their spread apart (ordinary data, issue 16 finding 2):
@@ -654,20 +645,11 @@ def test_gaussian_mixture_options(case, ct, K, init, n_init, weights, max_iter, 
         assert np.isfinite(m.bic(np.nan_to_num(X, nan=0.0)))
 
 
-_RANDOM_FROM_DATA_XFAIL = pytest.mark.xfail(
-    strict=False,
-    reason="issue 16 finding 9 (unclear error): init_params='random_from_data' with fewer "
-    "rows of non-zero weight than components raises numpy's 'Fewer non-zero entries in p "
-    "than size'; reported (emx/mixture.py)",
-)
-
-
-@pytest.mark.parametrize("init", ["kmeans", "k-means++", "random",
-                                  pytest.param("random_from_data",
-                                               marks=_RANDOM_FROM_DATA_XFAIL)])
+@pytest.mark.parametrize("init", ["kmeans", "k-means++", "random", "random_from_data"])
 def test_fewer_weighted_rows_than_components(init):
     """Two rows of non-zero weight, three components: a finite fit or a clear ValueError
-    naming the weights or n_components (never numpy's message)."""
+    naming the weights or n_components (never numpy's message; 'random_from_data' gave
+    "Fewer non-zero entries in p than size" before cea560f)."""
     X = np.array([[0.0, 1.0, 2.0], [1.0, 0.5, 2.5], [3.0, 1.0, 0.0], [2.0, 2.0, 2.0]])
     w = np.array([1.0, 0.0, 1.0, 0.0])
     m = GaussianMixture(3, covariance_type="tied", init_params=init, random_state=0)
@@ -680,14 +662,10 @@ def test_fewer_weighted_rows_than_components(init):
         assert_finite(m, ("weights_", "means_", "covariances_"))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16 (new, NaN on ordinary data): EM leaves subnormal probabilities in "
-    "startprob_/transmat_ (1.6e-310, 4.8e-319) and the scaled forward-backward then returns "
-    "NaN/inf posteriors, with a log-likelihood 192 below score(); reported (_hmm.pyx, hmm.py)",
-)
 def test_subnormal_hmm_probabilities_give_proper_posteriors():
-    """Found by test_hmm_options: a GMMHMM fitted on 4 rows, scored on rows ~1e3 away."""
+    """Found by test_hmm_options: a GMMHMM fitted on 4 rows (EM left startprob_ [1, 1.6e-310],
+    transmat_ [[0, 1], [1, 4.8e-319]]), scored on rows ~1e3 away: NaN/inf posteriors and a
+    log-likelihood 192 below score() before c9d5bce."""
     X = np.array([[109.00001496], [206.00002827], [104.00001427], [106.00001455]])
     m = GMMHMM(2, n_mix=2, covariance_type="diag", random_state=0).fit(X, [3, 1])
     Xn = np.array([[1053.0], [939.0], [939.0], [940.0]])
@@ -941,15 +919,11 @@ def hostile_result_ok(result: str) -> bool:
     return result.endswith("| ok") or (outcome.startswith(" ValueError:") and "length" in outcome)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16 finding 1: lengths whose int64 sum wraps around pass validation and "
-    "the kernels read out of bounds (fix in progress: _validation.py, _hmm.pyx)",
-)
 def test_hostile_lengths_are_a_clear_error_in_a_subprocess():
     """Lengths whose sum wraps around in int64 (or overflow it) give a ValueError about the
     lengths from every HMM method; the interpreter neither crashes nor corrupts memory (a
-    ValueError from the kernels' status, e.g. "probability zero", means they ran on them)."""
+    ValueError from the kernels' status, e.g. "probability zero", means they ran on them).
+    Issue 16 finding 1: SIGSEGV / SIGABRT before 15f0ce6."""
     code, results, last, stderr = run_hostile_lengths()
     assert code == 0, f"interpreter died (exit {code}) during: {last}\n{stderr[-2000:]}"
     wrong = [r for r in results if not hostile_result_ok(r)]

@@ -665,7 +665,8 @@ def test_fewer_weighted_rows_than_components(init):
 def test_subnormal_hmm_probabilities_give_proper_posteriors():
     """Found by test_hmm_options: a GMMHMM fitted on 4 rows (EM left startprob_ [1, 1.6e-310],
     transmat_ [[0, 1], [1, 4.8e-319]]), scored on rows ~1e3 away: NaN/inf posteriors and a
-    log-likelihood 192 below score() before c9d5bce."""
+    log-likelihood 192 below score() before the HMM fixes of issue 16 (probabilities are now
+    floored at 1e-300)."""
     X = np.array([[109.00001496], [206.00002827], [104.00001427], [106.00001455]])
     m = GMMHMM(2, n_mix=2, covariance_type="diag", random_state=0).fit(X, [3, 1])
     Xn = np.array([[1053.0], [939.0], [939.0], [940.0]])

@@ -1177,6 +1177,8 @@ class GMMHMM(BaseHMM):
         K, M, D = self.n_components, self.n_mix, X.shape[1]
         rs = check_random_state(random_state)
         cv = G.data_covariance(X, data.shift) + self.min_covar * np.eye(D)
+        # positive definite even when clusters far apart put min_covar below round-off
+        cv = G._floor_eigenvalues(cv, self.min_covar)
         n = len(X)
         global_var = (cv.diagonal() - self.min_covar) * (n - 1) / max(n, 1)
         self.var_floor_ = np.maximum(self.min_covar, self.var_floor * global_var)

@@ -396,3 +396,17 @@ def test_subnormal_probabilities_do_not_break_posteriors():
     assert np.all(np.isfinite(post))
     np.testing.assert_allclose(post.sum(axis=1), 1.0)
     np.testing.assert_allclose(ll, m.score(Xn, [3, 1]), rtol=1e-9)
+
+
+def test_initial_covariance_of_far_clusters_is_positive_definite():
+    # Clusters 1e8 apart: min_covar fell below the round-off of the data covariance
+    # ("'full' covars_ must be positive definite" on valid data).
+    X = np.array([[-437289250.93609804, 1085925566.6719697, 1505575947.073887],
+                  [-437289250.93609804, 1085925566.6719697, 1505575947.073887],
+                  [-437289248.3674854, 1085925594.095902, 1505575940.0248337],
+                  [-8611983.482344499, 639865319.8329155, -186352411.74006695]])
+    for ct in TYPES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # k-means on 2 distinct rows
+            m = GMMHMM(1, covariance_type=ct, random_state=0).fit(X, [1, 1, 2])
+        assert np.all(np.isfinite(m.covars_)) and np.isfinite(m.score(X, [1, 1, 2]))

@@ -220,8 +220,8 @@ def _rec_moments(rec, selected, centres):
     return rec._init_moments(selected[0], selected[1], centres)
 
 
-def _rec_estep(rec, groups, shift):
-    return reduce(operator.iadd, (rec._estep(g, shift) for g in groups))
+def _rec_estep(rec, groups):
+    return reduce(operator.iadd, (rec._estep(g) for g in groups))
 
 
 # ---------------------------------------------------------------- driver
@@ -579,11 +579,10 @@ def _fit_recognizer(rec, client, parts, callback):
     rec._initialise(first, moments(rec._centres(first)))
     groups = [client.submit(lambda r, x: r._groups(x[0], x[1]), rec, x, pure=False)
               for x in selected]
-    shift = first.total / first.n
     iteration = [0]
 
     def estep():
-        stats = _tree_sum(client, [client.submit(_rec_estep, rec, g, shift, pure=False)
+        stats = _tree_sum(client, [client.submit(_rec_estep, rec, g, pure=False)
                                    for g in groups])
         if callback is not None:
             callback(iteration[0], stats.loglik)

@@ -810,3 +810,20 @@ def test_fit_refuses_absurd_sizes():
                             (dict(n_iter=10**9), "n_iter must be at most 100000")]:
         with pytest.raises(ValueError, match=message):
             Recognizer(**params).fit(X, y)
+
+
+def test_a_far_word_leaves_the_other_words_variances_exact():
+    # Every Gaussian's second moments are taken about its own mean: moving word "a" far
+    # away (1e8 in one feature) must not change the other words' models. About one global
+    # shift (the data mean, 3e7 away) their variances lost about 0.1 to cancellation.
+    X, y = _isolated(60, 40)
+    fits = []
+    for offset in (1e3, 1e8):
+        moved = [x + np.array([0.0, offset, 0.0, 0.0]) if w == "a" else x
+                 for x, w in zip(X, y, strict=True)]
+        fits.append(Recognizer(n_states=3, n_mix=1, n_iter=2, silence=False,
+                               var_floor=0.0).fit(moved, y))
+    near, far = fits
+    others = np.r_[near.unit_offsets_[1]:near.unit_offsets_[3]]  # states of "b" and "c"
+    np.testing.assert_allclose(far.hmm_.covars_[others], near.hmm_.covars_[others], rtol=1e-9)
+    np.testing.assert_allclose(far.hmm_.means_[others], near.hmm_.means_[others], rtol=1e-12)

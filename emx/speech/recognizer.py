@@ -744,11 +744,10 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         first = self._init_moments(feats, units)
         self._initialise(first, self._init_moments(feats, units, self._centres(first)))
         groups = self._groups(feats, units)
-        shift = first.total / first.n
 
         def estep():
             with ChunkRunner(check_n_jobs(self.n_jobs)) as runner:
-                return runner.map_sum(lambda g: self._estep(g, shift), groups, group=1)
+                return runner.map_sum(self._estep, groups, group=1)
 
         self._train(estep, first.n)
         self._log(f"trained {len(self.words_)} words in {time.perf_counter() - start:.1f} s")
@@ -929,7 +928,9 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                                      np.asarray(part)))
         return groups
 
-    def _estep(self, group: _Group, shift: np.ndarray) -> _Stats:
+    def _estep(self, group: _Group) -> _Stats:
+        """Statistics of one group; second moments of every Gaussian about its current mean
+        (so a Gaussian far from the others keeps its variance to round-off)."""
         net = self._chain(group.units)
         sub_states, local = np.unique(net.states, return_inverse=True)
         sub = self._submodel(sub_states)
@@ -957,9 +958,11 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         occupancy = np.bincount(net.states, occupancy_l, S)
         stays = np.bincount(net.states, stays_l, S)
         to_sub = sp.csr_matrix((np.ones(L), (np.arange(L), local)), shape=(L, len(sub_states)))
-        sub_stats = sub._emission_stats(group.X, np.asarray(post @ to_sub), shift, resp)
         M, D = self.hmm_.n_mix, self.n_features_in_
+        shift = np.ascontiguousarray(self.hmm_.means_.reshape(S * M, D))
         gauss = (sub_states[:, None] * M + np.arange(M)).ravel()
+        sub_stats = sub._emission_stats(group.X, np.asarray(post @ to_sub),
+                                        np.ascontiguousarray(shift[gauss]), resp)
         post_g = np.zeros(S * M)
         sum1 = np.zeros((S * M, D))
         sum2 = np.zeros((S * M,) + sub_stats.sum2.shape[1:])

@@ -553,7 +553,9 @@ def test_em_imputer_keeps_observed_entries(case, ct, K):
 def test_em_imputer_monotone(case, ct, K):
     """EMImputer with default settings: monotone loglike_, no EMDecreaseWarning."""
     _, imp = _imputer_fit(case, ct, K, allow_decrease=False)
-    assert_monotone(imp.loglike_, "imputer log-likelihood")
+    # Per row, as the monitor sees it (loglike_ is that times the number of rows, so its
+    # round-off is larger in proportion).
+    assert_monotone(imp.mixture_.lower_bounds_, "imputer log-likelihood per row")
 
 
 # ------------------------------------------------------------------ far clusters

@@ -730,9 +730,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         rs = check_random_state(self.random_state)
         counts = rs.multinomial(n_samples, self.weights_)
         K, D = self.means_.shape
-        covs = G.full_covars(self.covariances_, self.covariance_type, K, D)
-        X = np.vstack([
-            rs.multivariate_normal(self.means_[k], covs[k], int(c)) for k, c in enumerate(counts)
+        # Through the Cholesky factor of each covariance (positive definite after the fit):
+        # no eigen-decomposition and no positive-semidefiniteness check with an absolute
+        # tolerance, which spuriously warned on data of scale ~1e10 (covariances ~1e20).
+        chol = np.linalg.cholesky(G.full_covars(self.covariances_, self.covariance_type, K, D))
+        X = np.vstack([np.empty((0, D))] + [
+            self.means_[k] + rs.standard_normal(size=(int(c), D)) @ chol[k].T
+            for k, c in enumerate(counts)
         ])
         y = np.repeat(np.arange(K), counts)
         return X, y

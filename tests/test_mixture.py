@@ -415,3 +415,44 @@ def test_random_from_data_with_too_few_weighted_rows_is_a_clear_error():
     w = np.array([1.0, 2.0, 0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="n_components=3 distinct rows of non-zero weight"):
         GaussianMixture(3, init_params="random_from_data").fit(X, sample_weight=w)
+
+
+
+def _scale_1e10_data():
+    """Rows of scale 1e10 whose covariance has an exact zero entry (a balanced design):
+    numpy's multivariate_normal, checking positive semi-definiteness with an absolute
+    tolerance of 1e-8 after an SVD that leaves ~1e4 in that entry, warned on the fit."""
+    rng = np.random.default_rng(0)
+    g = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]] * 50, dtype=float)
+    return np.column_stack([g[:, 0], g[:, 0] + g[:, 1] + 0.1 * rng.normal(size=200),
+                            g[:, 1]]) * 1e10
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("K", [1, 2])
+def test_sample_at_scale_1e10_is_silent_and_follows_the_covariances(covariance_type, K):
+    gm = GaussianMixture(K, covariance_type=covariance_type, random_state=0).fit(
+        _scale_1e10_data())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        S, y = gm.sample(100_000)
+    assert S.shape == (100_000, 3) and np.all(np.isfinite(S))
+    covs = G.full_covars(gm.covariances_, covariance_type, K, 3)
+    for k in range(K):
+        Sk = S[y == k]
+        sd = np.sqrt(np.diag(covs[k]))
+        assert np.all(np.abs(Sk.mean(axis=0) - gm.means_[k]) < 0.03 * sd)
+        # Entries compared in units of the standard deviations (correlation scale).
+        err = (np.cov(Sk.T) - covs[k]) / np.outer(sd, sd)
+        assert np.abs(err).max() < 0.03, err
+
+
+def test_sample_is_mean_plus_cholesky_factor_times_standard_normals():
+    gm = GaussianMixture(1, covariance_type="full", random_state=5).fit(blobs(n=(300,)))
+    S, y = gm.sample(7)
+    rs = np.random.RandomState(5)
+    rs.multinomial(7, gm.weights_)
+    z = rs.standard_normal(size=(7, 3))
+    expected = gm.means_[0] + z @ np.linalg.cholesky(gm.covariances_[0]).T
+    np.testing.assert_allclose(S, expected, rtol=1e-12)
+    np.testing.assert_array_equal(y, np.zeros(7, dtype=int))

@@ -99,13 +99,30 @@ def _init_loadings(S: np.ndarray, psi: np.ndarray, n_factors: int) -> np.ndarray
     return s[:, None] * U * np.sqrt(np.maximum(lam - 1.0, _INIT_LOADING))
 
 
+def _scaled_svd(W: np.ndarray, psi: np.ndarray):
+    """``(sd, U, s, Qt)``: ``sd = sqrt(psi)`` and the thin SVD ``Psi^{-1/2} W = U diag(s) Qt``.
+
+    Every posterior quantity is taken from it rather than from ``M = I + W^T Psi^{-1} W``,
+    whose condition number (the square of the scaled loadings') reaches 1e14 when noise
+    variances sit at their floor: ``M^{-1} = Qt^T diag(1 / (1 + s^2)) Qt`` and
+    ``log det M = sum log(1 + s^2)`` hold to round-off whatever the condition.
+    """
+    sd = np.sqrt(psi)
+    D, k = W.shape
+    if k == 0:
+        return sd, np.zeros((D, 0)), np.zeros(0), np.zeros((0, 0))
+    U, sv, Qt = np.linalg.svd(W / sd[:, None], full_matrices=False)
+    return sd, U, sv, Qt
+
+
 def _posterior_operator(W: np.ndarray, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(beta, M)`` with ``M = I + W^T Psi^{-1} W`` and ``beta = M^{-1} W^T Psi^{-1}``."""
-    k = W.shape[1]
-    Wp = W / psi[:, None]
-    M = np.eye(k) + W.T @ Wp
-    beta = np.linalg.solve(M, Wp.T)
-    return beta, M
+    """``(beta, M^{-1})`` with ``M = I + W^T Psi^{-1} W`` and ``beta = M^{-1} W^T Psi^{-1}``
+    (from the SVD of the scaled loadings: no normal equations)."""
+    sd, U, sv, Qt = _scaled_svd(W, psi)
+    d = 1.0 / (1.0 + sv * sv)
+    beta = (Qt.T * (sv * d)) @ (U.T / sd)
+    Minv = (Qt.T * d) @ Qt
+    return beta, 0.5 * (Minv + Minv.T)
 
 
 def _fa_mstep(
@@ -118,13 +135,14 @@ def _fa_mstep(
     fits the factors' covariance, which is ``Ezz``, and folds it back into the loadings:
     ``W' = W* chol(Ezz)``. This is EM in the expanded model, so the likelihood never
     decreases, and it needs far fewer iterations than the plain update ``W' = W*``.
+    ``W*`` maximises the expected complete-data log-likelihood over the loadings whatever
+    the noise, so flooring ``psi'`` gives the maximiser under the floor: still EM.
 
     Returns the new loadings and the unfloored noise variances. O(D^2 k).
     """
-    k = W.shape[1]
-    beta, _ = _posterior_operator(W, psi)
+    beta, Minv = _posterior_operator(W, psi)
     SB = S @ beta.T  # (D, k): sum over rows of (x - mean) E[z]^T / n
-    Ezz = np.eye(k) - beta @ W + beta @ SB  # = M^{-1} + beta S beta^T: positive definite
+    Ezz = Minv + beta @ SB  # = M^{-1} + beta S beta^T: positive definite
     Ezz = 0.5 * (Ezz + Ezz.T)
     W_star = np.linalg.solve(Ezz, SB.T).T
     psi_new = np.diag(S) - np.einsum("dk,dk->d", W_star, SB)
@@ -133,14 +151,14 @@ def _fa_mstep(
 
 def _gaussian_loglik(W: np.ndarray, psi: np.ndarray, scatter: np.ndarray, n: float) -> float:
     """Total log-likelihood of ``n`` rows whose scatter matrix about the model mean is
-    ``scatter``, under N(mean, W W^T + Psi). O(D^2 k) through the Woodbury identity."""
+    ``scatter``, under N(mean, W W^T + Psi). O(D^2 k), in the coordinates scaled by the
+    noise (``C = Psi^{1/2} (I + U diag(s^2) U^T) Psi^{1/2}``, see :func:`_scaled_svd`)."""
     D = W.shape[0]
-    Wp = W / psi[:, None]
-    M = np.eye(W.shape[1]) + W.T @ Wp
-    L = np.linalg.cholesky(M)
-    logdet = np.log(psi).sum() + 2.0 * np.log(np.diagonal(L)).sum()
-    G_ = np.linalg.solve(L, Wp.T @ (scatter @ Wp))
-    trace = np.diag(scatter) @ (1.0 / psi) - np.trace(np.linalg.solve(L, G_.T))
+    sd, U, sv, _ = _scaled_svd(W, psi)
+    logdet = np.log(psi).sum() + np.log1p(sv * sv).sum()
+    St = scatter / np.outer(sd, sd)
+    shrink = sv * sv / (1.0 + sv * sv)
+    trace = np.trace(St) - shrink @ np.einsum("dj,de,ej->j", U, St, U)
     return float(-0.5 * (n * D * _LOG_2PI + n * logdet + trace))
 
 
@@ -262,6 +280,15 @@ class _PatternPosterior:
     ``z | x_o ~ N(M_p^{-1} W_o^T Psi_o^{-1} (x_o - mean_o), M_p^{-1})``, and the observed
     marginal N(mean_o, W_o W_o^T + Psi_o) has ``log det = log det M_p + sum_o log psi``.
     All patterns are handled at once (no Python loop over patterns).
+
+    Everything is computed from the singular value decomposition of the scaled loadings
+    ``V_o = Psi_o^{-1/2} W_o = U diag(s) Q^T``: ``log det M_p = sum log(1 + s^2)``,
+    ``M_p^{-1} = Q diag(1 / (1 + s^2)) Q^T`` and ``E[z | x_o] = Q diag(s / (1 + s^2)) U^T r``
+    for the scaled residual ``r = Psi_o^{-1/2} (x_o - mean_o)``; the quadratic form is
+    ``|r - V_o E[z]|^2 + |E[z]|^2`` (a sum of squares, no cancellation). Forming ``M_p``
+    (normal equations) squares the condition number: with noise variances at their floor,
+    ``M_p`` reaches 1e14 and the log-likelihood computed from it was wrong by up to 1e5
+    (issue 16).
     """
 
     def __init__(
@@ -269,16 +296,23 @@ class _PatternPosterior:
     ) -> None:
         self.W, self.psi, self.mean = W, psi, mean
         self.observed = observed
+        P, D = observed.shape
         k = W.shape[1]
         obs = observed.astype(np.float64)
-        Wp = W / psi[:, None]
-        M = np.eye(k) + np.einsum("pd,dk,dl->pkl", obs, Wp, W, optimize=True)
-        L = np.linalg.cholesky(M)
-        # M^{-1} = F F^T with F = L^{-T}
-        self.factor = np.swapaxes(np.linalg.inv(L), 1, 2)
-        self.Minv = self.factor @ np.swapaxes(self.factor, 1, 2)
-        logdet_m = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
-        self.logdet = logdet_m + obs @ np.log(psi)
+        self.sd = np.sqrt(psi)
+        self.V = W / self.sd[:, None]
+        if k:
+            U, sv, Qt = np.linalg.svd(obs[:, :, None] * self.V, full_matrices=False)
+        else:
+            U, sv, Qt = np.zeros((P, D, 0)), np.zeros((P, 0)), np.zeros((P, 0, 0))
+        d = 1.0 / (1.0 + sv * sv)
+        Q = np.swapaxes(Qt, 1, 2)
+        # M^{-1} = F F^T with F = Q diag(1 / sqrt(1 + s^2))
+        self.factor = Q * np.sqrt(d)[:, None, :]
+        self.Minv = (Q * d[:, None, :]) @ Qt
+        # E[z | x_o] = B_p r: (P, k, D)
+        self.B = (Q * (sv * d)[:, None, :]) @ np.swapaxes(U, 1, 2)
+        self.logdet = np.log1p(sv * sv).sum(axis=1) + obs @ np.log(psi)
         self.n_obs = obs.sum(axis=1)
 
     def rows(
@@ -290,23 +324,32 @@ class _PatternPosterior:
             R = X - self.mean
         else:
             R = np.where(self.observed[pid], X - self.mean, 0.0)
-        # Rows with huge residuals are scaled by a power of two (exact) so that the quadratic
-        # form, a difference of two squares, cannot overflow to inf - inf.
+        # Rows with huge residuals are scaled by a power of two (exact) so that the squares
+        # cannot overflow.
         top = np.max(np.abs(R), axis=1) if R.shape[1] else np.zeros(len(R))
         big = top > 1e100
         if np.any(big):
             scale = np.ones(len(R))
             scale[big] = 2.0 ** np.floor(np.log2(top[big]))
             R = R / scale[:, None]
-        U = (R / self.psi) @ self.W
-        if len(self.Minv) == 1:
-            Z = U @ self.Minv[0]
+        r = R / self.sd
+        n, D = R.shape
+        k = self.W.shape[1]
+        if len(self.B) == 1:
+            Z = r @ self.B[0].T
         else:
-            Z = np.einsum("nkl,nl->nk", self.Minv[pid], U)
-        quad = np.einsum("nd,nd->n", R, R / self.psi) - np.einsum("nk,nk->n", U, Z)
+            Z = np.empty((n, k))
+            step = max(1, (1 << 20) // max(k * D, 1))
+            for a in range(0, n, step):
+                Z[a : a + step] = np.einsum(
+                    "nkd,nd->nk", self.B[pid[a : a + step]], r[a : a + step]
+                )
+        fit = Z @ self.V.T
+        resid = r - fit if complete else np.where(self.observed[pid], r - fit, 0.0)
+        quad = np.einsum("nd,nd->n", resid, resid) + np.einsum("nk,nk->n", Z, Z)
         if np.any(big):
             with np.errstate(over="ignore"):
-                quad = np.maximum(quad, 0.0) * scale * scale  # inf when not representable
+                quad = quad * scale * scale  # inf when not representable
                 R, Z = R * scale[:, None], Z * scale[:, None]
         ll = -0.5 * (self.n_obs[pid] * _LOG_2PI + self.logdet[pid] + quad)
         return R, Z, ll
@@ -499,11 +542,26 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             # where noise precisions and Woodbury products stay representable: between the
             # noise floor and the column's variance (a larger noise is never the optimum).
             psi = np.clip(psi, data.floor, np.maximum(np.diag(data.init_cov), data.floor))
+        self.__dict__.pop("_accepted", None)  # no step accepted yet (see _estep)
         self.mean_ = data.shift.copy()
         self._W = _init_loadings(data.init_cov, psi, self._n_factors)
         self.noise_variance_ = psi
 
     def _estep(self, data: _FAData, runner: ChunkRunner) -> FactorStats:
+        stats = self._estep_at_current(data, runner)
+        # Monotone by construction: a step whose log-likelihood (the value the monitor
+        # records) is below the last accepted one is not taken. The previous parameters
+        # and their statistics come back, the monitor sees no gain and EM stops. In exact
+        # arithmetic the floored PX-EM step never lowers the likelihood (see _fa_mstep), so
+        # this only catches round-off at the noise floor (and a non-finite value).
+        last = getattr(self, "_accepted", None)
+        if last is not None and not stats.loglik >= last[0].loglik:
+            stats, (self.mean_, self._W, self.noise_variance_) = last
+        else:
+            self._accepted = (stats, (self.mean_, self._W, self.noise_variance_))
+        return stats
+
+    def _estep_at_current(self, data: _FAData, runner: ChunkRunner) -> FactorStats:
         W, psi, mu = self._W, self.noise_variance_, self.mean_
         if data.stats is not None:
             s = data.stats
@@ -530,18 +588,10 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         mean = stats.mean()
         S = stats.scatter(mean) / stats.count
         W, psi = _fa_mstep(self._W, self.noise_variance_, S)
+        # W* maximises the expected complete-data log-likelihood whatever the noise, so the
+        # floored noise is the maximiser under the floor: an EM step (never lowers the
+        # likelihood; _estep refuses a step that does so by round-off).
         psi = np.maximum(psi, self._floor)
-        # Generalised EM: the noise floor is not part of the objective. The expected
-        # complete-data log-likelihood is the Gaussian log-likelihood of the (expected)
-        # scatter; where the floored update would lower it, the previous loadings and noise
-        # stay (with the new mean), so the monitored log-likelihood cannot fall.
-        try:
-            worse = _gaussian_loglik(W, psi, S, 1.0) < _gaussian_loglik(
-                self._W, self.noise_variance_, S, 1.0)
-        except np.linalg.LinAlgError:
-            worse = False
-        if worse:
-            W, psi = self._W, self.noise_variance_
         self.mean_, self._W = mean, W
         self.noise_variance_ = psi
 
@@ -575,6 +625,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 run_em(self, data, monitor, runner)
         finally:
             del self._floor, self._n_factors
+            self.__dict__.pop("_accepted", None)
         if not monitor.converged:
             warnings.warn(
                 "FactorAnalysis did not converge. You might want to increase the number of "

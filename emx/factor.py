@@ -930,6 +930,20 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ EM parts
     def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
+        stats = self._estep_at_current(data, runner)
+        # Monotone by construction, as FactorAnalysis._estep: a step whose log-likelihood
+        # falls below the last accepted one (round-off: the M-step is a generalised EM
+        # step) is not taken; the previous parameters and statistics come back.
+        last = getattr(self, "_accepted", None)
+        if last is not None and not stats.loglik >= last[0].loglik:
+            stats, params = last
+            for name, value in zip(self._fitted_attrs, params):
+                setattr(self, name, value)
+        else:
+            self._accepted = (stats, tuple(getattr(self, a) for a in self._fitted_attrs))
+        return stats
+
+    def _estep_at_current(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
         dens = G.GaussianDensity(self.means_, self.get_covariance(), "full")
         log_w = self._log_weights()
         # Moments about each component's current mean: no cancellation (one shared array,
@@ -1006,6 +1020,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         X = data.X
         n, D = X.shape
         K, q = self.n_components, self.n_factors
+        self.__dict__.pop("_accepted", None)  # no step accepted yet (see _estep)
         rs = check_random_state(random_state)
         with threadpool_limits(limits=1):  # repeatable for any thread count
             labels = KMeans(n_clusters=K, n_init=1, random_state=rs).fit(X).labels_
@@ -1071,6 +1086,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
             )
         finally:
             del self._floor
+            self.__dict__.pop("_accepted", None)
         monitor = self.monitor_
         del self.monitor_
         self.converged_ = monitor.converged

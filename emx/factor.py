@@ -543,6 +543,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             # noise floor and the column's variance (a larger noise is never the optimum).
             psi = np.clip(psi, data.floor, np.maximum(np.diag(data.init_cov), data.floor))
         self.__dict__.pop("_accepted", None)  # no step accepted yet (see _estep)
+        self.__dict__.pop("_refused", None)
         self.mean_ = data.shift.copy()
         self._W = _init_loadings(data.init_cov, psi, self._n_factors)
         self.noise_variance_ = psi
@@ -555,7 +556,8 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         # arithmetic the floored PX-EM step never lowers the likelihood (see _fa_mstep), so
         # this only catches round-off at the noise floor (and a non-finite value).
         last = getattr(self, "_accepted", None)
-        if last is not None and not stats.loglik >= last[0].loglik:
+        self._refused = last is not None and not stats.loglik >= last[0].loglik
+        if self._refused:
             stats, (self.mean_, self._W, self.noise_variance_) = last
         else:
             self._accepted = (stats, (self.mean_, self._W, self.noise_variance_))
@@ -585,6 +587,8 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return 0.0
 
     def _mstep(self, stats: FactorStats) -> None:
+        if getattr(self, "_refused", False):
+            return  # the step from these statistics was refused: the parameters stay
         mean = stats.mean()
         S = stats.scatter(mean) / stats.count
         W, psi = _fa_mstep(self._W, self.noise_variance_, S)
@@ -626,6 +630,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         finally:
             del self._floor, self._n_factors
             self.__dict__.pop("_accepted", None)
+            self.__dict__.pop("_refused", None)
         if not monitor.converged:
             warnings.warn(
                 "FactorAnalysis did not converge. You might want to increase the number of "
@@ -935,9 +940,10 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         # falls below the last accepted one (round-off: the M-step is a generalised EM
         # step) is not taken; the previous parameters and statistics come back.
         last = getattr(self, "_accepted", None)
-        if last is not None and not stats.loglik >= last[0].loglik:
+        self._refused = last is not None and not stats.loglik >= last[0].loglik
+        if self._refused:
             stats, params = last
-            for name, value in zip(self._fitted_attrs, params):
+            for name, value in zip(self._fitted_attrs, params, strict=True):
                 setattr(self, name, value)
         else:
             self._accepted = (stats, tuple(getattr(self, a) for a in self._fitted_attrs))
@@ -963,6 +969,8 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         return 0.0
 
     def _mstep(self, stats: MixtureStats) -> None:
+        if getattr(self, "_refused", False):
+            return  # the step from these statistics was refused: the parameters stay
         gs = stats.gaussian
         K, D = gs.sum1.shape
         nk = gs.post + 10 * np.finfo(float).eps
@@ -1021,6 +1029,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         n, D = X.shape
         K, q = self.n_components, self.n_factors
         self.__dict__.pop("_accepted", None)  # no step accepted yet (see _estep)
+        self.__dict__.pop("_refused", None)
         rs = check_random_state(random_state)
         with threadpool_limits(limits=1):  # repeatable for any thread count
             labels = KMeans(n_clusters=K, n_init=1, random_state=rs).fit(X).labels_
@@ -1087,6 +1096,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         finally:
             del self._floor
             self.__dict__.pop("_accepted", None)
+            self.__dict__.pop("_refused", None)
         monitor = self.monitor_
         del self.monitor_
         self.converged_ = monitor.converged

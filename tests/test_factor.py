@@ -524,3 +524,147 @@ def test_mixture_of_factor_analyzers_with_a_constant_column_is_monotone():
         warnings.simplefilter("ignore", ConvergenceWarning)
         m = MixtureOfFactorAnalyzers(4, n_factors=1, random_state=0).fit(X)
     assert np.all(np.diff(m.lower_bounds_) >= -1e-10 * np.abs(m.lower_bounds_[1:]))
+
+
+# ------------------------------------------------------------------ noise at its floor
+# Issue 16 (findings 5 and 7): with noise variances at their floor, M = I + W' Psi^-1 W
+# reaches condition 1e14 and the normal-equation (Woodbury) E-step lost every digit: the
+# monitored log-likelihood of the case below oscillated by up to 2.6e5 (431 warnings).
+_NAN = np.nan
+HEYWOOD_MISSING = np.array([
+    [6.610054, -3.341585, 5.392823, _NAN], [_NAN, -0.487393, _NAN, 2.872026],
+    [-1.193107, _NAN, -1.679285, _NAN], [-1.221519, 2.758422, -7.444587, _NAN],
+    [_NAN, _NAN, 4.928, 1.879973], [_NAN, 3.173879, -2.906626, _NAN],
+])
+
+
+def exact_observed_loglik(X, mean, W, psi):
+    """Observed-entry log-likelihood of the float parameters, evaluated exactly (rational
+    Gaussian elimination on W_o W_o' + Psi_o; only the final logs are float)."""
+    from fractions import Fraction
+    from math import log, pi
+
+    Wf = [[Fraction(float(v)) for v in row] for row in W]
+    pf = [Fraction(float(v)) for v in psi]
+    total = 0.0
+    for x in X:
+        o = [j for j in range(len(x)) if not np.isnan(x[j])]
+        A = [[sum(Wf[a][t] * Wf[b][t] for t in range(W.shape[1])) + (pf[a] if a == b else 0)
+              for b in o] + [Fraction(float(x[a])) - Fraction(float(mean[a]))] for a in o]
+        r = [row[-1] for row in A]
+        det = Fraction(1)
+        for i in range(len(o)):  # symmetric positive definite: no pivoting needed
+            det *= A[i][i]
+            for j in range(i + 1, len(o)):
+                f = A[j][i] / A[i][i]
+                A[j] = [u - f * v for u, v in zip(A[j], A[i], strict=True)]
+        sol = [Fraction(0)] * len(o)
+        for i in reversed(range(len(o))):
+            sol[i] = (A[i][-1] - sum(A[i][j] * sol[j] for j in range(i + 1, len(o)))) / A[i][i]
+        quad = sum(u * v for u, v in zip(r, sol, strict=True))
+        logdet = log(det.numerator) - log(det.denominator)
+        total += -0.5 * (len(o) * log(2 * pi) + logdet + float(quad))
+    return total
+
+
+def test_missing_data_heywood_case_is_monotone_and_its_loglike_exact():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        m = FactorAnalysis(4).fit(HEYWOOD_MISSING)
+    ll = np.array(m.loglike_)
+    assert np.all(np.isfinite(ll)) and np.all(np.diff(ll) >= 0)
+    assert m.n_iter_ < m.max_iter
+    assert np.all(np.isfinite(m.components_)) and np.all(m.noise_variance_ > 0)
+    # The recorded values are the true log-likelihoods of the parameters: here, the final
+    # ones (several noise variances at the 1e-12 relative floor).
+    exact = exact_observed_loglik(HEYWOOD_MISSING, m.mean_, m.components_.T,
+                                  m.noise_variance_)
+    np.testing.assert_allclose(m.score_samples(HEYWOOD_MISSING).sum(), exact, rtol=1e-9)
+    # EM maximises the observed-entry likelihood: better than scikit-learn's factor
+    # analysis of the mean-imputed data, scored on the observed entries.
+    filled = np.where(np.isnan(HEYWOOD_MISSING), np.nanmean(HEYWOOD_MISSING, axis=0),
+                      HEYWOOD_MISSING)
+    sk = skd.FactorAnalysis(4).fit(filled)
+    assert ll[-1] > exact_observed_loglik(HEYWOOD_MISSING, sk.mean_, sk.components_.T,
+                                          sk.noise_variance_)
+
+
+def test_pattern_posterior_is_exact_with_noise_at_the_floor():
+    from emx.factor import _group_rows, _PatternPosterior
+
+    rng = np.random.default_rng(5)
+    D, k = 5, 3
+    W = rng.normal(size=(D, k)) * 3.0
+    psi = np.array([1e-11, 2e-12, 1e-9, 0.5, 3e-12])
+    mean = rng.normal(size=D)
+    X = mean + rng.normal(size=(12, k)) @ W.T + rng.normal(size=(12, D)) * np.sqrt(psi)
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[:, 0][np.isnan(X[:, 0])] = 0.5
+    observed, pid, complete = _group_rows(X)
+    _, Z, ll = _PatternPosterior(W, psi, mean, observed).rows(X, pid, complete)
+    np.testing.assert_allclose(ll.sum(), exact_observed_loglik(X, mean, W, psi), rtol=1e-9)
+    assert np.all(np.isfinite(Z))
+
+
+def test_a_step_that_lowers_the_loglikelihood_is_not_taken(monkeypatch):
+    # Monotone by construction: whatever the M-step proposes, a step that lowers the
+    # monitored log-likelihood is refused (the previous parameters stay, EM stops).
+    import emx.factor as F
+
+    X, *_ = fa_sample(n=300, D=6, k=2)
+    good = FactorAnalysis(2, max_iter=3).fit(X)
+    real = F._fa_mstep
+    calls = []
+
+    def sabotaged(W, psi, S):
+        calls.append(1)
+        W_new, psi_new = real(W, psi, S)
+        return (W_new, psi_new * 50.0) if len(calls) == 4 else (W_new, psi_new)
+
+    monkeypatch.setattr(F, "_fa_mstep", sabotaged)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = FactorAnalysis(2, max_iter=50).fit(X)
+    assert m.n_iter_ == 5 and m.loglike_[4] == m.loglike_[3]
+    assert m.loglike_[:3] == good.loglike_
+    # The refused step left the parameters of iteration 4 (= the next E-step's values).
+    np.testing.assert_allclose(m.score(X) * len(X), m.loglike_[-1], rtol=1e-12)
+
+
+def test_mixture_refuses_a_step_that_lowers_the_bound(monkeypatch):
+    import emx.factor as F
+
+    X = np.concatenate([fa_sample(seed=s, n=150, D=4, k=1, offset=8 * s)[0] for s in (0, 1)])
+    real = F._fa_mstep
+    calls = []
+
+    def sabotaged(W, psi, S):
+        calls.append(1)
+        W_new, psi_new = real(W, psi, S)
+        return (W_new * 30.0, psi_new) if len(calls) == 7 else (W_new, psi_new)
+
+    monkeypatch.setattr(F, "_fa_mstep", sabotaged)
+    # ... and the expected-log-likelihood check of the M-step misses it.
+    monkeypatch.setattr(MixtureOfFactorAnalyzers, "_worse_than_before",
+                        lambda self, gs, means, *a: np.zeros(len(means), dtype=bool))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = MixtureOfFactorAnalyzers(2, n_factors=1, noise_type="per_component",
+                                     random_state=0, max_iter=50).fit(X)
+    lb = np.array(m.lower_bounds_)
+    assert np.all(np.diff(lb) >= 0) and lb[-1] == lb[-2]
+    np.testing.assert_allclose(m.score(X), lb[-1], rtol=1e-12)
+
+
+def test_mixture_with_duplicated_rows_at_the_noise_floor_is_monotone():
+    # Reliability example (issue 16 finding 7): 11 rounded rows, 90% duplicates, noise at
+    # reg_covar; the normal-equation M-step made the bound fall by 1.5e-7 at iteration 28.
+    from test_reliability import Case, make_X
+
+    X = make_X(Case(393299, 11, 3, 1, 1.8423062614277121, -9.0, 0.0, rounded=True, dup=0.9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        m = MixtureOfFactorAnalyzers(3, n_factors=2, random_state=0).fit(X)
+    assert np.all(np.diff(m.lower_bounds_) >= 0)

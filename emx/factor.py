@@ -7,8 +7,10 @@ with covariance ``W W^T + Psi``. ``components_`` holds ``W^T`` (k, D) as in scik
 EM (Rubin and Thayer 1982) alternates
 
 * E-step: the posterior of the factors, ``z | x ~ N(beta (x - mean), M^{-1})`` with
-  ``M = I + W^T Psi^{-1} W`` and ``beta = M^{-1} W^T Psi^{-1}`` (Woodbury: only k x k
-  matrices are factorised);
+  ``M = I + W^T Psi^{-1} W`` and ``beta = M^{-1} W^T Psi^{-1}``, all taken from the SVD of
+  the noise-scaled loadings ``Psi^{-1/2} W`` (D x k) rather than from ``M``, whose condition
+  number is that SVD's squared (1e14 with noise at its floor: the normal equations lost
+  every digit);
 * M-step, from the data covariance ``S`` (D x D) about the mean:
   ``Ezz = I - beta W + beta S beta^T``, ``W* = S beta^T Ezz^{-1}``,
   ``Psi' = diag(S - W* beta S)``, and with parameter expansion (PX-EM, Liu, Rubin and Wu
@@ -18,8 +20,9 @@ EM (Rubin and Thayer 1982) alternates
 For complete data ``S`` is computed once, so an iteration costs O(D^2 k) whatever the number of
 rows. With missing entries (NaN), rows are grouped by missingness pattern and the E-step also
 takes the expectation over the missing entries given the observed ones: the M-step then runs
-on the expected mean and covariance. Every step is a (generalised) EM step, so the
-log-likelihood of the observed entries never decreases.
+on the expected mean and covariance. Every step is an EM step, so the log-likelihood of the
+observed entries never decreases; a step that would lower it by round-off (noise at its
+floor) is refused, and EM stops there (monotone by construction).
 
 A mixture of factor analyzers (Ghahramani and Hinton 1996) has K such models with weights;
 its E-step adds the component responsibilities, and each component's M-step is the one above

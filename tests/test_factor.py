@@ -612,7 +612,9 @@ def test_a_step_that_lowers_the_loglikelihood_is_not_taken(monkeypatch):
     import emx.factor as F
 
     X, *_ = fa_sample(n=300, D=6, k=2)
-    good = FactorAnalysis(2, max_iter=3).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        good = FactorAnalysis(2, max_iter=3).fit(X)
     real = F._fa_mstep
     calls = []
 

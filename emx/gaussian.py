@@ -27,6 +27,7 @@ __all__ = [
     "GaussianStats",
     "MAX_ABS",
     "check_magnitude",
+    "loglik_roundoff",
     "check_covariance_type",
     "resolve_far_rows",
     "validate_covars",
@@ -473,6 +474,31 @@ def update_covars(
         c_d = max(float(np.max(covars_weight)) - D, 0.0) + stats.post.sum()
         covars = c_n / c_d if c_d > _EMPTY else old_covars.copy()
     return _floor_eigenvalues(covars, min_covar)
+
+
+def loglik_roundoff(covars: np.ndarray, covariance_type: str) -> float:
+    """Round-off of a Gaussian log-density per sample, set by the covariances' conditioning.
+
+    A covariance stored in float64 is its exact value up to a relative perturbation of each
+    entry of order ``eps``, which moves an eigenvalue ``lambda_min`` by up to about
+    ``eps * lambda_max`` and with it the log-density by about half the relative change (for
+    every row); the Cholesky factorisation and the triangular solves of the evaluation add
+    errors of the same order, ``n_features`` times. So the log-likelihood of a full or tied
+    covariance is defined in float64 only to about ``n_features * eps * cond``: up to 1e-5
+    per sample at the eigenvalue floor (condition number 1e10), where a fit of exactly
+    repeated parameters gives values differing by ~1e-7 (tests/test_mixture.py compares with
+    exact rational arithmetic). Diagonal and spherical variances are stored each to relative
+    ``eps``: their round-off does not grow with the conditioning, and 0 is returned.
+    """
+    if covariance_type in ("diag", "spherical"):
+        return 0.0
+    covars = np.asarray(covars, dtype=np.float64)
+    mats = covars[None] if covariance_type == "tied" else covars
+    D = mats.shape[-1]
+    ev = np.linalg.eigvalsh(mats)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cond = np.where(ev[:, 0] > 0, ev[:, -1] / ev[:, 0], np.inf)
+    return float(D * np.finfo(np.float64).eps * np.max(cond))
 
 
 def expected_loglik(stats: GaussianStats, means: np.ndarray, covars: np.ndarray,

@@ -348,6 +348,30 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return resp, log_norm[:, 0]
 
     def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
+        stats = self._estep_at_current(data, runner)
+        # Monotone by construction. In exact arithmetic an EM (or generalised EM) step never
+        # lowers the log-likelihood; in float64 the log-likelihood of a nearly singular
+        # covariance (eigenvalue floor, condition number up to 1e10) is only defined to
+        # about n_features * eps * cond per sample (G.loglik_roundoff): repeated parameters
+        # give values ~1e-7 apart. A step whose log-likelihood falls by no more than that
+        # is refused: the previous parameters and their statistics come back, the monitor
+        # sees no gain and EM stops (converged at the attainable precision). A larger fall
+        # is not round-off: it is recorded, and the monitor warns.
+        last = self.__dict__.get("_accepted")
+        params = (self.weights_, self.means_, self.covariances_)
+        if last is not None:
+            fall = last[0].loglik - stats.loglik
+            if fall > 0 and fall <= (
+                ConvergenceMonitor.roundoff(stats.loglik)
+                + max(G.loglik_roundoff(last[1][2], self.covariance_type),
+                      G.loglik_roundoff(self.covariances_, self.covariance_type))
+            ):
+                stats, params = last
+                self.weights_, self.means_, self.covariances_ = params
+        self._accepted = (stats, params)
+        return stats
+
+    def _estep_at_current(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
         dens, log_w = self._density(), self._log_weights()
         kind = self.covariance_type
         # Each component's moments about its current mean (one array shared by every chunk,
@@ -544,6 +568,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return weights, means, covs
 
     def _init_params(self, data: _Rows, random_state) -> None:
+        self.__dict__.pop("_accepted", None)  # no step accepted yet (see _estep)
         if self.warm_start and hasattr(self, "converged_"):
             return
         X, w = data.filled()
@@ -644,6 +669,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _finish_fit(self, monitor: ConvergenceMonitor) -> None:
         """Fitted attributes from the monitor of the kept run (also used by emx.distributed)."""
+        self.__dict__.pop("_accepted", None)
         self.converged_ = monitor.converged
         self.n_iter_ = monitor.iter
         self.lower_bounds_ = list(monitor.history)

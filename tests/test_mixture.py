@@ -1,6 +1,8 @@
 """GaussianMixture: scikit-learn conventions and agreement, sample weights, bad input."""
 
+import math
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -456,3 +458,115 @@ def test_sample_is_mean_plus_cholesky_factor_times_standard_normals():
     expected = gm.means_[0] + z @ np.linalg.cholesky(gm.covariances_[0]).T
     np.testing.assert_allclose(S, expected, rtol=1e-12)
     np.testing.assert_array_equal(y, np.zeros(7, dtype=int))
+
+
+# ------------------------------------------------------------------ monotone at the eigenvalue
+# floor (issue 16, finding 7). Found by tests/test_reliability.py.
+nan = np.nan
+# Four rows in 4 dimensions with missing entries: the covariance is singular, floored at
+# 1e-10 of its largest eigenvalue (condition number 1e10).
+X_SINGULAR_MISSING = np.array([
+    [1242.379643254119, 1257.2259531193145, 1046.4716246815187, nan],
+    [510.38125596236836, 857.5313269547548, nan, 1507.7943395647096],
+    [1005.4131878284122, 758.9786214690295, 3115.8517044664068, 1853.6564116747709],
+    [1005.4131878284122, 758.9786214690295, nan, 1853.6564116747709],
+])
+# Three distinct rows in 3 dimensions, clusters 1e5 spreads apart: one 'tied' covariance of
+# rank 2, floored (condition number 1e10).
+X_FAR_RANK_2 = np.array([
+    [-111617.10964803192, -29913.772480887576, 284893.2940168891],
+    [112872.44187404422, -281085.38847145607, -886.8843767875898],
+    [41403.646310810094, 40306.224279656846, 269828.4395222859],
+    [41403.646310810094, 40306.224279656846, 269828.4395222859],
+])
+
+
+@pytest.mark.parametrize("X, covariance_type", [
+    (X_SINGULAR_MISSING, "full"), (X_SINGULAR_MISSING, "tied"), (X_FAR_RANK_2, "tied"),
+    (X_FAR_RANK_2, "full"),
+])
+def test_lower_bound_never_falls_at_the_eigenvalue_floor(X, covariance_type):
+    # Fell by 1.39e-7 (missing, 'full', iteration 30) and 1.62e-7 (far, 'tied', iteration
+    # 2) with EMDecreaseWarning: round-off of a log-likelihood with condition number 1e10.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EMDecreaseWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(1, covariance_type=covariance_type, random_state=0).fit(X)
+    assert np.all(np.diff(gm.lower_bounds_) >= 0), np.diff(gm.lower_bounds_)
+    assert gm.converged_
+
+
+def _exact_mean_loglik(X, mean, cov):
+    """Mean log-density of the rows of X (observed entries) under N(mean, cov), the quadratic
+    form and determinant in exact rational arithmetic on the float64 parameters."""
+    total = 0.0
+    for x in X:
+        o = np.flatnonzero(~np.isnan(x))
+        A = [[Fraction(float(v)) for v in row] for row in cov[np.ix_(o, o)]]
+        b = [Fraction(float(x[i])) - Fraction(float(mean[i])) for i in o]
+        M = [row[:] + [bi] for row, bi in zip(A, b, strict=True)]
+        det = Fraction(1)
+        n = len(o)
+        for i in range(n):  # Gaussian elimination (A is positive definite: no pivoting)
+            det *= M[i][i]
+            for r in range(i + 1, n):
+                f = M[r][i] / M[i][i]
+                M[r] = [a - f * c for a, c in zip(M[r], M[i], strict=True)]
+        y = [Fraction(0)] * n
+        for i in reversed(range(n)):
+            y[i] = (M[i][n] - sum(M[i][j] * y[j] for j in range(i + 1, n))) / M[i][i]
+        quad = sum(bi * yi for bi, yi in zip(b, y, strict=True))
+        total += -0.5 * (float(quad) + math.log(det) + n * math.log(2 * math.pi))
+    return total / len(X)
+
+
+@pytest.mark.parametrize("X, covariance_type", [(X_SINGULAR_MISSING, "full"),
+                                                (X_FAR_RANK_2, "tied")])
+def test_loglik_roundoff_bounds_the_float_log_likelihood(X, covariance_type):
+    # The falls above are round-off, not a wrong step: the float64 log-likelihood differs
+    # from its exact value (rational arithmetic on the same float parameters) by up to
+    # 1.6e-7 per sample here (X_FAR_RANK_2; 4e-8 for X_SINGULAR_MISSING), beyond the
+    # monitor's 1e-8 + 1e-10 |value| and within G.loglik_roundoff (7e-6 and 9e-6).
+    gm = GaussianMixture(1, covariance_type=covariance_type, random_state=0, max_iter=3,
+                         tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(X)
+    cov = G.full_covars(gm.covariances_, covariance_type, 1, X.shape[1])[0]
+    exact = _exact_mean_loglik(X, gm.means_[0], cov)
+    bound = G.loglik_roundoff(gm.covariances_, covariance_type)
+    eig = np.linalg.eigvalsh(cov)
+    assert eig[-1] / eig[0] > 1e9  # at the eigenvalue floor
+    assert 1e-6 < bound < 1e-4
+    assert abs(gm.score(X) - exact) <= bound
+
+
+def test_loglik_roundoff():
+    assert G.loglik_roundoff(np.array([[1e-10, 1.0]]), "diag") == 0.0
+    assert G.loglik_roundoff(np.array([1.0, 2.0]), "spherical") == 0.0
+    eps = np.finfo(float).eps
+    cov = np.diag([1.0, 1e-6, 1e-10])
+    np.testing.assert_allclose(G.loglik_roundoff(cov, "tied"), 3 * eps * 1e10, rtol=1e-6)
+    np.testing.assert_allclose(G.loglik_roundoff(np.stack([np.eye(3), cov]), "full"),
+                               3 * eps * 1e10, rtol=1e-6)
+
+
+def test_a_genuine_fall_is_still_recorded_and_warned(monkeypatch):
+    # The refusal of falls within round-off must not hide a wrong M-step: covariances made
+    # 3 times too large at the third M-step lower the log-likelihood far beyond round-off.
+    original = GaussianMixture._mstep
+    calls = []
+
+    def wrong_mstep(self, stats):
+        original(self, stats)
+        calls.append(1)
+        if len(calls) == 3:
+            self.covariances_ = self.covariances_ * 3.0
+
+    monkeypatch.setattr(GaussianMixture, "_mstep", wrong_mstep)
+    gm = GaussianMixture(3, random_state=0, max_iter=6, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(EMDecreaseWarning, match="decreased"):
+            gm.fit(blobs())
+    assert np.diff(gm.lower_bounds_)[2] < -0.1

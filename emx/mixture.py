@@ -202,7 +202,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     lower_bound_ : float
         Mean log-likelihood per sample at the last iteration of the best initialisation.
     lower_bounds_ : list of float
-        The same at every iteration of the best initialisation (never decreasing).
+        The same at every iteration of the best initialisation (never decreasing: a step
+        whose log-likelihood falls by no more than its float64 round-off, which nearly
+        singular covariances make up to ~1e-5 per sample, is refused and EM stops there
+        with the previous parameters; a larger fall would warn ``EMDecreaseWarning``).
     n_features_in_ : int
     """
 
@@ -359,13 +362,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         # is not round-off: it is recorded, and the monitor warns.
         last = self.__dict__.get("_accepted")
         params = (self.weights_, self.means_, self.covariances_)
+        self._refused = False
         if last is not None:
             fall = last[0].loglik - stats.loglik
-            if fall > 0 and fall <= (
+            self._refused = bool(fall > 0 and fall <= (
                 ConvergenceMonitor.roundoff(stats.loglik)
                 + max(G.loglik_roundoff(last[1][2], self.covariance_type),
                       G.loglik_roundoff(self.covariances_, self.covariance_type))
-            ):
+            ))
+            if self._refused:
                 stats, params = last
                 self.weights_, self.means_, self.covariances_ = params
         self._accepted = (stats, params)
@@ -518,6 +523,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return 0.0
 
     def _mstep(self, stats: MixtureStats) -> None:
+        if self.__dict__.pop("_refused", False):
+            return  # the step from these statistics was refused (see _estep): params stay
         gs = stats.gaussian
         old_covs = self.covariances_
         weights, means, covs = self._estimate(gs, self.means_, old_covs)
@@ -569,6 +576,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _init_params(self, data: _Rows, random_state) -> None:
         self.__dict__.pop("_accepted", None)  # no step accepted yet (see _estep)
+        self.__dict__.pop("_refused", None)
         if self.warm_start and hasattr(self, "converged_"):
             return
         X, w = data.filled()
@@ -670,6 +678,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _finish_fit(self, monitor: ConvergenceMonitor) -> None:
         """Fitted attributes from the monitor of the kept run (also used by emx.distributed)."""
         self.__dict__.pop("_accepted", None)
+        self.__dict__.pop("_refused", None)
         self.converged_ = monitor.converged
         self.n_iter_ = monitor.iter
         self.lower_bounds_ = list(monitor.history)

@@ -494,6 +494,9 @@ def test_lower_bound_never_falls_at_the_eigenvalue_floor(X, covariance_type):
         gm = GaussianMixture(1, covariance_type=covariance_type, random_state=0).fit(X)
     assert np.all(np.diff(gm.lower_bounds_) >= 0), np.diff(gm.lower_bounds_)
     assert gm.converged_
+    # The refused step's M-step is skipped too: the fitted parameters are the accepted
+    # ones, whose log-likelihood is the last bound recorded.
+    np.testing.assert_allclose(gm.score(X), gm.lower_bound_, rtol=1e-13)
 
 
 def _exact_mean_loglik(X, mean, cov):

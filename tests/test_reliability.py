@@ -446,13 +446,6 @@ def test_factor_analysis(case, k, complete):
         assert np.all(np.isfinite(m.transform(X)))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16 findings 5/7: FactorAnalysis with nearly as many factors as features "
-    "(Heywood case, noise at the 1e-12 relative floor), mostly with missing entries, "
-    "oscillates: the log-likelihood falls by up to 1e5 and EMDecreaseWarning is issued "
-    "hundreds of times; reported to the owner of emx/factor.py (floors)",
-)
 @given(**FA_CASES)
 @example(case=Case(4, 6, 4, 2, 0.0, -9.0, 1.0, rounded=False, dup=0.3, nan=0.5), k=4,
          complete=False)
@@ -486,7 +479,6 @@ def test_mixture_of_factor_analyzers(case, K, q, noise):
         assert np.all(np.isfinite(m.score_samples(X)))
 
 
-@pytest.mark.xfail(strict=False, reason=FINDING_7)
 @given(**MFA_CASES)
 @example(case=Case(0, 6, 3, 2, 1.0, -9.0, 0.0, rounded=False, dup=0.0), K=2, q=3, noise='shared')
 @example(case=Case(393299, 11, 3, 1, 1.8423062614277121, -9.0, 0.0, rounded=True, dup=0.9),

@@ -283,11 +283,6 @@ def test_gaussian_mixture_monotone(case, ct, K):
     assert_monotone(m.lower_bounds_, "lower bound")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16 finding 7: with missing entries ('full'/'tied') the bound can still fall "
-    "by ~1e-7, beyond the monitor's round-off; fix in progress in emx/mixture.py",
-)
 @given(case=cases(nan=True), ct=st.sampled_from(COVARIANCE_TYPES), K=st.integers(1, 3))
 @example(case=Case(1, 4, 4, 1, 2.593084014787216, -9.0, 1e3, rounded=False, dup=0.3, nan=0.5),
          ct='full', K=1)
@@ -531,11 +526,6 @@ def test_em_imputer_keeps_observed_entries(case, ct, K):
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16 finding 7: a remaining fall of ~6e-8 (beyond round-off) with 'tied' "
-    "covariances and missing entries; fix in progress in emx/mixture.py",
-)
 @given(**IMPUTER_CASES)
 @example(case=Case(4, 8, 4, 4, 2.49235914558113, 1.0, 1e3, rounded=True, dup=0.3, nan=0.2),
          ct='tied', K=2)
@@ -555,12 +545,6 @@ FAR_MODELS = [(kind, ct) for kind in ("GaussianMixture", "GaussianHMM", "GMMHMM"
               for ct in COVARIANCE_TYPES]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16 finding 2/7: with clusters 1e5 spreads apart and nearly singular "
-    "covariances, GaussianMixture('tied', 1) still falls by ~1.6e-7 (beyond round-off); "
-    "GMMHMM full/tied 'not positive definite' fixed in 98245c4; fix in progress",
-)
 @given(case=cases(max_seq=4, max_d=3, far=True), model=st.sampled_from(FAR_MODELS),
        K=st.integers(1, 3))
 @example(case=Case(2, 4, 2, 4, 0.0, 8.0, 1.0, rounded=False, dup=0.0, n_seq=2),

@@ -351,7 +351,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return resp, log_norm[:, 0]
 
     def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
-        stats = self._estep_at_current(data, runner)
+        return self._accept(self._estep_at_current(data, runner))
+
+    def _accept(self, stats: MixtureStats) -> MixtureStats:
+        """The statistics EM continues from: ``stats`` (of the current parameters), or those
+        of the last accepted parameters when ``stats`` fell within round-off (the parameters
+        come back too). Any E-step (serial or distributed) passes its summed statistics
+        through this before the monitor sees them."""
         # Monotone by construction. In exact arithmetic an EM (or generalised EM) step never
         # lowers the log-likelihood; in float64 the log-likelihood of a nearly singular
         # covariance (eigenvalue floor, condition number up to 1e10) is only defined to

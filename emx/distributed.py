@@ -257,7 +257,10 @@ class _Distributed:
         # The model (its parameters: small) travels with each task; the data stay put.
         futures = [self.client.submit(_estep, self.model, p, i, pure=False)
                    for p, i in zip(self.prepared, self.index, strict=True)]
-        return _tree_sum(self.client, futures)
+        stats = _tree_sum(self.client, futures)
+        # the serial fit's refusal of round-off falls (GaussianMixture), on the summed stats
+        accept = getattr(self.model, "_accept", None)
+        return accept(stats) if accept is not None else stats
 
     def _log_prior(self) -> float:
         return self.model._log_prior()
@@ -442,6 +445,7 @@ def _fit_rows(model: GaussianMixture, client, parts, callback, max_init_rows: in
     model._check_hyperparameters()
     if model.n_init != 1:
         raise ValueError("emx.distributed fits one initialisation (n_init=1).")
+    model.__dict__.pop("_accepted", None)  # no step accepted yet, as in model.fit
     parts, sizes, D, index = _check_partitions(client, model, parts, index)
     K = model.n_components
     warm = model.warm_start and hasattr(model, "converged_")

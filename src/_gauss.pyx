@@ -270,7 +270,7 @@ def accumulate_moments(
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = weights.shape[1]
     cdef Py_ssize_t S = shift.shape[0]
     cdef Py_ssize_t t0, nb, b, k, d, s0
-    cdef double w
+    cdef double w, dx, wd
     cdef int m_, n_, k_, ldw, ldd
     cdef double one = 1.0
     cdef char N = b'N', Tr = b'T'
@@ -326,6 +326,17 @@ def accumulate_moments(
                         # (D x D) += diff^T (D x nb) other (nb x D), symmetric.
                         dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, other, &ldd, &one,
                               &sum2[k * D if kind == 1 else 0, 0], &ldd)
+            elif kind == 0:
+                # One pass over the block's rows, every component's sums in frame order
+                # (the same operations, in the same order, as forming the differences first).
+                for b in range(nb):
+                    for k in range(K):
+                        w = weights[t0 + b, k]
+                        for d in range(D):
+                            dx = X[t0 + b, d] - shift[k, d]
+                            wd = dx * w
+                            sum1[k, d] += wd
+                            sum2[k, d] += wd * dx
             else:
                 for k in range(K):
                     for b in range(nb):
@@ -337,16 +348,11 @@ def accumulate_moments(
                     for b in range(nb):
                         for d in range(D):
                             sum1[k, d] += other[b * D + d]
-                    if kind == 0:
-                        for b in range(nb):
-                            for d in range(D):
-                                sum2[k, d] += other[b * D + d] * diff[b * D + d]
-                    else:
-                        m_ = <int>D
-                        n_ = <int>D
-                        s0 = k * D if kind == 1 else 0
-                        dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, other, &ldd, &one,
-                              &sum2[s0, 0], &ldd)
+                    m_ = <int>D
+                    n_ = <int>D
+                    s0 = k * D if kind == 1 else 0
+                    dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, other, &ldd, &one,
+                          &sum2[s0, 0], &ldd)
             t0 += nb
     return None
 

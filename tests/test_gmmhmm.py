@@ -1,6 +1,7 @@
 """GMMHMM: agreement with hmmlearn, exact EM, robustness, memory, repeatability, splitting."""
 
 import logging
+import os
 import tracemalloc
 import warnings
 
@@ -320,8 +321,9 @@ def test_huge_data_is_refused_without_a_hang(covariance_type, scale):
     import sys
 
     code = GMMHMM_PROBE.format(scale=scale, ct=covariance_type)
+    # run from tests/ so the child imports the installed emx, not the source folder
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, cwd=os.path.dirname(os.path.abspath(__file__)))
     assert out.returncode == 0, out.stderr
     assert "ValueError:" in out.stdout and "at most 1e+100 in magnitude" in out.stdout
 

@@ -549,8 +549,9 @@ def test_hostile_batch_in_a_child_process_exits_normally():
     import os
 
     code = CHILD.format(tests=os.path.dirname(os.path.abspath(__file__)))
+    # run from tests/ so the child imports the installed emx, not the source folder
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, cwd=os.path.dirname(os.path.abspath(__file__)))
     assert r.returncode >= 0, f"child killed by signal {-r.returncode}:\n{r.stderr[-3000:]}"
     assert r.returncode == 0, f"child exit {r.returncode}:\n{r.stdout}\n{r.stderr[-3000:]}"
     assert "accepted []" in r.stdout

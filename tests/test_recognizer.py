@@ -827,3 +827,15 @@ def test_a_far_word_leaves_the_other_words_variances_exact():
     others = np.r_[near.unit_offsets_[1]:near.unit_offsets_[3]]  # states of "b" and "c"
     np.testing.assert_allclose(far.hmm_.covars_[others], near.hmm_.covars_[others], rtol=1e-9)
     np.testing.assert_allclose(far.hmm_.means_[others], near.hmm_.means_[others], rtol=1e-12)
+
+
+def test_warnings_name_the_callers_line():
+    # predict -> decision_function -> the batch check: the warning points here, not in emx
+    from emx.speech import FeatureConfig
+
+    X, _ = _isolated(3, 41)
+    rec = Recognizer(n_states=3, n_mix=1, n_iter=1).fit(X, ["a", "b", "c"])
+    rec.feature_config_ = FeatureConfig(numcep=2, deltas=1, cvn=True)  # declares CVN'd input
+    with pytest.warns(UserWarning, match="not normalised") as record:
+        rec.predict(X)
+    assert [r.filename for r in record] == [__file__]

@@ -38,7 +38,7 @@ import soundfile as sf
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .._core import _hmm
-from .._em import ChunkRunner, ConvergenceMonitor
+from .._em import ChunkRunner, ConvergenceMonitor, user_stacklevel
 from .._validation import check_n_jobs, check_positive_int
 from ..gaussian import GaussianStats
 from ..hmm import GMMHMM, _make_chunks
@@ -606,7 +606,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"{unusual} feature array(s) are not normalised as the model's front end does "
                 f"({what} per utterance): they may come from another configuration. Compute "
-                "features with rec.features(...), or pass the audio.", stacklevel=3,
+                "features with rec.features(...), or pass the audio.", stacklevel=user_stacklevel(),
             )
         return feats
 
@@ -643,7 +643,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                 if len(rates) > 1:
                     warnings.warn(f"Training audio has sample rates {sorted(rates)} Hz: all of "
                                   f"it is resampled to {rate} Hz, the model's rate.",
-                                  stacklevel=3)
+                                  stacklevel=user_stacklevel())
                 cfg = dataclasses.replace(cfg, samplerate=rate)
         self.feature_config_ = cfg
 
@@ -811,7 +811,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"Left out {kept.n_short} training utterance(s) shorter than the states of "
                 f"their transcript (e.g. {frames} frames for {states} states).",
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         missing = sorted(set(self.words_) - kept.words)
         if missing:
@@ -1048,7 +1048,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"{int(failed.any(axis=1).sum())} of {len(feats)} utterance(s) are too short "
                 f"for some word models (fewer frames than states): those words score -inf "
-                "for them.", stacklevel=2,
+                "for them.", stacklevel=user_stacklevel(),
             )
         return out
 
@@ -1350,7 +1350,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             warnings.warn(f"{os.fspath(path)!s} was saved by an older emx that did not record "
                           "the training audio's sample rate: audio is analysed at its own "
                           "rate. Re-save the model with feature_config.samplerate set.",
-                          stacklevel=2)
+                          stacklevel=user_stacklevel())
         return rec
 
     @classmethod

@@ -465,6 +465,10 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         Per training pass: ``n_mix``, ``loglik`` (total, before the pass's update) and
         ``loglik_per_frame``.
     n_features_in_ : int
+    feature_transform_ : ndarray of shape (n_features, n_features + 1), optional
+        Only on a speaker-adapted model (:meth:`adapt` with ``method='cmllr'``): ``[A, b]``,
+        applied to the front end's features as ``A x + b`` before scoring; log-likelihoods
+        include ``log |det A|`` per frame. :meth:`features` returns the features before it.
 
     Examples
     --------
@@ -599,7 +603,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             X = self._features(u, samplerate)
             if (isinstance(u, np.ndarray) and u.ndim == 2) and not self._looks_normalised(X):
                 unusual += 1
-            feats.append(X)
+            feats.append(self._transform(X))
         if unusual:
             cfg = self.feature_config_
             what = "unit variance (cvn)" if cfg.cvn else "zero mean (cmn)"
@@ -609,6 +613,20 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                 "features with rec.features(...), or pass the audio.", stacklevel=user_stacklevel(),
             )
         return feats
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        """Front-end features as the model consumes them: through the speaker's affine
+        feature transform ``feature_transform_`` (``[A, b]``: ``A x + b``, set by
+        :meth:`adapt` with CMLLR), if any."""
+        W = getattr(self, "feature_transform_", None)
+        if W is None:
+            return X
+        return X @ W[:, :-1].T + W[:, -1]
+
+    def _log_jacobian(self) -> float:
+        """log |det A| of the feature transform (added per frame to log-likelihoods)."""
+        W = getattr(self, "feature_transform_", None)
+        return 0.0 if W is None else float(np.linalg.slogdet(W[:, :-1])[1])
 
     def _looks_normalised(self, X: np.ndarray) -> bool:
         """Whether a feature array has the per-utterance normalisation of the front end."""
@@ -734,6 +752,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         # the driver needs is an additive summary of the utterances.
         self._check_hyperparameters()
         start = time.perf_counter()
+        self.__dict__.pop("feature_transform_", None)
         utterances = list(utterances)
         self._pin_front_end(self._audio_rates(utterances, samplerate))
         feats, transcripts = self._load(utterances, transcripts, samplerate)
@@ -1034,6 +1053,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                 ll[off[1:] - 1] += net.log_final
                 out[n_seq:n_seq + n, w] = _forward_scores(ll, off, net)
             n_seq += n
+        out += lengths[:, None] * self._log_jacobian()
         failed = np.isneginf(out)
         if failed.any():
             none = np.flatnonzero(failed.all(axis=1))
@@ -1318,6 +1338,8 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                   "unit_offsets_": self.unit_offsets_}
         for name in self._ARRAYS:
             arrays[name] = getattr(self.hmm_, name)
+        if getattr(self, "feature_transform_", None) is not None:
+            arrays["feature_transform_"] = self.feature_transform_
         with open(path, "wb") as fh:
             np.savez_compressed(fh, **arrays)
 
@@ -1437,4 +1459,9 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         if not np.all(np.isfinite(arrays["var_floor_"]) & (arrays["var_floor_"] >= 0)):
             raise ValueError("var_floor_ must be finite and non-negative")
         rec.hmm_ = _pool_hmm(S, M, D, rec.covariance_type, **arrays)
+        if "feature_transform_.npy" in z.namelist():  # a speaker-adapted model (CMLLR)
+            W = _read_member(z, "feature_transform_", (D, D + 1), "f")
+            if not np.all(np.isfinite(W)) or not np.isfinite(np.linalg.slogdet(W[:, :-1])[1]):
+                raise ValueError("feature_transform_ must be finite with an invertible A")
+            rec.feature_transform_ = W
         return rec, version

@@ -520,8 +520,8 @@ def vtln_warp(freqs: Any, warp: float, lowfreq: float, highfreq: float) -> np.nd
     (``VTLN_UPPER = 0.85``), so the scaled part ends at most at 85 % of ``highfreq`` whichever
     way it goes; the lower one is ``l = VTLN_LOWER * lowfreq * max(1, 1/alpha)``
     (``VTLN_LOWER = 1.5``; ``l = 0`` when ``lowfreq`` is 0, and then ``F(f) = alpha * f`` from
-    0 to ``u``). Kaldi's warp has the same shape (read for facts: its FFT-bin frequencies map
-    to ``f / alpha``, which moves its filters to ``alpha`` times their frequencies as here).
+    0 to ``u``). Kaldi's warp has the same shape but moves its filters' edges to ``f / alpha``
+    in the middle segment: Kaldi's ``vtln_warp_factor`` is the reciprocal of this ``warp``.
 
     Direction: the filters' band edges move from ``f`` to ``F(f)``. A speaker whose spectrum
     is the models' spectrum stretched by ``alpha`` (formants ``alpha`` times higher: a shorter

@@ -116,6 +116,38 @@ def test_adapting_an_adapted_model_starts_where_it_was(rec, speaker):
     assert h2[-1]["loglik"] >= h1[-1]["loglik"] - 1e-6 * abs(h1[-1]["loglik"])
     # and it is a transform of the front-end features (not of the adapted ones)
     assert np.abs(twice.feature_transform_ - W0).max() < 0.2
+    # unsupervised: the adapted model decodes the features once through its transform
+    # (a second application would make every hypothesis wrong)
+    again = adapt(once, X, method="cmllr", isolated=True, n_iter=2)
+    assert again.adaptation_history_[0]["loglik"] == pytest.approx(h1[-1]["loglik"], rel=1e-9)
+    assert again.score(X, y) >= 0.98
+    for method in ("mllr", "map"):
+        on_top = adapt(once, X, method=method, isolated=True, n_iter=2)
+        np.testing.assert_array_equal(on_top.feature_transform_, once.feature_transform_)
+        assert on_top.adaptation_history_[0]["loglik"] == pytest.approx(h1[-1]["loglik"],
+                                                                        rel=1e-9)
+        assert on_top.score(X, y) >= 0.98
+
+
+@pytest.mark.parametrize("blocks", [(1, 3), "diagonal"])
+def test_cmllr_block_diagonal(rec, speaker, blocks):
+    X, y = speaker
+    new = adapt(rec, X, y, method="cmllr", blocks=blocks)
+    A = new.feature_transform_[:, :4]
+    mask = np.zeros((4, 4), dtype=bool)
+    if blocks == "diagonal":
+        np.fill_diagonal(mask, True)
+    else:
+        mask[0, 0] = True
+        mask[1:, 1:] = True
+    assert np.all(A[~mask] == 0) and np.all(A[mask] != 0)
+    values = [e["loglik"] for e in new.adaptation_history_]
+    assert np.all(np.diff(values) >= -1e-9 * np.abs(values[:-1]))
+    full = adapt(rec, X, y, method="cmllr")
+    # the (1, 3) blocks contain the true transform: as likely as the full one, nearly
+    assert values[-1] <= full.adaptation_history_[-1]["loglik"] + 1e-6 * abs(values[-1])
+    if blocks != "diagonal":
+        assert np.abs(new.feature_transform_ - W0).max() < 0.2
 
 
 # ---------------------------------------------------------------------------- monotone EM
@@ -384,6 +416,9 @@ def test_bad_input(rec, speaker):
             adapt(rec, X, y, **{name: 0})
     with pytest.raises(ValueError, match="isolated"):
         adapt(rec, X, isolated="yes")
+    for blocks in ((2, 3), (0, 4), "full", (1.5, 2.5), 4):
+        with pytest.raises(ValueError, match="blocks"):
+            adapt(rec, X, y, blocks=blocks)
     with pytest.raises(ValueError, match="list of utterances"):
         adapt(rec, X[0], y[:1])
     with pytest.raises(ValueError, match="features"):

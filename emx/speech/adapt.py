@@ -171,19 +171,57 @@ def _best_row(p, G, k, beta) -> np.ndarray:
     return best
 
 
-def cmllr_update(W: np.ndarray, stats: AdaptStats, n_sweeps: int = 20) -> np.ndarray:
+def _block_of(D: int, blocks) -> list[np.ndarray]:
+    """For every row ``i``, the columns of ``W`` it may use: its block of ``A`` and ``b``."""
+    if blocks is None:
+        return [np.arange(D + 1)] * D
+    cols = []
+    start = 0
+    for size in blocks:
+        idx = np.append(np.arange(start, start + size), D)
+        cols += [idx] * size
+        start += size
+    return cols
+
+
+def _check_blocks(blocks, D: int) -> tuple | None:
+    """``blocks`` as a tuple of block sizes summing to D (None: one full block)."""
+    if blocks is None:
+        return None
+    if isinstance(blocks, str):
+        if blocks == "diagonal":
+            return (1,) * D
+        raise ValueError(f"blocks must be None, 'diagonal' or a sequence of block sizes, "
+                         f"got {blocks!r}.")
+    try:
+        sizes = tuple(int(b) for b in blocks)
+        ok = all(int(b) == b and not isinstance(b, bool) for b in blocks)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or any(b < 1 for b in sizes) or sum(sizes) != D:
+        raise ValueError(f"blocks must be positive block sizes summing to the {D} features, "
+                         f"got {blocks!r}.")
+    return sizes
+
+
+def cmllr_update(W: np.ndarray, stats: AdaptStats, n_sweeps: int = 20,
+                 blocks=None) -> np.ndarray:
     """M-step of CMLLR: row-by-row maximisation of :func:`cmllr_auxiliary` (Gales, 1998).
 
     Parameters
     ----------
     W : ndarray of shape (D, D + 1)
-        The current transform ``[A, b]`` (``A`` invertible); not modified.
+        The current transform ``[A, b]`` (``A`` invertible, block diagonal if ``blocks``
+        is given); not modified.
     stats : AdaptStats
         With ``G``, ``k`` and ``beta > 0``.
     n_sweeps : int
-        Passes over the rows. Each row update is the exact maximum of ``Q`` over that row
-        (the other rows fixed), so ``Q`` never decreases; a row whose update would lower
-        ``Q`` by round-off keeps its value.
+        Passes over the rows (fewer if the rows stop changing). Each row update is the
+        exact maximum of ``Q`` over that row (the other rows fixed), so ``Q`` never
+        decreases; a row whose update would lower ``Q`` by round-off keeps its value.
+    blocks : sequence of int, 'diagonal' or None
+        Sizes of the diagonal blocks of ``A`` (they sum to D; 'diagonal' is all ones):
+        row ``i`` then uses only the columns of its block and the bias. None: full ``A``.
 
     Returns
     -------
@@ -193,34 +231,35 @@ def cmllr_update(W: np.ndarray, stats: AdaptStats, n_sweeps: int = 20) -> np.nda
     Notes
     -----
     Row ``i`` of the cofactor matrix of ``A`` is ``det(A) * inv(A)[:, i]``; the scale
-    ``det(A)`` is absorbed by ``alpha``, so ``p_i = [inv(A)[:, i], 0]`` is used. Each row's
-    Gram matrix gets a proximal term ``lam I`` (``lam`` = 1e-9 of its mean diagonal), with
-    ``lam w_old`` added to ``k_i``: the update maximises ``Q - lam/2 |w - w_old|^2``, defined
-    for a singular ``G_i`` and never below ``Q(w_old)``.
+    ``det(A)`` is absorbed by ``alpha``, so ``p_i = [inv(A)[:, i], 0]`` is used. With
+    blocks, the same quadratic restricted to the row's columns (the cofactors of a block
+    diagonal ``A`` vanish outside the block). Each row's Gram matrix gets a proximal term
+    ``lam I`` (``lam`` = 1e-9 of its mean diagonal), with ``lam w_old`` added to ``k_i``:
+    the update maximises ``Q - lam/2 |w - w_old|^2``, defined for a singular ``G_i`` and
+    never below ``Q(w_old)``.
     """
     W = np.array(W, dtype=np.float64)
     D = W.shape[0]
     if stats.G is None or stats.k is None or not stats.beta > 0:
         raise ValueError("CMLLR needs statistics with G, k and beta > 0 (no frames?).")
+    cols = _block_of(D, _check_blocks(blocks, D))
     for _ in range(n_sweeps):
         changed = 0.0
         for i in range(D):
-            Ainv = np.linalg.inv(W[:, :D])
-            p = np.append(Ainv[:, i], 0.0)
-            G, k = stats.G[i], stats.k[i]
-            lam = _PROXIMAL * max(float(np.trace(G)) / (D + 1), 1e-300)
-            old = W[i].copy()
-            Gr = G + lam * np.eye(D + 1)
-            kr = k + lam * old
+            J = cols[i]
+            p = np.append(np.linalg.inv(W[:, :D])[:, i], 0.0)[J]
+            G, k = stats.G[i][np.ix_(J, J)], stats.k[i][J]
+            lam = _PROXIMAL * max(float(np.trace(G)) / len(J), 1e-300)
+            old = W[i, J].copy()
             try:
-                new = _best_row(p, Gr, kr, stats.beta)
+                new = _best_row(p, G + lam * np.eye(len(J)), k + lam * old, stats.beta)
             except (np.linalg.LinAlgError, ValueError, ZeroDivisionError):
                 continue
             if new is None or not np.all(np.isfinite(new)):
                 continue
             if _row_objective(new, p, G, k, stats.beta) >= _row_objective(old, p, G, k,
                                                                             stats.beta):
-                W[i] = new
+                W[i, J] = new
                 changed = max(changed, float(np.max(np.abs(new - old))))
         if changed < 1e-10:
             break
@@ -388,6 +427,14 @@ def _estep(model: Recognizer, group: _Group, *, W: np.ndarray | None, cmllr: boo
 
 
 # ---------------------------------------------------------------------------- driver
+def _compose(W: np.ndarray, W0: np.ndarray | None) -> np.ndarray:
+    """``[A, b]`` after ``[A0, b0]``: ``x -> A (A0 x + b0) + b``."""
+    if W0 is None:
+        return W
+    D = W.shape[0]
+    return np.hstack([W[:, :D] @ W0[:, :D], (W[:, :D] @ W0[:, D] + W[:, D])[:, None]])
+
+
 def _check_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
@@ -405,14 +452,24 @@ def _decide_isolated(rec: Recognizer, feats: list) -> bool:
     return all(len(f) <= limit for f in feats)
 
 
-def _hypotheses(model: Recognizer, feats: list, isolated: bool) -> list[tuple]:
-    """Decoded transcripts (word units) of front-end features under ``model``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the features were checked when first computed
-        if isolated:
-            scores = model.decision_function(feats)
-            return [(int(j),) for j in scores.argmax(axis=1)]
-        return [tuple(model._unit(w.label) for w in model.recognize(f)) for f in feats]
+def _hypotheses(model: Recognizer, feats: list, isolated: bool,
+                W: np.ndarray | None) -> list[tuple]:
+    """Decoded transcripts (word units) of ``feats`` (the features as the input model sees
+    them) under ``model`` with the feature transform ``W`` of them (None: none)."""
+    saved = model.__dict__.pop("feature_transform_", None)
+    if W is not None:
+        model.feature_transform_ = W
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the features were checked when first computed
+            if isolated:
+                scores = model.decision_function(feats)
+                return [(int(j),) for j in scores.argmax(axis=1)]
+            return [tuple(model._unit(w.label) for w in model.recognize(f)) for f in feats]
+    finally:
+        model.__dict__.pop("feature_transform_", None)
+        if saved is not None:
+            model.feature_transform_ = saved
 
 
 def adapt(
@@ -425,6 +482,7 @@ def adapt(
     n_passes: int = 2,
     n_iter: int = 4,
     n_sweeps: int = 20,
+    blocks=None,
     tau: float = 10.0,
     samplerate: int | None = None,
     verbose: bool = False,
@@ -459,6 +517,10 @@ def adapt(
         EM iterations (E-step, M-step) per pass.
     n_sweeps : int
         CMLLR: sweeps over the rows of ``W`` in each M-step.
+    blocks : sequence of int, 'diagonal' or None
+        CMLLR: sizes of the diagonal blocks of ``A`` (summing to the number of features;
+        e.g. ``(13, 13, 13)`` for statics, deltas and accelerations as HTK's block
+        transforms), or 'diagonal'; None: a full ``A``.
     tau : float
         MAP: prior weight (in frames) of the speaker-independent means; >= 0.
     samplerate : int, optional
@@ -479,13 +541,12 @@ def adapt(
 
     Notes
     -----
-    *An already adapted model.* The statistics are always gathered on the front-end features
-    (before any ``feature_transform_``). CMLLR estimates a new transform of those features,
-    starting its EM at the model's current transform (so the result is at least as likely as
-    the input model on the adaptation data; affine maps compose, so this is the same as
-    estimating a further transform on top of it). MLLR and MAP keep the model's feature
-    transform and adapt its means in the transformed feature space, starting from the
-    model's current means as the speaker-independent ones.
+    *An already adapted model* is adapted further: the statistics are gathered on the
+    features as the model sees them (through its ``feature_transform_`` ``W0``, if any).
+    CMLLR estimates a transform ``W`` of those, starting at the identity, and the returned
+    model's ``feature_transform_`` is ``W`` composed with ``W0`` (``A A0``, ``A b0 + b``);
+    MLLR and MAP keep ``W0`` and adapt the model's current means. Either way the EM starts
+    at the input model, so the result is at least as likely on the adaptation data.
 
     Within a pass (fixed transcripts), the adaptation log-likelihood never decreases for
     'cmllr' and 'mllr', and the MAP objective never decreases for 'map'.
@@ -530,19 +591,21 @@ def adapt(
     new = copy.deepcopy(rec)
     S = int(new.unit_offsets_[-1])
     new.hmm_.transmat_ = _identity_view(S)
-    W0 = new.__dict__.pop("feature_transform_", None)
-    feats = new._batch(utterances, samplerate)  # front-end features, no transform
-    if W0 is not None:
-        new.feature_transform_ = W0
+    # features as the input model sees them: through its feature transform W0, if any
+    feats = new._batch(utterances, samplerate)
+    W0 = getattr(new, "feature_transform_", None)
     D, M = new.n_features_in_, new.hmm_.n_mix
+    logdet0 = 0.0 if W0 is None else float(np.linalg.slogdet(W0[:, :D])[1])
+    blocks = _check_blocks(blocks, D)
     n_gauss = S * M
     prior_means = new.hmm_.means_.reshape(n_gauss, D).copy()
     var = new.hmm_.covars_.reshape((n_gauss,) + new.hmm_.covars_.shape[2:])
     if isolated is None and units is None:
         isolated = _decide_isolated(new, feats)
     cmllr = method == "cmllr"
-    W = (np.hstack([np.eye(D), np.zeros((D, 1))]) if W0 is None else np.array(W0)) \
-        if cmllr else W0
+    # CMLLR estimates W on the features the model sees, from the identity; the model's
+    # transform is then W composed with W0
+    W = np.hstack([np.eye(D), np.zeros((D, 1))]) if cmllr else None
     history: list[dict] = []
     mllr_W, mllr_form = None, None
     previous = None
@@ -550,7 +613,7 @@ def adapt(
     with ChunkRunner(check_n_jobs(new.n_jobs)) as runner:
         for p in range(n_runs):
             if units is None:
-                hyps = _hypotheses(new, feats, bool(isolated))
+                hyps = _hypotheses(new, feats, bool(isolated), W)
                 n_changed = None if previous is None else int(sum(
                     a != b for a, b in zip(hyps, previous, strict=True)))
                 previous = hyps
@@ -561,8 +624,8 @@ def adapt(
             for it in range(n_iter + 1):
                 stats = runner.map_sum(partial(_estep, new, W=W, cmllr=cmllr), groups,
                                        group=1)
-                jac = stats.n_frames * (float(np.linalg.slogdet(W[:, :D])[1])
-                                        if W is not None else 0.0)
+                jac = stats.n_frames * (logdet0 + (float(np.linalg.slogdet(W[:, :D])[1])
+                                                   if W is not None else 0.0))
                 loglik = stats.loglik + jac
                 objective = loglik
                 if method == "map":
@@ -579,7 +642,8 @@ def adapt(
                 if it == n_iter:
                     break
                 if cmllr:
-                    W = cmllr_update(W, stats, n_sweeps)
+                    W = cmllr_update(W, stats, n_sweeps, blocks)
+                    new.feature_transform_ = _compose(W, W0)
                 elif method == "mllr":
                     if mllr_form is None:
                         mllr_form = _mllr_form(stats, prior_means, var)
@@ -588,10 +652,6 @@ def adapt(
                     new.hmm_.means_ = means.reshape(S, M, D)
                 else:
                     new.hmm_.means_ = map_update(stats, prior_means, tau).reshape(S, M, D)
-                if cmllr:
-                    new.feature_transform_ = W
-    if cmllr:
-        new.feature_transform_ = W
     if method == "mllr":
         new.mllr_transform_ = mllr_W
         new.mllr_form_ = mllr_form

@@ -50,6 +50,15 @@ log-likelihood of the adaptation data (the sum over utterances of the composite-
 log-likelihood, with ``n_frames * log |det A|`` for CMLLR) never decreases over these
 iterations for CMLLR and MLLR; for MAP the MAP objective (log-likelihood plus the log prior
 of the means) never decreases. Each value is recorded in ``adaptation_history_``.
+
+References
+----------
+M. J. F. Gales (1998), Maximum likelihood linear transformations for HMM-based speech
+recognition, Computer Speech and Language 12, 75-98 (CMLLR and its row-by-row update).
+C. J. Leggetter and P. C. Woodland (1995), Maximum likelihood linear regression for speaker
+adaptation of continuous density HMMs, Computer Speech and Language 9, 171-185 (MLLR).
+J.-L. Gauvain and C.-H. Lee (1994), Maximum a posteriori estimation for multivariate Gaussian
+mixture observations of Markov chains, IEEE Trans. Speech and Audio Processing 2, 291-298.
 """
 
 from __future__ import annotations
@@ -106,7 +115,8 @@ class AdaptStats:
         ``sum_t sum_g gamma[t, g]`` (equals ``n_frames`` up to round-off).
     G : ndarray of shape (D, D + 1, D + 1) or None
         CMLLR only: ``G_i = sum_t (sum_g gamma[t, g] / sigma2[g, i]) xi_t xi_t'`` with
-        ``xi_t = [x_t; 1]`` the front-end features (before any transform).
+        ``xi_t = [x_t; 1]``, ``x_t`` the features the transform being estimated acts on
+        (as the input model sees them).
     k : ndarray of shape (D, D + 1) or None
         CMLLR only: ``k_i = sum_t (sum_g gamma[t, g] mu[g, i] / sigma2[g, i]) xi_t``.
     """
@@ -625,8 +635,9 @@ def adapt(
                 use, n_changed = units, None
             groups = Recognizer._groups(feats, use)
             for it in range(n_iter + 1):
-                stats = runner.map_sum(partial(_estep, new, W=W, cmllr=cmllr), groups,
-                                       group=1)
+                # the last E-step of a pass only scores: no CMLLR statistics
+                stats = runner.map_sum(
+                    partial(_estep, new, W=W, cmllr=cmllr and it < n_iter), groups, group=1)
                 jac = stats.n_frames * (logdet0 + (float(np.linalg.slogdet(W[:, :D])[1])
                                                    if W is not None else 0.0))
                 loglik = stats.loglik + jac

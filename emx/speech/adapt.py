@@ -75,6 +75,7 @@ from functools import partial
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from .._core import _hmm
 from .._em import ChunkRunner
@@ -413,7 +414,7 @@ def _estep(model: Recognizer, group: _Group, *, W: np.ndarray | None, cmllr: boo
     occupancy = np.zeros(n_gauss)
     first = np.zeros((n_gauss, D))
     occupancy[gauss] = gamma.sum(axis=0)
-    first[gauss] = gamma.T @ Y
+    first[gauss] = (Y.T @ gamma).T
     Gst = kst = None
     if cmllr:
         inv_var = 1.0 / model.hmm_.covars_.reshape(n_gauss, D)[gauss]
@@ -421,14 +422,14 @@ def _estep(model: Recognizer, group: _Group, *, W: np.ndarray | None, cmllr: boo
         weight = gamma @ inv_var  # (n, D): sum_g gamma[t, g] / sigma2[g, i]
         target = gamma @ (mu * inv_var)  # (n, D): sum_g gamma[t, g] mu[g, i] / sigma2[g, i]
         Xi = np.hstack([X, np.ones((n, 1))])
-        kst = target.T @ Xi
+        kst = (Xi.T @ target).T
         # G_i[j, l] = sum_t weight[t, i] xi[t, j] xi[t, l]: the upper triangles of all D
         # Gram matrices in one matrix product, over blocks of frames
         ju, lu = np.triu_indices(D + 1)
         upper = np.zeros((D, len(ju)))
         for a in range(0, n, _BLOCK):
             Z = Xi[a:a + _BLOCK, ju] * Xi[a:a + _BLOCK, lu]
-            upper += weight[a:a + _BLOCK].T @ Z
+            upper += (Z.T @ weight[a:a + _BLOCK]).T
         Gst = np.empty((D, D + 1, D + 1))
         Gst[:, ju, lu] = upper
         Gst[:, lu, ju] = upper
@@ -623,7 +624,10 @@ def adapt(
     mllr_W, mllr_form = None, None
     previous = None
     n_runs = 1 if units is not None else n_passes
-    with ChunkRunner(check_n_jobs(new.n_jobs)) as runner:
+    # small matrix products: BLAS threads cost more than they give (and one thread keeps
+    # the result independent of the machine), as in emx's other E-steps
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ChunkRunner(check_n_jobs(new.n_jobs)) as runner:
         for p in range(n_runs):
             if units is None:
                 hyps = _hypotheses(new, feats, bool(isolated), W)

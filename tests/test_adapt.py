@@ -445,8 +445,21 @@ def test_save_load_keeps_scores(rec, speaker, method, tmp_path):
     assert not np.allclose(back.decision_function(X), rec.decision_function(X))
 
 
-def test_samplerate_and_warning_pass_through(rec, speaker):
+def test_no_warnings_on_clean_input(rec, speaker):
     X, y = speaker
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         adapt(rec, X[:5], y[:5], method="map", samplerate=16000)
+        adapt(rec, X[:5], method="cmllr")
+
+
+@pytest.mark.parametrize("method", ["cmllr", "mllr", "map"])
+def test_threads_give_identical_results(rec, speaker, method):
+    X, _ = speaker
+    threaded = copy.deepcopy(rec)
+    threaded.n_jobs = 2
+    a, b = adapt(rec, X, method=method, n_iter=2), adapt(threaded, X, method=method, n_iter=2)
+    np.testing.assert_array_equal(a.hmm_.means_, b.hmm_.means_)
+    if method == "cmllr":
+        np.testing.assert_array_equal(a.feature_transform_, b.feature_transform_)
+    assert a.adaptation_history_ == b.adaptation_history_

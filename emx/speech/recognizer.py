@@ -42,7 +42,17 @@ from .._em import ChunkRunner, ConvergenceMonitor, user_stacklevel
 from .._validation import check_n_jobs, check_positive_int
 from ..gaussian import GaussianStats
 from ..hmm import GMMHMM, _make_chunks
-from .features import MAX_SAMPLERATE, MIN_SAMPLERATE, FeatureConfig, features
+from .features import (
+    MAX_SAMPLERATE,
+    MAX_SPEED,
+    MIN_SAMPLERATE,
+    MIN_SPEED,
+    FeatureConfig,
+    cmvn,
+    features,
+    load_audio,
+    speed_perturb,
+)
 from .network import Network, chain, word_loop
 
 __all__ = ["Recognizer", "Word", "word_errors", "word_error_rate", "SILENCE"]
@@ -67,6 +77,9 @@ _MAX_FEATURES = 10_000
 _MAX_PARAMETERS = 2**27  # emission parameters of a loaded model (1 GiB of float64)
 _MAX_HEADER_BYTES = 2**24  # a model file's JSON header
 _MAX_STAY = float(np.nextafter(1.0, 0.0))  # self-loops are below 1: every state is left
+#: VTLN warp search: a coarse grid, then the two neighbours half a step either side of its best
+VTLN_GRID = tuple(round(0.80 + 0.04 * i, 2) for i in range(11))
+_VTLN_FINE = 0.02
 
 
 @dataclass
@@ -434,6 +447,19 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         declares that they came from this front end (so audio can be recognised later).
     word_insertion_penalty : float
         Log-probability added for every word in connected recognition (negative: fewer words).
+    augment : tuple of float or None
+        Speed perturbation of the training audio (data augmentation, as Kaldi's recipes do
+        it): the model also trains on a copy of every audio utterance played ``f`` times
+        faster for each factor ``f`` (0.5 to 2; pitch and tempo change together), e.g.
+        ``(0.9, 1.1)``, which triples the training data. Feature arrays are used as given.
+    vtln : bool
+        Vocal tract length normalisation. Training analyses each speaker's audio (each
+        utterance's, without ``speakers=``) with the warp factor that maximises the
+        likelihood of its transcripts (a grid search, :meth:`estimate_warp`) and trains
+        again on the warped features; prediction chooses every test speaker's warp by the
+        likelihood of its best-scoring words. Costs: training about 13 extra analyses and
+        scorings of the data plus a second training; prediction about 14 times the front end
+        and scoring of a model without it.
     n_jobs : int or None
         Threads for the E-step.
     verbose : bool
@@ -493,6 +519,8 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         silence_states: int = 3,
         feature_config: FeatureConfig | None = None,
         word_insertion_penalty: float = -60.0,
+        augment: tuple | None = None,
+        vtln: bool = False,
         n_jobs: int | None = None,
         verbose: bool = False,
     ):
@@ -506,6 +534,8 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         self.silence_states = silence_states
         self.feature_config = feature_config
         self.word_insertion_penalty = word_insertion_penalty
+        self.augment = augment
+        self.vtln = vtln
         self.n_jobs = n_jobs
         self.verbose = verbose
 
@@ -554,10 +584,13 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             return self.feature_config_
         return self.feature_config if self.feature_config is not None else DEFAULT_FEATURES
 
-    def _features(self, utterance, samplerate=None) -> np.ndarray:
+    @staticmethod
+    def _source(utterance, samplerate=None):
+        """An utterance given as audio as a source for the front end (a path or a
+        ``(waveform, rate)`` tuple); None for a feature array."""
         if _is_path(utterance) or (isinstance(utterance, tuple) and len(utterance) == 2
                                    and np.ndim(utterance[0]) == 1):
-            return features(utterance, self._front_end())
+            return utterance
         X = np.asarray(utterance)
         if X.dtype.kind not in "biuf":
             raise ValueError(f"An utterance must be a path, a waveform or a (frames, features) "
@@ -568,7 +601,14 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                     "A 1-D array is taken as a waveform: give its samplerate= (or pass a "
                     "path, a (waveform, samplerate) tuple, or a (frames, features) array)."
                 )
-            return features((X, samplerate), self._front_end())
+            return (X, samplerate)
+        return None
+
+    def _features(self, utterance, samplerate=None) -> np.ndarray:
+        source = self._source(utterance, samplerate)
+        if source is not None:
+            return features(source, self._front_end())
+        X = np.asarray(utterance)
         # a copy in C order: features in any layout (librosa's ``mfcc(...).T`` is Fortran
         # ordered, slices are strided) are accepted, and the caller's array is never touched
         X = np.array(X, dtype=np.float64, order="C")
@@ -595,15 +635,77 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                              "pair pass [(waveform, samplerate)].")
         return list(utterances)
 
-    def _batch(self, utterances: list, samplerate=None) -> list:
-        """Features of a batch of utterances for prediction, with one warning when feature
-        arrays are not normalised as the model's front end normalises."""
-        feats, unusual = [], 0
-        for u in utterances:
-            X = self._features(u, samplerate)
-            if (isinstance(u, np.ndarray) and u.ndim == 2) and not self._looks_normalised(X):
-                unusual += 1
-            feats.append(self._transform(X))
+    @staticmethod
+    def _check_speakers(speakers, n: int) -> list:
+        """One speaker identity (any hashable label; None: unknown) per utterance."""
+        if speakers is None:
+            return [None] * n
+        if isinstance(speakers, (str, bytes)):
+            raise ValueError("speakers must list one identity per utterance, got a string.")
+        speakers = [x.item() if isinstance(x, np.generic) else x for x in speakers]
+        if len(speakers) != n:
+            raise ValueError(f"{n} utterances but {len(speakers)} speakers.")
+        for x in speakers:
+            try:
+                hash(x)
+            except TypeError:
+                raise ValueError(f"A speaker identity must be hashable (a str, an int, ...), "
+                                 f"got {type(x).__name__}.") from None
+        return speakers
+
+    def _featurize(self, utterances: list, samplerate=None, speakers=None,
+                   factors=(1.0,), warps=None) -> tuple[list, np.ndarray]:
+        """Front-end features of utterances, and the index of the utterance of each.
+
+        Audio of a known speaker is normalised with statistics pooled over all that
+        speaker's utterances (per-speaker CMVN, per speed factor); audio of an unknown
+        speaker (None) per utterance. Audio is analysed once per speed factor in
+        ``factors`` (speed perturbation; 1.0 is the recording itself), with the warp of
+        ``warps`` (a float for all, or a dict from ``(speaker key, factor)`` to a warp; the
+        key of an utterance without a speaker is ``("utterance", i)``). Feature arrays are
+        taken as given, once.
+        """
+        speakers = self._check_speakers(speakers, len(utterances))
+        out, origin, pooled = [], [], {}
+        for i, u in enumerate(utterances):
+            source = self._source(u, samplerate)
+            if source is None:
+                out.append(self._features(u, samplerate))
+                origin.append(i)
+                continue
+            cfg = self._front_end()
+            key = speakers[i] if speakers[i] is not None else ("utterance", i)
+            for f in factors:
+                src = source
+                if f != 1.0:
+                    x, rate = load_audio(src, cfg.samplerate) if _is_path(src) else src
+                    src = (speed_perturb(x, rate, f), rate)
+                warp = warps if not isinstance(warps, dict) else warps.get((key, f))
+                c = cfg if warp is None or warp == 1.0 else dataclasses.replace(cfg, warp=warp)
+                if speakers[i] is None:
+                    out.append(features(src, c))
+                else:
+                    out.append(features(src, c, normalise=False))
+                    pooled.setdefault((speakers[i], f), []).append(len(out) - 1)
+                origin.append(i)
+        for idx in pooled.values():
+            for j, X in zip(idx, cmvn([out[j] for j in idx], self._front_end()), strict=True):
+                out[j] = X
+        return out, np.asarray(origin, dtype=np.intp)
+
+    def _batch(self, utterances: list, samplerate=None, speakers=None) -> list:
+        """Features of a batch of utterances for prediction (per-speaker normalisation, the
+        speakers' VTLN warps, the adaptation transform), with one warning when feature arrays
+        are not normalised as the model's front end normalises."""
+        speakers = self._check_speakers(speakers, len(utterances))
+        if self.vtln and any(self._source(u, samplerate) is not None for u in utterances):
+            feats = self._warped_batch(utterances, samplerate, speakers)
+        else:
+            feats = self._featurize(utterances, samplerate, speakers)[0]
+        unusual = sum(1 for u, X in zip(utterances, feats, strict=True)
+                      if isinstance(u, np.ndarray) and u.ndim == 2
+                      and not self._looks_normalised(X))
+        feats = [self._transform(X) for X in feats]
         if unusual:
             cfg = self.feature_config_
             what = "unit variance (cvn)" if cfg.cvn else "zero mean (cmn)"
@@ -686,8 +788,23 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         bounded("n_mix", _MAX_MIX)
         bounded("n_iter", _MAX_ITER)
         bounded("silence_states", _MAX_STATES)
-        if not isinstance(self.silence, (bool, np.bool_)):
-            raise ValueError(f"silence must be True or False, got {self.silence!r}.")
+        for name in ("silence", "vtln"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got "
+                                 f"{getattr(self, name)!r}.")
+        if self.augment is not None:
+            factors = self.augment
+            if isinstance(factors, (str, bytes)) or not hasattr(factors, "__iter__"):
+                raise ValueError(f"augment must be None or a sequence of speed factors, got "
+                                 f"{factors!r}.")
+            factors = list(factors)
+            if len(factors) > 16 or not all(
+                    isinstance(f, (int, float, np.integer, np.floating))
+                    and not isinstance(f, bool) and MIN_SPEED <= f <= MAX_SPEED
+                    and f != 1.0 for f in factors) or len(set(factors)) != len(factors):
+                raise ValueError(f"augment must list at most 16 distinct speed factors from "
+                                 f"{MIN_SPEED} to {MAX_SPEED}, other than 1, got "
+                                 f"{self.augment!r}.")
         check_n_jobs(self.n_jobs)
         if self.covariance_type not in ("diag", "full"):
             raise ValueError(f"covariance_type must be 'diag' or 'full', got "
@@ -723,7 +840,8 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         return sub
 
     # ------------------------------------------------------------------ training
-    def fit(self, utterances, transcripts, samplerate: int | None = None) -> Recognizer:
+    def fit(self, utterances, transcripts, samplerate: int | None = None,
+            speakers=None) -> Recognizer:
         """Train the word (and silence) models.
 
         Parameters
@@ -738,6 +856,11 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             without time boundaries).
         samplerate : int, optional
             Sample rate of the 1-D waveforms among ``utterances``.
+        speakers : list, optional
+            Speaker (or recording condition) of each utterance, any hashable label; None
+            for an unknown one. Audio of a known speaker is normalised with the mean and
+            variance of all that speaker's utterances (per-speaker CMVN), and with
+            ``vtln=True`` shares one warp factor; without it, per utterance.
 
         Returns
         -------
@@ -746,17 +869,32 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         Examples
         --------
         >>> rec = Recognizer().fit(["0_a.wav", "1_a.wav"], [0, 1])    # doctest: +SKIP
+        >>> rec.fit(paths, labels, speakers=["ann", "bob", ...])    # doctest: +SKIP
         >>> rec.fit([X1, X2], [["4", "2"], "7"])   # word strings      # doctest: +SKIP
         """
         # The phases below are the ones emx.distributed runs per partition: every quantity
         # the driver needs is an additive summary of the utterances.
         self._check_hyperparameters()
         start = time.perf_counter()
-        self.__dict__.pop("feature_transform_", None)
+        for name in ("feature_transform_", "training_warps_"):
+            self.__dict__.pop(name, None)
         utterances = list(utterances)
         self._pin_front_end(self._audio_rates(utterances, samplerate))
-        feats, transcripts = self._load(utterances, transcripts, samplerate)
+        feats, labels = self._load(utterances, transcripts, samplerate, speakers)
         self._log(f"features: {len(feats)} utterances in {time.perf_counter() - start:.1f} s")
+        self._fit_features(feats, labels)
+        if self.vtln and any(self._source(u, samplerate) is not None for u in utterances):
+            warps = self._training_warps(utterances, transcripts, samplerate, speakers)
+            feats, labels = self._load(utterances, transcripts, samplerate, speakers, warps)
+            self._log(f"VTLN: warps of {len(warps)} speakers in "
+                      f"{time.perf_counter() - start:.1f} s; training again")
+            self._fit_features(feats, labels)
+            self.training_warps_ = warps
+        self._log(f"trained {len(self.words_)} words in {time.perf_counter() - start:.1f} s")
+        return self
+
+    def _fit_features(self, feats: list, transcripts: list) -> None:
+        """Train from scratch on features and transcripts (tuples of labels)."""
         self._setup(_Summary.of(feats, transcripts))
         feats, units, kept = self._select(feats, transcripts)
         self._check_selection(kept)
@@ -769,18 +907,144 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                 return runner.map_sum(self._estep, groups, group=1)
 
         self._train(estep, first.n)
-        self._log(f"trained {len(self.words_)} words in {time.perf_counter() - start:.1f} s")
-        return self
 
     # The training phases -----------------------------------------------------------
-    def _load(self, utterances, transcripts, samplerate=None) -> tuple[list, list]:
-        """Features and transcripts (tuples of labels) of some utterances, checked."""
+    def _load(self, utterances, transcripts, samplerate=None, speakers=None,
+              warps=None) -> tuple[list, list]:
+        """Features and transcripts (tuples of labels) of some utterances, checked; audio
+        also speed-perturbed by each factor of ``augment`` (copies with the same
+        transcript)."""
         utterances = list(utterances)
         transcripts = [_transcript(t) for t in transcripts]
         if len(utterances) != len(transcripts):
             raise ValueError(f"{len(utterances)} utterances but {len(transcripts)} transcripts.")
         self.__dict__.pop("n_features_in_", None)
-        return [self._features(u, samplerate) for u in utterances], transcripts
+        feats, origin = self._featurize(utterances, samplerate, speakers,
+                                        (1.0,) + self._augment_factors(), warps)
+        return feats, [transcripts[i] for i in origin]
+
+    def _augment_factors(self) -> tuple:
+        return () if self.augment is None else tuple(float(f) for f in self.augment)
+
+    # VTLN -------------------------------------------------------------------------
+    def _warp_keys(self, utterances, speakers) -> list:
+        speakers = self._check_speakers(speakers, len(utterances))
+        return [s if s is not None else ("utterance", i) for i, s in enumerate(speakers)]
+
+    def _search_warps(self, utterances, samplerate, speakers, score, factors=(1.0,)):
+        """Warp factor of every speaker (utterances without one: each its own) maximising the
+        summed ``score(feats, origin)`` (per-feature log-likelihoods) of its utterances, over
+        ``VTLN_GRID`` then half a step either side of the best; returns the warps, keyed as
+        :meth:`_featurize` takes them."""
+        keys = self._warp_keys(utterances, speakers)
+        # the (speaker key, factor) of every feature matrix :meth:`_featurize` returns (None
+        # for feature arrays, which are not warped)
+        copy_key: list = []
+        for i, u in enumerate(utterances):
+            if self._source(u, samplerate) is None:
+                copy_key.append(None)
+            else:
+                copy_key.extend((keys[i], f) for f in factors)
+        tried: dict = {}
+
+        def at(alpha):
+            if alpha not in tried:
+                tried[alpha] = score(*self._featurize(utterances, samplerate, speakers,
+                                                      factors, alpha))
+            return tried[alpha]
+
+        def best(grid, copies):
+            totals = {}
+            for a in grid:
+                ll = at(a)
+                # an utterance impossible at some warp (too short) counts at none
+                totals[a] = {k: 0.0 for k in copies}
+                for j, k in enumerate(copy_key):
+                    if k in totals[a] and np.isfinite(ll[j]):
+                        totals[a][k] += ll[j]
+            return {k: max(grid, key=lambda a: (totals[a][k], -abs(a - 1.0))) for k in copies}
+
+        copies = sorted({k for k in copy_key if k is not None}, key=repr)
+        coarse = best(VTLN_GRID, copies)
+        fine = {}
+        for k, a in coarse.items():
+            grid = [a] + [round(a + d, 3) for d in (-_VTLN_FINE, _VTLN_FINE)
+                          if VTLN_GRID[0] <= a + d <= VTLN_GRID[-1]]
+            fine[k] = best(grid, [k])[k]
+        # the features at each copy's warp
+        return fine
+
+    def _training_warps(self, utterances, transcripts, samplerate, speakers) -> dict:
+        """Warps of the training speakers (and speed copies) by forced alignment: the
+        likelihood of each utterance's transcript."""
+        unit_of = self._index
+        units = [tuple(unit_of[w] for w in _transcript(t)) for t in transcripts]
+
+        def score(feats, origin):
+            return self._transcript_scores(feats, [units[i] for i in origin])
+
+        return self._search_warps(utterances, samplerate, speakers, score,
+                                  (1.0,) + self._augment_factors())
+
+    def _warped_batch(self, utterances, samplerate, speakers) -> list:
+        """Features of a batch at each speaker's warp (utterances without a speaker: each its
+        own), chosen by the likelihood of the best word (a one-pass decode)."""
+        def score(feats, origin):
+            return self._scores([self._transform(X) for X in feats]).max(axis=1)
+
+        warps = self._search_warps(utterances, samplerate, speakers, score)
+        return self._featurize(utterances, samplerate, speakers, (1.0,), warps)[0]
+
+    def estimate_warp(self, utterances, transcripts=None,
+                      samplerate: int | None = None) -> float:
+        """The VTLN warp factor of one speaker's utterances, by maximum likelihood.
+
+        The utterances are analysed at every warp of ``VTLN_GRID`` (0.80 to 1.20 in steps of
+        0.04) and then half a step either side of the best, normalised together (one
+        speaker), and scored by the model: with transcripts, the likelihood of each
+        utterance's transcript (forced alignment); without, that of its best word. A warp
+        above 1 moves the filterbank up, for a voice with higher formants than the
+        training voices (a shorter vocal tract).
+
+        Parameters
+        ----------
+        utterances : list of paths, waveforms or (waveform, samplerate) tuples
+        transcripts : list, optional
+        samplerate : int, optional
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> rec.estimate_warp(paths_of_one_speaker)                # doctest: +SKIP
+        1.04
+        """
+        self._check_fitted()
+        utterances = self._as_list(utterances, samplerate)
+        if not utterances:
+            raise ValueError("No utterances.")
+        if any(self._source(u, samplerate) is None for u in utterances):
+            raise ValueError("estimate_warp analyses audio: pass paths, waveforms or "
+                             "(waveform, samplerate) tuples, not feature arrays.")
+        speakers = [0] * len(utterances)
+        if transcripts is None:
+            def score(feats, origin):
+                return self._scores([self._transform(X) for X in feats]).max(axis=1)
+        else:
+            transcripts = list(transcripts)
+            if len(transcripts) != len(utterances):
+                raise ValueError(f"{len(utterances)} utterances but {len(transcripts)} "
+                                 "transcripts.")
+            units = [tuple(self._unit(w) for w in _transcript(t)) for t in transcripts]
+
+            def score(feats, origin):
+                return self._transcript_scores([self._transform(X) for X in feats],
+                                               [units[i] for i in origin])
+
+        warps = self._search_warps(utterances, samplerate, speakers, score)
+        return float(warps[(0, 1.0)])
 
     def _setup(self, summary: _Summary) -> None:
         """Vocabulary, model sizes and pool layout from the summary of all utterances."""
@@ -1014,7 +1278,42 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         """(n, n_pool) state log-likelihoods of frames X."""
         return self.hmm_._emission_estep_fn()(X)[0]
 
-    def decision_function(self, utterances, samplerate: int | None = None) -> np.ndarray:
+    def _transcript_scores(self, feats: list, units: list) -> np.ndarray:
+        """Log-likelihood of each utterance (model features) under the network of its own
+        transcript (``units[i]``: word indices), -inf where impossible."""
+        out = np.full(len(feats), -np.inf)
+        by_units: dict = {}
+        for i, u in enumerate(units):
+            by_units.setdefault(tuple(u), []).append(i)
+        for u, idx in by_units.items():
+            out[idx] = self._scores([feats[i] for i in idx], [self._chain(u)])[:, 0]
+        return out
+
+    def _scores(self, feats: list, nets=None) -> np.ndarray:
+        """Log-likelihood of each utterance (model features, transformed) under each network,
+        (n_utt, n_nets); by default every word's ``[silence] w [silence]`` (columns follow
+        ``classes_``). Impossible scores are -inf."""
+        if nets is None:
+            nets = [self._chain([w]) for w in range(len(self.words_))]
+        W = len(nets)
+        if not feats:
+            return np.empty((0, W))
+        lengths = np.array([len(f) for f in feats])
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        out = np.empty((len(feats), W))
+        n_seq = 0
+        for _, _, off in _make_chunks(offsets):
+            n = len(off) - 1
+            ll_pool = self._pool_loglik(np.concatenate(feats[n_seq:n_seq + n]))
+            for w, net in enumerate(nets):
+                ll = np.ascontiguousarray(ll_pool[:, net.states])
+                ll[off[1:] - 1] += net.log_final
+                out[n_seq:n_seq + n, w] = _forward_scores(ll, off, net)
+            n_seq += n
+        return out + lengths[:, None] * self._log_jacobian()
+
+    def decision_function(self, utterances, samplerate: int | None = None,
+                          speakers=None) -> np.ndarray:
         """Log-likelihood of every utterance under every word, (n_utt, n_words).
 
         Word ``w`` is scored with the network ``[silence] w [silence]`` (the utterance ends by
@@ -1028,6 +1327,8 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         utterances : list of paths, waveforms, (waveform, samplerate) tuples or arrays
         samplerate : int, optional
             Sample rate of the 1-D waveforms among ``utterances``.
+        speakers : list, optional
+            Speaker of each utterance (None: unknown), as in :meth:`predict`.
 
         Examples
         --------
@@ -1036,24 +1337,9 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         """
         self._check_fitted()
         utterances = self._as_list(utterances, samplerate)
-        feats = self._batch(utterances, samplerate)
-        W = len(self.words_)
-        if not feats:
-            return np.empty((0, W))
-        lengths = np.array([len(f) for f in feats])
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        nets = [self._chain([w]) for w in range(W)]
-        out = np.empty((len(feats), W))
-        n_seq = 0
-        for _, _, off in _make_chunks(offsets):
-            n = len(off) - 1
-            ll_pool = self._pool_loglik(np.concatenate(feats[n_seq:n_seq + n]))
-            for w, net in enumerate(nets):
-                ll = np.ascontiguousarray(ll_pool[:, net.states])
-                ll[off[1:] - 1] += net.log_final
-                out[n_seq:n_seq + n, w] = _forward_scores(ll, off, net)
-            n_seq += n
-        out += lengths[:, None] * self._log_jacobian()
+        feats = self._batch(utterances, samplerate, speakers)
+        out = self._scores(feats)
+        lengths = np.array([len(f) for f in feats], dtype=np.intp)
         failed = np.isneginf(out)
         if failed.any():
             none = np.flatnonzero(failed.all(axis=1))
@@ -1072,7 +1358,8 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             )
         return out
 
-    def predict_proba(self, utterances, samplerate: int | None = None) -> np.ndarray:
+    def predict_proba(self, utterances, samplerate: int | None = None,
+                      speakers=None) -> np.ndarray:
         """Posterior of each word given the utterance (equal priors), (n_utt, n_words),
         columns in the order of ``classes_``.
 
@@ -1082,11 +1369,12 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         >>> rec.classes_[p.argmax(axis=1)]                       # doctest: +SKIP
         array(['7'], dtype='<U1')
         """
-        s = self.decision_function(utterances, samplerate)
+        s = self.decision_function(utterances, samplerate, speakers)
         s = np.exp(s - s.max(axis=1, keepdims=True))
         return s / s.sum(axis=1, keepdims=True)
 
-    def predict(self, utterances, samplerate: int | None = None) -> np.ndarray:
+    def predict(self, utterances, samplerate: int | None = None,
+                speakers=None) -> np.ndarray:
         """Best word of each (isolated-word) utterance.
 
         Parameters
@@ -1094,6 +1382,10 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         utterances : list of paths, waveforms, (waveform, samplerate) tuples or arrays
         samplerate : int, optional
             Sample rate of the 1-D waveforms among ``utterances``.
+        speakers : list, optional
+            Speaker of each utterance (None: unknown): audio of a speaker is normalised
+            with statistics over all that speaker's utterances in the batch (and, for a
+            model with ``vtln``, analysed at one warp per speaker), as in ``fit``.
 
         Returns
         -------
@@ -1106,11 +1398,11 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         >>> rec.predict(["2_george_0.wav", (waveform, 44100)])    # doctest: +SKIP
         array([2, 0])
         """
-        s = self.decision_function(utterances, samplerate)
+        s = self.decision_function(utterances, samplerate, speakers)
         return self.classes_[s.argmax(axis=1)] if len(s) else self.classes_[:0]
 
     def score(self, utterances, labels, sample_weight=None,
-              samplerate: int | None = None) -> float:
+              samplerate: int | None = None, speakers=None) -> float:
         """Accuracy of :meth:`predict` on isolated-word utterances (scikit-learn's
         classifier score; ``cross_val_score`` and ``GridSearchCV`` use it).
 
@@ -1127,7 +1419,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         if not all(_is_label(t) for t in labels):
             raise ValueError("score takes one label per utterance (isolated words); for "
                              "word strings use evaluate, which gives the word error rate.")
-        pred = self.predict(utterances, samplerate).tolist()
+        pred = self.predict(utterances, samplerate, speakers).tolist()
         if len(pred) != len(labels):
             raise ValueError(f"{len(pred)} utterances but {len(labels)} labels.")
         correct = [p == self._canonical(t) for p, t in zip(pred, labels, strict=True)]
@@ -1225,7 +1517,9 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         ... # doctest: +SKIP
         """
         self._check_fitted()
-        X = self._batch([utterance], samplerate)[0]
+        return self._recognize(self._batch([utterance], samplerate)[0], grammar)
+
+    def _recognize(self, X: np.ndarray, grammar=None) -> list[Word]:
         net, word_of_node = word_loop(
             range(len(self.words_)), self.unit_offsets_, self.stay_, self._silence_unit,
             self.silence_skip_, self.word_insertion_penalty, self._grammar(grammar),
@@ -1287,11 +1581,13 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         return segments, (net.states - unit_start)[path]
 
     def evaluate(self, utterances, transcripts, grammar=None,
-                 samplerate: int | None = None) -> dict:
+                 samplerate: int | None = None, speakers=None) -> dict:
         """Word accuracy and error rate against transcripts, aligned as HResults does.
 
         One label per utterance (and no grammar) scores :meth:`predict` (isolated words);
         sequences of labels, or a grammar, score :meth:`recognize` (connected words).
+        ``speakers`` (one per utterance, None: unknown) normalises each speaker's audio
+        over all its utterances, as in :meth:`predict`.
 
         Returns
         -------
@@ -1310,10 +1606,51 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{len(utterances)} utterances but {len(transcripts)} transcripts.")
         refs = [[self._canonical(w) for w in _transcript(t)] for t in transcripts]
         if all(_is_label(t) for t in transcripts) and grammar is None:
-            hyps = [[h] for h in self.predict(utterances, samplerate).tolist()]
+            hyps = [[h] for h in self.predict(utterances, samplerate, speakers).tolist()]
         else:
-            hyps = [self.recognize(u, grammar, samplerate) for u in utterances]
+            feats = self._batch(utterances, samplerate, speakers)
+            hyps = [self._recognize(X, grammar) for X in feats]
         return word_error_rate(refs, hyps)
+
+    # ------------------------------------------------------------------ adaptation
+    def adapt(self, utterances, transcripts=None, method: str = "cmllr",
+              samplerate: int | None = None, **options) -> Recognizer:
+        """A copy of the model adapted to the speaker of ``utterances``, by EM.
+
+        The model itself is unchanged. ``'cmllr'`` (constrained MLLR, fMLLR) estimates one
+        affine transform of the features (``feature_transform_``), ``'mllr'`` one affine
+        transform of all the means, ``'map'`` re-estimates each mean with a prior weight
+        ``tau``. Without ``transcripts`` the adaptation is unsupervised: the model decodes the
+        utterances, adapts on its hypotheses, and repeats (``n_passes``). The log-likelihood
+        of the adaptation data never decreases over the EM iterations of a pass
+        (``adaptation_history_``). All options and the mathematics:
+        :func:`emx.speech.adapt.adapt`.
+
+        Parameters
+        ----------
+        utterances : list of paths, waveforms, (waveform, samplerate) tuples or arrays
+            One speaker's utterances (normalised together when the model was trained with
+            ``speakers``: pass ``speakers=`` as for :meth:`predict`).
+        transcripts : list, optional
+            A label or a sequence of labels per utterance; None: unsupervised.
+        method : {'cmllr', 'mllr', 'map'}
+        samplerate : int, optional
+        **options
+            ``isolated``, ``n_passes``, ``n_iter``, ``n_sweeps``, ``blocks``, ``tau``,
+            ``speakers``, ``verbose``: see :func:`emx.speech.adapt.adapt`.
+
+        Returns
+        -------
+        Recognizer
+
+        Examples
+        --------
+        >>> new = rec.adapt(paths_of_one_speaker)                  # doctest: +SKIP
+        >>> new.predict(paths_of_one_speaker)                      # doctest: +SKIP
+        """
+        from .adapt import adapt
+
+        return adapt(self, utterances, transcripts, method, samplerate=samplerate, **options)
 
     # ------------------------------------------------------------------ persistence
     _ARRAYS = ("weights_", "means_", "covars_", "var_floor_")

@@ -39,7 +39,7 @@ def _speaker(feats):
 @pytest.fixture(scope="module")
 def rec():
     X, y = _isolated(60, 0)
-    return Recognizer(n_states=3, n_mix=2, silence_states=1).fit(X, y)
+    return Recognizer(n_states=3, n_mix=2, silence_states=1, var_floor=0.1).fit(X, y)
 
 
 @pytest.fixture(scope="module")
@@ -332,7 +332,7 @@ def test_mllr_recovers_mean_scale_and_shift(rec):
 
 def test_mllr_falls_back_when_few_gaussians_are_seen():
     X, y = _isolated(30, 6)
-    rec1 = Recognizer(n_states=3, n_mix=1, silence_states=1).fit(X, y)
+    rec1 = Recognizer(n_states=3, n_mix=1, silence_states=1, var_floor=0.1).fit(X, y)
     one = [x for x, w in zip(X, y, strict=True) if w == "a"][:2]
     new = adapt(rec1, [x + 0.5 for x in one], ["a"] * len(one), method="mllr")
     # one word (3 states) and silence: 4 Gaussians, fewer than the 5 columns of [A, b]
@@ -365,7 +365,8 @@ def test_map_limits(rec, speaker):
 
 def test_map_full_covariance(speaker):
     X, y = _isolated(40, 0)
-    full = Recognizer(n_states=3, n_mix=1, silence_states=1, covariance_type="full").fit(X, y)
+    full = Recognizer(n_states=3, n_mix=1, silence_states=1, covariance_type="full",
+                      var_floor=0.1).fit(X, y)
     Xs, ys = speaker
     new = adapt(full, Xs, ys, method="map", tau=2.0)
     values = [e["objective"] for e in new.adaptation_history_]

@@ -165,3 +165,17 @@ def test_estimate_warp_takes_audio_only(trained):
         rec.estimate_warp([features(X[0], rec.feature_config_)])
     with pytest.raises(ValueError, match="transcripts"):
         rec.estimate_warp(X[:2], y[:1])
+
+
+def test_adapt_takes_speakers_and_defaults_to_map(trained):
+    rec, X, y = trained
+    Xs, ys = corpus(10, 1.1, 6)
+    spk = ["w"] * len(Xs)
+    new = rec.adapt(Xs, ys, speakers=spk, n_iter=1)
+    assert new.adaptation_method_ == "map"
+    units = [(rec._unit(w),) for w in ys]
+    start = new.adaptation_history_[0]["loglik"]
+    want = rec._transcript_scores(rec._batch(Xs, speakers=spk), units).sum()
+    assert start == pytest.approx(want, rel=1e-9)
+    per_utt = rec._transcript_scores(rec._batch(Xs), units).sum()
+    assert abs(start - per_utt) > 1e-3 * abs(per_utt)

@@ -497,7 +497,7 @@ def adapt(
     rec: Recognizer,
     utterances,
     transcripts=None,
-    method: str = "cmllr",
+    method: str = "map",
     *,
     isolated: bool | None = None,
     n_passes: int = 3,
@@ -506,6 +506,7 @@ def adapt(
     blocks=None,
     tau: float = 10.0,
     samplerate: int | None = None,
+    speakers=None,
     verbose: bool = False,
 ) -> Recognizer:
     """A copy of ``rec`` adapted to the speaker of ``utterances`` (``rec`` is unchanged).
@@ -549,6 +550,10 @@ def adapt(
         MAP: prior weight (in frames) of the speaker-independent means; >= 0.
     samplerate : int, optional
         Sample rate of the 1-D waveforms among ``utterances``.
+    speakers : list, optional
+        Speaker of each utterance, as :meth:`Recognizer.predict` takes it: for a model
+        trained with ``speakers=``, pass one label for all (``[s] * n``) so the adaptation
+        data is normalised as that speaker's test data will be.
     verbose : bool
         Print the log-likelihood of every iteration to stderr.
 
@@ -616,7 +621,7 @@ def adapt(
     S = int(new.unit_offsets_[-1])
     new.hmm_.transmat_ = _identity_view(S)
     # features as the input model sees them: through its feature transform W0, if any
-    feats = new._batch(utterances, samplerate)
+    feats = new._batch(utterances, samplerate, speakers)
     W0 = getattr(new, "feature_transform_", None)
     D, M = new.n_features_in_, new.hmm_.n_mix
     logdet0 = 0.0 if W0 is None else float(np.linalg.slogdet(W0[:, :D])[1])

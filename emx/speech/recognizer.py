@@ -431,7 +431,12 @@ class Recognizer(ClassifierMixin, BaseEstimator):
     n_iter : int
         Embedded Baum-Welch passes after the initialisation and after each split.
     var_floor : float
-        Variance floor as a fraction of the global variance of the training features.
+        Variance floor as a fraction of the global variance of the training features. The
+        default, 1.0, keeps every variance at least at the global one (with the front end's
+        per-utterance variance normalisation, about 1): broad Gaussians that carry over to
+        voices the model has not heard. On FSDD's four speakers, with 8 Gaussians per state,
+        leave-one-speaker-out accuracy rose from 79.5 % (0.1, 2 Gaussians) to 83.7 %, the
+        official split stayed at 99.5 %. Lower it (e.g. 0.1) for features of unknown scale.
     silence : bool
         Train a silence model, optional before, between and after words (in training and in
         recognition). It starts from the quietest tenth of every utterance's frames (lowest
@@ -510,11 +515,11 @@ class Recognizer(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         n_states: int | str = 10,
-        n_mix: int = 2,
+        n_mix: int = 8,
         frames_per_state: float = 4.0,
         covariance_type: str = "diag",
         n_iter: int = 5,
-        var_floor: float = 0.1,
+        var_floor: float = 1.0,
         silence: bool = True,
         silence_states: int = 3,
         feature_config: FeatureConfig | None = None,
@@ -1613,14 +1618,15 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         return word_error_rate(refs, hyps)
 
     # ------------------------------------------------------------------ adaptation
-    def adapt(self, utterances, transcripts=None, method: str = "cmllr",
+    def adapt(self, utterances, transcripts=None, method: str = "map",
               samplerate: int | None = None, **options) -> Recognizer:
         """A copy of the model adapted to the speaker of ``utterances``, by EM.
 
-        The model itself is unchanged. ``'cmllr'`` (constrained MLLR, fMLLR) estimates one
-        affine transform of the features (``feature_transform_``), ``'mllr'`` one affine
-        transform of all the means, ``'map'`` re-estimates each mean with a prior weight
-        ``tau``. Without ``transcripts`` the adaptation is unsupervised: the model decodes the
+        The model itself is unchanged. ``'map'`` (the default) re-estimates each Gaussian's
+        mean with a prior weight ``tau`` on the speaker-independent one, ``'mllr'`` estimates
+        one affine transform of all the means, ``'cmllr'`` (constrained MLLR, fMLLR) one
+        affine transform of the features (``feature_transform_``).
+        Without ``transcripts`` the adaptation is unsupervised: the model decodes the
         utterances, adapts on its hypotheses, and repeats (``n_passes``). The log-likelihood
         of the adaptation data never decreases over the EM iterations of a pass
         (``adaptation_history_``). All options and the mathematics:

@@ -590,6 +590,7 @@ def _cmd_train(args) -> int:
         covariance_type=args.covariance_type, n_iter=args.iter, var_floor=args.var_floor,
         silence=args.silence, feature_config=config,
         word_insertion_penalty=args.insertion_penalty, n_jobs=args.jobs, verbose=verbose,
+        augment=None if args.augment is None else tuple(args.augment), vtln=args.vtln,
     )
     if verbose:
         n_words = len({w for it in items for w in it.words})
@@ -880,6 +881,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "training features (default: %(default)s)")
     g.add_argument("--jobs", type=_jobs_arg, default=_DEFAULTS["n_jobs"], metavar="N",
                    help="threads for training; -1 for all cores (default: 1)")
+    g.add_argument("--augment", type=_number(0.5), nargs="+", default=None, metavar="F",
+                   help="also train on the audio played F times as fast, for each F (speed "
+                        "perturbation, e.g. 0.9 1.1; default: off)")
+    g.add_argument("--vtln", action=_OnOff, default=_DEFAULTS["vtln"],
+                   help="vocal tract length normalisation: a warp factor per utterance in "
+                        "training and recognition (default: off)")
     verbosity = g.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", dest="verbose", action="store_true",
                            help="log every Baum-Welch pass (log-likelihood per frame, "

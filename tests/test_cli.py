@@ -818,3 +818,18 @@ def test_module_docstring_has_examples():
     for example in ("emx train ", "emx recognize ", "emx evaluate ", "--labels-from folders",
                     "--grammar", "--scores", "--errors"):
         assert example in doc
+
+
+def test_train_augment_and_vtln(sweeps, tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    rc, out, err = _run(capsys, "train", sweeps, "-o", model, "--states", "2", "--mix", "1",
+                        "--iter", "2", "--augment", "0.9", "1.1", "--vtln", "--verbose")
+    assert rc == 0, err
+    assert "VTLN: warps of 36 speakers" in err  # 12 utterances x 3 speeds, one warp each
+    assert "features: 36 utterances" in err
+    rec = Recognizer.load(model)
+    assert list(rec.augment) == [0.9, 1.1] and rec.vtln is True
+    rc, out, err = _run(capsys, "evaluate", model, sweeps)
+    assert rc == 0, err
+    rc, out, err = _run(capsys, "train", sweeps, "-o", model, "--augment", "1.0")
+    assert rc == 2 and "augment" in err

@@ -787,7 +787,7 @@ _OPTIONS = {
               "--mix", "--iter", "--samplerate", "--cmn", "--no-cmn", "--cvn", "--no-cvn",
               "--lowfreq", "--highfreq", "--numcep", "--silence", "--no-silence",
               "--var-floor", "--jobs", "--insertion-penalty", "-v", "--verbose", "-q",
-              "--quiet"],
+              "--quiet", "--augment", "--vtln", "--no-vtln"],
     "recognize": ["--connected", "--grammar", "--insertion-penalty", "--scores", "--pattern"],
     "evaluate": ["--labels-from", "--pattern", "--takes", "--include-takes", "--exclude-takes",
                  "--connected", "--grammar", "--insertion-penalty", "--errors", "-v",

@@ -51,7 +51,7 @@ def corpus(n, scale, seed):
     return [(speak(w, scale, rng), SR) for w in labels], labels
 
 
-SMALL = dict(n_states=4, n_mix=1, silence_states=1, n_iter=4)
+SMALL = dict(n_states=4, n_mix=1, silence_states=1, n_iter=4, var_floor=0.1)
 
 
 @pytest.fixture(scope="module")

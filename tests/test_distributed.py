@@ -363,6 +363,25 @@ def test_recognizer_on_ordered_data_equals_serial(client):
     np.testing.assert_allclose(dist.hmm_.means_, serial.hmm_.means_, rtol=1e-8, atol=1e-10)
 
 
+def test_recognizer_augmented_audio_equals_serial_and_vtln_is_refused(client):
+    from test_speakers import SMALL, corpus
+
+    from emx.speech import Recognizer
+
+    X, y = corpus(12, 1.0, 7)
+    params = dict(SMALL, n_iter=2, augment=(0.9, 1.1))
+    serial = Recognizer(**params).fit(X, y)
+    dist = ed.fit(Recognizer(**params), [(X[:6], y[:6]), (X[6:], y[6:])], client)
+    assert serial.history_[0]["loglik"] < 0
+    np.testing.assert_allclose([p["loglik"] for p in dist.history_],
+                               [p["loglik"] for p in serial.history_], rtol=1e-10)
+    # the copies count: three times the frames of the recordings alone
+    plain = Recognizer(**dict(params, augment=None)).fit(X, y)
+    assert dist.history_[0]["loglik"] / plain.history_[0]["loglik"] > 2.5
+    with pytest.raises(ValueError, match="VTLN"):
+        ed.fit(Recognizer(**dict(SMALL, vtln=True)), [(X[:6], y[:6])], client)
+
+
 # ------------------------------------------------------------ above max_init_rows: a sample
 def test_init_sample_is_uniform_over_all_partitions():
     counts, seeds = ed._sample_counts([100, 300, 0, 600], 500, 0)

@@ -53,7 +53,8 @@ of the means) never decreases. Each value is recorded in ``adaptation_history_``
 
 Which to use: on FSDD, a model trained on three speakers and adapted without labels to all
 500 recordings of the fourth (leave-one-speaker-out over george, jackson, lucas and nicolas;
-``Recognizer(n_mix=2, var_floor=0.1)``, the defaults of emx 0.1, ``isolated=True``) went from 79.5 % mean accuracy (78.2 / 83.0 / 88.8 / 67.8) to
+``Recognizer(n_mix=2, var_floor=0.1)``, the defaults of emx 0.1, ``isolated=True``) went
+from 79.5 % mean accuracy (78.2 / 83.0 / 88.8 / 67.8) to
 94.2 % with 'map' (87.4 / 99.8 / 100 / 89.6), 91.2 % with 'mllr' and 88.5 % with 'cmllr'
 (84.4 / 96.6 / 98.8 / 74.2), in about 1.6, 1.5 and 4.4 s per speaker. With labels (half of
 the recordings adapting, the other half tested) the order is the same. CMLLR reaches the

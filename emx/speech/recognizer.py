@@ -496,6 +496,9 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         Per training pass: ``n_mix``, ``loglik`` (total, before the pass's update) and
         ``loglik_per_frame``.
     n_features_in_ : int
+    training_warps_ : dict, only with ``vtln=True``
+        The VTLN warp factor chosen in training for every ``(speaker, speed factor)`` (the
+        speaker of an utterance without one is ``("utterance", i)``).
     feature_transform_ : ndarray of shape (n_features, n_features + 1), optional
         Only on a speaker-adapted model (:meth:`adapt` with ``method='cmllr'``): ``[A, b]``,
         applied to the front end's features as ``A x + b`` before scoring; log-likelihoods
@@ -1324,8 +1327,9 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         Word ``w`` is scored with the network ``[silence] w [silence]`` (the utterance ends by
         leaving ``w`` or the final silence). Columns follow ``classes_``. A word that cannot
         produce an utterance (fewer frames than its states) scores ``-inf`` for it, with one
-        warning for the batch; an utterance no word can score is an error. Scores do not
-        depend on the other utterances of the batch.
+        warning for the batch; an utterance no word can score is an error. Without
+        ``speakers``, scores do not depend on the other utterances of the batch; with them,
+        each speaker's utterances are normalised (and, with ``vtln``, warped) together.
 
         Parameters
         ----------

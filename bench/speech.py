@@ -166,14 +166,14 @@ def unseen(data, speakers, args):
           "with substitutions/deletions/insertions summed over the speakers. Seconds: "
           "training (median per fold), or for adapt rows the adaptation per speaker.")
     head = "".join(f"{s:>9s}" for s in speakers)
-    print(f"{'isolated':28s}{head}{'mean':>8s}{'min':>7s}   {'connected':>9s}"
+    print(f"{'isolated':34s}{head}{'mean':>8s}{'min':>7s}   {'connected':>9s}"
           f"{'mean':>7s}{'min':>7s}{'S/D/I':>13s}{'seconds':>9s}")
     for row in rows:
         a = [100 * iso[row][s] for s in speakers]
         c = [100 * con[row][s]["accuracy"] for s in speakers]
         sdi = "/".join(str(sum(con[row][s][k] for s in speakers))
                        for k in ("substitutions", "deletions", "insertions"))
-        print(f"{row:28s}" + "".join(f"{x:8.1f}%" for x in a)
+        print(f"{row:34s}" + "".join(f"{x:8.1f}%" for x in a)
               + f"{np.mean(a):7.1f}%{min(a):6.1f}%   {'':9s}{np.mean(c):6.1f}%{min(c):6.1f}%"
               + f"{sdi:>13s}{np.median(secs[row]):9.1f}")
     print("  connected per speaker: " + "; ".join(

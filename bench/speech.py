@@ -106,7 +106,8 @@ def emx_fit(feats, labels, train, extra=None):
 
 UNSEEN_ROWS = ("defaults", "speaker CMVN", "VTLN", "VTLN + speaker CMVN", "augment 0.9/1.1",
                "adapt map", "adapt mllr", "adapt cmllr", "speaker CMVN + adapt map",
-               "sharp: speaker CMVN + adapt map")
+               "sharp: speaker CMVN + adapt map", "SAT + speaker CMVN + adapt cmllr",
+               "sharp: SAT + speaker CMVN + adapt cmllr")
 #: "sharp" rows train n_mix=2, var_floor=0.1 (the defaults before emx 0.2): narrower
 #: Gaussians, worse on an unseen voice as they are, better once adapted to it
 SHARP = dict(n_mix=2, var_floor=0.1)
@@ -143,8 +144,12 @@ def unseen(data, speakers, args):
             log(f"unseen {s}: {row}")
             known = [s] * len(test) if "speaker CMVN" in row else None
             known_str = [s] * len(strings) if known else None
-            if row.startswith("sharp"):
+            if row.startswith("sharp: SAT"):
+                rec, fit_s = fit("sharp SAT", True, sat=True, **SHARP)
+            elif row.startswith("sharp"):
                 rec, fit_s = fit("sharp", True, **SHARP)
+            elif row.startswith("SAT"):
+                rec, fit_s = fit("SAT", True, sat=True)
             elif row.startswith("VTLN"):
                 rec, fit_s = fit(row, "speaker CMVN" in row, vtln=True)
             elif row.startswith("augment"):

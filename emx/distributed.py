@@ -554,10 +554,10 @@ def _fit_fa(model: FactorAnalysis, client, parts):
 def _fit_recognizer(rec, client, parts, callback):
     """Recognizer training with every phase reduced over the partitions (see its ``fit``)."""
     rec._check_hyperparameters()
-    if rec.vtln:
-        raise ValueError("emx.distributed trains a Recognizer without VTLN (vtln=True trains "
-                         "twice, the second time on warped audio): fit it serially, or set "
-                         "vtln=False.")
+    if rec.vtln or rec.sat:
+        raise ValueError("emx.distributed trains a Recognizer without VTLN or SAT (vtln=True "
+                         "and sat=True train again on warped or transformed features): fit "
+                         "it serially, or set them False.")
     # one front end everywhere: the sample rate of the audio of all partitions
     rec._pin_front_end(_tree_sum(client, [client.submit(lambda p: rec._audio_rates(p[0]), p,
                                                         pure=False) for p in parts]))

@@ -378,8 +378,9 @@ def test_recognizer_augmented_audio_equals_serial_and_vtln_is_refused(client):
     # the copies count: three times the frames of the recordings alone
     plain = Recognizer(**dict(params, augment=None)).fit(X, y)
     assert dist.history_[0]["loglik"] / plain.history_[0]["loglik"] > 2.5
-    with pytest.raises(ValueError, match="VTLN"):
-        ed.fit(Recognizer(**dict(SMALL, vtln=True)), [(X[:6], y[:6])], client)
+    for option in ("vtln", "sat"):
+        with pytest.raises(ValueError, match="VTLN or SAT"):
+            ed.fit(Recognizer(**dict(SMALL, **{option: True})), [(X[:6], y[:6])], client)
 
 
 # ------------------------------------------------------------ above max_init_rows: a sample

@@ -179,3 +179,24 @@ def test_adapt_takes_speakers_and_defaults_to_map(trained):
     assert start == pytest.approx(want, rel=1e-9)
     per_utt = rec._transcript_scores(rec._batch(Xs), units).sum()
     assert abs(start - per_utt) > 1e-3 * abs(per_utt)
+
+
+def test_sat_puts_two_speakers_in_one_space():
+    from _synthetic_speech import _isolated
+
+    A0, b0 = np.diag([1.3, 0.8, 1.1, 0.9]), np.array([0.5, -0.3, 0.2, 0.1])
+    X1, y1 = _isolated(40, 0)
+    X2, y2 = _isolated(40, 1)
+    X2 = [x @ A0.T + b0 for x in X2]  # the second speaker: an affine image of the first
+    spk = ["a"] * 40 + ["b"] * 40
+    params = dict(n_states=3, n_mix=1, silence_states=1, var_floor=0.1)
+    sat = Recognizer(sat=True, **params).fit(X1 + X2, y1 + y2, speakers=spk)
+    Wa, Wb = sat.speaker_transforms_[("a", 1.0)], sat.speaker_transforms_[("b", 1.0)]
+    # speaker b's transform undoes A0 relative to speaker a's: Wb(A0 x + b0) = Wa x
+    np.testing.assert_allclose(Wb[:, :4] @ A0, Wa[:, :4], atol=0.1)
+    np.testing.assert_allclose(Wb[:, :4] @ b0 + Wb[:, 4], Wa[:, 4], atol=0.15)
+    assert np.abs(Wa[:, :4] - Wb[:, :4]).max() > 0.15  # not two identical transforms
+    with pytest.raises(ValueError, match="speakers="):
+        Recognizer(sat=True, **params).fit(X1, y1)
+    with pytest.raises(ValueError, match="speakers="):
+        Recognizer(sat=True, **params).fit(X1, y1, speakers=["a"] * 39 + [None])

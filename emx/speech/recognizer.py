@@ -80,6 +80,8 @@ _MAX_STAY = float(np.nextafter(1.0, 0.0))  # self-loops are below 1: every state
 #: VTLN warp search: a coarse grid, then the two neighbours half a step either side of its best
 VTLN_GRID = tuple(round(0.80 + 0.04 * i, 2) for i in range(11))
 _VTLN_FINE = 0.02
+_SAT_ROUNDS = 2  # speaker-adaptive training: transforms re-estimated, models retrained
+_SAT_ITER = 4  # EM iterations of each training speaker's CMLLR transform
 
 
 @dataclass
@@ -465,6 +467,13 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         likelihood of its best-scoring words. Costs: training about 13 extra analyses and
         scorings of the data plus a second training; prediction about 14 times the front end
         and scoring of a model without it.
+    sat : bool
+        Speaker-adaptive training (needs ``speakers=`` in ``fit`` for every utterance): after
+        the usual training, one CMLLR feature transform per training speaker is estimated
+        (:meth:`adapt`) and the models are trained again on the transformed features, twice.
+        The result is a canonical model meant to be adapted to each test speaker with
+        ``adapt(..., method="cmllr")``; the training speakers' transforms are in
+        ``speaker_transforms_``.
     n_jobs : int or None
         Threads for the E-step.
     verbose : bool
@@ -529,6 +538,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         word_insertion_penalty: float = -60.0,
         augment: tuple | None = None,
         vtln: bool = False,
+        sat: bool = False,
         n_jobs: int | None = None,
         verbose: bool = False,
     ):
@@ -544,6 +554,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         self.word_insertion_penalty = word_insertion_penalty
         self.augment = augment
         self.vtln = vtln
+        self.sat = sat
         self.n_jobs = n_jobs
         self.verbose = verbose
 
@@ -796,7 +807,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         bounded("n_mix", _MAX_MIX)
         bounded("n_iter", _MAX_ITER)
         bounded("silence_states", _MAX_STATES)
-        for name in ("silence", "vtln"):
+        for name in ("silence", "vtln", "sat"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got "
                                  f"{getattr(self, name)!r}.")
@@ -884,9 +895,10 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         # the driver needs is an additive summary of the utterances.
         self._check_hyperparameters()
         start = time.perf_counter()
-        for name in ("feature_transform_", "training_warps_"):
+        for name in ("feature_transform_", "training_warps_", "speaker_transforms_"):
             self.__dict__.pop(name, None)
         utterances = list(utterances)
+        keys = self._copy_keys(utterances, samplerate, speakers) if self.sat else None
         self._pin_front_end(self._audio_rates(utterances, samplerate))
         feats, labels = self._load(utterances, transcripts, samplerate, speakers)
         self._log(f"features: {len(feats)} utterances in {time.perf_counter() - start:.1f} s")
@@ -898,8 +910,47 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                       f"{time.perf_counter() - start:.1f} s; training again")
             self._fit_features(feats, labels)
             self.training_warps_ = warps
+        if self.sat:
+            self._sat(feats, labels, keys)
         self._log(f"trained {len(self.words_)} words in {time.perf_counter() - start:.1f} s")
         return self
+
+    def _copy_keys(self, utterances, samplerate, speakers) -> list:
+        """The (speaker, speed factor) of every feature matrix :meth:`_load` returns."""
+        speakers = self._check_speakers(speakers, len(utterances))
+        if any(s is None for s in speakers):
+            raise ValueError("sat=True estimates a transform per training speaker: give "
+                             "speakers= for every utterance.")
+        keys = []
+        for u, s in zip(utterances, speakers, strict=True):
+            factors = ((1.0,) + self._augment_factors()
+                       if self._source(u, samplerate) is not None else (1.0,))
+            keys.extend((s, f) for f in factors)
+        return keys
+
+    def _sat(self, feats: list, transcripts: list, keys: list) -> None:
+        """Speaker-adaptive training: a CMLLR transform per training speaker (and speed
+        copy) against the current model, then the models trained again from scratch on the
+        transformed features; ``_SAT_ROUNDS`` times."""
+        from .adapt import adapt
+
+        groups: dict = {}
+        for j, k in enumerate(keys):
+            groups.setdefault(k, []).append(j)
+        for r in range(_SAT_ROUNDS):
+            transforms = {}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # speaker-normalised arrays, checked before
+                for k, idx in groups.items():
+                    new = adapt(self, [feats[j] for j in idx], [transcripts[j] for j in idx],
+                                method="cmllr", n_iter=_SAT_ITER)
+                    transforms[k] = new.feature_transform_
+            moved = [feats[j] @ transforms[k][:, :-1].T + transforms[k][:, -1]
+                     for j, k in enumerate(keys)]
+            self._log(f"SAT round {r + 1}/{_SAT_ROUNDS}: {len(transforms)} speaker "
+                      "transforms; training again")
+            self._fit_features(moved, transcripts)
+        self.speaker_transforms_ = transforms
 
     def _fit_features(self, feats: list, transcripts: list) -> None:
         """Train from scratch on features and transcripts (tuples of labels)."""

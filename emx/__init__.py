@@ -14,6 +14,20 @@ EMImputer
     Imputation of missing entries by EM (a Gaussian or Gaussian mixture on incomplete data).
 """
 
+try:  # the compiled kernels first: a source folder without them fails here, with a remedy
+    from ._core import _gauss, _hmm, _missing  # noqa: F401
+except ImportError as _exc:
+    import os as _os
+
+    raise ImportError(
+        "emx's compiled kernels (emx._core._gauss, _hmm, _missing) are missing: Python "
+        f"imported emx from {_os.path.dirname(_os.path.abspath(__file__))}, a source folder "
+        "that was not built. Build and install emx (`pip install .` in the repository, or "
+        "`pip install --no-build-isolation -e .` for development), then import it from "
+        "outside the repository's top folder: a REPL, notebook or `python -c` started in "
+        "the top folder finds the source folder `emx/` before the installed package."
+    ) from _exc
+
 from ._em import ConvergenceMonitor, EMDecreaseWarning
 from .factor import FactorAnalysis, MixtureOfFactorAnalyzers
 from .hmm import GMMHMM, GaussianHMM

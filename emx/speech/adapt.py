@@ -90,7 +90,6 @@ import scipy.linalg
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from .._core import _hmm
 from .._em import ChunkRunner
 from .._validation import check_n_jobs
 from .recognizer import Recognizer, _Group, _identity_view, _transcript
@@ -398,25 +397,9 @@ def _estep(model: Recognizer, group: _Group, *, W: np.ndarray | None, cmllr: boo
     of the transcript, then within-state responsibilities."""
     X = group.X
     Y = X if W is None else X @ W[:, :-1].T + W[:, -1]
-    net = model._chain(group.units)
-    sub_states, local = np.unique(net.states, return_inverse=True)
-    sub = model._submodel(sub_states)
-    loglik_sub, resp = sub._emission_estep_fn()(Y)
-    loglik = np.ascontiguousarray(loglik_sub[:, local])
-    offsets = group.offsets
-    loglik[offsets[1:] - 1] += net.log_final
-    n, L = loglik.shape
-    src, dst, log_p = net.edges()
-    post, xi = np.empty((n, L)), np.empty(len(src))
-    seq_ll = np.empty(len(offsets) - 1)
-    status = _hmm.forward_backward_edges(loglik, offsets, net.startprob, src, dst,
-                                         np.exp(log_p), post, xi, seq_ll,
-                                         np.empty((n, L)), np.empty(n), True)
-    if status >= 0:
-        raise ValueError(
-            f"Adaptation utterance {int(group.index[status])} has probability zero under the "
-            "composite model of its transcript (fewer frames than the states of its words?)."
-        )
+    _, sub_states, _, local, resp, post, _, seq_ll = model._composite_posteriors(
+        group, Y, "Adaptation")
+    n, L = post.shape
     to_sub = sp.csr_matrix((np.ones(L), (np.arange(L), local)), shape=(L, len(sub_states)))
     post_sub = np.asarray(post @ to_sub)  # (n, n_sub)
     M, D = model.hmm_.n_mix, model.n_features_in_

@@ -1270,13 +1270,17 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                                      np.asarray(part)))
         return groups
 
-    def _estep(self, group: _Group) -> _Stats:
-        """Statistics of one group; second moments of every Gaussian about its current mean
-        (so a Gaussian far from the others keeps its variance to round-off)."""
+    def _composite_posteriors(self, group: _Group, X: np.ndarray, what: str) -> tuple:
+        """Forward-backward of a group's utterances (features ``X``) over the composite
+        model of their transcript: the network, its sub-pool (``sub_states`` and the pool
+        GMMHMM ``sub`` over them), ``local`` (network node -> sub-pool state), the
+        within-state responsibilities ``resp``, the node posteriors ``post`` (n, L), the edge
+        posteriors ``xi`` and the log-likelihood of each utterance. ``what`` names the
+        utterances in the error for one of probability zero."""
         net = self._chain(group.units)
         sub_states, local = np.unique(net.states, return_inverse=True)
         sub = self._submodel(sub_states)
-        loglik_sub, resp = sub._emission_estep_fn()(group.X)
+        loglik_sub, resp = sub._emission_estep_fn()(X)
         loglik = np.ascontiguousarray(loglik_sub[:, local])
         offsets = group.offsets
         loglik[offsets[1:] - 1] += net.log_final  # end by leaving an allowed last state
@@ -1289,9 +1293,20 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                                              np.empty((n, L)), np.empty(n), True)
         if status >= 0:
             raise ValueError(
-                f"Training utterance {group.index[status]} has probability zero under the "
-                "composite model of its transcript."
+                f"{what} utterance {int(group.index[status])} has probability zero under the "
+                "composite model of its transcript (fewer frames than the states of its "
+                "words?)."
             )
+        return net, sub_states, sub, local, resp, post, xi, seq_ll
+
+    def _estep(self, group: _Group) -> _Stats:
+        """Statistics of one group; second moments of every Gaussian about its current mean
+        (so a Gaussian far from the others keeps its variance to round-off)."""
+        net, sub_states, sub, local, resp, post, xi, seq_ll = self._composite_posteriors(
+            group, group.X, "Training")
+        offsets = group.offsets
+        n, L = post.shape
+        src, dst = net.edges()[:2]
         S = len(self.stay_)
         occupancy_l = post.sum(axis=0)
         loops = src == dst

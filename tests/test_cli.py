@@ -11,7 +11,6 @@ speaker, 3 states, 1 Gaussian) and are skipped when its recordings are absent.
 import argparse
 import importlib.metadata
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,23 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from _fsdd import FSDD, needs_fsdd
 
 from emx.cli import build_parser, confusion_matrix, format_confusion, main, parse_takes
 from emx.speech import DEFAULT_FEATURES, Recognizer
-
-
-def _fsdd_dir():
-    env = os.environ.get("EMX_FSDD")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
-
-
-FSDD = _fsdd_dir()
-needs_fsdd = pytest.mark.skipif(
-    not (FSDD / "0_george_0.wav").is_file(),
-    reason=f"FSDD recordings not found in {FSDD} (set EMX_FSDD to their folder)",
-)
 
 
 # --- fixtures -------------------------------------------------------------------------------

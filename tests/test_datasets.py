@@ -1,29 +1,15 @@
 """FSDD loader (emx.datasets): the shared recordings, folder lookup, download from a local zip."""
 
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from _fsdd import FSDD, needs_fsdd
 
 import emx.datasets as ds
 from emx.datasets import download_fsdd, fsdd_split, load_fsdd
-
-
-def _fsdd_dir():
-    env = os.environ.get("EMX_FSDD")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
-
-
-FSDD = _fsdd_dir()
-needs_fsdd = pytest.mark.skipif(
-    not (FSDD / "0_george_0.wav").is_file(),
-    reason=f"FSDD recordings not found in {FSDD} (set EMX_FSDD to their folder)",
-)
 
 SPEAKERS = ("alice", "bob")
 TAKES = range(7)

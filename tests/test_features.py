@@ -1,30 +1,15 @@
 """MFCC front end (emx.speech.features) on synthetic signals and FSDD recordings."""
 
 import json
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from _fsdd import FSDD, needs_fsdd
 from scipy.signal import resample_poly
 
 from emx.speech.features import FeatureConfig, features, load_audio, mfcc
-
-
-def _fsdd_dir():
-    env = os.environ.get("EMX_FSDD")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
-
-
-FSDD = _fsdd_dir()
-needs_fsdd = pytest.mark.skipif(
-    not (FSDD / "0_george_0.wav").is_file(),
-    reason=f"FSDD recordings not found in {FSDD} (set EMX_FSDD to their folder)",
-)
 
 
 def tone(seconds=1.0, rate=8000, freq=440.0, seed=0):

@@ -1,12 +1,11 @@
 """Front end for unseen speakers (emx.speech.features): VTLN-warped mel filterbank, speed
 perturbation, and normalisation as its own step (per-speaker CMVN, speech-frame statistics)."""
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import python_speech_features as psf
+from _fsdd import FSDD, needs_fsdd
 
 from emx.speech.features import (
     FeatureConfig,
@@ -21,19 +20,6 @@ from emx.speech.features import (
     vtln_warp,
 )
 
-
-def _fsdd_dir():
-    env = os.environ.get("EMX_FSDD")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
-
-
-FSDD = _fsdd_dir()
-needs_fsdd = pytest.mark.skipif(
-    not (FSDD / "0_george_0.wav").is_file(),
-    reason=f"FSDD recordings not found in {FSDD} (set EMX_FSDD to their folder)",
-)
 SR = 8000
 
 

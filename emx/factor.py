@@ -52,6 +52,7 @@ from . import gaussian as G
 from ._core import _gauss
 from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, run_em, user_stacklevel
 from ._missing import missing_patterns
+from ._stats import AdditiveStats, fixed
 from ._validation import check_n_jobs, check_positive_int
 from .mixture import MixtureStats
 
@@ -222,7 +223,7 @@ def _canonical_loadings(W: np.ndarray, psi: np.ndarray) -> np.ndarray:
 
 # ============================================================================ statistics
 @dataclass
-class FactorStats:
+class FactorStats(AdditiveStats):
     """Additive statistics of a factor-analysis E-step: (expected) moments of the rows.
 
     Attributes
@@ -243,21 +244,8 @@ class FactorStats:
     count: float
     sum1: np.ndarray
     sum2: np.ndarray
-    shift: np.ndarray
+    shift: np.ndarray = fixed()
     loglik: float = 0.0
-
-    def __add__(self, other: FactorStats) -> FactorStats:
-        return FactorStats(
-            self.count + other.count, self.sum1 + other.sum1, self.sum2 + other.sum2,
-            self.shift, self.loglik + other.loglik,
-        )
-
-    def __iadd__(self, other: FactorStats) -> FactorStats:
-        self.count += other.count
-        self.sum1 += other.sum1
-        self.sum2 += other.sum2
-        self.loglik += other.loglik
-        return self
 
     def mean(self) -> np.ndarray:
         """Mean of the (expected) rows."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._core import _gauss
+from ._stats import AdditiveStats, fixed
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -300,7 +301,7 @@ def resolve_far_rows(X, resp, log_norm, means, covars, covariance_type, log_weig
 
 
 @dataclass
-class GaussianStats:
+class GaussianStats(AdditiveStats):
     """Weighted zeroth, first and second moments of data per component, about ``shift``.
 
     Attributes
@@ -321,24 +322,7 @@ class GaussianStats:
     post: np.ndarray
     sum1: np.ndarray
     sum2: np.ndarray
-    shift: np.ndarray
-
-    def _check_shift(self, other: GaussianStats) -> None:
-        if self.shift is not other.shift and not np.array_equal(self.shift, other.shift):
-            raise ValueError("cannot add Gaussian statistics taken about different shifts")
-
-    def __add__(self, other: GaussianStats) -> GaussianStats:
-        self._check_shift(other)
-        return GaussianStats(
-            self.post + other.post, self.sum1 + other.sum1, self.sum2 + other.sum2, self.shift
-        )
-
-    def __iadd__(self, other: GaussianStats) -> GaussianStats:
-        self._check_shift(other)
-        self.post += other.post
-        self.sum1 += other.sum1
-        self.sum2 += other.sum2
-        return self
+    shift: np.ndarray = fixed(error="cannot add Gaussian statistics taken about different shifts")
 
     @property
     def means(self) -> np.ndarray:

@@ -17,6 +17,7 @@ from . import gaussian as G
 from ._core import _gauss, _missing
 from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, user_stacklevel
 from ._missing import pattern_runs, split_runs
+from ._stats import AdditiveStats
 from ._validation import check_n_jobs, check_positive_int
 
 __all__ = ["GaussianMixture", "MixtureStats"]
@@ -27,7 +28,7 @@ _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
 @dataclass
-class MixtureStats:
+class MixtureStats(AdditiveStats):
     """Additive statistics of a Gaussian-mixture E-step.
 
     Attributes
@@ -48,18 +49,6 @@ class MixtureStats:
     def loglik(self) -> float:
         """Mean log-likelihood per (weighted) sample: scikit-learn's lower bound."""
         return self.loglik_sum / self.weight
-
-    def __add__(self, other: MixtureStats) -> MixtureStats:
-        return MixtureStats(
-            self.loglik_sum + other.loglik_sum, self.weight + other.weight,
-            self.gaussian + other.gaussian,
-        )
-
-    def __iadd__(self, other: MixtureStats) -> MixtureStats:
-        self.loglik_sum += other.loglik_sum
-        self.weight += other.weight
-        self.gaussian += other.gaussian
-        return self
 
 
 @dataclass

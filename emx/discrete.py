@@ -298,7 +298,7 @@ class CategoricalEmission(Emission):
         counts = np.empty_like(self.emissionprob_)
         post = np.ascontiguousarray(post, dtype=np.float64)
         _discrete.categorical_counts(symbols, post, counts)
-        return DiscreteStats(post.sum(axis=0), counts)
+        return DiscreteStats(counts.sum(axis=1), counts)  # the M-step needs only counts
 
     def mstep(self, stats: DiscreteStats, params: str) -> None:
         if "e" in params:
@@ -423,7 +423,7 @@ class MultinomialEmission(Emission):
         return loglik
 
     def stats(self, X: np.ndarray, post: np.ndarray, context) -> DiscreteStats:
-        return DiscreteStats(post.sum(axis=0), post.T @ X)
+        return DiscreteStats(np.ones(len(X)) @ post, post.T @ X)
 
     def mstep(self, stats: DiscreteStats, params: str) -> None:
         if "e" in params:
@@ -532,7 +532,7 @@ class PoissonEmission(Emission):
         return loglik
 
     def stats(self, X: np.ndarray, post: np.ndarray, context) -> DiscreteStats:
-        return DiscreteStats(post.sum(axis=0), post.T @ X)
+        return DiscreteStats(np.ones(len(X)) @ post, post.T @ X)
 
     def mstep(self, stats: DiscreteStats, params: str) -> None:
         if "l" in params:

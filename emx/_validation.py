@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.utils.validation import validate_data
 
 __all__ = [
+    "broadcast_prior",
     "check_lengths",
     "check_n_jobs",
     "check_positive_int",
@@ -231,3 +232,18 @@ def check_n_jobs(n_jobs) -> int:
     if n_jobs < 0:
         return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
     return int(n_jobs)
+
+
+def broadcast_prior(value, name: str, shape: tuple) -> np.ndarray:
+    """``value`` broadcast to ``shape`` (read-only view), or a ValueError naming ``name``."""
+    arr = np.asarray(value, dtype=np.float64)
+    try:
+        out = np.broadcast_to(arr, shape)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be a scalar or an array that broadcasts to shape {shape}, got "
+            f"shape {arr.shape}."
+        ) from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite.")
+    return out

@@ -13,15 +13,14 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
-from ._core import _gauss, _hmm
+from ._core import _hmm
 from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, restart_seeds
-from ._validation import check_n_jobs, check_positive_int, check_sequences
+from ._validation import broadcast_prior, check_n_jobs, check_positive_int, check_sequences
+from .emissions import Emission, GaussianEmission, GMMEmission
 
 __all__ = ["BaseHMM", "GaussianHMM", "GMMHMM", "HMMStats"]
 
@@ -118,29 +117,16 @@ def _normalize_rows(counts: np.ndarray, old: np.ndarray) -> np.ndarray:
 _MIN_PROB = 1e-300
 
 
-def _prior(value, name: str, shape: tuple) -> np.ndarray:
-    """``value`` broadcast to ``shape`` (read-only view), or a ValueError naming ``name``."""
-    arr = np.asarray(value, dtype=np.float64)
-    try:
-        out = np.broadcast_to(arr, shape)
-    except ValueError:
-        raise ValueError(
-            f"{name} must be a scalar or an array that broadcasts to shape {shape}, got "
-            f"shape {arr.shape}."
-        ) from None
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite.")
-    return out
-
-
 class BaseHMM(BaseEstimator):
     """Common machinery of HMMs with any emission model.
 
-    Subclasses implement the emission model: ``_init_emission``, ``_check_emission``,
-    ``_emission_estep_fn`` (a function of a chunk of frames returning (n, K) state
-    log-likelihoods and a context its statistics need, computed once per E-step),
-    ``_emission_stats``, ``_mstep_emission``, ``_log_prior_emission``,
-    ``_sample_emissions`` and ``_emission_attrs``.
+    BaseHMM owns the transitions (``startprob_``, ``transmat_``), the forward-backward,
+    decoding, sampling and the EM loop. The emission model is an object
+    (:class:`emx.emissions.Emission`): a subclass declares the names of its fitted
+    emission attributes in ``_emission_attrs`` and builds the object from its
+    hyperparameters in ``_new_emission()``. BaseHMM copies the fitted attributes present on
+    the estimator onto the object before using it (:meth:`_emission`) and back after
+    initialisation and every M-step (:meth:`_store`).
     """
 
     _emission_attrs: tuple = ()
@@ -194,12 +180,33 @@ class BaseHMM(BaseEstimator):
         if not np.isfinite(self.tol):
             raise ValueError(f"tol must be finite, got {self.tol!r}.")
         K = self.n_components
-        _prior(self.startprob_prior, "startprob_prior", (K,))
-        _prior(self.transmat_prior, "transmat_prior", (K, K))
+        broadcast_prior(self.startprob_prior, "startprob_prior", (K,))
+        broadcast_prior(self.transmat_prior, "transmat_prior", (K, K))
 
-    def _check(self) -> None:
-        """Validate the current parameters (called before every use). Any layout is
-        accepted: the kernel calls take C-contiguous copies where needed."""
+    # ------------------------------------------------------------------ emission object
+    def _new_emission(self) -> Emission:
+        """The emission model, built from the hyperparameters only (subclasses)."""
+        raise NotImplementedError
+
+    def _emission(self) -> Emission:
+        """The emission model with the estimator's current fitted emission attributes."""
+        em = self._new_emission()
+        for name in self._emission_attrs:
+            if hasattr(self, name):
+                setattr(em, name, getattr(self, name))
+        return em
+
+    def _store(self, em: Emission) -> None:
+        """Copy the emission model's fitted attributes onto the estimator."""
+        for name in self._emission_attrs:
+            value = getattr(em, name, None)
+            if value is not None:
+                setattr(self, name, value)
+
+    def _check(self) -> Emission:
+        """Validate the current parameters (called before every use) and return the
+        checked emission model. Any layout is accepted: the kernel calls take C-contiguous
+        copies where needed."""
         K = self.n_components
         sp = np.asarray(self.startprob_, dtype=np.float64)
         tm = np.asarray(self.transmat_, dtype=np.float64)
@@ -219,10 +226,16 @@ class BaseHMM(BaseEstimator):
                 f"transmat_ rows must sum to 1 (rows {bad.tolist()} sum to {rows[bad].tolist()})."
             )
         self.startprob_, self.transmat_ = sp, tm
-        self._check_emission()
+        em = self._emission()
+        n_features = em.check(getattr(self, "n_features_in_", None))
+        if not hasattr(self, "n_features_in_"):
+            self.n_features_in_ = n_features  # a model built by hand, not fitted
+        self._store(em)
+        return em
 
     def _validate(self, X, lengths, *, reset: bool) -> _Data:
         X, lengths, offsets = check_sequences(self, X, lengths, reset=reset)
+        X = self._new_emission().validate(X)
         return _Data(X, lengths, offsets, _make_chunks(offsets))
 
     # ------------------------------------------------------------------ kernels
@@ -263,19 +276,14 @@ class BaseHMM(BaseEstimator):
 
     # ------------------------------------------------------------------ EM
     def _estep(self, data: _Data, runner: ChunkRunner) -> HMMStats:
-        emission = self._emission_estep_fn()
-        # Moments about each emission component's current mean (one array for every chunk,
-        # so the statistics add exactly): no cancellation for components far from the others.
-        shift = self._emission_shift(data)
+        em = self._emission()
+        emission = em.estep_fn()
 
         def accumulate(i):
             X, offsets, first = self._chunk(data, i)
             loglik, context = emission(X)
             seq_ll, post, xi, start = self._forward_backward(loglik, offsets, first=first)
-            return HMMStats(
-                float(seq_ll.sum()), start, xi,
-                self._emission_stats(X, post, shift, context),
-            )
+            return HMMStats(float(seq_ll.sum()), start, xi, em.stats(X, post, context))
 
         return runner.map_sum(accumulate, range(len(data.chunks)))
 
@@ -296,7 +304,9 @@ class BaseHMM(BaseEstimator):
             tm = np.maximum(np.asarray(self.transmat_prior, dtype=float) - 1 + stats.trans, 0)
             tm = np.where(self.transmat_ == 0, 0.0, tm)
             self.transmat_ = _normalize_rows(tm, self.transmat_)
-        self._mstep_emission(stats.emission)
+        em = self._emission()
+        em.mstep(stats.emission, self.params)
+        self._store(em)
 
     def _log_prior(self) -> float:
         lp = 0.0
@@ -308,7 +318,7 @@ class BaseHMM(BaseEstimator):
             a = np.broadcast_to(np.asarray(self.transmat_prior, float) - 1, self.transmat_.shape)
             nz = self.transmat_ > 0
             lp += float(np.sum(a[nz] * np.log(self.transmat_[nz])))
-        return lp + self._log_prior_emission()
+        return lp + self._emission().log_prior(self.params)
 
     def _init_params(self, data: _Data, random_state) -> None:
         K = self.n_components
@@ -319,7 +329,9 @@ class BaseHMM(BaseEstimator):
             self.startprob_ = _no_zeros(rs.dirichlet(np.full(K, 1.0 / K)))
         if "t" in self.init_params or not hasattr(self, "transmat_"):
             self.transmat_ = _no_zeros(rs.dirichlet(np.full(K, 1.0 / K), size=K))
-        self._init_emission(data, random_state)
+        em = self._emission()
+        em.init(data.X, self.init_params, random_state)
+        self._store(em)
         self._check()
 
     def fit(self, X, lengths=None):
@@ -339,13 +351,11 @@ class BaseHMM(BaseEstimator):
         """
         self._check_hyperparameters()
         data = self._validate(X, lengths, reset=True)
-        G.check_magnitude(data.X)
         if len(data.X) < self.n_components:
             raise ValueError(
                 f"Cannot fit {self.n_components} states to {len(data.X)} samples: need at "
                 "least as many samples as states."
             )
-        data.shift = data.X.mean(axis=0)
         return fit_restarts(
             self,
             data,
@@ -353,10 +363,6 @@ class BaseHMM(BaseEstimator):
             n_jobs=check_n_jobs(self.n_jobs),
             make_monitor=lambda: ConvergenceMonitor(self.tol, self.n_iter, self.verbose),
         )
-
-    def _emission_shift(self, data: _Data):
-        """Point(s) the emission statistics of an E-step are taken about."""
-        return data.shift
 
     def _emission_loglik_fn(self):
         """Function of a chunk of frames returning its (n, K) state log-likelihoods and a
@@ -368,22 +374,18 @@ class BaseHMM(BaseEstimator):
         comparison, -inf for the others), so posteriors and paths are defined; the
         log-likelihood of their sequence is -inf (its true value is not representable).
         """
-        emission = self._emission_estep_fn()
+        em = self._emission()
+        emission = em.estep_fn()
 
         def loglik(X):
             ll = emission(X)[0]
             far = ~(ll.max(axis=1) > -np.inf)
             if not far.any():
                 return ll, None
-            ll[far] = self._far_frame_loglik(X[far])
+            ll[far] = em.far_loglik(X[far])
             return ll, far
 
         return loglik
-
-    def _far_frame_loglik(self, X: np.ndarray) -> np.ndarray:
-        """Relative state log-likelihoods of frames far from every state (see
-        :meth:`_emission_loglik_fn`); the emission model provides it."""
-        raise ValueError("Frames far from every state (log-likelihood below -1.8e308).")
 
     @staticmethod
     def _far_sequences(seq_ll: np.ndarray, off: np.ndarray, far) -> np.ndarray:
@@ -510,7 +512,7 @@ class BaseHMM(BaseEstimator):
         states : ndarray of shape (n_samples,)
         """
         check_is_fitted(self, "startprob_")
-        self._check()
+        em = self._check()
         n_samples = check_positive_int(n_samples, "n_samples")
         if currstate is not None and not 0 <= int(currstate) < self.n_components:
             raise ValueError(f"currstate must be in [0, {self.n_components}), got {currstate}.")
@@ -520,7 +522,7 @@ class BaseHMM(BaseEstimator):
             np.cumsum(self.startprob_), np.ascontiguousarray(np.cumsum(self.transmat_, axis=1)),
             rs.random_sample(n_samples), -1 if currstate is None else int(currstate), states,
         )
-        return self._sample_emissions(states, rs), states
+        return em.sample(states, rs), states
 
 
 def _no_zeros(p: np.ndarray) -> np.ndarray:
@@ -650,135 +652,11 @@ class GaussianHMM(BaseHMM):
         if not (np.isfinite(self.min_covar) and self.min_covar >= 0):
             raise ValueError(f"min_covar must be a non-negative float, got {self.min_covar!r}.")
 
-    def _check_emission(self) -> None:
-        means = np.ascontiguousarray(self.means_, dtype=np.float64)
-        if not hasattr(self, "n_features_in_") and means.ndim == 2:
-            self.n_features_in_ = means.shape[1]  # a model built by hand, not fitted
-        K, D = self.n_components, self.n_features_in_
-        if means.shape != (K, D):
-            raise ValueError(f"means_ must have shape ({K}, {D}), got {means.shape}.")
-        if not np.all(np.isfinite(means)):
-            raise ValueError("means_ must be finite (it holds NaN or infinity).")
-        self.means_ = means
-        self.covars_ = G.validate_covars(self.covars_, self.covariance_type, K, D)
-        ct = self.covariance_type
-        tails = {
-            "means_prior": (D,), "means_weight": (1,),
-            "covars_prior": (D,) if ct in ("diag", "spherical") else (D, D),
-            "covars_weight": (1,) if ct in ("diag", "spherical") else (1, 1),
-        }
-        for name, tail in tails.items():
-            value = getattr(self, name)
-            if ct == "tied" and name.startswith("covars"):
-                shape = (D, D) if name == "covars_prior" else np.shape(value)
-                _prior(value, name, shape)
-                continue
-            try:  # the broadcasting rules of the M-step (a per-component vector allowed)
-                G._as_k_by(value, K, *tail)
-            except ValueError:
-                raise ValueError(
-                    f"{name} must be a scalar, one value per component or an array that "
-                    f"broadcasts to shape {(K, *tail)}, got shape {np.shape(value)}."
-                ) from None
-            if not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
-                raise ValueError(f"{name} must be finite.")
-
-    def _init_emission(self, data: _Data, random_state) -> None:
-        X = data.X
-        K, D = self.n_components, X.shape[1]
-        if "m" in self.init_params or not hasattr(self, "means_"):
-            km = KMeans(n_clusters=K, random_state=random_state, n_init=10)
-            # One thread: scikit-learn's k-means sums in an order that depends on its OpenMP
-            # thread count, and the fit must not depend on n_jobs (on a 2-core machine its
-            # threaded run was also 4x slower).
-            with threadpool_limits(limits=1):
-                self.means_ = km.fit(X).cluster_centers_
-        if "c" in self.init_params or not hasattr(self, "covars_"):
-            cv = G.data_covariance(X, data.shift) + self.min_covar * np.eye(D)
-            # positive definite even when clusters far apart put min_covar below round-off
-            cv = G._floor_eigenvalues(cv, self.min_covar)
-            self.covars_ = G.covars_from_template(cv, self.covariance_type, K)
-
-    def _emission_estep_fn(self):
-        density = G.GaussianDensity(self.means_, self.covars_, self.covariance_type)
-        return lambda X: (density(X), None)
-
-    def _emission_shift(self, data: _Data):
-        return np.array(self.means_, dtype=np.float64, order="C")
-
-    def _far_frame_loglik(self, X: np.ndarray) -> np.ndarray:
-        K = self.n_components
-        resp, log_norm = np.zeros((len(X), K)), np.full(len(X), -np.inf)
-        G.resolve_far_rows(X, resp, log_norm, self.means_, self.covars_, self.covariance_type,
-                           np.zeros(K))
-        with np.errstate(divide="ignore"):
-            return np.log(resp)
-
-    def _emission_stats(self, X, post, shift, context):
-        return G.GaussianStats.from_weights(X, post, shift, self.covariance_type)
-
-    def _prior_kwargs(self) -> dict:
-        return dict(
-            means_prior=self.means_prior,
-            means_weight=self.means_weight,
-            covars_prior=self.covars_prior,
-            covars_weight=self.covars_weight,
+    def _new_emission(self) -> GaussianEmission:
+        return GaussianEmission(
+            self.n_components, self.covariance_type, self.min_covar, self.means_prior,
+            self.means_weight, self.covars_prior, self.covars_weight,
         )
-
-    def _mstep_emission(self, stats: G.GaussianStats) -> None:
-        if "m" in self.params:
-            self.means_ = G.update_means(stats, self.means_, self.means_prior, self.means_weight)
-        if "c" in self.params:
-            old = self.covars_
-            new = G.update_covars(
-                stats, self.means_, self.covars_, self.covariance_type,
-                min_covar=self.min_covar, **self._prior_kwargs(),
-            )
-            # Generalised EM: min_covar and the eigenvalue floor are not part of the
-            # objective; where they would lower it (expected complete-data log-likelihood
-            # plus log prior, with the new means), the previous covariances stay.
-            if self._emission_objective(stats, new) < self._emission_objective(stats, old):
-                new = old
-            self.covars_ = new
-
-    def _emission_objective(self, stats: G.GaussianStats, covars) -> float:
-        ct = self.covariance_type
-        try:
-            q = G.expected_loglik(stats, self.means_, covars, ct).sum()
-            prior = G.log_prior(self.means_, covars, ct, **self._prior_kwargs())
-        except (np.linalg.LinAlgError, ValueError):
-            return -np.inf
-        total = float(q + prior)
-        return total if np.isfinite(total) else -np.inf
-
-    def _log_prior_emission(self) -> float:
-        if "m" not in self.params and "c" not in self.params:
-            return 0.0
-        return G.log_prior(self.means_, self.covars_, self.covariance_type, **self._prior_kwargs())
-
-    def _sample_emissions(self, states: np.ndarray, rs) -> np.ndarray:
-        K, D = self.n_components, self.n_features_in_
-        covs = G.full_covars(self.covars_, self.covariance_type, K, D)
-        chol = np.linalg.cholesky(covs)
-        X = rs.standard_normal((len(states), D))
-        for k in range(K):
-            idx = states == k
-            X[idx] = self.means_[k] + X[idx] @ chol[k].T
-        return X
-
-
-_FLAT_TYPE = {"diag": "diag", "spherical": "spherical", "full": "full", "tied": "full"}
-
-
-def _floor_weights(weights: np.ndarray, floor: float) -> np.ndarray:
-    """Raise weights below ``floor`` to it and take the mass from the others, so that every
-    row still sums to 1 (rows with nothing below the floor are unchanged)."""
-    low = weights < floor
-    if not low.any():
-        return weights
-    free = 1.0 - floor * low.sum(axis=1, keepdims=True)
-    high = np.where(low, 0.0, weights).sum(axis=1, keepdims=True)
-    return np.where(low, floor, weights * free / np.where(high > 0, high, 1.0))
 
 
 class GMMHMM(BaseHMM):
@@ -891,338 +769,20 @@ class GMMHMM(BaseHMM):
         self.var_floor = var_floor
         self.weight_floor = weight_floor
 
-    # ------------------------------------------------------------------ checks and priors
     def _check_hyperparameters(self) -> None:
         super()._check_hyperparameters()
-        check_positive_int(self.n_mix, "n_mix")
-        G.check_covariance_type(self.covariance_type)
-        for name in ("min_covar", "var_floor", "weight_floor"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a non-negative float, got {v!r}.")
-        if self.weight_floor * self.n_mix >= 1:
-            raise ValueError("weight_floor * n_mix must be below 1.")
+        self._new_emission().check_hyperparameters()
 
-    def _priors(self) -> dict:
-        """Priors broadcast to their shapes, with hmmlearn's defaults for None."""
-        K, M, D = self.n_components, self.n_mix, self.n_features_in_
-        ct = self.covariance_type
-        cp, cw = self.covars_prior, self.covars_weight
-        default = {
-            "full": (0.0, -(1.0 + D + 1.0)),
-            "tied": (0.0, -(M + D + 1.0)),
-            "diag": (-1.5, 0.0),
-            "spherical": (-(M + 2.0) / 2.0, 0.0),
-        }[ct]
-        cp = default[0] if cp is None else cp
-        cw = default[1] if cw is None else cw
-        shapes = {
-            "full": ((K, M, D, D), (K, M)),
-            "tied": ((K, D, D), (K,)),
-            "diag": ((K, M, D), (K, M, D)),
-            "spherical": ((K, M), (K, M)),
-        }[ct]
-        return dict(
-            weights_prior=_prior(self.weights_prior, "weights_prior", (K, M)),
-            means_prior=_prior(self.means_prior, "means_prior", (K, M, D)),
-            means_weight=_prior(self.means_weight, "means_weight", (K, M)),
-            covars_prior=_prior(cp, "covars_prior", shapes[0]),
-            covars_weight=_prior(cw, "covars_weight", shapes[1]),
+    def _new_emission(self) -> GMMEmission:
+        return GMMEmission(
+            self.n_components, self.n_mix, self.covariance_type, self.min_covar,
+            self.weights_prior, self.means_prior, self.means_weight, self.covars_prior,
+            self.covars_weight, self.var_floor, self.weight_floor,
         )
-
-    def _check_emission(self) -> None:
-        weights = np.ascontiguousarray(self.weights_, dtype=np.float64)
-        means = np.ascontiguousarray(self.means_, dtype=np.float64)
-        if not hasattr(self, "n_features_in_") and means.ndim == 3:
-            self.n_features_in_ = means.shape[2]
-        K, M, D = self.n_components, self.n_mix, self.n_features_in_
-        if weights.shape != (K, M):
-            raise ValueError(f"weights_ must have shape ({K}, {M}), got {weights.shape}.")
-        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise ValueError("weights_ must be finite and non-negative.")
-        if not np.allclose(weights.sum(axis=1), 1.0, rtol=0, atol=1e-6):
-            raise ValueError(f"weights_ rows must sum to 1 (got {weights.sum(axis=1)}).")
-        if means.shape != (K, M, D):
-            raise ValueError(f"means_ must have shape ({K}, {M}, {D}), got {means.shape}.")
-        if not np.all(np.isfinite(means)):
-            raise ValueError("means_ must be finite (it holds NaN or infinity).")
-        ct = self.covariance_type
-        covars = np.ascontiguousarray(self.covars_, dtype=np.float64)
-        if ct == "tied":
-            G.validate_covars(covars, "full", K, D)
-        else:
-            shape = G.covars_shape(ct, K * M, D)
-            if covars.shape[:2] != (K, M):
-                raise ValueError(f"{ct!r} covars_ must have shape {(K, M) + shape[1:]}, "
-                                 f"got {covars.shape}.")
-            G.validate_covars(covars.reshape(shape), ct, K * M, D)
-        self.weights_, self.means_, self.covars_ = weights, means, covars
-        if not hasattr(self, "var_floor_"):
-            self.var_floor_ = np.full(D, float(self.min_covar))
 
     def _flat(self):
         """Means (K*M, D) and covariances of the K*M Gaussians, in a GaussianDensity type."""
-        K, M, D = self.n_components, self.n_mix, self.n_features_in_
-        ct = self.covariance_type
-        means = self.means_.reshape(K * M, D)
-        if ct == "tied":
-            covars = np.repeat(self.covars_, M, axis=0)
-        else:
-            covars = self.covars_.reshape(G.covars_shape(ct, K * M, D))
-        return means, covars, _FLAT_TYPE[ct]
-
-    # ------------------------------------------------------------------ E-step
-    def _emission_estep_fn(self):
-        means, covars, flat_type = self._flat()
-        density = G.GaussianDensity(means, covars, flat_type)
-        log_w = np.full(self.weights_.size, -np.inf)
-        np.log(self.weights_.ravel(), out=log_w, where=self.weights_.ravel() > 0)
-        K = self.n_components
-
-        def emission(X):
-            # One density evaluation: per-mixture log-densities become the within-state
-            # responsibilities in place, and their per-state log-sum-exp the state
-            # log-likelihoods.
-            resp = density(X)
-            loglik = np.empty((X.shape[0], K))
-            _gauss.responsibilities(resp, log_w, loglik)
-            return loglik, resp
-
-        return emission
-
-    def _emission_shift(self, data: _Data):
-        K, M, D = self.means_.shape
-        return np.array(self.means_.reshape(K * M, D), dtype=np.float64, order="C")
-
-    def _far_frame_loglik(self, X: np.ndarray) -> np.ndarray:
-        # The nearest Gaussian over all states' mixtures (weights included); its state wins.
-        K, M, D = self.means_.shape
-        ct = self.covariance_type
-        covars = (np.repeat(self.covars_, M, axis=0) if ct == "tied"
-                  else self.covars_.reshape((K * M,) + self.covars_.shape[2:]))
-        resp, log_norm = np.zeros((len(X), K * M)), np.full(len(X), -np.inf)
-        with np.errstate(divide="ignore"):
-            log_w = np.log(self.weights_.reshape(K * M))
-        G.resolve_far_rows(X, resp, log_norm, self.means_.reshape(K * M, D), covars,
-                           "full" if ct == "tied" else ct, log_w)
-        with np.errstate(divide="ignore"):
-            return np.log(resp.reshape(len(X), K, M).sum(axis=2))
-
-    def _emission_stats(self, X, post, shift, resp):
-        n, K, M = len(X), self.n_components, self.n_mix
-        w = resp.reshape(n, K, M)
-        w *= post[:, :, None]  # state posterior x mixture responsibility
-        kind = "full" if self.covariance_type == "tied" else self.covariance_type
-        return G.GaussianStats.from_weights(X, resp, shift, kind)
-
-    # ------------------------------------------------------------------ M-step
-    def _mstep_emission(self, gs: G.GaussianStats) -> None:
-        K, M, D = self.n_components, self.n_mix, self.n_features_in_
-        pri = self._priors()
-        n_km = gs.post.reshape(K, M)
-        if "w" in self.params:
-            a = pri["weights_prior"] - 1.0
-            num = n_km + a
-            den = num.sum(axis=1, keepdims=True)
-            ok = den[:, 0] > 0
-            weights = self.weights_.copy()
-            weights[ok] = np.maximum(num[ok], 0) / den[ok]
-            self.weights_ = _floor_weights(weights, self.weight_floor)
-        flat_means = self.means_.reshape(K * M, D)
-        lam = pri["means_weight"].reshape(K * M)
-        mu0 = pri["means_prior"].reshape(K * M, D)
-        if "m" in self.params:
-            flat_means = G.update_means(gs, flat_means, mu0, lam)
-            self.means_ = flat_means.reshape(K, M, D)
-        if "c" in self.params:
-            old = self.covars_
-            new = self._floor(self._update_covars(gs, flat_means, lam, mu0, pri))
-            # Generalised EM: the variance floors are not part of the objective; where the
-            # floored covariances would lower it (expected complete-data log-likelihood plus
-            # log prior, with the new weights and means), the previous ones stay.
-            if self._emission_objective(gs, new) < self._emission_objective(gs, old):
-                new = old
-            self.covars_ = new
-
-    def _emission_objective(self, gs: G.GaussianStats, covars) -> float:
-        """Gaussian part of EM's objective for ``covars`` with the current weights and means:
-        expected complete-data log-likelihood from ``gs`` plus the log prior."""
-        K, M, D = self.n_components, self.n_mix, self.n_features_in_
-        ct = self.covariance_type
-        if ct == "tied":
-            flat = np.repeat(covars, M, axis=0)
-            kind = "full"
-        else:
-            flat = covars.reshape((K * M,) + covars.shape[2:])
-            kind = ct
-        saved = self.covars_
-        try:
-            self.covars_ = covars
-            prior = self._log_prior_emission()
-        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
-            return -np.inf
-        finally:
-            self.covars_ = saved
-        q = G.expected_loglik(gs, self.means_.reshape(K * M, D), flat, kind).sum()
-        return float(q + prior) if np.isfinite(q + prior) else -np.inf
-
-    def _update_covars(self, gs, flat_means, lam, mu0, pri):
-        K, M, D = self.n_components, self.n_mix, self.n_features_in_
-        ct = self.covariance_type
-        kind = "full" if ct == "tied" else ct
-        scatter = G._scatter(gs, flat_means, kind)
-        d = flat_means - mu0
-        n = gs.post
-        old = self.covars_
-        if ct == "diag":
-            alpha = pri["covars_prior"].reshape(K * M, D)
-            beta = pri["covars_weight"].reshape(K * M, D)
-            c_n = G.weighted_square(lam[:, None], d) + 2 * beta + scatter
-            c_d = n[:, None] + 1 + 2 * (alpha + 1)
-            new = c_n / np.where(c_d > G._EMPTY, c_d, 1.0)
-            keep = (c_d <= G._EMPTY) | (n[:, None] <= G._EMPTY)
-            return np.where(keep, old.reshape(K * M, D), new).reshape(K, M, D)
-        if ct == "spherical":
-            alpha = pri["covars_prior"].reshape(K * M)
-            beta = pri["covars_weight"].reshape(K * M)
-            c_n = G.weighted_square(lam[:, None], d).sum(axis=1) + 2 * beta + scatter.sum(axis=1)
-            c_d = D * (n + 1) + 2 * (alpha + 1)
-            new = c_n / np.where(c_d > G._EMPTY, c_d, 1.0)
-            keep = (c_d <= G._EMPTY) | (n <= G._EMPTY)
-            return np.where(keep, old.reshape(K * M), new).reshape(K, M)
-        wd = lam[:, None] * d  # exactly 0 where the weight is 0 (no 0 * inf)
-        outer = np.einsum("kd,ke->kde", wd, d)
-        if ct == "full":
-            psi = pri["covars_prior"].reshape(K * M, D, D)
-            nu = pri["covars_weight"].reshape(K * M)
-            c_n = np.swapaxes(psi, 1, 2) + outer + scatter
-            c_d = n + 1 + nu + D + 1
-            keep = (c_d <= G._EMPTY) | (n <= G._EMPTY)
-            new = c_n / np.where(keep, 1.0, c_d)[:, None, None]
-            new[keep] = old.reshape(K * M, D, D)[keep]
-            return new.reshape(K, M, D, D)
-        psi, nu = pri["covars_prior"], pri["covars_weight"]
-        n_k = n.reshape(K, M).sum(axis=1)
-        c_n = (np.swapaxes(psi, 1, 2) + (outer + scatter).reshape(K, M, D, D).sum(axis=1))
-        c_d = n_k + M + nu + D + 1
-        keep = (c_d <= G._EMPTY) | (n_k <= G._EMPTY)
-        new = c_n / np.where(keep, 1.0, c_d)[:, None, None]
-        new[keep] = old[keep]
-        return new
-
-    def _floor(self, covars):
-        """Variances (eigenvalues, in units of the floor) at least ``var_floor_``."""
-        ct, fl = self.covariance_type, self.var_floor_
-        if ct == "diag":
-            return np.maximum(covars, fl)
-        if ct == "spherical":
-            return np.maximum(covars, fl.mean())
-        shape = covars.shape
-        D = shape[-1]
-        s = 1.0 / np.sqrt(fl)
-        scaled = covars.reshape(-1, D, D) * s[:, None] * s[None, :]
-        floored = G._floor_eigenvalues(scaled, 1.0)
-        return (floored / (s[:, None] * s[None, :])).reshape(shape)
-
-    def _log_prior_emission(self) -> float:
-        """Log prior density of weights, means and covariances matching the M-step above."""
-        K, M, D = self.n_components, self.n_mix, self.n_features_in_
-        pri = self._priors()
-        lp = 0.0
-        if "w" in self.params:
-            a = pri["weights_prior"] - 1.0
-            nz = self.weights_ > 0
-            lp += float(np.sum(a[nz] * np.log(self.weights_[nz])))
-        if "m" not in self.params and "c" not in self.params:
-            return lp
-        ct = self.covariance_type
-        lam = pri["means_weight"].reshape(K * M)
-        d = self.means_.reshape(K * M, D) - pri["means_prior"].reshape(K * M, D)
-        if ct == "diag":
-            var = self.covars_.reshape(K * M, D)
-            alpha = pri["covars_prior"].reshape(K * M, D)
-            beta = pri["covars_weight"].reshape(K * M, D)
-            return lp + float(np.sum(
-                -(alpha + 1.5) * np.log(var)
-                - (beta + 0.5 * G.weighted_square(lam[:, None], d)) / var
-            ))
-        if ct == "spherical":
-            var = self.covars_.reshape(K * M)
-            c = D + 2 * (pri["covars_prior"].reshape(K * M) + 1)
-            beta = pri["covars_weight"].reshape(K * M)
-            return lp + float(np.sum(
-                -0.5 * c * np.log(var)
-                - (beta + 0.5 * G.weighted_square(lam[:, None], d).sum(axis=1)) / var
-            ))
-        if ct == "full":
-            mats = self.covars_.reshape(K * M, D, D)
-            c = pri["covars_weight"].reshape(K * M) + D + 2
-            psi = np.swapaxes(pri["covars_prior"].reshape(K * M, D, D), 1, 2)
-        else:
-            mats = self.covars_
-            c = pri["covars_weight"] + M + D + 1
-            psi = np.swapaxes(pri["covars_prior"], 1, 2)
-        inv = np.linalg.inv(mats)
-        logdet = np.linalg.slogdet(mats)[1]
-        inv_m = np.repeat(inv, M, axis=0) if ct == "tied" else inv  # one per Gaussian
-        wd = lam[:, None] * d
-        quad = np.einsum("kd,kde,ke->", wd, inv_m, np.where(wd != 0, d, 0.0))
-        return lp + float(
-            np.sum(-0.5 * c * logdet - 0.5 * np.einsum("kde,ked->k", psi, inv)) - 0.5 * quad
-        )
-
-    # ------------------------------------------------------------------ init, sampling
-    def _init_emission(self, data: _Data, random_state) -> None:
-        X = data.X
-        K, M, D = self.n_components, self.n_mix, X.shape[1]
-        rs = check_random_state(random_state)
-        cv = G.data_covariance(X, data.shift) + self.min_covar * np.eye(D)
-        # positive definite even when clusters far apart put min_covar below round-off
-        cv = G._floor_eigenvalues(cv, self.min_covar)
-        n = len(X)
-        global_var = (cv.diagonal() - self.min_covar) * (n - 1) / max(n, 1)
-        self.var_floor_ = np.maximum(self.min_covar, self.var_floor * global_var)
-        if "m" in self.init_params or not hasattr(self, "means_"):
-            with threadpool_limits(limits=1):  # repeatable for any n_jobs
-                labels = KMeans(n_clusters=K, random_state=random_state, n_init=10).fit(X)
-                centre = labels.cluster_centers_.mean(axis=0)
-                means = []
-                for k in range(K):
-                    Xk = X[labels.labels_ == k]
-                    if len(Xk) >= M:
-                        km = KMeans(n_clusters=M, random_state=random_state, n_init=10)
-                        means.append(km.fit(Xk).cluster_centers_)
-                    else:  # too few frames: draw around the centre, from our own generator
-                        if not (np.all(np.isfinite(cv)) and np.all(np.isfinite(centre))):
-                            raise ValueError(
-                                "The data covariance is not finite: rescale X (entries at "
-                                f"most {G.MAX_ABS:.0e} in magnitude)."
-                            )
-                        means.append(rs.multivariate_normal(centre, cv, size=M))
-            self.means_ = np.stack(means)
-        if "w" in self.init_params or not hasattr(self, "weights_"):
-            self.weights_ = np.full((K, M), 1.0 / M)
-        if "c" in self.init_params or not hasattr(self, "covars_"):
-            ct = self.covariance_type
-            if ct == "tied":
-                self.covars_ = np.tile(cv, (K, 1, 1))
-            else:
-                flat = G.covars_from_template(cv, ct, K * M)
-                self.covars_ = flat.reshape((K, M) + flat.shape[1:])
-
-    def _sample_emissions(self, states: np.ndarray, rs) -> np.ndarray:
-        K, M, D = self.n_components, self.n_mix, self.n_features_in_
-        means, covars, flat_type = self._flat()
-        chol = np.linalg.cholesky(G.full_covars(covars, flat_type, K * M, D))
-        comp = np.empty(len(states), dtype=np.intp)
-        for k in range(K):
-            idx = np.flatnonzero(states == k)
-            comp[idx] = k * M + rs.choice(M, size=len(idx), p=self.weights_[k])
-        X = rs.standard_normal((len(states), D))
-        for c in np.unique(comp):
-            idx = comp == c
-            X[idx] = means[c] + X[idx] @ chol[c].T
-        return X
+        return self._emission().flat()
 
     def split_mixtures(self, n_mix: int) -> GMMHMM:
         """Grow every state to ``n_mix`` Gaussians by splitting, as HTK's HHEd ``MU``.
@@ -1239,32 +799,8 @@ class GMMHMM(BaseHMM):
         self
         """
         check_is_fitted(self, "weights_")
-        self._check()
-        n_mix = check_positive_int(n_mix, "n_mix")
-        if n_mix < self.n_mix:
-            raise ValueError(f"n_mix must be at least the current {self.n_mix}, got {n_mix}.")
-        K, D = self.n_components, self.n_features_in_
-        ct = self.covariance_type
-        weights, means, covars = self.weights_, self.means_, self.covars_
-        while weights.shape[1] < n_mix:
-            M = weights.shape[1]
-            j = weights.argmax(axis=1)  # heaviest Gaussian of each state
-            rows = np.arange(K)
-            if ct == "tied":
-                var = np.diagonal(covars, axis1=1, axis2=2)
-            else:
-                var = G.full_covars(covars.reshape(G.covars_shape(ct, K * M, D)), ct,
-                                    K * M, D).reshape(K, M, D, D)[rows, j]
-                var = np.diagonal(var, axis1=1, axis2=2)
-            offset = 0.2 * np.sqrt(var)
-            mu = means[rows, j]
-            means = np.concatenate([means, (mu + offset)[:, None]], axis=1)
-            means[rows, j] = mu - offset
-            weights = weights.copy()
-            weights[rows, j] *= 0.5
-            weights = np.concatenate([weights, weights[rows, j][:, None]], axis=1)
-            if ct != "tied":
-                covars = np.concatenate([covars, covars[rows, j][:, None]], axis=1)
-        self.weights_, self.means_, self.covars_ = weights, means, covars
+        em = self._check()
+        em.split(n_mix)
+        self._store(em)
         self.n_mix = n_mix
         return self

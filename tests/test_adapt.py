@@ -49,7 +49,7 @@ def speaker():
 
 
 def _arrays(r):
-    out = {k: np.array(getattr(r.hmm_, k)) for k in ("weights_", "means_", "covars_")}
+    out = {k: np.array(getattr(r.pool_, k)) for k in ("weights_", "means_", "covars_")}
     out["stay_"] = np.array(r.stay_)
     out["silence_skip_"] = np.array(r.silence_skip_)
     W = getattr(r, "feature_transform_", None)
@@ -186,7 +186,7 @@ def _brute_force_stats(r, X, word):
     """Per-frame Gaussian posteriors by a log-space forward-backward (numpy), then the
     CMLLR statistics by their definitions."""
     net = r._chain([r._unit(word)])
-    h = r.hmm_
+    h = r.pool_
     S, M, D = h.means_.shape
     mu = h.means_.reshape(S * M, D)
     var = h.covars_.reshape(S * M, D)
@@ -323,9 +323,9 @@ def test_mllr_recovers_mean_scale_and_shift(rec):
     assert new.mllr_form_ == "full"
     np.testing.assert_allclose(W[:, :4], np.diag(a), atol=0.15)
     np.testing.assert_allclose(W[:, 4], c, atol=0.2)
-    S, M, D = rec.hmm_.means_.shape
-    np.testing.assert_allclose(new.hmm_.means_.reshape(-1, D),
-                               rec.hmm_.means_.reshape(-1, D) @ W[:, :4].T + W[:, 4])
+    S, M, D = rec.pool_.means_.shape
+    np.testing.assert_allclose(new.pool_.means_.reshape(-1, D),
+                               rec.pool_.means_.reshape(-1, D) @ W[:, :4].T + W[:, 4])
     assert new.score(Xs, y) >= before
     assert getattr(new, "feature_transform_", None) is None
 
@@ -339,7 +339,7 @@ def test_mllr_falls_back_when_few_gaussians_are_seen():
     assert new.mllr_form_ == "diagonal"
     np.testing.assert_array_equal(new.mllr_transform_[:, :4],
                                   np.diag(np.diag(new.mllr_transform_[:, :4])))
-    assert np.all(np.isfinite(new.hmm_.means_))
+    assert np.all(np.isfinite(new.pool_.means_))
     values = [e["loglik"] for e in new.adaptation_history_]
     assert np.all(np.diff(values) >= -1e-9 * np.abs(values[:-1]))
 
@@ -347,20 +347,20 @@ def test_mllr_falls_back_when_few_gaussians_are_seen():
 def test_map_limits(rec, speaker):
     X, y = speaker
     stiff = adapt(rec, X, y, method="map", tau=1e12, n_iter=1)
-    np.testing.assert_allclose(stiff.hmm_.means_, rec.hmm_.means_, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(stiff.pool_.means_, rec.pool_.means_, rtol=0, atol=1e-8)
     free = adapt(rec, X, y, method="map", tau=0.0, n_iter=1)
     groups = Recognizer._groups(X, [(rec._unit(w),) for w in y])
     st = sum((_estep(rec, g, W=None, cmllr=False) for g in groups[1:]),
              _estep(rec, groups[0], W=None, cmllr=False))
-    S, M, D = rec.hmm_.means_.shape
+    S, M, D = rec.pool_.means_.shape
     seen = st.occupancy > 0
     ml = st.first[seen] / st.occupancy[seen, None]
-    np.testing.assert_allclose(free.hmm_.means_.reshape(-1, D)[seen], ml, rtol=1e-10)
+    np.testing.assert_allclose(free.pool_.means_.reshape(-1, D)[seen], ml, rtol=1e-10)
     # in between: a convex combination
-    mid = map_update(st, rec.hmm_.means_.reshape(-1, D), 10.0)
+    mid = map_update(st, rec.pool_.means_.reshape(-1, D), 10.0)
     lam = (st.occupancy / (st.occupancy + 10.0))[:, None]
     np.testing.assert_allclose(mid, lam * st.first / np.maximum(st.occupancy, 1e-300)[:, None]
-                               + (1 - lam) * rec.hmm_.means_.reshape(-1, D), atol=1e-9)
+                               + (1 - lam) * rec.pool_.means_.reshape(-1, D), atol=1e-9)
 
 
 def test_map_full_covariance(speaker):
@@ -391,7 +391,7 @@ def test_original_recognizer_unchanged(rec, speaker, method):
             np.testing.assert_array_equal(after[k], v)
     assert rec.get_params() == params and rec.history_ == hist
     assert not hasattr(rec, "adaptation_history_")
-    assert new is not rec and new.hmm_ is not rec.hmm_
+    assert new is not rec and new.pool_ is not rec.pool_
     for a, b in zip(X, X_before, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -460,7 +460,7 @@ def test_threads_give_identical_results(rec, speaker, method):
     threaded = copy.deepcopy(rec)
     threaded.n_jobs = 2
     a, b = adapt(rec, X, method=method, n_iter=2), adapt(threaded, X, method=method, n_iter=2)
-    np.testing.assert_array_equal(a.hmm_.means_, b.hmm_.means_)
+    np.testing.assert_array_equal(a.pool_.means_, b.pool_.means_)
     if method == "cmllr":
         np.testing.assert_array_equal(a.feature_transform_, b.feature_transform_)
     assert a.adaptation_history_ == b.adaptation_history_

@@ -695,7 +695,7 @@ def test_train_options_pinned_in_model(sweeps, tmp_path, capsys):
     assert (rec.covariance_type, rec.n_states, rec.n_mix, rec.n_iter, rec.silence) == (
         "full", 3, 1, 2, False)
     assert rec.var_floor == 0.05 and rec.word_insertion_penalty == -25.0
-    assert rec.hmm_.covars_.shape[-2:] == (30, 30)
+    assert rec.pool_.covars_.shape[-2:] == (30, 30)
     assert "features: 30 per frame (10 cepstra" in out and "16000 Hz audio" in out
     assert "50-3500 Hz" in out and "no normalisation" in out
     # the model resamples 8 kHz audio to its 16 kHz

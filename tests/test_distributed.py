@@ -202,7 +202,7 @@ def test_recognizer_equals_serial(client):
     h_d = [p["loglik"] for p in dist.history_]
     np.testing.assert_allclose(h_d, h_s, rtol=1e-10)
     assert seen == h_d
-    np.testing.assert_allclose(dist.hmm_.means_, serial.hmm_.means_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(dist.pool_.means_, serial.pool_.means_, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(dist.stay_, serial.stay_, rtol=1e-8)
     assert dist.words_ == serial.words_
     X2, y2 = _isolated(20, 22)
@@ -360,7 +360,7 @@ def test_recognizer_on_ordered_data_equals_serial(client):
     dist = ed.fit(Recognizer(**params), parts, client)
     np.testing.assert_allclose([p["loglik"] for p in dist.history_],
                                [p["loglik"] for p in serial.history_], rtol=1e-10)
-    np.testing.assert_allclose(dist.hmm_.means_, serial.hmm_.means_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(dist.pool_.means_, serial.pool_.means_, rtol=1e-8, atol=1e-10)
 
 
 def test_recognizer_augmented_audio_equals_serial_and_vtln_is_refused(client):

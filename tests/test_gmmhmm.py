@@ -178,7 +178,7 @@ def test_fits_are_repeatable_without_the_global_rng():
 
 
 def test_no_kmeans_when_nothing_is_initialised(monkeypatch):
-    import emx.hmm as H
+    import emx.emissions as H
 
     X, lengths = data()
     params = initial(X, 3, 2, "diag")
@@ -264,7 +264,7 @@ def test_sample_and_decode():
 
 
 def test_weight_floor_keeps_rows_normalised():
-    from emx.hmm import _floor_weights
+    from emx.emissions import _floor_weights
 
     w = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
     out = _floor_weights(w, 0.01)

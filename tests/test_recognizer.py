@@ -123,7 +123,7 @@ def test_training_likelihood_never_decreases(synthetic):
         ll = np.array([x["loglik"] for x in h if x["n_mix"] == m])
         assert np.all(np.diff(ll) >= -1e-8 * np.abs(ll[1:])), ll
         assert ll[-1] > ll[0]
-    assert synthetic.hmm_.n_mix == 2 and np.all(np.isfinite(synthetic.hmm_.means_))
+    assert synthetic.pool_.n_mix == 2 and np.all(np.isfinite(synthetic.pool_.means_))
 
 
 def _log_gmm(rec, X):
@@ -131,7 +131,7 @@ def _log_gmm(rec, X):
     from scipy.special import logsumexp
     from scipy.stats import multivariate_normal
 
-    h = rec.hmm_
+    h = rec.pool_
     S, M = h.weights_.shape
     out = np.empty((len(X), S))
     for s in range(S):
@@ -281,7 +281,7 @@ def test_threads_give_identical_models():
     fits = [Recognizer(n_states=3, n_mix=2, n_iter=2, n_jobs=j).fit(U + X, refs + y)
             for j in (1, 2)]
     assert fits[0].history_ == fits[1].history_
-    np.testing.assert_array_equal(fits[0].hmm_.means_, fits[1].hmm_.means_)
+    np.testing.assert_array_equal(fits[0].pool_.means_, fits[1].pool_.means_)
     np.testing.assert_array_equal(fits[0].stay_, fits[1].stay_)
 
 
@@ -289,7 +289,7 @@ def test_full_covariances(tmp_path):
     X, y = _isolated(60, 14)
     rec = Recognizer(n_states=3, n_mix=2, n_iter=3, covariance_type="full",
                      word_insertion_penalty=-5).fit(X, y)
-    assert rec.hmm_.covars_.shape == (3 * 3 + 3, 2, 4, 4)
+    assert rec.pool_.covars_.shape == (3 * 3 + 3, 2, 4, 4)
     X2, y2 = _isolated(30, 15)
     assert list(rec.predict(X2)) == y2
     U, refs = _strings(8, 16)
@@ -663,7 +663,7 @@ def test_load_checks_declared_sizes_before_decompressing(synthetic, saved, tmp_p
     members = {"header": _npy_bytes(np.array(json.dumps(header)))}
     members.update({k: _npy_bytes(v) for k, v in arrays.items()})
     path = _zip_with(tmp_path / "copy.npz", members)
-    np.testing.assert_array_equal(Recognizer.load(path).hmm_.means_, synthetic.hmm_.means_)
+    np.testing.assert_array_equal(Recognizer.load(path).pool_.means_, synthetic.pool_.means_)
 
     # weights_ whose header declares 10**9 entries, with a few bytes of data
     bad = dict(members, weights_=_npy_header((10**9,)) + bytes(64))
@@ -695,7 +695,7 @@ def test_load_checks_declared_sizes_before_decompressing(synthetic, saved, tmp_p
     finally:
         tracemalloc.stop()
     assert peak < 2**24, peak
-    np.testing.assert_array_equal(rec.hmm_.means_, synthetic.hmm_.means_)
+    np.testing.assert_array_equal(rec.pool_.means_, synthetic.pool_.means_)
 
 
 def test_load_reads_only_the_expected_members(saved, tmp_path, monkeypatch):
@@ -715,13 +715,13 @@ def test_load_reads_only_the_expected_members(saved, tmp_path, monkeypatch):
     assert sorted(opened) == sorted(f"{k}.npy" for k in ["header", *arrays])
 
 
-def test_hmm_pool_has_no_quadratic_transition_matrix(synthetic):
-    # the pool GMMHMM's (unused) transmat_ is an identity view, not S**2 floats
-    t = synthetic.hmm_.transmat_
-    S = len(synthetic.stay_)
-    np.testing.assert_array_equal(t, np.eye(S))
-    assert t.strides == (-8, 8) and not t.flags.owndata  # a view of 2 S - 1 floats
-    assert not t.flags.writeable
+def test_pool_is_an_emission_model_without_transitions(synthetic):
+    # the pool is the states' GMMs only: no (unused) S x S transition matrix to store
+    from emx.emissions import GMMEmission
+
+    assert isinstance(synthetic.pool_, GMMEmission)
+    assert not hasattr(synthetic.pool_, "transmat_")
+    assert synthetic.pool_.means_.shape[0] == len(synthetic.stay_)
 
 
 # ---------------------------------------------------------------------------- layouts, audio
@@ -749,7 +749,7 @@ def test_features_in_any_layout_are_accepted(synthetic):
     ref = Recognizer(**params).fit(Xt, yt)
     for layout in (np.asfortranarray, lambda x: np.repeat(x, 3, axis=1)[:, 1::3]):
         other = Recognizer(**params).fit([layout(x) for x in Xt], yt)
-        np.testing.assert_array_equal(other.hmm_.means_, ref.hmm_.means_)
+        np.testing.assert_array_equal(other.pool_.means_, ref.pool_.means_)
         np.testing.assert_array_equal(other.stay_, ref.stay_)
 
 
@@ -825,8 +825,8 @@ def test_a_far_word_leaves_the_other_words_variances_exact():
                                var_floor=0.0).fit(moved, y))
     near, far = fits
     others = np.r_[near.unit_offsets_[1]:near.unit_offsets_[3]]  # states of "b" and "c"
-    np.testing.assert_allclose(far.hmm_.covars_[others], near.hmm_.covars_[others], rtol=1e-9)
-    np.testing.assert_allclose(far.hmm_.means_[others], near.hmm_.means_[others], rtol=1e-12)
+    np.testing.assert_allclose(far.pool_.covars_[others], near.pool_.covars_[others], rtol=1e-9)
+    np.testing.assert_allclose(far.pool_.means_[others], near.pool_.means_[others], rtol=1e-12)
 
 
 def test_warnings_name_the_callers_line():

@@ -92,7 +92,7 @@ from threadpoolctl import threadpool_limits
 
 from .._em import ChunkRunner
 from .._validation import check_n_jobs
-from .recognizer import Recognizer, _Group, _identity_view, _transcript
+from .recognizer import Recognizer, _Group, _transcript
 
 __all__ = ["METHODS", "AdaptStats", "adapt", "cmllr_auxiliary", "cmllr_update",
            "mllr_update", "map_update"]
@@ -402,19 +402,19 @@ def _estep(model: Recognizer, group: _Group, *, W: np.ndarray | None, cmllr: boo
     n, L = post.shape
     to_sub = sp.csr_matrix((np.ones(L), (np.arange(L), local)), shape=(L, len(sub_states)))
     post_sub = np.asarray(post @ to_sub)  # (n, n_sub)
-    M, D = model.hmm_.n_mix, model.n_features_in_
+    M, D = model.pool_.n_mix, model.n_features_in_
     gamma = resp.reshape(n, len(sub_states), M) * post_sub[:, :, None]
     gamma = gamma.reshape(n, len(sub_states) * M)
     gauss = (sub_states[:, None] * M + np.arange(M)).ravel()
-    n_gauss = model.hmm_.means_.shape[0] * M
+    n_gauss = model.pool_.means_.shape[0] * M
     occupancy = np.zeros(n_gauss)
     first = np.zeros((n_gauss, D))
     occupancy[gauss] = gamma.sum(axis=0)
     first[gauss] = (Y.T @ gamma).T
     Gst = kst = None
     if cmllr:
-        inv_var = 1.0 / model.hmm_.covars_.reshape(n_gauss, D)[gauss]
-        mu = model.hmm_.means_.reshape(n_gauss, D)[gauss]
+        inv_var = 1.0 / model.pool_.covars_.reshape(n_gauss, D)[gauss]
+        mu = model.pool_.means_.reshape(n_gauss, D)[gauss]
         weight = gamma @ inv_var  # (n, D): sum_g gamma[t, g] / sigma2[g, i]
         target = gamma @ (mu * inv_var)  # (n, D): sum_g gamma[t, g] mu[g, i] / sigma2[g, i]
         Xi = np.hstack([X, np.ones((n, 1))])
@@ -578,7 +578,7 @@ def adapt(
     rec._check_fitted()
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-    ct = rec.hmm_.covariance_type
+    ct = rec.pool_.covariance_type
     if method in ("cmllr", "mllr") and ct != "diag":
         raise ValueError(f"method={method!r} needs diagonal covariances; this model's "
                          f"covariance_type is {ct!r} (use method='map').")
@@ -605,16 +605,15 @@ def adapt(
 
     new = copy.deepcopy(rec)
     S = int(new.unit_offsets_[-1])
-    new.hmm_.transmat_ = _identity_view(S)
     # features as the input model sees them: through its feature transform W0, if any
     feats = new._batch(utterances, samplerate, speakers)
     W0 = getattr(new, "feature_transform_", None)
-    D, M = new.n_features_in_, new.hmm_.n_mix
+    D, M = new.n_features_in_, new.pool_.n_mix
     logdet0 = 0.0 if W0 is None else float(np.linalg.slogdet(W0[:, :D])[1])
     blocks = _check_blocks(blocks, D)
     n_gauss = S * M
-    prior_means = new.hmm_.means_.reshape(n_gauss, D).copy()
-    var = new.hmm_.covars_.reshape((n_gauss,) + new.hmm_.covars_.shape[2:])
+    prior_means = new.pool_.means_.reshape(n_gauss, D).copy()
+    var = new.pool_.covars_.reshape((n_gauss,) + new.pool_.covars_.shape[2:])
     if isolated is None and units is None:
         isolated = _decide_isolated(new, feats)
     cmllr = method == "cmllr"
@@ -648,7 +647,7 @@ def adapt(
                 loglik = stats.loglik + jac
                 objective = loglik
                 if method == "map":
-                    objective += _map_log_prior(new.hmm_.means_.reshape(n_gauss, D),
+                    objective += _map_log_prior(new.pool_.means_.reshape(n_gauss, D),
                                                 prior_means, var, ct, tau)
                 entry = {"pass": p, "iteration": it, "loglik": loglik,
                          "objective": objective, "n_frames": stats.n_frames}
@@ -668,9 +667,9 @@ def adapt(
                         mllr_form = _mllr_form(stats, prior_means, var)
                     mllr_W = mllr_update(stats, prior_means, var, mllr_form)
                     means = prior_means @ mllr_W[:, :D].T + mllr_W[:, D]
-                    new.hmm_.means_ = means.reshape(S, M, D)
+                    new.pool_.means_ = means.reshape(S, M, D)
                 else:
-                    new.hmm_.means_ = map_update(stats, prior_means, tau).reshape(S, M, D)
+                    new.pool_.means_ = map_update(stats, prior_means, tau).reshape(S, M, D)
     if method == "mllr":
         new.mllr_transform_ = mllr_W
         new.mllr_form_ = mllr_form

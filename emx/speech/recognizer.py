@@ -40,8 +40,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from .._core import _hmm
 from .._em import ChunkRunner, ConvergenceMonitor, user_stacklevel
 from .._validation import check_n_jobs, check_positive_int
+from ..emissions import GMMEmission
 from ..gaussian import GaussianStats
-from ..hmm import GMMHMM, _make_chunks
+from ..hmm import _make_chunks
 from .features import (
     MAX_SAMPLERATE,
     MAX_SPEED,
@@ -344,28 +345,14 @@ def _forward_scores(loglik: np.ndarray, offsets: np.ndarray, net: Network) -> np
     return out
 
 
-def _identity_view(n: int) -> np.ndarray:
-    """A read-only (n, n) identity matrix in O(n) memory (a Toeplitz view of one vector):
-    the pool GMMHMM's unused ``transmat_``, which as ``np.eye`` would take n**2 floats."""
-    buf = np.zeros(2 * n - 1)
-    buf[n - 1] = 1.0
-    step = buf.strides[0]
-    view = np.lib.stride_tricks.as_strided(buf[n - 1:], shape=(n, n), strides=(-step, step),
-                                           writeable=False)
-    return view
-
-
-def _pool_hmm(S: int, M: int, D: int, covariance_type: str, weights_, means_, covars_,
-              var_floor_) -> GMMHMM:
-    """The GMMHMM holding the pool's Gaussians, its emission parameters checked."""
-    h = GMMHMM(S, M, covariance_type=covariance_type, params="mcw", init_params="",
-               var_floor=0.0)
-    h.n_features_in_ = D
-    h.startprob_, h.transmat_ = np.full(S, 1.0 / S), _identity_view(S)
-    h.weights_, h.means_, h.covars_ = weights_, means_, covars_
-    h.var_floor_ = var_floor_
-    h._check_emission()
-    return h
+def _pool(S: int, M: int, D: int, covariance_type: str, weights_, means_, covars_,
+          var_floor_) -> GMMEmission:
+    """The pool of GMM states (an emission model over all S states), its parameters checked."""
+    em = GMMEmission(S, M, covariance_type=covariance_type, var_floor=0.0)
+    em.weights_, em.means_, em.covars_ = weights_, means_, covars_
+    em.var_floor_ = var_floor_
+    em.check(D)
+    return em
 
 
 def _read_member(z: zipfile.ZipFile, name: str, shape: tuple, kinds: str,
@@ -492,10 +479,10 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         feature arrays only).
     word_states_ : ndarray of int
         States of each word's model.
-    hmm_ : GMMHMM
+    pool_ : emx.emissions.GMMEmission
         The pool of all states' GMMs (word ``i`` owns states ``unit_offsets_[i]`` to
-        ``unit_offsets_[i + 1] - 1``, silence the last unit); its ``startprob_`` and
-        ``transmat_`` are unused: the topology is ``stay_``.
+        ``unit_offsets_[i + 1] - 1``, silence the last unit): ``weights_``, ``means_``,
+        ``covars_``, ``var_floor_``. The topology is ``stay_`` and the networks.
     stay_ : ndarray of shape (n_pool_states,)
         Self-loop probability of each state (leaving moves to the next state, or exits).
     unit_offsets_ : ndarray
@@ -849,13 +836,13 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         return chain(units, self.unit_offsets_, self.stay_, self._silence_unit,
                      self.silence_skip_)
 
-    def _submodel(self, states: np.ndarray) -> GMMHMM:
-        """A GMMHMM over some pool states (their GMMs only), for their emissions."""
-        h = self.hmm_
-        sub = GMMHMM(len(states), h.n_mix, covariance_type=h.covariance_type, init_params="")
-        sub.n_features_in_ = h.n_features_in_
+    def _submodel(self, states: np.ndarray) -> GMMEmission:
+        """The emission model of some pool states (their GMMs only)."""
+        h = self.pool_
+        sub = GMMEmission(len(states), h.n_mix, covariance_type=h.covariance_type)
         sub.weights_, sub.means_, sub.covars_ = (h.weights_[states], h.means_[states],
                                                  h.covars_[states])
+        sub.var_floor_ = h.var_floor_
         return sub
 
     # ------------------------------------------------------------------ training
@@ -1225,8 +1212,8 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         var = np.maximum(var, floor)
         covars = (var[:, None] if self.covariance_type == "diag"
                   else np.stack([np.diag(v) for v in var])[:, None])
-        self.hmm_ = _pool_hmm(S, 1, D, self.covariance_type, np.ones((S, 1)), means[:, None],
-                              covars, floor)
+        self.pool_ = _pool(S, 1, D, self.covariance_type, np.ones((S, 1)), means[:, None],
+                           covars, floor)
         self.stay_ = stay
         self.silence_skip_ = 0.5
 
@@ -1250,7 +1237,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             if m >= self.n_mix:
                 break
             m = min(2 * m, self.n_mix)
-            self.hmm_.split_mixtures(m)
+            self.pool_.split(m)
 
     @staticmethod
     def _groups(feats: list, units: list) -> list:
@@ -1273,14 +1260,14 @@ class Recognizer(ClassifierMixin, BaseEstimator):
     def _composite_posteriors(self, group: _Group, X: np.ndarray, what: str) -> tuple:
         """Forward-backward of a group's utterances (features ``X``) over the composite
         model of their transcript: the network, its sub-pool (``sub_states`` and the pool
-        GMMHMM ``sub`` over them), ``local`` (network node -> sub-pool state), the
+        emission model ``sub`` over them), ``local`` (network node -> sub-pool state), the
         within-state responsibilities ``resp``, the node posteriors ``post`` (n, L), the edge
         posteriors ``xi`` and the log-likelihood of each utterance. ``what`` names the
         utterances in the error for one of probability zero."""
         net = self._chain(group.units)
         sub_states, local = np.unique(net.states, return_inverse=True)
         sub = self._submodel(sub_states)
-        loglik_sub, resp = sub._emission_estep_fn()(X)
+        loglik_sub, resp = sub.estep_fn()(X)
         loglik = np.ascontiguousarray(loglik_sub[:, local])
         offsets = group.offsets
         loglik[offsets[1:] - 1] += net.log_final  # end by leaving an allowed last state
@@ -1315,11 +1302,11 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         occupancy = np.bincount(net.states, occupancy_l, S)
         stays = np.bincount(net.states, stays_l, S)
         to_sub = sp.csr_matrix((np.ones(L), (np.arange(L), local)), shape=(L, len(sub_states)))
-        M, D = self.hmm_.n_mix, self.n_features_in_
-        shift = np.ascontiguousarray(self.hmm_.means_.reshape(S * M, D))
+        M, D = self.pool_.n_mix, self.n_features_in_
+        shift = np.ascontiguousarray(self.pool_.means_.reshape(S * M, D))
         gauss = (sub_states[:, None] * M + np.arange(M)).ravel()
-        sub_stats = sub._emission_stats(group.X, np.asarray(post @ to_sub),
-                                        np.ascontiguousarray(shift[gauss]), resp)
+        # moments about the sub-pool's means (shift[gauss]), taken when its E-step began
+        sub_stats = sub.stats(group.X, np.asarray(post @ to_sub), resp)
         post_g = np.zeros(S * M)
         sum1 = np.zeros((S * M, D))
         sum2 = np.zeros((S * M,) + sub_stats.sum2.shape[1:])
@@ -1333,7 +1320,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                       GaussianStats(post_g, sum1, sum2, shift))
 
     def _mstep(self, stats: _Stats) -> None:
-        self.hmm_._mstep_emission(stats.emission)
+        self.pool_.mstep(stats.emission, "mcw")
         used = stats.occupancy > 1e-10
         # a state is always left in the end (stays < occupancy); never round to 1
         stay = np.where(used, stats.stays / np.where(used, stats.occupancy, 1.0), self.stay_)
@@ -1345,12 +1332,12 @@ class Recognizer(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ isolated words
     def _check_fitted(self) -> None:
-        if not hasattr(self, "hmm_"):
+        if not hasattr(self, "pool_"):
             raise ValueError("This Recognizer is not fitted yet: call fit or load first.")
 
     def _pool_loglik(self, X: np.ndarray) -> np.ndarray:
         """(n, n_pool) state log-likelihoods of frames X."""
-        return self.hmm_._emission_estep_fn()(X)[0]
+        return self.pool_.estep_fn()(X)[0]
 
     def _transcript_scores(self, feats: list, units: list) -> np.ndarray:
         """Log-likelihood of each utterance (model features) under the network of its own
@@ -1750,7 +1737,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         arrays = {"header": np.array(json.dumps(header)), "stay_": self.stay_,
                   "unit_offsets_": self.unit_offsets_}
         for name in self._ARRAYS:
-            arrays[name] = getattr(self.hmm_, name)
+            arrays[name] = getattr(self.pool_, name)
         if getattr(self, "feature_transform_", None) is not None:
             arrays["feature_transform_"] = self.feature_transform_
         with open(path, "wb") as fh:
@@ -1871,7 +1858,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             arrays[name] = _read_member(z, name, shape, "f")
         if not np.all(np.isfinite(arrays["var_floor_"]) & (arrays["var_floor_"] >= 0)):
             raise ValueError("var_floor_ must be finite and non-negative")
-        rec.hmm_ = _pool_hmm(S, M, D, rec.covariance_type, **arrays)
+        rec.pool_ = _pool(S, M, D, rec.covariance_type, **arrays)
         if "feature_transform_.npy" in z.namelist():  # a speaker-adapted model (CMLLR)
             W = _read_member(z, "feature_transform_", (D, D + 1), "f")
             if not np.all(np.isfinite(W)) or not np.isfinite(np.linalg.slogdet(W[:, :-1])[1]):

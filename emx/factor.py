@@ -766,6 +766,16 @@ def _missing_block_covariance(post: _PatternPosterior, counts: np.ndarray) -> np
 
 
 # ============================================================================ mixture
+def _component_moments(gs: G.GaussianStats, old_means):
+    """Each component's mean and (maximum-likelihood, unfloored) covariance about it, with
+    scikit-learn's 10 * eps added to the weights (the Gaussian core's
+    :func:`emx.gaussian.update_means` and :func:`emx.gaussian.map_covars`). An empty
+    component keeps its previous mean (when given); its covariance is not used."""
+    eps = 10 * np.finfo(float).eps
+    means = G.update_means(gs, old_means, extra_count=eps)
+    return means, G.map_covars(gs, means, "full", count=eps)
+
+
 @dataclass
 class _Rows:
     X: np.ndarray
@@ -981,10 +991,8 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         K, D = gs.sum1.shape
         nk = gs.post + 10 * np.finfo(float).eps
         weights = nk / nk.sum()
-        means = gs.shift + gs.sum1 / nk[:, None]
+        means, S = _component_moments(gs, self.means_)
         empty = gs.post <= G._EMPTY
-        means[empty] = self.means_[empty]
-        S = G._scatter(gs, means, "full") / nk[:, None, None]
         psi_old = self._psi_per_component()
         W_new = np.empty((K, D, self.n_factors))
         psi_new = np.empty((K, D))
@@ -1043,8 +1051,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         resp[np.arange(n), labels] = 1.0
         gs = G.GaussianStats.from_weights(X, resp, None, "full")
         nk = gs.post + 10 * np.finfo(float).eps
-        means = gs.shift + gs.sum1 / nk[:, None]
-        S = G._scatter(gs, means, "full") / nk[:, None, None]
+        means, S = _component_moments(gs, None)
         var = np.var(X, axis=0)
         # Small clusters have degenerate covariances: keep noise above a share of the data's.
         low = np.maximum(1e-3 * var, self.reg_covar)

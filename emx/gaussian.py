@@ -378,19 +378,41 @@ def weighted_square(weight, diff) -> np.ndarray:
     return np.where(weight != 0, out, 0.0)
 
 
-def update_means(stats: GaussianStats, old_means, means_prior=0.0, means_weight=0.0):
+def update_means(stats: GaussianStats, old_means, means_prior=0.0, means_weight=0.0, *,
+                 extra_count: float = 0.0):
     """MAP means under a normal prior N(means_prior, covariance / means_weight).
 
-    Components with no weight and no prior keep their previous means.
+    Parameters
+    ----------
+    stats : GaussianStats
+        Moments of K Gaussians.
+    old_means : ndarray of shape (K, D) or None
+        Previous means: components with no weight and no prior keep them (None: no
+        component is kept, e.g. at initialisation).
+    means_prior : float or array broadcastable to (K, D)
+    means_weight : float or array of shape (K,)
+    extra_count : float
+        Added to every component's weight in the denominator (scikit-learn adds
+        ``10 * eps`` so that an empty component's mean is 0/eps = 0 about the shift rather
+        than 0/0); it does not make a component non-empty.
+
+    Returns
+    -------
+    means : ndarray of shape (K, D)
     """
     K, D = stats.sum1.shape
     w = _as_k_by(means_weight, K, 1)
     mu0 = _as_k_by(means_prior, K, D)
-    denom = w + stats.post[:, None]
-    empty = denom[:, 0] <= _EMPTY
-    safe = np.where(denom > _EMPTY, denom, 1.0)
+    weight = w + stats.post[:, None]
+    denom = weight + extra_count if extra_count else weight
+    if extra_count > 0:
+        safe = denom
+    else:
+        safe = np.where(denom > _EMPTY, denom, 1.0)
     means = stats.shift + (w * (mu0 - stats.shift) + stats.sum1) / safe
-    means[empty] = old_means[empty]
+    if old_means is not None:
+        empty = weight[:, 0] <= _EMPTY
+        means[empty] = np.asarray(old_means)[empty]
     return means
 
 
@@ -409,6 +431,237 @@ def _scatter(stats: GaussianStats, means: np.ndarray, covariance_type: str):
     return stats.sum2 - (cross + np.swapaxes(cross, 1, 2) - outer).sum(axis=0)
 
 
+def _per(value, n: int, *tail: int) -> np.ndarray:
+    """A prior as an array of shape (n, *tail): a scalar, a per-component (n,) vector, any
+    array broadcastable to that shape, or an array of that many entries in another shape
+    (e.g. (n_components, n_mix, ...) for n = n_components * n_mix)."""
+    value = np.asarray(value, dtype=np.float64)
+    size = n * int(np.prod(tail, dtype=np.int64))
+    if value.size == size and value.shape != (n, *tail) and value.ndim > 1:
+        return value.reshape((n, *tail))
+    return _as_k_by(value, n, *tail)
+
+
+def map_covars(
+    stats: GaussianStats,
+    means: np.ndarray,
+    covariance_type: str,
+    old_covars=None,
+    *,
+    scale=0.0,
+    count=0.0,
+    means_prior=0.0,
+    means_weight=0.0,
+    group_size: int | None = None,
+    reg_covar: float = 0.0,
+    min_count: float = 0.0,
+    keep_empty: bool = True,
+) -> np.ndarray:
+    """Covariances from moments in the one canonical form every Gaussian M-step of emx uses.
+
+    For each covariance (one per Gaussian, or one per group of Gaussians for 'tied')::
+
+        Sigma = (scale + sum_g lam_g (m_g - m0_g)(m_g - m0_g)^T + sum_g S_g) / (count + n)
+                + reg_covar * I
+
+    with ``S_g`` the scatter of Gaussian g's statistics about ``means[g]``, ``n`` its (the
+    group's) weight and ``lam``, ``m0`` the normal prior on the means. ``scale`` and ``count``
+    are the prior's: the MAP estimate under the log prior of :func:`map_log_prior`
+    (``count = 0``, ``scale = 0`` is maximum likelihood). No floor is applied (see
+    :func:`floor_covars`).
+
+    Parameters
+    ----------
+    stats : GaussianStats
+        Moments of the G Gaussians: ``sum2`` of kind 'diag' for 'diag'/'spherical', 'full'
+        for 'full', and for 'tied' either 'full' (per Gaussian, summed here by group) or
+        'tied' (already summed: one group).
+    means : ndarray of shape (G, D)
+        The Gaussians' (new) means.
+    covariance_type : {'diag', 'spherical', 'full', 'tied'}
+    old_covars : ndarray or None
+        Previous covariances, in any shape holding the result's entries (e.g.
+        (n_components, n_mix, D) for a GMM-HMM's 'diag'); the result takes this shape. Where
+        the denominator ``count + n`` is at most 1e-10, or (with ``keep_empty``) ``n`` is,
+        the previous value is kept. None: nothing is kept (initialisation).
+    scale : float or array
+        Prior scale: (G, D) 'diag', (G,) 'spherical' (summed over features), (G, D, D)
+        'full', (n_groups, D, D) 'tied'; scalars and per-component vectors broadcast.
+    count : float or array
+        Prior count: (G, D) or (G,) 'diag', (G,) 'spherical' (in units of samples times
+        features: ``D * n`` is the data's), (G,) 'full', (n_groups,) 'tied'.
+    means_prior, means_weight : float or array
+        ``m0`` (G, D) and ``lam`` (G,).
+    group_size : int or None
+        'tied': number of consecutive Gaussians sharing one covariance (None: all of them).
+    reg_covar : float
+        Added to every variance (the diagonal) after the division (scikit-learn).
+    min_count : float
+        The denominator is at least this (GaussianHMM's 1e-5 for 'diag').
+    keep_empty : bool
+        Also keep the previous value where ``n`` (not only ``count + n``) is at most 1e-10.
+
+    Returns
+    -------
+    covars : ndarray
+        (G, D) 'diag', (G,) 'spherical', (G, D, D) 'full', (D, D) 'tied' with one group,
+        (n_groups, D, D) 'tied' with ``group_size``; or the shape of ``old_covars``.
+    """
+    check_covariance_type(covariance_type)
+    means = np.asarray(means, dtype=np.float64)
+    n_g, D = means.shape
+    lam = _per(means_weight, n_g)
+    diff = means - _per(means_prior, n_g, D)
+    post = stats.post
+    if covariance_type in ("diag", "spherical"):
+        scatter = _scatter(stats, means, "diag")
+        prior_m = weighted_square(lam[:, None], diff)
+        if covariance_type == "diag":
+            num = _per(scale, n_g, D) + prior_m + scatter
+            den = _per(count, n_g, D) + post[:, None]
+            n = np.broadcast_to(post[:, None], den.shape)
+        else:
+            num = _per(scale, n_g) + prior_m.sum(axis=1) + scatter.sum(axis=1)
+            den = _per(count, n_g) + D * post
+            n = post
+    else:
+        wd = lam[:, None] * diff  # exactly 0 where the weight is 0 (no 0 * inf)
+        prior_m = np.einsum("kd,ke->kde", wd, np.where(wd != 0, diff, 0.0))
+        if covariance_type == "full":
+            num = _per(scale, n_g, D, D) + prior_m + _scatter(stats, means, "full")
+            den = _per(count, n_g) + post
+            n = post
+        else:
+            size = n_g if group_size is None else int(group_size)
+            if size <= 0 or n_g % size:
+                raise ValueError(f"group_size={group_size} does not divide {n_g} Gaussians.")
+            n_out = n_g // size
+            if stats.sum2.ndim == 2:  # moments already summed over all Gaussians
+                if n_out != 1:
+                    raise ValueError("'tied' statistics summed over all Gaussians cannot be "
+                                     "split into groups: accumulate them as 'full'.")
+                scat = _scatter(stats, means, "tied")[None]
+            else:
+                scat = _scatter(stats, means, "full").reshape(n_out, size, D, D).sum(axis=1)
+            num = (_per(scale, n_out, D, D)
+                   + prior_m.reshape(n_out, size, D, D).sum(axis=1) + scat)
+            n = post.reshape(n_out, size).sum(axis=1)
+            den = _per(count, n_out) + n
+        den = den[:, None, None]
+        n = n[:, None, None]
+    if min_count:
+        den = np.maximum(den, min_count)
+    if old_covars is None:
+        keep = np.zeros(np.shape(den), dtype=bool)
+        covars = num / np.where(den > 0, den, 1.0)
+    else:
+        keep = den <= _EMPTY
+        if keep_empty:
+            keep = keep | (n <= _EMPTY)
+        covars = num / np.where(keep, 1.0, den)
+    if reg_covar:
+        if covariance_type in ("diag", "spherical"):
+            covars = covars + reg_covar
+        else:
+            covars = covars + reg_covar * np.eye(D)
+    if old_covars is not None:
+        old = np.asarray(old_covars, dtype=np.float64).reshape(covars.shape)
+        covars = np.where(np.broadcast_to(keep, covars.shape), old, covars)
+        return covars.reshape(np.shape(old_covars))
+    if covariance_type == "tied" and group_size is None:
+        return covars[0]
+    return covars
+
+
+def floor_covars(covars, covariance_type: str, floor) -> np.ndarray:
+    """Variances floored: every variance ('diag', 'spherical') or eigenvalue ('full',
+    'tied') at least ``floor``.
+
+    Parameters
+    ----------
+    covars : ndarray
+        Covariances of the type, with any leading shape ((K, M, D) for a GMM-HMM's 'diag'
+        say); the result has the same shape.
+    covariance_type : {'diag', 'spherical', 'full', 'tied'}
+    floor : float or ndarray of shape (n_features,)
+        A number: an absolute floor (for 'full'/'tied', eigenvalues are also kept above
+        1e-10 times the matrix's largest, so the result is positive definite). A vector: a
+        floor per feature (HTK-style, a fraction of each feature's global variance):
+        'diag' variances at least their feature's floor, 'spherical' at least the mean
+        floor, and 'full'/'tied' eigenvalues at least 1 in units of the floor (of
+        ``F^{-1/2} Sigma F^{-1/2}``, ``F = diag(floor)``).
+    """
+    covars = np.asarray(covars, dtype=np.float64)
+    floor = np.asarray(floor, dtype=np.float64)
+    if covariance_type == "diag":
+        return np.maximum(covars, floor)
+    if covariance_type == "spherical":
+        return np.maximum(covars, floor.mean() if floor.ndim else floor)
+    check_covariance_type(covariance_type)
+    shape = covars.shape
+    D = shape[-1]
+    mats = covars.reshape(-1, D, D)
+    if floor.ndim == 0:
+        out = _floor_eigenvalues(mats, float(floor))
+    else:
+        s = 1.0 / np.sqrt(floor)
+        out = _floor_eigenvalues(mats * s[:, None] * s[None, :], 1.0) / (s[:, None] * s[None, :])
+    return out.reshape(shape)
+
+
+def _gmmhmm_defaults(covariance_type: str, n_features: int, n_mix: int):
+    """hmmlearn GMMHMM's default (covars_prior, covars_weight) for None."""
+    D, M = n_features, n_mix
+    return {
+        "full": (0.0, -(1.0 + D + 1.0)),
+        "tied": (0.0, -(M + D + 1.0)),
+        "diag": (-1.5, 0.0),
+        "spherical": (-(M + 2.0) / 2.0, 0.0),
+    }[covariance_type]
+
+
+def _canonical_prior(covariance_type, n_g, D, covars_prior, covars_weight, convention,
+                     n_mix):
+    """``(scale, count, group_size, min_count, keep_empty)`` of :func:`map_covars` for a
+    covariance prior given in hmmlearn's GaussianHMM or GMMHMM convention."""
+    ct = covariance_type
+    if convention == "gaussianhmm":
+        cp = 0.0 if covars_prior is None else covars_prior
+        cw = 0.0 if covars_weight is None else covars_weight
+        if ct in ("diag", "spherical"):
+            scale = _as_k_by(cp, n_g, D)
+            count = np.maximum(_as_k_by(cw, n_g, 1) - 1.0, 0.0)
+            if ct == "diag":
+                return scale, count, None, 1e-5, True
+            return scale.sum(axis=1), D * count[:, 0], None, D * 1e-5, True
+        if ct == "full":
+            count = np.maximum(_as_k_by(cw, n_g) - D, 0.0)
+            return _as_k_by(cp, n_g, D, D), count, None, 0.0, False
+        scale = np.broadcast_to(np.asarray(cp, dtype=float), (D, D))[None]
+        count = np.array([max(float(np.max(cw)) - D, 0.0)])
+        return scale, count, None, 0.0, False
+    if convention != "gmmhmm":
+        raise ValueError(
+            f"convention must be 'gaussianhmm' or 'gmmhmm', got {convention!r}."
+        )
+    M = 1 if n_mix is None else int(n_mix)
+    if n_g % M:
+        raise ValueError(f"n_mix={n_mix} does not divide {n_g} Gaussians.")
+    default = _gmmhmm_defaults(ct, D, M)
+    alpha = default[0] if covars_prior is None else covars_prior
+    beta = default[1] if covars_weight is None else covars_weight
+    if ct == "diag":
+        return 2.0 * _per(beta, n_g, D), 2.0 * _per(alpha, n_g, D) + 3.0, None, 0.0, True
+    if ct == "spherical":
+        return 2.0 * _per(beta, n_g), D + 2.0 * (_per(alpha, n_g) + 1.0), None, 0.0, True
+    if ct == "full":
+        psi = np.swapaxes(_per(alpha, n_g, D, D), 1, 2)
+        return psi, _per(beta, n_g) + D + 2.0, None, 0.0, True
+    K = n_g // M
+    psi = np.swapaxes(_per(alpha, K, D, D), 1, 2)
+    return psi, _per(beta, K) + M + D + 1.0, M, 0.0, True
+
+
 def update_covars(
     stats: GaussianStats,
     means: np.ndarray,
@@ -419,45 +672,107 @@ def update_covars(
     means_weight=0.0,
     covars_prior=0.0,
     covars_weight=0.0,
-    min_covar: float = 0.0,
+    min_covar=0.0,
+    convention: str = "gaussianhmm",
+    n_mix: int | None = None,
 ):
-    """MAP covariances given ``means``, floored at ``min_covar``.
+    """MAP covariances given ``means``, floored at ``min_covar``: hmmlearn's M-steps.
 
-    Priors: inverse gamma per variance ('diag', 'spherical': ``covars_prior`` is twice its
-    scale, ``covars_weight - 1`` twice its shape plus two) or inverse Wishart ('full', 'tied':
-    ``covars_prior`` its scale matrix, ``covars_weight - n_features`` its degrees of freedom
-    plus n_features + 1), with the normal prior on the means scaled by the covariance. These
-    are hmmlearn's conventions, so that the same settings give the same fit. Every eigenvalue
-    (variance) is floored at ``min_covar``; components with no weight keep their previous
+    ``convention='gaussianhmm'`` (the default) is hmmlearn GaussianHMM's: inverse gamma per
+    variance ('diag', 'spherical': ``covars_prior`` is twice its scale, ``covars_weight - 1``
+    twice its shape plus two) or inverse Wishart ('full', 'tied': ``covars_prior`` its scale
+    matrix, ``covars_weight - n_features`` its degrees of freedom plus n_features + 1), with
+    the normal prior on the means scaled by the covariance; priors are scalars or per
+    component; 'tied' is one covariance for all Gaussians (statistics of kind 'tied').
+    Components with no weight keep their previous covariance.
+
+    ``convention='gmmhmm'`` is hmmlearn GMMHMM's, for ``len(means) = n_components * n_mix``
+    Gaussians (state-major): priors per Gaussian ((n_components, n_mix, ...) or flattened,
+    None for hmmlearn's defaults), 'diag' ``covars_prior`` alpha and ``covars_weight`` beta
+    giving ``(lam d^2 + 2 beta + S) / (n + 2 alpha + 3)``; 'spherical'
+    ``(sum_d (lam d^2 + S) + 2 beta) / (D (n + 1) + 2 (alpha + 1))``; 'full'
+    ``(Psi^T + lam d d^T + S) / (n + nu + D + 2)``; 'tied' one full covariance per state
+    (group of ``n_mix`` Gaussians, statistics of kind 'full'), ``(Psi_k^T + sum_m (lam d d^T
+    + S_m)) / (n_k + n_mix + nu_k + D + 1)`` with ``covars_prior`` (n_components, D, D) and
+    ``covars_weight`` (n_components,). A Gaussian (state) with no weight keeps its previous
     covariance.
+
+    Both are :func:`map_covars` with the prior translated to its canonical (scale, count);
+    the matching log prior is :func:`log_prior` with the same arguments.
+
+    Parameters
+    ----------
+    stats, means, old_covars, covariance_type
+        As :func:`map_covars` (the result has ``old_covars``' shape).
+    means_prior, means_weight, covars_prior, covars_weight
+        The priors, in the convention's form.
+    min_covar : float, ndarray of shape (n_features,) or None
+        Floor applied last (:func:`floor_covars`): a number is absolute, a vector per
+        feature (GMMHMM's ``var_floor_``); None: no floor.
+    convention : {'gaussianhmm', 'gmmhmm'}
+    n_mix : int or None
+        Gaussians per state ('gmmhmm'; 'tied' groups them).
+
+    Returns
+    -------
+    covars : ndarray, of ``old_covars``' shape
     """
-    K, D = means.shape
-    w = _as_k_by(means_weight, K, 1)
-    diff = means - _as_k_by(means_prior, K, D)
-    scatter = _scatter(stats, means, covariance_type)
-    if covariance_type in ("diag", "spherical"):
-        c_n = _as_k_by(covars_prior, K, D) + weighted_square(w, diff) + scatter
-        c_d = np.maximum(_as_k_by(covars_weight, K, 1) - 1.0, 0.0) + stats.post[:, None]
-        covars = c_n / np.maximum(c_d, 1e-5)
-        if covariance_type == "spherical":
-            covars = covars.mean(axis=1)
-        empty = stats.post <= _EMPTY
-        covars[empty] = old_covars[empty]
-        return np.maximum(covars, min_covar)
-    prior_w = np.einsum("kd,ke->kde", w * diff, diff)
-    if covariance_type == "full":
-        c_n = _as_k_by(covars_prior, K, D, D) + prior_w + scatter
-        c_d = np.maximum(np.asarray(covars_weight, dtype=float) - D, 0.0)
-        c_d = _as_k_by(c_d, K, 1, 1) + stats.post[:, None, None]
-        empty = c_d[:, 0, 0] <= _EMPTY
-        covars = c_n / np.where(empty[:, None, None], 1.0, c_d)
-        covars[empty] = old_covars[empty]
-    else:
-        c_n = np.broadcast_to(np.asarray(covars_prior, dtype=float), (D, D)) + prior_w.sum(0)
-        c_n = c_n + scatter
-        c_d = max(float(np.max(covars_weight)) - D, 0.0) + stats.post.sum()
-        covars = c_n / c_d if c_d > _EMPTY else old_covars.copy()
-    return _floor_eigenvalues(covars, min_covar)
+    check_covariance_type(covariance_type)
+    n_g, D = np.shape(means)
+    scale, count, group, min_count, keep_empty = _canonical_prior(
+        covariance_type, n_g, D, covars_prior, covars_weight, convention, n_mix
+    )
+    covars = map_covars(
+        stats, means, covariance_type, old_covars, scale=scale, count=count,
+        means_prior=means_prior, means_weight=means_weight, group_size=group,
+        min_count=min_count, keep_empty=keep_empty,
+    )
+    if min_covar is None:
+        return covars
+    return floor_covars(covars, covariance_type, min_covar)
+
+
+def estimate_gaussians(
+    stats: GaussianStats,
+    covariance_type: str,
+    *,
+    reg_covar: float = 0.0,
+    old_means=None,
+    old_covars=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-likelihood means and covariances with scikit-learn's conventions (the M-step
+    of GaussianMixture, and the component moments of a mixture of factor analyzers).
+
+    Every component's weight gets ``10 * eps`` added (an empty component's mean is its
+    shift, not 0/0), ``reg_covar`` is added to every variance, and variances are kept
+    positive: 'diag'/'spherical' at least the smallest normal float, 'full'/'tied'
+    eigenvalues at least 1e-10 times the largest. A component with no weight keeps its
+    previous mean and covariance when they are given.
+
+    Parameters
+    ----------
+    stats : GaussianStats
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    reg_covar : float
+    old_means, old_covars : ndarray or None
+
+    Returns
+    -------
+    means : ndarray of shape (K, D)
+    covars : ndarray in the shape of ``covariance_type``
+    """
+    eps = 10 * np.finfo(float).eps
+    K, D = stats.sum1.shape
+    means = update_means(stats, old_means, extra_count=eps)
+    # The count every component's weight gets, in map_covars' units.
+    count = {"spherical": D * eps, "tied": K * eps}.get(covariance_type, eps)
+    covars = map_covars(
+        stats, means, covariance_type,
+        None if covariance_type == "tied" else old_covars,
+        count=count, reg_covar=reg_covar,
+    )
+    floor = np.finfo(float).tiny if covariance_type in ("diag", "spherical") else 0.0
+    return means, floor_covars(covars, covariance_type, floor)
 
 
 def loglik_roundoff(covars: np.ndarray, covariance_type: str) -> float:
@@ -544,6 +859,60 @@ def _floor_eigenvalues(covars: np.ndarray, floor: float) -> np.ndarray:
     return mats[0] if covars.ndim == 2 else mats
 
 
+def map_log_prior(
+    means: np.ndarray,
+    covars: np.ndarray,
+    covariance_type: str,
+    *,
+    scale=0.0,
+    count=0.0,
+    means_prior=0.0,
+    means_weight=0.0,
+    group_size: int | None = None,
+) -> float:
+    """Log prior density (up to a constant) whose MAP estimate is :func:`map_covars`.
+
+    ``sum_c [-count_c / 2 log|Sigma_c| - tr(scale_c Sigma_c^{-1}) / 2]
+    - sum_g lam_g (m_g - m0_g)^T Sigma_g^{-1} (m_g - m0_g) / 2``, over the covariances c and
+    the Gaussians g (for 'diag' per variance, for 'spherical' ``count`` and ``scale`` are
+    totals over the features). Arguments as :func:`map_covars`; ``covars`` in any shape
+    holding the type's entries ((n_groups, D, D) or (D, D) for 'tied'). Raises
+    ``numpy.linalg.LinAlgError`` when a full covariance is not positive definite.
+    """
+    check_covariance_type(covariance_type)
+    means = np.asarray(means, dtype=np.float64)
+    covars = np.asarray(covars, dtype=np.float64)
+    n_g, D = means.shape
+    lam = _per(means_weight, n_g)
+    diff = means - _per(means_prior, n_g, D)
+    if covariance_type in ("diag", "spherical"):
+        ws = weighted_square(lam[:, None], diff)
+        if covariance_type == "diag":
+            var = covars.reshape(n_g, D)
+            return float(np.sum(
+                -0.5 * _per(count, n_g, D) * np.log(var) - 0.5 * (_per(scale, n_g, D) + ws) / var
+            ))
+        var = covars.reshape(n_g)
+        return float(np.sum(
+            -0.5 * _per(count, n_g) * np.log(var) - 0.5 * (_per(scale, n_g) + ws.sum(axis=1)) / var
+        ))
+    mats = covars.reshape(-1, D, D)
+    n_out = len(mats)
+    size = 1 if covariance_type == "full" else n_g // n_out
+    if covariance_type == "tied" and group_size is not None and size != group_size:
+        raise ValueError(f"{n_out} tied covariances do not match group_size={group_size}.")
+    chol = np.linalg.cholesky(mats)
+    logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    inv = np.linalg.inv(mats)
+    inv_g = np.repeat(inv, size, axis=0) if size > 1 else inv  # one per Gaussian
+    wd = lam[:, None] * diff  # exactly 0 where the weight is 0
+    quad = np.einsum("kd,kde,ke->k", wd, inv_g, np.where(wd != 0, diff, 0.0))
+    a = _per(count, n_out)
+    psi = _per(scale, n_out, D, D)
+    return float(np.sum(-0.5 * a * logdet - 0.5 * np.einsum("kde,ked->k", psi, inv))
+                 - 0.5 * quad.sum())
+
+
 def log_prior(
     means: np.ndarray,
     covars: np.ndarray,
@@ -553,33 +922,24 @@ def log_prior(
     means_weight=0.0,
     covars_prior=0.0,
     covars_weight=0.0,
+    convention: str = "gaussianhmm",
+    n_mix: int | None = None,
 ) -> float:
-    """Log density (up to a constant) of the parameters under the priors of ``update_covars``.
+    """Log density (up to a constant) of the parameters under the priors of
+    :func:`update_covars` (same arguments and conventions; ``covars`` in any shape holding
+    the type's entries).
 
     The M-step of ``update_means`` then ``update_covars`` maximises the expected complete-data
-    log-likelihood plus this term, so EM never decreases ``loglik + log_prior``.
+    log-likelihood plus this term, so EM never decreases ``loglik + log_prior``. With
+    ``convention='gmmhmm'`` this is the Gaussian part of hmmlearn GMMHMM's prior (the
+    mixture weights' Dirichlet term is the caller's).
     """
-    K, D = means.shape
-    w = _as_k_by(means_weight, K, 1)
-    diff = means - _as_k_by(means_prior, K, D)
-    if covariance_type in ("diag", "spherical"):
-        var = np.broadcast_to(covars[:, None], (K, D)) if covariance_type == "spherical" else covars
-        a = np.maximum(_as_k_by(covars_weight, K, 1) - 1.0, 0.0)
-        cp = _as_k_by(covars_prior, K, D)
-        return float(
-            np.sum(-0.5 * a * np.log(var) - 0.5 * (cp + weighted_square(w, diff)) / var)
-        )
-    mats = np.broadcast_to(covars, (K, D, D)) if covariance_type == "tied" else covars
-    chol = np.linalg.cholesky(mats)
-    logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-    inv = np.linalg.inv(mats)
-    wd = w * diff  # exactly 0 where the weight is 0
-    quad = np.einsum("kd,kde,ke->k", wd, inv, np.where(wd != 0, diff, 0.0))
-    if covariance_type == "full":
-        a = np.maximum(_as_k_by(covars_weight, K) - D, 0.0)
-        psi = _as_k_by(covars_prior, K, D, D)
-        return float(np.sum(-0.5 * a * logdet - 0.5 * np.einsum("kde,ked->k", psi, inv))
-                     - 0.5 * quad.sum())
-    a = max(float(np.max(covars_weight)) - D, 0.0)
-    psi = np.broadcast_to(np.asarray(covars_prior, dtype=float), (D, D))
-    return float(-0.5 * a * logdet[0] - 0.5 * np.sum(psi * inv[0].T) - 0.5 * quad.sum())
+    check_covariance_type(covariance_type)
+    n_g, D = np.shape(means)
+    scale, count, group, _, _ = _canonical_prior(
+        covariance_type, n_g, D, covars_prior, covars_weight, convention, n_mix
+    )
+    return map_log_prior(
+        means, covars, covariance_type, scale=scale, count=count, means_prior=means_prior,
+        means_weight=means_weight, group_size=group,
+    )

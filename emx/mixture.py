@@ -541,33 +541,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.weights_, self.means_, self.covariances_ = weights, means, covs
 
     def _estimate(self, gs: G.GaussianStats, old_means, old_covs):
-        """Weights, means and covariances (plus ``reg_covar``) from moments.
-
-        As scikit-learn, component weights get 10 * eps added; a component with no weight
-        at all keeps its previous mean and covariance (when it has them) instead of 0/0.
-        """
-        K, D = gs.sum1.shape
+        """Weights, means and covariances (plus ``reg_covar``) from moments
+        (:func:`emx.gaussian.estimate_gaussians`, scikit-learn's conventions: component
+        weights get 10 * eps added; a component with no weight at all keeps its previous
+        mean and covariance, when it has them, instead of 0/0)."""
         nk = gs.post + 10 * np.finfo(float).eps
-        weights = nk / nk.sum()
-        means = gs.shift + gs.sum1 / nk[:, None]
-        empty = gs.post <= G._EMPTY
-        if old_means is not None:
-            means[empty] = old_means[empty]
-        scatter = G._scatter(gs, means, self.covariance_type)
-        reg = self.reg_covar
-        if self.covariance_type in ("diag", "spherical"):
-            covs = scatter / nk[:, None] + reg
-            if self.covariance_type == "spherical":
-                covs = covs.mean(axis=1)
-            covs = np.maximum(covs, np.finfo(float).tiny)
-        elif self.covariance_type == "full":
-            covs = scatter / nk[:, None, None] + reg * np.eye(D)
-            covs = G._floor_eigenvalues(covs, 0.0)
-        else:
-            covs = G._floor_eigenvalues(scatter / nk.sum() + reg * np.eye(D), 0.0)
-        if old_covs is not None and self.covariance_type != "tied":
-            covs[empty] = old_covs[empty]
-        return weights, means, covs
+        means, covs = G.estimate_gaussians(
+            gs, self.covariance_type, reg_covar=self.reg_covar, old_means=old_means,
+            old_covars=old_covs,
+        )
+        return nk / nk.sum(), means, covs
 
     def _init_params(self, data: _Rows, random_state) -> None:
         self.__dict__.pop("_accepted", None)  # no step accepted yet (see _estep)

@@ -29,19 +29,23 @@ except ImportError as _exc:
     ) from _exc
 
 from ._em import ConvergenceMonitor, EMDecreaseWarning
+from .discrete import CategoricalHMM, MultinomialHMM, PoissonHMM
 from .factor import FactorAnalysis, MixtureOfFactorAnalyzers
 from .hmm import GMMHMM, GaussianHMM
 from .impute import EMImputer
 from .mixture import GaussianMixture
 
 __all__ = [
+    "CategoricalHMM",
     "ConvergenceMonitor",
     "EMDecreaseWarning",
     "EMImputer",
     "FactorAnalysis",
     "MixtureOfFactorAnalyzers",
+    "MultinomialHMM",
     "GMMHMM",
     "GaussianHMM",
     "GaussianMixture",
+    "PoissonHMM",
 ]
 __version__ = "0.1.0"

@@ -1,13 +1,13 @@
-"""The one EM loop of emx: convergence monitor, chunked accumulation, restarts.
+"""The one EM loop of emx: the protocol every model implements, the convergence monitor,
+chunked accumulation and restarts.
 
-Every model supplies
-
-* ``_estep(data, runner) -> stats``: accumulate additive sufficient statistics over the data's
-  chunks (``stats.loglik`` holds the data log-likelihood under the current parameters);
-* ``_log_prior() -> float``: log density of the current parameters under the model's priors
-  (0 for plain maximum likelihood), so that EM's objective is ``loglik + log_prior``;
-* ``_mstep(stats)``: closed-form update from the summed statistics;
-* ``_init_params(data, random_state)`` and ``_fitted_attrs`` for restarts.
+The protocol (:class:`EMModel`) is what the loop, the threaded runner and
+:mod:`emx.distributed` know about a model, and all they know: prepare data, initialise,
+E-step to additive statistics, M-step, log prior, fitted attributes. Data live wherever the
+engine keeps them (one array in memory for ``fit``, partitions on Dask workers): a model sees
+them through a :class:`DataSource`, which can gather rows, sum a function over the
+partitions, or transform them in place. A new model gets threads, restarts and distributed
+fitting by implementing :class:`EMModel`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,21 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from functools import reduce
 from operator import iadd
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from sklearn.utils import check_random_state
 
 __all__ = [
+    "DataSource",
+    "EMModel",
+    "EMMixin",
+    "LocalData",
     "ConvergenceMonitor",
     "EMDecreaseWarning",
     "ChunkRunner",
@@ -172,11 +178,19 @@ class ChunkRunner:
 
 
 def run_em(model, data, monitor: ConvergenceMonitor, runner: ChunkRunner) -> None:
-    """Iterate E-step, record, M-step until ``monitor`` converges or runs out of iterations."""
+    """Iterate E-step, record, M-step on in-memory ``data`` until ``monitor`` converges or
+    runs out of iterations."""
+    iterate(model, lambda: model.em_summed(model.em_estep(data, runner)), monitor)
+
+
+def iterate(model, estep: Callable[[], Any], monitor: ConvergenceMonitor) -> None:
+    """The EM iterations: ``estep()`` returns the statistics of all the data at the current
+    parameters (however they were summed); record the objective, maximise, until ``monitor``
+    converges or runs out of iterations."""
     for _ in range(monitor.n_iter):
-        stats = model._estep(data, runner)
-        monitor.report(stats.loglik, model._log_prior())
-        model._mstep(stats)
+        stats = estep()
+        monitor.report(stats.loglik, model.em_log_prior())
+        model.em_mstep(stats)
         if monitor.converged:
             break
 
@@ -215,3 +229,151 @@ def fit_restarts(model, data, *, seeds: list, n_jobs: int, make_monitor):
         setattr(model, name, value)
     model.monitor_ = best[2]
     return model
+
+
+# ---------------------------------------------------------------------------- protocol
+@runtime_checkable
+class DataSource(Protocol):
+    """The training data as a model's initialisation sees them, wherever they live: one
+    array in memory (:class:`LocalData`) or partitions on Dask workers.
+
+    Attributes
+    ----------
+    n_rows : int
+        Rows (frames for the HMMs) over all partitions.
+    n_features : int or None
+        Columns of every partition (None when the partitions do not say, e.g. audio).
+    max_rows : int
+        :meth:`rows` gives all the rows up to this many, a sample above.
+    """
+
+    n_rows: int
+    n_features: int | None
+    max_rows: int
+
+    def rows(self) -> tuple[Any, bool]:
+        """Prepared data (``model.em_prepare(..., reset=True)``) holding all the rows in
+        order, and True; or, above ``max_rows`` rows, a seeded uniform sample of
+        ``max_rows`` of them (without replacement, in order), and False."""
+
+    def map(self, func: Callable, *args) -> list:
+        """``[func(data, *args)]`` for every partition, in order."""
+
+    def reduce(self, func: Callable, *args) -> Any:
+        """The sum over partitions of ``func(data, *args)`` (in a fixed order)."""
+
+    def update(self, func: Callable, *args) -> None:
+        """Replace every partition's prepared data by ``func(data, *args)``."""
+
+
+@runtime_checkable
+class EMModel(Protocol):
+    """What an EM model provides so that any engine can fit it (:func:`iterate` in memory,
+    :func:`emx.distributed.fit` on Dask). ``data`` is whatever ``em_prepare`` returns.
+
+    Statistics are additive objects (``+``, ``+=``) with a ``loglik`` attribute: the
+    log-likelihood of the data they were taken from, under the current parameters.
+    """
+
+    def em_describe(self, part) -> tuple | str:
+        """``(n_rows, n_features)`` of a raw partition (a third entry, when present, counts
+        its informative rows), or a string saying what is wrong with it."""
+
+    def em_prepare(self, part, *, reset: bool = False) -> Any:
+        """Validate a raw partition and prepare it for E-steps (ValueError when bad);
+        ``reset=True`` also sets ``n_features_in_`` (the data of a whole fit)."""
+
+    def em_rows(self, data) -> Any:
+        """The rows of prepared data as a raw partition (for gathering and sampling: a 2-D
+        array, or a tuple whose first entry is one)."""
+
+    def em_join(self, parts: list) -> Any:
+        """One raw partition holding the rows of ``parts`` (from :meth:`em_rows`) in order."""
+
+    def em_init(self, source: DataSource, random_state) -> None:
+        """Check the hyperparameters and initialise from all the data (``source``)."""
+
+    def em_estep(self, data, runner: ChunkRunner) -> Any:
+        """Statistics of prepared data at the current parameters."""
+
+    def em_summed(self, stats) -> Any:
+        """Statistics summed over all the data, as the M-step will see them (a model may
+        refuse a step here: GaussianMixture's round-off guard)."""
+
+    def em_log_prior(self) -> float:
+        """Log density of the current parameters under the model's priors (0 for ML)."""
+
+    def em_mstep(self, stats) -> None:
+        """Closed-form update from statistics summed over all the data."""
+
+    def em_run(self, estep: Callable[[], Any]) -> None:
+        """All the EM iterations after :meth:`em_init`, ``estep()`` giving the summed
+        statistics at the current parameters; sets the fitted attributes."""
+
+
+class EMMixin:
+    """Defaults of the protocol: no refusal, no prior, one monitored run (``em_monitor``,
+    ``em_finish``)."""
+
+    def em_summed(self, stats):
+        return stats
+
+    def em_log_prior(self) -> float:
+        return 0.0
+
+    def em_run(self, estep: Callable[[], Any]) -> None:
+        monitor = self.em_monitor()
+        if monitor.n_iter > 0:
+            iterate(self, lambda: self.em_summed(estep()), monitor)
+        self.em_finish(monitor)
+
+    def em_monitor(self) -> ConvergenceMonitor:
+        """A fresh monitor with the model's tolerance and iteration limit."""
+        raise NotImplementedError
+
+    def em_finish(self, monitor: ConvergenceMonitor) -> None:
+        """Set the fitted attributes that describe the run from its monitor."""
+        raise NotImplementedError
+
+
+class LocalData:
+    """A :class:`DataSource` over one prepared data object in memory (one partition)."""
+
+    def __init__(self, data, n_rows: int, n_features: int | None = None):
+        self.data, self.n_rows, self.n_features = data, n_rows, n_features
+        self.max_rows = n_rows
+
+    def rows(self):
+        return self.data, True
+
+    def map(self, func, *args) -> list:
+        return [func(self.data, *args)]
+
+    def reduce(self, func, *args):
+        return func(self.data, *args)
+
+    def update(self, func, *args) -> None:
+        self.data = func(self.data, *args)
+
+
+def column_moments(source: DataSource, rows: Callable) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population variance of every column over all the data of ``source``
+    (``rows(data)`` gives a partition's float rows; NaN entries are skipped). Two passes:
+    sums, then squared deviations about the mean (no cancellation)."""
+    count, total = source.reduce(_column_sums, rows)
+    if np.any(count == 0):
+        bad = np.flatnonzero(count == 0).tolist()
+        raise ValueError(f"Column(s) {bad} have no observed value.")
+    mean = total / count
+    return mean, source.reduce(_column_scatter, rows, mean) / count
+
+
+def _column_sums(data, rows):
+    X = rows(data)
+    observed = ~np.isnan(X)
+    return np.stack([observed.sum(axis=0), np.where(observed, X, 0.0).sum(axis=0)])
+
+
+def _column_scatter(data, rows, mean):
+    d = rows(data) - mean
+    return np.nansum(d * d, axis=0)

@@ -539,8 +539,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self._W = _init_loadings(data.init_cov, psi, self._n_factors)
         self.noise_variance_ = psi
 
-    def _estep(self, data: _FAData, runner: ChunkRunner) -> FactorStats:
-        stats = self._estep_at_current(data, runner)
+    def em_summed(self, stats: FactorStats) -> FactorStats:
         # Monotone by construction: a step whose log-likelihood (the value the monitor
         # records) is below the last accepted one is not taken. The previous parameters
         # and their statistics come back, the monitor sees no gain and EM stops. In exact
@@ -554,7 +553,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self._accepted = (stats, (self.mean_, self._W, self.noise_variance_))
         return stats
 
-    def _estep_at_current(self, data: _FAData, runner: ChunkRunner) -> FactorStats:
+    def em_estep(self, data: _FAData, runner: ChunkRunner) -> FactorStats:
         W, psi, mu = self._W, self.noise_variance_, self.mean_
         if data.stats is not None:
             s = data.stats
@@ -574,10 +573,10 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         stats.sum2 += _missing_block_covariance(post, data.counts)
         return stats
 
-    def _log_prior(self) -> float:
+    def em_log_prior(self) -> float:
         return 0.0
 
-    def _mstep(self, stats: FactorStats) -> None:
+    def em_mstep(self, stats: FactorStats) -> None:
         if getattr(self, "_refused", False):
             return  # the step from these statistics was refused: the parameters stay
         mean = stats.mean()
@@ -585,7 +584,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         W, psi = _fa_mstep(self._W, self.noise_variance_, S)
         # W* maximises the expected complete-data log-likelihood whatever the noise, so the
         # floored noise is the maximiser under the floor: an EM step (never lowers the
-        # likelihood; _estep refuses a step that does so by round-off).
+        # likelihood; em_summed refuses a step that does so by round-off).
         psi = np.maximum(psi, self._floor)
         self.mean_, self._W = mean, W
         self.noise_variance_ = psi
@@ -612,7 +611,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def _fit_prepared(self, data: _FAData):
         """EM from prepared data (also used by emx.distributed)."""
         self._n_factors = self._check_hyperparameters(len(data.shift))
-        self._floor = data.floor  # read by _mstep
+        self._floor = data.floor  # read by em_mstep
         try:
             self._init_params(data)
             monitor = ConvergenceMonitor(self.tol, self.max_iter)
@@ -950,9 +949,8 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         return resp, log_norm[:, 0]
 
     # ------------------------------------------------------------------ EM parts
-    def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
-        stats = self._estep_at_current(data, runner)
-        # Monotone by construction, as FactorAnalysis._estep: a step whose log-likelihood
+    def em_summed(self, stats: MixtureStats) -> MixtureStats:
+        # Monotone by construction, as FactorAnalysis.em_summed: a step whose log-likelihood
         # falls below the last accepted one (round-off: the M-step is a generalised EM
         # step) is not taken; the previous parameters and statistics come back.
         last = getattr(self, "_accepted", None)
@@ -965,7 +963,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
             self._accepted = (stats, tuple(getattr(self, a) for a in self._fitted_attrs))
         return stats
 
-    def _estep_at_current(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
+    def em_estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
         dens = G.GaussianDensity(self.means_, self.get_covariance(), "full")
         log_w = self._log_weights()
         # Moments about each component's current mean: no cancellation (one shared array,
@@ -981,10 +979,10 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
 
         return runner.map_sum(accumulate, range(len(data.chunks)))
 
-    def _log_prior(self) -> float:
+    def em_log_prior(self) -> float:
         return 0.0
 
-    def _mstep(self, stats: MixtureStats) -> None:
+    def em_mstep(self, stats: MixtureStats) -> None:
         if getattr(self, "_refused", False):
             return  # the step from these statistics was refused: the parameters stay
         gs = stats.gaussian

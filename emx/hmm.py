@@ -275,7 +275,7 @@ class BaseHMM(BaseEstimator):
         return runner.map(call, range(len(data.chunks)))
 
     # ------------------------------------------------------------------ EM
-    def _estep(self, data: _Data, runner: ChunkRunner) -> HMMStats:
+    def em_estep(self, data: _Data, runner: ChunkRunner) -> HMMStats:
         em = self._emission()
         emission = em.estep_fn()
 
@@ -293,7 +293,7 @@ class BaseHMM(BaseEstimator):
         f0, f1, off = data.chunks[i]
         return data.X[f0:f1], off, data.first_sequence[i]
 
-    def _mstep(self, stats: HMMStats) -> None:
+    def em_mstep(self, stats: HMMStats) -> None:
         # Dirichlet MAP; counts below zero (priors < 1) clip to zero; structural zeros stay
         # zero; a state never left keeps its previous row instead of becoming 0/0.
         if "s" in self.params:
@@ -308,7 +308,7 @@ class BaseHMM(BaseEstimator):
         em.mstep(stats.emission, self.params)
         self._store(em)
 
-    def _log_prior(self) -> float:
+    def em_log_prior(self) -> float:
         lp = 0.0
         if "s" in self.params:
             a = np.broadcast_to(np.asarray(self.startprob_prior, float) - 1, self.startprob_.shape)

@@ -339,10 +339,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                            self.covariance_type, log_w)
         return resp, log_norm[:, 0]
 
-    def _estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
-        return self._accept(self._estep_at_current(data, runner))
-
-    def _accept(self, stats: MixtureStats) -> MixtureStats:
+    def em_summed(self, stats: MixtureStats) -> MixtureStats:
         """The statistics EM continues from: ``stats`` (of the current parameters), or those
         of the last accepted parameters when ``stats`` fell within round-off (the parameters
         come back too). Any E-step (serial or distributed) passes its summed statistics
@@ -371,7 +368,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._accepted = (stats, params)
         return stats
 
-    def _estep_at_current(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
+    def em_estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
         dens, log_w = self._density(), self._log_weights()
         kind = self.covariance_type
         # Each component's moments about its current mean (one array shared by every chunk,
@@ -514,12 +511,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             out += resp[:, k : k + 1] * buf
         return np.where(missing, out, X)
 
-    def _log_prior(self) -> float:
+    def em_log_prior(self) -> float:
         return 0.0
 
-    def _mstep(self, stats: MixtureStats) -> None:
+    def em_mstep(self, stats: MixtureStats) -> None:
         if self.__dict__.pop("_refused", False):
-            return  # the step from these statistics was refused (see _estep): params stay
+            return  # the step from these statistics was refused (see em_summed): params stay
         gs = stats.gaussian
         old_covs = self.covariances_
         weights, means, covs = self._estimate(gs, self.means_, old_covs)
@@ -553,7 +550,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return nk / nk.sum(), means, covs
 
     def _init_params(self, data: _Rows, random_state) -> None:
-        self.__dict__.pop("_accepted", None)  # no step accepted yet (see _estep)
+        self.__dict__.pop("_accepted", None)  # no step accepted yet (see em_summed)
         self.__dict__.pop("_refused", None)
         if self.warm_start and hasattr(self, "converged_"):
             return

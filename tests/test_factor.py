@@ -255,7 +255,7 @@ def test_pattern_estep_equals_row_by_row_reference():
     model.noise_variance_ = psi * rng.uniform(0.5, 2.0, size=psi.shape)
     model.mean_ = mean + 0.2 * rng.normal(size=mean.shape)
     with ChunkRunner(1) as runner:
-        stats = model._estep(data, runner)
+        stats = model.em_summed(model.em_estep(data, runner))
     n, s1, s2, ll = reference_estep(X, model._W, model.noise_variance_, model.mean_)
     assert stats.count == n == 399
     np.testing.assert_allclose(stats.mean(), s1 / n, rtol=1e-10)

@@ -301,7 +301,7 @@ def test_mixture_imputer_is_monotone_with_default_regularisation():
 
 def test_decrease_warning_points_at_the_callers_line(monkeypatch):
     X = gaussian_data(200, D=3)[1]
-    original = GaussianMixture._mstep
+    original = GaussianMixture.em_mstep
     calls = []
 
     def worse_mstep(self, stats):  # an M-step that lowers the objective on its 2nd call
@@ -310,7 +310,7 @@ def test_decrease_warning_points_at_the_callers_line(monkeypatch):
         if len(calls) == 2:
             self.means_ = self.means_ + 5.0
 
-    monkeypatch.setattr(GaussianMixture, "_mstep", worse_mstep)
+    monkeypatch.setattr(GaussianMixture, "em_mstep", worse_mstep)
     with pytest.warns(EMDecreaseWarning) as record:
         EMImputer(n_components=2, max_iter=5, tol=0, random_state=0).fit(X)
     decreases = [r for r in record if r.category is EMDecreaseWarning]

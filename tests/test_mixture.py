@@ -557,7 +557,7 @@ def test_loglik_roundoff():
 def test_a_genuine_fall_is_still_recorded_and_warned(monkeypatch):
     # The refusal of falls within round-off must not hide a wrong M-step: covariances made
     # 3 times too large at the third M-step lower the log-likelihood far beyond round-off.
-    original = GaussianMixture._mstep
+    original = GaussianMixture.em_mstep
     calls = []
 
     def wrong_mstep(self, stats):
@@ -566,7 +566,7 @@ def test_a_genuine_fall_is_still_recorded_and_warned(monkeypatch):
         if len(calls) == 3:
             self.covariances_ = self.covariances_ * 3.0
 
-    monkeypatch.setattr(GaussianMixture, "_mstep", wrong_mstep)
+    monkeypatch.setattr(GaussianMixture, "em_mstep", wrong_mstep)
     gm = GaussianMixture(3, random_state=0, max_iter=6, tol=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -39,7 +39,6 @@ import numpy as np
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
-    DensityMixin,
     TransformerMixin,
 )
 from sklearn.cluster import KMeans
@@ -49,12 +48,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
-from ._core import _gauss
-from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, run_em, user_stacklevel
+from ._em import ChunkRunner, ConvergenceMonitor, run_em, user_stacklevel
 from ._missing import missing_patterns
 from ._stats import AdditiveStats, fixed
 from ._validation import check_n_jobs, check_positive_int
-from .mixture import MixtureStats
+from .mixture import BaseMixture, MixtureStats, _row_chunks, _Rows, mixture_weights
 
 __all__ = ["FactorAnalysis", "MixtureOfFactorAnalyzers", "FactorStats", "orthomax"]
 
@@ -533,7 +531,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             # where noise precisions and Woodbury products stay representable: between the
             # noise floor and the column's variance (a larger noise is never the optimum).
             psi = np.clip(psi, data.floor, np.maximum(np.diag(data.init_cov), data.floor))
-        self.__dict__.pop("_accepted", None)  # no step accepted yet (see _estep)
+        self.__dict__.pop("_accepted", None)  # no step accepted yet (see em_summed)
         self.__dict__.pop("_refused", None)
         self.mean_ = data.shift.copy()
         self._W = _init_loadings(data.init_cov, psi, self._n_factors)
@@ -775,17 +773,10 @@ def _component_moments(gs: G.GaussianStats, old_means):
     return means, G.map_covars(gs, means, "full", count=eps)
 
 
-@dataclass
-class _Rows:
-    X: np.ndarray
-    shift: np.ndarray
-    chunks: list
-
-
 _NOISE_TYPES = ("shared", "per_component")
 
 
-class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
+class MixtureOfFactorAnalyzers(BaseMixture):
     """Mixture of factor analyzers fitted by EM (Ghahramani and Hinton 1996).
 
     Component k generates ``x = means_[k] + W_k z + e`` with ``z ~ N(0, I)`` (``n_factors``
@@ -919,76 +910,59 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         covs[:, idx, idx] += self._psi_per_component()
         return covs
 
-    def _log_weights(self) -> np.ndarray:
-        out = np.full(len(self.weights_), -np.inf)
-        np.log(self.weights_, out=out, where=self.weights_ > 0)
-        return out
-
-    def _log_densities(self, X: np.ndarray) -> np.ndarray:
-        """Log-density of every row under every component (n, K), through the SVD of the
-        component's noise-scaled loadings (see :class:`_PatternPosterior`): exact to
-        round-off however ill-conditioned ``W W^T + Psi`` is. A Cholesky factorisation of
-        the covariance at condition 2.5e10 put errors of 4e-7 per row into the bound, more
-        than the monitor's round-off (issue 16, finding 7)."""
+    def _density(self):
+        """Log-density of rows under every component (n, K), through the SVD of each
+        component's noise-scaled loadings (see :class:`_PatternPosterior`, prepared once):
+        exact to round-off however ill-conditioned ``W W^T + Psi`` is. A Cholesky
+        factorisation of the covariance at condition 2.5e10 put errors of 4e-7 per row into
+        the bound, more than the monitor's round-off (issue 16, finding 7)."""
         psi = self._psi_per_component()
-        every = np.ones((1, X.shape[1]), dtype=bool)
-        pid = np.zeros(len(X), dtype=np.intp)
-        out = np.empty((len(X), len(self.weights_)))
-        for k in range(len(self.weights_)):
-            post = _PatternPosterior(self.components_[k].T, psi[k], self.means_[k], every)
-            out[:, k] = post.rows(X, pid, complete=True)[2]
-        return out
+        D = self.means_.shape[1]
+        every = np.ones((1, D), dtype=bool)
+        posts = [_PatternPosterior(self.components_[k].T, psi[k], self.means_[k], every)
+                 for k in range(len(self.weights_))]
 
-    def _responsibilities(self, dens: G.GaussianDensity, log_w: np.ndarray, X: np.ndarray):
-        resp = self._log_densities(X)
-        log_norm = np.empty((X.shape[0], 1))
-        _gauss.responsibilities(resp, log_w, log_norm)
+        def log_densities(X: np.ndarray) -> np.ndarray:
+            pid = np.zeros(len(X), dtype=np.intp)
+            out = np.empty((len(X), len(posts)))
+            for k, post in enumerate(posts):
+                out[:, k] = post.rows(X, pid, complete=True)[2]
+            return out
+
+        return log_densities
+
+    def _far_args(self):
         # Rows far from every component (log-densities below -1e308): the nearest one.
-        G.resolve_far_rows(X, resp, log_norm[:, 0], dens.means, self.get_covariance(),
-                           "full", log_w)
-        return resp, log_norm[:, 0]
+        return self.means_, self.get_covariance(), "full"
 
     # ------------------------------------------------------------------ EM parts
-    def em_summed(self, stats: MixtureStats) -> MixtureStats:
+    def _refused_fall(self, fall: float, loglik: float, last: dict) -> bool:
         # Monotone by construction, as FactorAnalysis.em_summed: a step whose log-likelihood
         # falls below the last accepted one (round-off: the M-step is a generalised EM
         # step) is not taken; the previous parameters and statistics come back.
-        last = getattr(self, "_accepted", None)
-        self._refused = last is not None and not stats.loglik >= last[0].loglik
-        if self._refused:
-            stats, params = last
-            for name, value in zip(self._fitted_attrs, params, strict=True):
-                setattr(self, name, value)
-        else:
-            self._accepted = (stats, tuple(getattr(self, a) for a in self._fitted_attrs))
-        return stats
+        return not fall <= 0
 
     def em_estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
-        dens = G.GaussianDensity(self.means_, self.get_covariance(), "full")
-        log_w = self._log_weights()
+        dens, log_w = self._density(), self._log_weights()
         # Moments about each component's current mean: no cancellation (one shared array,
         # so chunk statistics add exactly).
         shift = np.array(self.means_, dtype=np.float64, order="C")
 
         def accumulate(i):
-            a, b = data.chunks[i]
-            X = data.X[a:b]
+            X, _ = data.chunk(i)
             resp, log_norm = self._responsibilities(dens, log_w, X)
             gs = G.GaussianStats.from_weights(X, resp, shift, "full")
-            return MixtureStats(float(log_norm.sum()), float(b - a), gs)
+            return MixtureStats(float(log_norm.sum()), float(len(X)), gs)
 
         return runner.map_sum(accumulate, range(len(data.chunks)))
 
-    def em_log_prior(self) -> float:
-        return 0.0
-
     def em_mstep(self, stats: MixtureStats) -> None:
-        if getattr(self, "_refused", False):
+        if self._step_refused():
             return  # the step from these statistics was refused: the parameters stay
         gs = stats.gaussian
         K, D = gs.sum1.shape
         nk = gs.post + 10 * np.finfo(float).eps
-        weights = nk / nk.sum()
+        weights = mixture_weights(gs.post)
         means, S = _component_moments(gs, self.means_)
         empty = gs.post <= G._EMPTY
         psi_old = self._psi_per_component()
@@ -1040,8 +1014,7 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         X = data.X
         n, D = X.shape
         K, q = self.n_components, self.n_factors
-        self.__dict__.pop("_accepted", None)  # no step accepted yet (see _estep)
-        self.__dict__.pop("_refused", None)
+        self._reset_accept()  # no step accepted yet (see em_summed)
         rs = check_random_state(random_state)
         with threadpool_limits(limits=1):  # repeatable for any thread count
             labels = KMeans(n_clusters=K, n_init=1, random_state=rs).fit(X).labels_
@@ -1091,129 +1064,31 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
                 f"Expected n_samples >= n_components but got n_components = "
                 f"{self.n_components}, n_samples = {n}"
             )
-        data = _Rows(X, X.mean(axis=0), [(a, min(a + CHUNK_ROWS, n))
-                                         for a in range(0, n, CHUNK_ROWS)])
+        data = _Rows(X, None, X.mean(axis=0), _row_chunks(n))
         rs = check_random_state(self.random_state)
         # Noise floor: reg_covar, and never below a tiny fraction of the column's variance
         # (so that every component covariance stays positive definite with reg_covar=0).
         self._floor = np.maximum(self.reg_covar, _noise_floor(np.var(X, axis=0)))
         try:
-            fit_restarts(
-                self, data, seeds=[rs] * self.n_init, n_jobs=check_n_jobs(self.n_jobs),
-                make_monitor=lambda: ConvergenceMonitor(
-                    self.tol, self.max_iter, bool(self.verbose)
-                ),
-            )
+            self._fit_em(data, [rs] * self.n_init, check_n_jobs(self.n_jobs))
         finally:
             del self._floor
-            self.__dict__.pop("_accepted", None)
-            self.__dict__.pop("_refused", None)
-        monitor = self.monitor_
-        del self.monitor_
-        self.converged_ = monitor.converged
-        self.n_iter_ = monitor.iter
-        self.lower_bounds_ = list(monitor.history)
-        self.lower_bound_ = monitor.history[-1]
-        if not self.converged_:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=user_stacklevel(),
-            )
         return self
 
     # ------------------------------------------------------------------ inference
-    def _estimate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dens = G.GaussianDensity(self.means_, self.get_covariance(), "full")
-        log_w = self._log_weights()
-        parts = [
-            self._responsibilities(dens, log_w, X[a : a + CHUNK_ROWS])
-            for a in range(0, len(X), CHUNK_ROWS)
-        ]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-    def _checked(self, X) -> np.ndarray:
-        check_is_fitted(self, "means_")
+    def _validate_input(self, X) -> np.ndarray:
         return self._validate(X, reset=False)
 
-    def score_samples(self, X) -> np.ndarray:
-        """Log-density of every row of ``X`` under the mixture.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        return self._estimate(self._checked(X))[1]
-
-    def score(self, X, y=None) -> float:
-        """Mean log-likelihood per row of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : ignored
-
-        Returns
-        -------
-        float
-        """
-        return float(self.score_samples(X).mean())
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Responsibility of every component for every row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_components)
-        """
-        return self._estimate(self._checked(X))[0]
-
-    def predict(self, X) -> np.ndarray:
-        """Most likely component of every row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        return self.predict_proba(X).argmax(axis=1)
-
-    def sample(self, n_samples: int = 1):
-        """Draw rows from the fitted mixture.
-
-        Parameters
-        ----------
-        n_samples : int
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
-            Component of each row (grouped by component).
-        """
-        check_is_fitted(self, "means_")
-        n_samples = check_positive_int(n_samples, "n_samples")
-        rs = check_random_state(self.random_state)
-        counts = rs.multinomial(n_samples, self.weights_)
+    def _sampler(self):
         psi = self._psi_per_component()
-        parts = []
-        for k, c in enumerate(counts):
-            z = rs.standard_normal((int(c), self.components_.shape[1]))
-            e = rs.standard_normal((int(c), self.means_.shape[1])) * np.sqrt(psi[k])
-            parts.append(self.means_[k] + z @ self.components_[k] + e)
-        return np.vstack(parts), np.repeat(np.arange(len(counts)), counts)
+        q, D = self.components_.shape[1], self.means_.shape[1]
+
+        def draw(k, n, rs):
+            z = rs.standard_normal((n, q))
+            e = rs.standard_normal((n, D)) * np.sqrt(psi[k])
+            return self.means_[k] + z @ self.components_[k] + e
+
+        return draw
 
     def _n_parameters(self) -> int:
         """Free parameters: weights, means, loadings up to rotation (D q - q (q - 1) / 2 per
@@ -1222,32 +1097,3 @@ class MixtureOfFactorAnalyzers(DensityMixin, BaseEstimator):
         q = self.components_.shape[1]
         noise = D if self.noise_variance_.ndim == 1 else K * D
         return int(K - 1 + K * D + K * (D * q - q * (q - 1) // 2) + noise)
-
-    def bic(self, X) -> float:
-        """Bayesian information criterion on ``X`` (lower is better).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        float
-        """
-        X = self._checked(X)
-        n = X.shape[0]
-        return float(-2 * self.score(X) * n + self._n_parameters() * np.log(n))
-
-    def aic(self, X) -> float:
-        """Akaike information criterion on ``X`` (lower is better).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        float
-        """
-        X = self._checked(X)
-        return float(-2 * self.score(X) * X.shape[0] + 2 * self._n_parameters())

@@ -15,12 +15,12 @@ from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
 from ._core import _gauss, _missing
-from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, user_stacklevel
+from ._em import ChunkRunner, ConvergenceMonitor, EMMixin, fit_restarts, user_stacklevel
 from ._missing import pattern_runs, split_runs
 from ._stats import AdditiveStats
 from ._validation import check_n_jobs, check_positive_int
 
-__all__ = ["GaussianMixture", "MixtureStats"]
+__all__ = ["BaseMixture", "GaussianMixture", "MixtureStats", "mixture_weights"]
 
 # Rows per E-step chunk (fixed by the data, never by the number of threads).
 CHUNK_ROWS = 4096
@@ -129,7 +129,244 @@ def _distinct_rows(X: np.ndarray, w: np.ndarray | None, K: int):
     return np.ascontiguousarray(U[keep]), wU[keep]
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+def mixture_weights(post: np.ndarray) -> np.ndarray:
+    """Component weights from their summed responsibilities, with scikit-learn's 10 * eps
+    added to each (no component's weight is exactly 0 from the data alone)."""
+    nk = post + 10 * np.finfo(float).eps
+    return nk / nk.sum()
+
+
+class BaseMixture(EMMixin, DensityMixin, BaseEstimator):
+    """What every mixture of emx shares (GaussianMixture, MixtureOfFactorAnalyzers): weights
+    and responsibilities, the monotone E-step wrapper, the fit tail (restarts, fitted
+    attributes, the convergence warning) and inference (score_samples, score,
+    predict_proba, predict, sample, bic, aic).
+
+    A subclass provides ``_fitted_attrs`` (``weights_`` and ``means_`` first), and
+
+    * ``_density()``: a function of a block of rows returning their (n, K) component
+      log-densities, prepared once per parameter set;
+    * ``_far_args()``: ``(means, covars, covariance_type)`` for
+      :func:`emx.gaussian.resolve_far_rows` (rows whose log-density underflows everywhere);
+    * ``_validate_input(X)``: ``X`` checked for prediction (``reset=False``);
+    * ``_sampler()``: a function ``(k, n, random_state)`` drawing n rows of component k;
+    * ``_n_parameters()``; the protocol's ``em_estep(data, runner)`` and ``em_mstep(stats)``
+      (which starts with ``if self._step_refused(): return``), and ``_refused_fall(fall,
+      loglik, last)``: whether a fall of the log-likelihood by ``fall`` to ``loglik`` from
+      the parameters ``last`` (a dict) is refused (see :meth:`em_summed`).
+    """
+
+    _fitted_attrs: tuple = ("weights_", "means_")
+
+    # ------------------------------------------------------------------ parameters
+    def _log_weights(self) -> np.ndarray:
+        out = np.full(len(self.weights_), -np.inf)
+        np.log(self.weights_, out=out, where=self.weights_ > 0)
+        return out
+
+    def _responsibilities(self, dens, log_w, X):
+        """(responsibilities (n, K), log p(x) per row) for a block of rows."""
+        resp = dens(X)
+        log_norm = np.empty((X.shape[0], 1))
+        _gauss.responsibilities(resp, log_w, log_norm)
+        if not np.all(log_norm > -np.inf):  # rows far from every component
+            means, covars, ct = self._far_args()
+            G.resolve_far_rows(X, resp, log_norm[:, 0], means, covars, ct, log_w)
+        return resp, log_norm[:, 0]
+
+    # ------------------------------------------------------------------ monotone EM
+    def em_summed(self, stats):
+        """The statistics EM continues from: ``stats`` (of the current parameters), or those
+        of the last accepted parameters when the step to the current ones is refused (the
+        parameters come back too, and the next M-step is skipped). Any E-step (serial or
+        distributed) passes its summed statistics through this before the monitor sees
+        them, so the monitored log-likelihood never falls by a refused amount: the monitor
+        sees no gain and EM stops there."""
+        last = self.__dict__.get("_accepted")
+        params = {a: getattr(self, a) for a in self._fitted_attrs}
+        self._refused = False
+        if last is not None:
+            fall = last[0].loglik - stats.loglik
+            self._refused = bool(self._refused_fall(fall, stats.loglik, last[1]))
+            if self._refused:
+                stats, params = last
+                for name, value in params.items():
+                    setattr(self, name, value)
+        self._accepted = (stats, params)
+        return stats
+
+    def _step_refused(self) -> bool:
+        """True (once) when the last E-step refused its step: the M-step is skipped."""
+        return bool(self.__dict__.pop("_refused", False))
+
+    def _reset_accept(self) -> None:
+        """Forget the accepted step (a new run starts)."""
+        self.__dict__.pop("_accepted", None)
+        self.__dict__.pop("_refused", None)
+
+    # ------------------------------------------------------------------ fit tail
+    def _fit_em(self, data, seeds: list, n_jobs: int) -> None:
+        """EM from every seed (``fit_restarts``), the best run kept; then the fitted
+        attributes (:meth:`_finish_fit`)."""
+        try:
+            fit_restarts(self, data, seeds=seeds, n_jobs=n_jobs, make_monitor=self.em_monitor)
+        finally:
+            self._reset_accept()
+        monitor = self.monitor_
+        del self.monitor_
+        self.em_finish(monitor)
+
+    def em_monitor(self) -> ConvergenceMonitor:
+        return ConvergenceMonitor(self.tol, self.max_iter, bool(self.verbose))
+
+    def em_finish(self, monitor: ConvergenceMonitor) -> None:
+        """Fitted attributes from the monitor of the kept run."""
+        self._reset_accept()
+        self.converged_ = monitor.converged
+        self.n_iter_ = monitor.iter
+        self.lower_bounds_ = list(monitor.history)
+        self.lower_bound_ = monitor.history[-1]
+        if not self.converged_:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=user_stacklevel(),
+            )
+        self._set_derived()
+
+    _finish_fit = em_finish  # the name emx.distributed calls (until its rewrite)
+
+    def _set_derived(self) -> None:
+        """Attributes derived from the fitted parameters (none by default)."""
+
+    # ------------------------------------------------------------------ inference
+    def _estimate_resp(self, X, want_fill: bool = False):
+        """(responsibilities, log-density of every row, None) for validated rows, in
+        chunks. Subclasses handling missing entries override it (``want_fill``)."""
+        if want_fill:
+            raise ValueError(f"{type(self).__name__} does not fill missing entries.")
+        dens, log_w = self._density(), self._log_weights()
+        n, K = X.shape[0], len(self.weights_)
+        resp, log_norm = np.empty((n, K)), np.empty(n)
+        for a in range(0, n, CHUNK_ROWS):
+            resp[a : a + CHUNK_ROWS], log_norm[a : a + CHUNK_ROWS] = self._responsibilities(
+                dens, log_w, X[a : a + CHUNK_ROWS]
+            )
+        return resp, log_norm, None
+
+    def _checked(self, X) -> np.ndarray:
+        check_is_fitted(self, "means_")
+        return self._validate_input(X)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log-density of every row of ``X`` under the mixture.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self._estimate_resp(self._checked(X))[1]
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood per row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        float
+        """
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Responsibility of every component for every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+        return self._estimate_resp(self._checked(X))[0]
+
+    def predict(self, X) -> np.ndarray:
+        """Most likely component of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self.predict_proba(X).argmax(axis=1)
+
+    def sample(self, n_samples: int = 1):
+        """Draw rows from the fitted mixture.
+
+        Parameters
+        ----------
+        n_samples : int
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each row (grouped by component, as scikit-learn).
+        """
+        check_is_fitted(self, "means_")
+        n_samples = check_positive_int(n_samples, "n_samples")
+        rs = check_random_state(self.random_state)
+        counts = rs.multinomial(n_samples, self.weights_)
+        draw = self._sampler()
+        D = self.means_.shape[1]
+        X = np.vstack([np.empty((0, D))] + [
+            draw(k, int(c), rs) for k, c in enumerate(counts)
+        ])
+        return X, np.repeat(np.arange(len(counts)), counts)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+        """
+        X = self._checked(X)
+        n = X.shape[0]
+        return float(-2 * self.score(X) * n + self._n_parameters() * np.log(n))
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+        """
+        X = self._checked(X)
+        return float(-2 * self.score(X) * X.shape[0] + 2 * self._n_parameters())
+
+
+class GaussianMixture(BaseMixture):
     """Gaussian mixture fitted by EM on compiled kernels.
 
     Same parameters, attributes and methods as ``sklearn.mixture.GaussianMixture`` (so the
@@ -325,25 +562,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _density(self):
         return G.GaussianDensity(self.means_, self.covariances_, self.covariance_type)
 
-    def _log_weights(self):
-        out = np.full(self.n_components, -np.inf)
-        np.log(self.weights_, out=out, where=self.weights_ > 0)
-        return out
+    def _far_args(self):
+        return self.means_, self.covariances_, self.covariance_type
 
-    def _responsibilities(self, dens, log_w, X):
-        """(responsibilities (n, K), log p(x) per row) for a block of rows."""
-        resp = dens(X)
-        log_norm = np.empty((X.shape[0], 1))
-        _gauss.responsibilities(resp, log_w, log_norm)
-        G.resolve_far_rows(X, resp, log_norm[:, 0], self.means_, self.covariances_,
-                           self.covariance_type, log_w)
-        return resp, log_norm[:, 0]
-
-    def em_summed(self, stats: MixtureStats) -> MixtureStats:
-        """The statistics EM continues from: ``stats`` (of the current parameters), or those
-        of the last accepted parameters when ``stats`` fell within round-off (the parameters
-        come back too). Any E-step (serial or distributed) passes its summed statistics
-        through this before the monitor sees them."""
+    def _refused_fall(self, fall: float, loglik: float, last: dict) -> bool:
         # Monotone by construction. In exact arithmetic an EM (or generalised EM) step never
         # lowers the log-likelihood; in float64 the log-likelihood of a nearly singular
         # covariance (eigenvalue floor, condition number up to 1e10) is only defined to
@@ -352,21 +574,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         # is refused: the previous parameters and their statistics come back, the monitor
         # sees no gain and EM stops (converged at the attainable precision). A larger fall
         # is not round-off: it is recorded, and the monitor warns.
-        last = self.__dict__.get("_accepted")
-        params = (self.weights_, self.means_, self.covariances_)
-        self._refused = False
-        if last is not None:
-            fall = last[0].loglik - stats.loglik
-            self._refused = bool(fall > 0 and fall <= (
-                ConvergenceMonitor.roundoff(stats.loglik)
-                + max(G.loglik_roundoff(last[1][2], self.covariance_type),
-                      G.loglik_roundoff(self.covariances_, self.covariance_type))
-            ))
-            if self._refused:
-                stats, params = last
-                self.weights_, self.means_, self.covariances_ = params
-        self._accepted = (stats, params)
-        return stats
+        return fall > 0 and fall <= (
+            ConvergenceMonitor.roundoff(loglik)
+            + max(G.loglik_roundoff(last["covariances_"], self.covariance_type),
+                  G.loglik_roundoff(self.covariances_, self.covariance_type))
+        )
 
     def em_estep(self, data: _Rows, runner: ChunkRunner) -> MixtureStats:
         dens, log_w = self._density(), self._log_weights()
@@ -511,11 +723,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             out += resp[:, k : k + 1] * buf
         return np.where(missing, out, X)
 
-    def em_log_prior(self) -> float:
-        return 0.0
-
     def em_mstep(self, stats: MixtureStats) -> None:
-        if self.__dict__.pop("_refused", False):
+        if self._step_refused():
             return  # the step from these statistics was refused (see em_summed): params stay
         gs = stats.gaussian
         old_covs = self.covariances_
@@ -542,16 +751,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         (:func:`emx.gaussian.estimate_gaussians`, scikit-learn's conventions: component
         weights get 10 * eps added; a component with no weight at all keeps its previous
         mean and covariance, when it has them, instead of 0/0)."""
-        nk = gs.post + 10 * np.finfo(float).eps
         means, covs = G.estimate_gaussians(
             gs, self.covariance_type, reg_covar=self.reg_covar, old_means=old_means,
             old_covars=old_covs,
         )
-        return nk / nk.sum(), means, covs
+        return mixture_weights(gs.post), means, covs
 
     def _init_params(self, data: _Rows, random_state) -> None:
-        self.__dict__.pop("_accepted", None)  # no step accepted yet (see em_summed)
-        self.__dict__.pop("_refused", None)
+        self._reset_accept()  # no step accepted yet (see em_summed)
         if self.warm_start and hasattr(self, "converged_"):
             return
         X, w = data.filled()
@@ -637,35 +844,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.converged_, self.n_iter_ = False, 0
             self.lower_bound_, self.lower_bounds_ = -np.inf, []
         else:
-            fit_restarts(
-                self, data, seeds=[rs] * n_init, n_jobs=check_n_jobs(self.n_jobs),
-                make_monitor=lambda: ConvergenceMonitor(
-                    self.tol, self.max_iter, bool(self.verbose)
-                ),
-            )
-            monitor = self.monitor_
-            del self.monitor_
-            self._finish_fit(monitor)
+            self._fit_em(data, [rs] * n_init, check_n_jobs(self.n_jobs))
             return data
         self._set_derived()
         return data
-
-    def _finish_fit(self, monitor: ConvergenceMonitor) -> None:
-        """Fitted attributes from the monitor of the kept run (also used by emx.distributed)."""
-        self.__dict__.pop("_accepted", None)
-        self.__dict__.pop("_refused", None)
-        self.converged_ = monitor.converged
-        self.n_iter_ = monitor.iter
-        self.lower_bounds_ = list(monitor.history)
-        self.lower_bound_ = monitor.history[-1]
-        if not self.converged_:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=user_stacklevel(),
-            )
-        self._set_derived()
 
     def _set_derived(self) -> None:
         self.precisions_cholesky_ = G.precision_cholesky(self.covariances_, self.covariance_type)
@@ -704,52 +886,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 filled[rows] = self._missing_fill(dens, Xm, starts, r)
         return resp, log_norm, filled
 
-    def _checked(self, X):
-        check_is_fitted(self, "means_")
+    def _validate_input(self, X) -> np.ndarray:
         return validate_data(
             self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite="allow-nan"
         )
 
-    def score_samples(self, X) -> np.ndarray:
-        """Log-density of every row of ``X`` under the mixture."""
-        return self._estimate_resp(self._checked(X))[1]
-
-    def score(self, X, y=None) -> float:
-        """Mean log-likelihood per row of ``X``."""
-        return float(self.score_samples(X).mean())
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Responsibility of every component for every row, shape (n_samples, n_components)."""
-        return self._estimate_resp(self._checked(X))[0]
-
-    def predict(self, X) -> np.ndarray:
-        """Most likely component of every row."""
-        return self.predict_proba(X).argmax(axis=1)
-
-    def sample(self, n_samples: int = 1):
-        """Draw rows from the fitted mixture.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
-            Component of each row (grouped by component, as scikit-learn).
-        """
-        check_is_fitted(self, "means_")
-        n_samples = check_positive_int(n_samples, "n_samples")
-        rs = check_random_state(self.random_state)
-        counts = rs.multinomial(n_samples, self.weights_)
+    def _sampler(self):
         K, D = self.means_.shape
         # Through the Cholesky factor of each covariance (positive definite after the fit):
         # no eigen-decomposition and no positive-semidefiniteness check with an absolute
         # tolerance, which spuriously warned on data of scale ~1e10 (covariances ~1e20).
         chol = np.linalg.cholesky(G.full_covars(self.covariances_, self.covariance_type, K, D))
-        X = np.vstack([np.empty((0, D))] + [
-            self.means_[k] + rs.standard_normal(size=(int(c), D)) @ chol[k].T
-            for k, c in enumerate(counts)
-        ])
-        y = np.repeat(np.arange(K), counts)
-        return X, y
+        return lambda k, n, rs: self.means_[k] + rs.standard_normal(size=(n, D)) @ chol[k].T
 
     def _n_parameters(self) -> int:
         K, D = self.means_.shape
@@ -757,13 +905,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             "full": K * D * (D + 1) / 2, "diag": K * D, "tied": D * (D + 1) / 2, "spherical": K,
         }[self.covariance_type]
         return int(cov + K * D + K - 1)
-
-    def bic(self, X) -> float:
-        """Bayesian information criterion on ``X`` (lower is better)."""
-        X = self._checked(X)
-        return float(-2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0]))
-
-    def aic(self, X) -> float:
-        """Akaike information criterion on ``X`` (lower is better)."""
-        X = self._checked(X)
-        return float(-2 * self.score(X) * X.shape[0] + 2 * self._n_parameters())

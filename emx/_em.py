@@ -245,11 +245,14 @@ class DataSource(Protocol):
         Columns of every partition (None when the partitions do not say, e.g. audio).
     max_rows : int
         :meth:`rows` gives all the rows up to this many, a sample above.
+    index : list of int
+        Index of each partition in the caller's list (for error messages).
     """
 
     n_rows: int
     n_features: int | None
     max_rows: int
+    index: list
 
     def rows(self) -> tuple[Any, bool]:
         """Prepared data (``model.em_prepare(..., reset=True)``) holding all the rows in
@@ -341,7 +344,7 @@ class LocalData:
 
     def __init__(self, data, n_rows: int, n_features: int | None = None):
         self.data, self.n_rows, self.n_features = data, n_rows, n_features
-        self.max_rows = n_rows
+        self.max_rows, self.index = n_rows, [0]
 
     def rows(self):
         return self.data, True

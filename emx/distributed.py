@@ -1,6 +1,14 @@
 """Distributed EM on Dask: map the E-step over partitions, tree-reduce the statistics, run the
 M-step on the driver.
 
+The driver knows models only through the EM protocol (:class:`emx._em.EMModel`): it asks a
+model to describe and prepare each partition (on the workers, where the prepared data stay),
+hands the model a :class:`emx._em.DataSource` over the partitions for its initialisation
+(gather all rows or a uniform sample of them, sum a function over the partitions, transform
+them in place), then lets the model run its EM iterations with an E-step that maps
+``model.em_estep`` over the partitions and tree-sums the statistics. Any model that
+implements the protocol can be fitted here; none is special-cased.
+
 Usage::
 
     from dask.distributed import Client
@@ -33,19 +41,12 @@ Dask is an optional dependency (``pip install "emx[dask]"``); ``import emx`` doe
 
 from __future__ import annotations
 
-import dataclasses
 import operator
-from functools import reduce
 
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._em import ChunkRunner, ConvergenceMonitor, run_em
-from .factor import FactorAnalysis, FactorStats, _FAData, _noise_floor
-from .gaussian import GaussianStats
-from .hmm import GMMHMM, BaseHMM
-from .impute import EMImputer
-from .mixture import GaussianMixture, _row_chunks, _weighted_nanmean
+from ._em import ChunkRunner, DataSource
 
 __all__ = ["fit", "DEFAULT_MAX_INIT_ROWS"]
 
@@ -60,168 +61,33 @@ def _identity(part):
     return part
 
 
-def _describe(model, part):
-    """``(n_rows, n_features)`` of a partition, or a string saying what is wrong with it."""
+def _named(index, func, *args):
+    """``func(*args)``, a ValueError naming partition ``index`` (in the caller's list)."""
     try:
-        if isinstance(model, BaseHMM):
-            if isinstance(part, np.ndarray):
-                return ("is an array: give an HMM partition as an (X, lengths) pair or a list "
-                        "of 2-D sequences")
-            if isinstance(part, tuple):
-                if len(part) != 2:
-                    return "must be an (X, lengths) pair or a list of 2-D sequences"
-                X = np.asarray(part[0])
-                what = "X"
-            else:
-                seqs = [np.asarray(x) for x in part]
-                if not seqs:
-                    return (0, None)
-                bad = [i for i, x in enumerate(seqs) if x.ndim != 2]
-                if bad:
-                    return (f"sequence {bad[0]} has shape {seqs[bad[0]].shape}, not "
-                            "(n_frames, n_features)")
-                dims = [x.shape[1] for x in seqs]
-                if len(set(dims)) > 1:
-                    other = next(i for i, d in enumerate(dims) if d != dims[0])
-                    return (f"sequence 0 has {dims[0]} features but sequence {other} has "
-                            f"{dims[other]}")
-                return (sum(len(x) for x in seqs), dims[0])
-        else:
-            X = np.asarray(part)
-            what = "the partition"
-    except Exception as exc:  # ragged lists and the like: numpy's words, with ours around
-        return f"cannot be read as an array ({exc})"
-    if X.ndim != 2:
-        return f"{what} has shape {X.shape}, not (n_rows, n_features)"
-    if isinstance(model, BaseHMM) or not np.issubdtype(X.dtype, np.floating):
-        return X.shape
-    # rows with nothing observed carry no information: a partition of only those is skipped
-    return X.shape[0], X.shape[1], int(np.sum(~np.isnan(X).all(axis=1)))
-
-
-def _raw_rows(model, part):
-    """A row model's partition as float64 rows (NaN-coded for EMImputer)."""
-    return np.asarray(part, dtype=np.float64)
-
-
-def _sample(model, part, k, seed):
-    """``k`` rows (frames) of a partition drawn uniformly without replacement, in order."""
-    X = _hmm_rows(part) if isinstance(model, BaseHMM) else np.asarray(part, dtype=np.float64)
-    idx = np.sort(np.random.default_rng(seed).choice(len(X), size=k, replace=False))
-    return X[idx]
-
-
-def _imputer_rows(imputer, part):
-    """An EMImputer partition with its ``missing_values`` coded as NaN (as its fit does)."""
-    return imputer._prepare(part, reset=True)
-
-
-def _row_sums(model, part):
-    """Observed-entry counts and sums of a partition (for the global shift)."""
-    X = _hmm_rows(part) if isinstance(model, BaseHMM) else np.asarray(part, dtype=np.float64)
-    observed = ~np.isnan(X)
-    return np.stack([observed.sum(axis=0), np.where(observed, X, 0.0).sum(axis=0)])
-
-
-def _row_scatter(model, part, mean):
-    """Sum of squared deviations about ``mean`` per column (observed entries)."""
-    X = _hmm_rows(part) if isinstance(model, BaseHMM) else np.asarray(part, dtype=np.float64)
-    d = X - mean
-    return np.nansum(d * d, axis=0)
-
-
-def _hmm_rows(part):
-    X, _ = _hmm_part(part)
-    return np.asarray(X, dtype=np.float64)
-
-
-def _hmm_part(part):
-    if isinstance(part, tuple):
-        return part
-    return np.concatenate([np.asarray(x, dtype=np.float64) for x in part]), [len(x) for x in part]
-
-
-def _prepare(model, part, shift, index):
-    """The model's prepared data for one partition (number ``index`` in the caller's list),
-    moments taken about the global shift."""
-    try:
-        data = _validated(model, part)
+        return func(*args)
     except ValueError as exc:
         raise ValueError(f"Partition {index}: {exc}") from None
-    data.shift = shift
-    return data
 
 
-def _validated(model, part):
-    if isinstance(model, BaseHMM):
-        X, lengths = _hmm_part(part)
-        data = model._validate(X, lengths, reset=False)
-    else:
-        X = np.asarray(part)
-        if X.ndim == 2 and X.size and X.dtype.kind == "f" and np.isnan(X).all(axis=0).any():
-            # A column with no observed value in this partition, observed in others (the
-            # driver checked the whole data): validate with one complete row appended (the
-            # last of the complete rows), then drop it.
-            data = model._validate_rows(np.vstack([X, np.zeros((1, X.shape[1]))]), None,
-                                        reset=False)
-            data.X = data.X[:-1]
-            data.chunks = _row_chunks(len(data.X))
-        else:
-            data = model._validate_rows(X, None, reset=False)
-    return data
-
-
-def _with_shift(data, shift):
-    """The prepared data with moments about ``shift`` (the arrays are shared, not copied)."""
-    return dataclasses.replace(data, shift=shift)
-
-
-def _sequences(data):
-    return data.X, data.lengths
+def _describe(model, part):
+    try:
+        return model.em_describe(part)
+    except Exception as exc:  # ragged lists and the like: numpy's words, with ours around
+        return f"cannot be read as an array ({exc})"
 
 
 def _estep(model, data, index):
     with ChunkRunner(1) as runner:
-        try:
-            return model._estep(data, runner)
-        except ValueError as exc:  # e.g. a sequence of probability zero: say where it is
-            raise ValueError(f"Partition {index}: {exc}") from None
+        return _named(index, model.em_estep, data, runner)
 
 
-def _filled_moments(model, data):
-    X, w = data.filled()
-    resp = np.ones((len(X), 1)) if w is None else w[:, None].copy()
-    return GaussianStats.from_weights(X, resp, data.shift, model.covariance_type)
-
-
-def _fa_moments(part, shift):
-    X = np.asarray(part, dtype=np.float64)
-    if np.isnan(X).any():
-        raise ValueError("emx.distributed fits FactorAnalysis on complete data only.")
-    gs = GaussianStats.from_weights(X, np.ones((len(X), 1)), shift, "tied")
-    return FactorStats(float(len(X)), gs.sum1[0], gs.sum2, shift)
-
-
-def _rec_load(rec, part):
-    utterances, transcripts = part
-    loaded = rec._load(utterances, transcripts)
-    if not loaded[0]:
-        raise ValueError("emx.distributed: a Recognizer partition holds no utterances.")
-    return loaded
-
-
-def _rec_summary(loaded):
-    from .speech.recognizer import _Summary
-
-    return _Summary.of(*loaded)
-
-
-def _rec_moments(rec, selected, centres):
-    return rec._init_moments(selected[0], selected[1], centres)
-
-
-def _rec_estep(rec, groups):
-    return reduce(operator.iadd, (rec._estep(g) for g in groups))
+def _sample(model, data, k, seed):
+    """``k`` rows of a partition's prepared data, drawn uniformly without replacement, in
+    order (a raw partition of one sequence for the HMMs)."""
+    rows = model.em_rows(data)
+    X = rows[0] if isinstance(rows, tuple) else rows
+    idx = np.sort(np.random.default_rng(seed).choice(len(X), size=k, replace=False))
+    return X[idx]
 
 
 # ---------------------------------------------------------------- driver
@@ -247,89 +113,36 @@ def _submit_parts(client, partitions) -> list:
     return [client.submit(_identity, p, pure=False) for p in parts]
 
 
-class _Distributed:
-    """The model seen by the EM loop: its E-step runs on the partitions' workers."""
+def _check_partitions(client, model, parts):
+    """Drop empty partitions (and those without an informative row) and check the others:
+    all with the same number of features.
 
-    def __init__(self, model, client, prepared, index):
-        self.model, self.client, self.prepared, self.index = model, client, prepared, index
-
-    def _estep(self, data, runner):
-        # The model (its parameters: small) travels with each task; the data stay put.
-        futures = [self.client.submit(_estep, self.model, p, i, pure=False)
-                   for p, i in zip(self.prepared, self.index, strict=True)]
-        stats = _tree_sum(self.client, futures)
-        # the serial fit's refusal of round-off falls (GaussianMixture), on the summed stats
-        accept = getattr(self.model, "_accept", None)
-        return accept(stats) if accept is not None else stats
-
-    def _log_prior(self) -> float:
-        return self.model._log_prior()
-
-    def _mstep(self, stats) -> None:
-        self.model._mstep(stats)
-
-
-def _global_moments(client, model, parts):
-    """Mean (over observed entries) and population variance of all rows."""
-    sums = _tree_sum(client, [client.submit(_row_sums, model, p, pure=False) for p in parts])
-    count, total = sums
-    if np.any(count == 0):
-        bad = np.flatnonzero(count == 0).tolist()
-        raise ValueError(f"Column(s) {bad} have no observed value.")
-    mean = total / count
-    scatter = _tree_sum(
-        client, [client.submit(_row_scatter, model, p, mean, pure=False) for p in parts]
-    )
-    return mean, scatter / count, int(count.max())
-
-
-def _check_partitions(client, model, parts, index=None):
-    """Drop empty partitions (and, for row models, those without an observed value) and check
-    the others: 2-D, all with the same number of features.
-
-    Returns the kept partitions, their numbers of rows (frames for the HMMs), the number of
-    features and the kept partitions' indices in the caller's list (``index`` maps ``parts``
-    to that list); a bad partition is a ValueError naming its index.
+    Returns the kept partitions, their numbers of rows, the number of features (None when
+    the model's partitions do not say) and the kept partitions' indices in the caller's list;
+    a bad partition is a ValueError naming its index.
     """
-    index = list(range(len(parts))) if index is None else index
     described = client.gather([client.submit(_describe, model, p, pure=False) for p in parts])
     n_features = first = None
+
+    def used(d) -> bool:  # rows, and informative ones when the model counts them
+        return d[0] > 0 and (len(d) < 3 or d[2] > 0)
+
     for i, d in enumerate(described):
         if isinstance(d, str):
-            raise ValueError(f"Partition {index[i]}: {d}.")
-        if d[0] == 0 or d[-1] == 0:
+            raise ValueError(f"Partition {i}: {d}.")
+        if not used(d):
             continue
         if n_features is None:
-            n_features, first = d[1], index[i]
+            n_features, first = d[1], i
         elif d[1] != n_features:
             raise ValueError(
-                f"Partition {index[i]} has {d[1]} features, but partition {first} has "
-                f"{n_features}: "
-                "every partition must have the same number of features."
+                f"Partition {i} has {d[1]} features, but partition {first} has "
+                f"{n_features}: every partition must have the same number of features."
             )
-    keep = [i for i, d in enumerate(described) if d[0] > 0 and d[-1] > 0]
+    keep = [i for i, d in enumerate(described) if used(d)]
     if not keep:
         raise ValueError("Every partition is empty (or has no row with an observed value).")
-    return ([parts[i] for i in keep], [int(described[i][0]) for i in keep], int(n_features),
-            [index[i] for i in keep])
-
-
-def _prepare_all(client, model, parts, index) -> list:
-    """Futures of the partitions validated and prepared on their workers (where they stay);
-    the first invalid partition's error (naming it) is raised here."""
-    from dask.distributed import wait
-
-    prepared = [client.submit(_prepare, model, p, None, i, pure=False)
-                for p, i in zip(parts, index, strict=True)]
-    wait(prepared)
-    for f in prepared:
-        if f.status == "error":
-            f.result()  # raises the worker's error
-    return prepared
-
-
-def _shifted(client, prepared, shift) -> list:
-    return [client.submit(_with_shift, d, shift, pure=False) for d in prepared]
+    return [parts[i] for i in keep], [int(described[i][0]) for i in keep], n_features, keep
 
 
 def _sample_counts(sizes, n_sample: int, random_state):
@@ -348,13 +161,61 @@ def _sample_counts(sizes, n_sample: int, random_state):
     return counts, gen.integers(np.iinfo(np.int64).max, size=len(sizes))
 
 
-def _draw_sample(client, model, parts, sizes, n_sample: int, random_state) -> np.ndarray:
-    """A seeded uniform sample of ``n_sample`` rows (frames) across all partitions, in
-    partition order."""
-    counts, seeds = _sample_counts(sizes, n_sample, random_state)
-    futures = [client.submit(_sample, model, p, int(k), int(s), pure=False)
-               for p, k, s in zip(parts, counts, seeds, strict=True) if k > 0]
-    return np.concatenate(client.gather(futures))
+class _Partitions(DataSource):
+    """The partitions' prepared data on the workers, as a :class:`emx._em.DataSource`."""
+
+    def __init__(self, client, model, parts, sizes, n_features, index, max_rows: int):
+        from dask.distributed import wait
+
+        self.client, self.model, self.index = client, model, index
+        self.n_rows, self.n_features, self.max_rows = int(sum(sizes)), n_features, max_rows
+        self.sizes = sizes
+        self.data = [client.submit(_named, i, model.em_prepare, p, pure=False)
+                     for p, i in zip(parts, index, strict=True)]
+        wait(self.data)
+        for f in self.data:
+            if f.status == "error":
+                f.result()  # raises the worker's error (naming the partition)
+
+    def rows(self):
+        model, client = self.model, self.client
+        if self.n_rows <= self.max_rows:
+            # all rows, in partition order, prepared as model.fit prepares them
+            parts = client.gather([client.submit(model.em_rows, d, pure=False)
+                                   for d in self.data])
+            return model.em_prepare(model.em_join(parts), reset=True), True
+        counts, seeds = _sample_counts(self.sizes, self.max_rows,
+                                       getattr(model, "random_state", None))
+        futures = [client.submit(_sample, model, d, int(k), int(s), pure=False)
+                   for d, k, s in zip(self.data, counts, seeds, strict=True) if k > 0]
+        return model.em_prepare(np.concatenate(client.gather(futures)), reset=True), False
+
+    def map(self, func, *args) -> list:
+        return self.client.gather([self.client.submit(_named, i, func, d, *args, pure=False)
+                                   for d, i in zip(self.data, self.index, strict=True)])
+
+    def reduce(self, func, *args):
+        return _tree_sum(self.client, [self.client.submit(_named, i, func, d, *args,
+                                                          pure=False)
+                                       for d, i in zip(self.data, self.index, strict=True)])
+
+    def update(self, func, *args) -> None:
+        from dask.distributed import wait
+
+        self.data = [self.client.submit(_named, i, func, d, *args, pure=False)
+                     for d, i in zip(self.data, self.index, strict=True)]
+        wait(self.data)
+        for f in self.data:
+            if f.status == "error":
+                f.result()
+
+    def estep(self):
+        """Statistics of all partitions at the model's current parameters (the model, its
+        parameters being small, travels with each task; the data stay put)."""
+        return _tree_sum(self.client, [
+            self.client.submit(_estep, self.model, d, i, pure=False)
+            for d, i in zip(self.data, self.index, strict=True)
+        ])
 
 
 def fit(model, partitions, client, *, callback=None, max_init_rows=DEFAULT_MAX_INIT_ROWS):
@@ -366,9 +227,10 @@ def fit(model, partitions, client, *, callback=None, max_init_rows=DEFAULT_MAX_I
 
     Parameters
     ----------
-    model : GaussianMixture, EMImputer, GaussianHMM, GMMHMM, FactorAnalysis or
-        speech.Recognizer
-        The estimator; its hyperparameters are used as in ``model.fit`` (``n_init=1`` only).
+    model : an emx model implementing the EM protocol (:class:`emx._em.EMModel`)
+        GaussianMixture, EMImputer, FactorAnalysis, the HMMs (GaussianHMM, GMMHMM,
+        CategoricalHMM, MultinomialHMM, PoissonHMM) or speech.Recognizer. Its
+        hyperparameters are used as in ``model.fit`` (``n_init=1`` only).
     partitions : dask array, or list of partitions
         Row models: a dask array (blocks of rows) or a list of 2-D arrays. HMMs: a list of
         ``(X, lengths)`` pairs or of lists of 2-D sequences (sequences are never split).
@@ -380,14 +242,13 @@ def fit(model, partitions, client, *, callback=None, max_init_rows=DEFAULT_MAX_I
     callback : callable, optional
         ``callback(iteration, loglik)`` after every E-step (progress, tests).
     max_init_rows : int, default DEFAULT_MAX_INIT_ROWS (2,000,000)
-        GaussianMixture, EMImputer and the HMMs: when the data hold at most this many rows
-        (frames), the initialisation runs on all of them, gathered to the driver in
-        partition order, exactly as ``model.fit`` runs it (same k-means, same draws from
+        When the data hold at most this many rows (frames), an initialisation that needs
+        the data (k-means and the like) runs on all of them, gathered to the driver in
+        partition order, exactly as ``model.fit`` runs it (same draws from
         ``random_state``); above, on a uniform sample of this many rows drawn without
         replacement across all partitions (seeded from ``random_state``), so the fit starts,
-        and may end, elsewhere than the serial one. Not used when the initial parameters are
-        all given (nothing is gathered then), nor by FactorAnalysis and the Recognizer,
-        whose initialisations are reduced over all partitions at any size.
+        and may end, elsewhere than the serial one. Initialisations from statistics reduced
+        over the partitions (FactorAnalysis, the Recognizer) do not use it.
 
     Returns
     -------
@@ -397,205 +258,23 @@ def fit(model, partitions, client, *, callback=None, max_init_rows=DEFAULT_MAX_I
     if isinstance(max_init_rows, bool) or not isinstance(max_init_rows, (int, np.integer)) \
             or max_init_rows < 1:
         raise ValueError(f"max_init_rows must be a positive int, got {max_init_rows!r}.")
-    max_init_rows = int(max_init_rows)
-    if isinstance(model, EMImputer):
-        parts, _, _, index = _check_partitions(client, model,
-                                               _submit_parts(client, partitions))
-        parts = [client.submit(_imputer_rows, model, p, pure=False) for p in parts]
-        mixture = model._mixture()
-        _fit_rows(mixture, client, parts, callback, max_init_rows, index)
-        n_used = int(sum(client.gather(
-            [client.submit(lambda p: int(np.sum(~np.isnan(np.asarray(p)).all(axis=1))), p)
-             for p in parts]
-        )))
-        model.n_features_in_ = mixture.n_features_in_
-        return model._finish_fit(mixture, n_used)
-    if isinstance(model, FactorAnalysis):
-        return _fit_fa(model, client, _submit_parts(client, partitions))
-    if isinstance(model, GaussianMixture):
-        _fit_rows(model, client, _submit_parts(client, partitions), callback, max_init_rows)
-        return model
-    if isinstance(model, BaseHMM):
-        return _fit_hmm(model, client, _submit_parts(client, partitions), callback,
-                        max_init_rows)
-    from .speech.recognizer import Recognizer
-
-    if isinstance(model, Recognizer):
-        return _fit_recognizer(model, client, _submit_parts(client, partitions), callback)
-    raise TypeError(f"emx.distributed.fit does not support {type(model).__name__}.")
-
-
-def _monitored_em(model, client, prepared, index, monitor, callback):
-    proxy = _Distributed(model, client, prepared, index)
-    if callback is not None:
-        inner = proxy._estep
-
-        def estep(data, runner):
-            stats = inner(data, runner)
-            callback(monitor.iter, stats.loglik)
-            return stats
-
-        proxy._estep = estep
-    run_em(proxy, None, monitor, None)
-    return monitor
-
-
-def _fit_rows(model: GaussianMixture, client, parts, callback, max_init_rows: int,
-              index=None) -> None:
-    model._check_hyperparameters()
-    if model.n_init != 1:
+    if not all(hasattr(model, m) for m in ("em_prepare", "em_init", "em_estep", "em_run")):
+        raise TypeError(f"emx.distributed.fit does not support {type(model).__name__}: it "
+                        "does not implement the EM protocol (emx._em.EMModel).")
+    if getattr(model, "n_init", 1) != 1:
         raise ValueError("emx.distributed fits one initialisation (n_init=1).")
-    model.__dict__.pop("_accepted", None)  # no step accepted yet, as in model.fit
-    parts, sizes, D, index = _check_partitions(client, model, parts, index)
-    K = model.n_components
-    warm = model.warm_start and hasattr(model, "converged_")
-    if warm and D != model.n_features_in_:
-        raise ValueError(f"X has {D} features, but {type(model).__name__} is expecting "
-                         f"{model.n_features_in_} features as input.")
-    needs_data = not warm and any(g is None for g in model._check_initial(D))
-    rs = check_random_state(model.random_state)  # as model.fit draws it
-    if not warm:
-        model.n_features_in_ = D
-    prepared = _prepare_all(client, model, parts, index)
-    if needs_data and sum(sizes) <= max_init_rows:
-        # The serial initialisation: all rows, in partition order, prepared as model.fit
-        # prepares them (the same shift, the same rows for k-means, the same draws).
-        X = np.concatenate(client.gather(
-            [client.submit(_raw_rows, model, p, pure=False) for p in parts]))
-        data = model._validate_rows(X, None, reset=True)
-        del X
-        if data.n_rows < K:
-            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{K}, n_samples = {data.n_rows}")
-        data.shift = shift = _weighted_nanmean(data)
-    else:
-        if sum(sizes) < K:
-            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{K}, n_samples = {sum(sizes)}")
-        shift, _, _ = _global_moments(client, model, parts)
-        data = None
-    prepared = _shifted(client, prepared, shift)
-    if data is not None:
-        model._init_params(data, rs)
-    elif not needs_data:  # every initial parameter given (or a warm start): rows unused
-        model._init_params(model._validate_rows(np.zeros((1, D)), None, reset=False), rs)
-    elif K == 1:
-        # One component: the initial fit is the moments of all rows (missing entries at the
-        # column means), as in a serial fit: reduce them rather than sample.
-        gs = _tree_sum(client, [client.submit(_filled_moments, model, p, pure=False)
-                                for p in prepared])
-        weights, means, covars = model._estimate(gs, None, None)
-        given = model._check_initial(D)
-        model.weights_, model.means_, model.covariances_ = (
-            g if g is not None else d for g, d in zip(given, (weights, means, covars),
-                                                      strict=True)
-        )
-    else:  # too many rows for the driver: a uniform sample of them
-        sample = _draw_sample(client, model, parts, sizes, max_init_rows, rs)
-        sample = sample[~np.isnan(sample).all(axis=1)]
-        sample = np.where(np.isnan(sample), shift, sample)  # as _Rows.filled() fills
-        data = model._validate_rows(sample, None, reset=False)
-        data.shift = shift
-        model._init_params(data, rs)
-    if model.max_iter == 0:  # as model.fit: the initial parameters, no EM
-        model.converged_, model.n_iter_ = False, 0
-        model.lower_bound_, model.lower_bounds_ = -np.inf, []
-        model._set_derived()
-        return
-    monitor = ConvergenceMonitor(model.tol, model.max_iter, bool(model.verbose))
-    _monitored_em(model, client, prepared, index, monitor, callback)
-    model._finish_fit(monitor)
-
-
-def _fit_hmm(model: BaseHMM, client, parts, callback, max_init_rows: int):
-    model._check_hyperparameters()
-    if model.n_init != 1:
-        raise ValueError("emx.distributed fits one initialisation (n_init=1).")
-    parts, sizes, D, index = _check_partitions(client, model, parts)
-    model.n_features_in_ = D
-    K, n = model.n_components, sum(sizes)
-    if n < K:
-        raise ValueError(f"Cannot fit {K} states to {n} samples: need at least as many "
-                         "samples as states.")
-    prepared = _prepare_all(client, model, parts, index)
-    if n <= max_init_rows:
-        # The serial initialisation: all sequences, in partition order, as model.fit sees them.
-        got = client.gather([client.submit(_sequences, d, pure=False) for d in prepared])
-        data = model._validate(np.concatenate([g[0] for g in got]),
-                               np.concatenate([g[1] for g in got]), reset=True)
-        del got
-        data.shift = shift = data.X.mean(axis=0)
-        prepared = _shifted(client, prepared, shift)
-        model._init_params(data, model.random_state)
-        del data
-    else:  # too many frames for the driver: a uniform sample of them
-        shift, var, _ = _global_moments(client, model, parts)
-        prepared = _shifted(client, prepared, shift)
-        sample = _draw_sample(client, model, parts, sizes, max_init_rows, model.random_state)
-        data = model._validate(sample, None, reset=False)
-        data.shift = shift
-        model._init_params(data, model.random_state)
-        if isinstance(model, GMMHMM):  # floors from all the data, not the sample
-            model.var_floor_ = np.maximum(model.min_covar, model.var_floor * var)
-    monitor = ConvergenceMonitor(model.tol, model.n_iter, model.verbose)
-    model.monitor_ = _monitored_em(model, client, prepared, index, monitor, callback)
-    return model
-
-
-def _fit_fa(model: FactorAnalysis, client, parts):
-    parts, _, model.n_features_in_, _ = _check_partitions(client, model, parts)
-    shift, var, _ = _global_moments(client, model, parts)
-    stats = _tree_sum(client, [client.submit(_fa_moments, p, shift, pure=False) for p in parts])
-    cov = stats.covariance()
-    return model._fit_prepared(_FAData(shift, _noise_floor(np.diag(cov).copy()), cov,
-                                       stats=stats))
-
-
-def _fit_recognizer(rec, client, parts, callback):
-    """Recognizer training with every phase reduced over the partitions (see its ``fit``)."""
-    rec._check_hyperparameters()
-    if rec.vtln or rec.sat:
-        raise ValueError("emx.distributed trains a Recognizer without VTLN or SAT (vtln=True "
-                         "and sat=True train again on warped or transformed features): fit "
-                         "it serially, or set them False.")
-    # one front end everywhere: the sample rate of the audio of all partitions
-    rec._pin_front_end(_tree_sum(client, [client.submit(lambda p: rec._audio_rates(p[0]), p,
-                                                        pure=False) for p in parts]))
-    loaded = [client.submit(_rec_load, rec, p, pure=False) for p in parts]
-    summaries = [client.submit(_rec_summary, x, pure=False) for x in loaded]
-    dims = client.gather([client.submit(lambda s: s.dims, s, pure=False) for s in summaries])
-    for i, d in enumerate(dims):
-        if d != dims[0] and len(d) == 1 and len(dims[0]) == 1:
-            raise ValueError(
-                f"Partition {i} has utterances with {next(iter(d))} features, but partition "
-                f"0 has {next(iter(dims[0]))}: every partition must have the same number of "
-                "features."
-            )
-        if len(d) > 1:
-            raise ValueError(f"Partition {i} has utterances with different feature "
-                             f"dimensions: {sorted(d)}.")
-    rec._setup(_tree_sum(client, summaries))
-    selected = [client.submit(lambda r, x: r._select(*x), rec, x, pure=False) for x in loaded]
-    rec._check_selection(_tree_sum(client, [client.submit(operator.itemgetter(2), x)
-                                            for x in selected]))
-
-    def moments(centres):
-        return _tree_sum(client, [client.submit(_rec_moments, rec, x, centres, pure=False)
-                                  for x in selected])
-
-    first = moments(None)
-    rec._initialise(first, moments(rec._centres(first)))
-    groups = [client.submit(lambda r, x: r._groups(x[0], x[1]), rec, x, pure=False)
-              for x in selected]
+    parts, sizes, n_features, index = _check_partitions(
+        client, model, _submit_parts(client, partitions))
+    source = _Partitions(client, model, parts, sizes, n_features, index, int(max_init_rows))
+    model.em_init(source, getattr(model, "random_state", None))
     iteration = [0]
 
     def estep():
-        stats = _tree_sum(client, [client.submit(_rec_estep, rec, g, pure=False)
-                                   for g in groups])
+        stats = source.estep()
         if callback is not None:
             callback(iteration[0], stats.loglik)
         iteration[0] += 1
         return stats
 
-    rec._train(estep, first.n)
-    return rec
+    model.em_run(estep)
+    return model

@@ -18,7 +18,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import gaussian as G
 from ._core import _hmm
-from ._em import ChunkRunner, ConvergenceMonitor, fit_restarts, restart_seeds
+from ._em import (
+    ChunkRunner,
+    ConvergenceMonitor,
+    EMMixin,
+    column_moments,
+    fit_restarts,
+    restart_seeds,
+)
 from ._validation import broadcast_prior, check_n_jobs, check_positive_int, check_sequences
 from .emissions import Emission, GaussianEmission, GMMEmission
 
@@ -117,7 +124,7 @@ def _normalize_rows(counts: np.ndarray, old: np.ndarray) -> np.ndarray:
 _MIN_PROB = 1e-300
 
 
-class BaseHMM(BaseEstimator):
+class BaseHMM(EMMixin, BaseEstimator):
     """Common machinery of HMMs with any emission model.
 
     BaseHMM owns the transitions (``startprob_``, ``transmat_``), the forward-backward,
@@ -395,6 +402,69 @@ class BaseHMM(BaseEstimator):
             seq_ll = np.array(seq_ll, dtype=np.float64)
             seq_ll[seqs] = -np.inf
         return seq_ll
+
+    # ------------------------------------------------------------------ EM protocol
+    # (emx._em.EMModel: what emx.distributed drives; a partition is an (X, lengths) pair or
+    # a list of 2-D sequences, whole sequences only.)
+    def em_describe(self, part):
+        """``(n_frames, n_features)`` of a partition, or what is wrong with it."""
+        if isinstance(part, np.ndarray):
+            return ("is an array: give an HMM partition as an (X, lengths) pair or a list of "
+                    "2-D sequences")
+        if isinstance(part, tuple):
+            if len(part) != 2:
+                return "must be an (X, lengths) pair or a list of 2-D sequences"
+            X = np.asarray(part[0])
+            if X.ndim != 2:
+                return f"X has shape {X.shape}, not (n_rows, n_features)"
+            return X.shape
+        seqs = [np.asarray(x) for x in part]
+        if not seqs:
+            return (0, None)
+        bad = [i for i, x in enumerate(seqs) if x.ndim != 2]
+        if bad:
+            return f"sequence {bad[0]} has shape {seqs[bad[0]].shape}, not (n_frames, n_features)"
+        dims = [x.shape[1] for x in seqs]
+        if len(set(dims)) > 1:
+            other = next(i for i, d in enumerate(dims) if d != dims[0])
+            return (f"sequence 0 has {dims[0]} features but sequence {other} has "
+                    f"{dims[other]}")
+        return (sum(len(x) for x in seqs), dims[0])
+
+    def em_prepare(self, part, *, reset: bool = False) -> _Data:
+        """A partition validated and cut into chunks (an array is one sequence)."""
+        if isinstance(part, tuple):
+            X, lengths = part
+        elif isinstance(part, np.ndarray):
+            X, lengths = part, None
+        else:
+            X, lengths = list(part), None
+        return self._validate(X, lengths, reset=reset)
+
+    def em_rows(self, data: _Data):
+        return data.X, data.lengths
+
+    def em_join(self, parts: list):
+        return (np.concatenate([p[0] for p in parts]),
+                np.concatenate([p[1] for p in parts]))
+
+    def em_init(self, source, random_state) -> bool:
+        """Initialise from all the frames of ``source`` (a uniform sample of them above its
+        ``max_rows``); returns whether it saw all of them."""
+        self._check_hyperparameters()
+        K, n = self.n_components, source.n_rows
+        if n < K:
+            raise ValueError(f"Cannot fit {K} states to {n} samples: need at least as many "
+                             "samples as states.")
+        data, complete = source.rows()
+        self._init_params(data, random_state)
+        return complete
+
+    def em_monitor(self) -> ConvergenceMonitor:
+        return ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+
+    def em_finish(self, monitor: ConvergenceMonitor) -> None:
+        self.monitor_ = monitor
 
     # ------------------------------------------------------------------ inference
     def _prepare(self, X, lengths) -> _Data:
@@ -784,6 +854,13 @@ class GMMHMM(BaseHMM):
         """Means (K*M, D) and covariances of the K*M Gaussians, in a GaussianDensity type."""
         return self._emission().flat()
 
+    def em_init(self, source, random_state) -> bool:
+        complete = super().em_init(source, random_state)
+        if not complete:  # the variance floors from all the data, not the sample
+            var = column_moments(source, _frames)[1]
+            self.var_floor_ = np.maximum(self.min_covar, self.var_floor * var)
+        return complete
+
     def split_mixtures(self, n_mix: int) -> GMMHMM:
         """Grow every state to ``n_mix`` Gaussians by splitting, as HTK's HHEd ``MU``.
 
@@ -804,3 +881,7 @@ class GMMHMM(BaseHMM):
         self._store(em)
         self.n_mix = n_mix
         return self
+
+
+def _frames(data: _Data) -> np.ndarray:
+    return data.X

@@ -38,7 +38,7 @@ import soundfile as sf
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .._core import _hmm
-from .._em import ChunkRunner, ConvergenceMonitor, user_stacklevel
+from .._em import ChunkRunner, ConvergenceMonitor, LocalData, user_stacklevel
 from .._validation import check_n_jobs, check_positive_int
 from ..emissions import GMMEmission
 from ..gaussian import GaussianStats
@@ -343,6 +343,40 @@ def _forward_scores(loglik: np.ndarray, offsets: np.ndarray, net: Network) -> np
             out[i] = one[0]
         a = i + 1
     return out
+
+
+# Phases of the initialisation, as functions of one partition (they run where it lives).
+def _rates_of(part, rec) -> Counter:
+    return rec._audio_rates(part[0])
+
+
+def _loaded(part, rec) -> tuple:
+    feats, labels = rec._load(*part)
+    return feats, labels
+
+
+def _dims_of(loaded) -> set:
+    return {f.shape[1] for f in loaded[0]}
+
+
+def _summary_of(loaded) -> _Summary:
+    return _Summary.of(*loaded)
+
+
+def _selected(loaded, rec) -> tuple:
+    return rec._select(*loaded)
+
+
+def _kept_of(selected):
+    return selected[2]
+
+
+def _moments_of(selected, rec, centres):
+    return rec._init_moments(selected[0], selected[1], centres)
+
+
+def _groups_of(selected, rec) -> list:
+    return rec._groups(selected[0], selected[1])
 
 
 def _pool(S: int, M: int, D: int, covariance_type: str, weights_, means_, covars_,
@@ -940,19 +974,82 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         self.speaker_transforms_ = transforms
 
     def _fit_features(self, feats: list, transcripts: list) -> None:
-        """Train from scratch on features and transcripts (tuples of labels)."""
-        self._setup(_Summary.of(feats, transcripts))
-        feats, units, kept = self._select(feats, transcripts)
-        self._check_selection(kept)
-        first = self._init_moments(feats, units)
-        self._initialise(first, self._init_moments(feats, units, self._centres(first)))
-        groups = self._groups(feats, units)
+        """Train from scratch on features and transcripts (tuples of labels): the phases of
+        the EM protocol (``_initialise_from``, ``em_run``) on one partition in memory."""
+        source = LocalData((feats, transcripts), len(feats))
+        self._initialise_from(source)
+        groups = source.data
 
         def estep():
             with ChunkRunner(check_n_jobs(self.n_jobs)) as runner:
                 return runner.map_sum(self._estep, groups, group=1)
 
-        self._train(estep, first.n)
+        self.em_run(estep)
+
+    # The EM protocol (emx._em.EMModel) -----------------------------------------------
+    # A partition is an (utterances, transcripts) pair as fit takes them. Every quantity the
+    # initialisation needs is an additive summary of the partitions' utterances.
+    def em_describe(self, part):
+        if not (isinstance(part, tuple) and len(part) == 2):
+            return "must be an (utterances, transcripts) pair"
+        return (len(part[0]), None)
+
+    def em_prepare(self, part, *, reset: bool = False):
+        """A partition as given (audio is read once the front end is pinned, in
+        :meth:`em_init`)."""
+        return part
+
+    def em_rows(self, data):
+        raise TypeError("A Recognizer initialises from reduced summaries, not from rows.")
+
+    def em_join(self, parts: list):
+        raise TypeError("A Recognizer initialises from reduced summaries, not from rows.")
+
+    def em_init(self, source, random_state=None) -> None:
+        """Pin the front end with the sample rates of all the audio, compute the features on
+        the partitions, then :meth:`_initialise_from` them."""
+        self._check_hyperparameters()
+        if self.vtln or self.sat:
+            raise ValueError("emx.distributed trains a Recognizer without VTLN or SAT "
+                             "(vtln=True and sat=True train again on warped or transformed "
+                             "features): fit it serially, or set them False.")
+        for name in ("feature_transform_", "training_warps_", "speaker_transforms_"):
+            self.__dict__.pop(name, None)
+        self._pin_front_end(source.reduce(_rates_of, self))
+        source.update(_loaded, self)
+        self._initialise_from(source)
+
+    def _initialise_from(self, source) -> None:
+        """Vocabulary, selection and initial models from summaries reduced over the
+        partitions of ``(features, transcripts)``; leaves each partition's utterance groups
+        (the data of :meth:`em_estep`)."""
+        dims = source.map(_dims_of) if len(source.index) > 1 else []
+        for i, d in enumerate(dims):  # several partitions: name the one that differs
+            if len(d) > 1:
+                raise ValueError(f"Partition {source.index[i]} has utterances with different "
+                                 f"feature dimensions: {sorted(d)}.")
+            if d and dims[0] and d != dims[0]:
+                raise ValueError(
+                    f"Partition {source.index[i]} has utterances with {next(iter(d))} "
+                    f"features, but partition {source.index[0]} has {next(iter(dims[0]))}: "
+                    "every partition must have the same number of features."
+                )
+        self._setup(source.reduce(_summary_of))
+        source.update(_selected, self)
+        self._check_selection(source.reduce(_kept_of))
+        first = source.reduce(_moments_of, self, None)
+        self._initialise(first, source.reduce(_moments_of, self, self._centres(first)))
+        source.update(_groups_of, self)
+        self._n_frames = first.n
+
+    def em_estep(self, data: list, runner) -> _Stats:
+        return runner.map_sum(self._estep, data, group=1)
+
+    def em_run(self, estep) -> None:
+        """Baum-Welch passes with mixture splitting between stages (:meth:`_train`)."""
+        n_frames = self.__dict__.pop("_n_frames")
+        self._train(estep, n_frames)
+
 
     # The training phases -----------------------------------------------------------
     def _load(self, utterances, transcripts, samplerate=None, speakers=None,

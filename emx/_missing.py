@@ -41,21 +41,18 @@ class Pattern:
 
 
 def missing_patterns(X: np.ndarray) -> list[Pattern]:
-    """Group the rows of ``X`` by which entries are NaN (one pass, no Python loop over rows).
+    """Group the rows of ``X`` by which entries are NaN, as :class:`Pattern` objects (the
+    runs of :func:`pattern_runs`, the one grouping routine).
 
     Rows with every entry missing form a pattern with no observed column; callers decide
     what to do with them (they carry no information about the parameters).
     """
-    mask = ~np.isnan(X)
-    packed = np.packbits(mask, axis=1)
-    keys, inverse = np.unique(packed, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(keys) + 1))
-    D = X.shape[1]
+    if len(X) == 0:
+        return []
+    order, starts = pattern_runs(X)
     return [
-        Pattern(np.unpackbits(keys[i], count=D).astype(bool), order[bounds[i] : bounds[i + 1]])
-        for i in range(len(keys))
+        Pattern(~np.isnan(X[order[a]]), order[a:b])
+        for a, b in zip(starts[:-1], starts[1:], strict=True)
     ]
 
 

@@ -100,7 +100,8 @@ class EMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         return tags
 
-    def _prepare(self, X, *, reset: bool) -> np.ndarray:
+    def _validate_input(self, X, *, reset: bool) -> np.ndarray:
+        """``X`` validated, as a float64 copy with ``missing_values`` coded as NaN."""
         X = validate_data(
             self, X, reset=reset, dtype=np.float64, order="C", ensure_all_finite="allow-nan",
             copy=True,
@@ -122,7 +123,7 @@ class EMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
-        X = self._prepare(X, reset=True)
+        X = self._validate_input(X, reset=True)
         model = self._mixture().fit(X)
         return self._finish_fit(model, int(np.sum(~np.isnan(X).all(axis=1))))
 
@@ -158,7 +159,7 @@ class EMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """``X`` with every missing entry replaced by its conditional expectation."""
         check_is_fitted(self, "mixture_")
-        X = self._prepare(X, reset=False)
+        X = self._validate_input(X, reset=False)
         return self.mixture_._estimate_resp(X, want_fill=True)[2]
 
 

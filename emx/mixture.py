@@ -207,7 +207,7 @@ class BaseMixture(EMMixin, DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit tail
     def _fit_em(self, data, seeds: list, n_jobs: int) -> None:
         """EM from every seed (``fit_restarts``), the best run kept; then the fitted
-        attributes (:meth:`_finish_fit`)."""
+        attributes (:meth:`em_finish`)."""
         try:
             fit_restarts(self, data, seeds=seeds, n_jobs=n_jobs, make_monitor=self.em_monitor)
         finally:
@@ -234,8 +234,6 @@ class BaseMixture(EMMixin, DensityMixin, BaseEstimator):
                 stacklevel=user_stacklevel(),
             )
         self._set_derived()
-
-    _finish_fit = em_finish  # the name emx.distributed calls (until its rewrite)
 
     def _set_derived(self) -> None:
         """Attributes derived from the fitted parameters (none by default)."""
@@ -514,7 +512,9 @@ class GaussianMixture(BaseMixture):
             covars = G.covars_from_precisions(prec, ct)
         return weights, means, covars
 
-    def _validate_rows(self, X, sample_weight, *, reset: bool) -> _Rows:
+    def _prepare(self, X, sample_weight, *, reset: bool) -> _Rows:
+        """Validated rows of ``X`` (and weights) as the data EM runs on: complete rows in
+        chunks, rows with missing entries grouped by pattern."""
         X = validate_data(
             self, X, reset=reset, dtype=np.float64, order="C", ensure_all_finite="allow-nan",
             ensure_min_samples=2 if reset else 1,
@@ -828,7 +828,7 @@ class GaussianMixture(BaseMixture):
 
     def _fit(self, X, sample_weight) -> _Rows:
         self._check_hyperparameters()
-        data = self._validate_rows(X, sample_weight, reset=not (
+        data = self._prepare(X, sample_weight, reset=not (
             self.warm_start and hasattr(self, "converged_")))
         if data.n_rows < self.n_components:
             raise ValueError(

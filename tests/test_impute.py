@@ -347,3 +347,25 @@ def test_imputer_tied_monotone_at_the_eigenvalue_floor():
     assert np.all(np.diff(imp.loglike_) >= 0)
     out = imp.transform(X)
     assert np.all(np.isfinite(out)) and np.array_equal(out[~np.isnan(X)], X[~np.isnan(X)])
+
+
+def test_missing_patterns_is_the_one_grouping():
+    """missing_patterns groups rows exactly as pattern_runs does (one routine), and every
+    row lands in the pattern of its own NaN mask."""
+    from emx._missing import missing_patterns
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    X[rng.uniform(size=X.shape) < 0.3] = np.nan
+    pats = missing_patterns(X)
+    order, starts = pattern_runs(X)
+    assert [list(p.rows) for p in pats] == [
+        list(order[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)
+    ]
+    seen = np.concatenate([p.rows for p in pats])
+    assert sorted(seen) == list(range(len(X)))
+    for p in pats:
+        np.testing.assert_array_equal(~np.isnan(X[p.rows]), np.broadcast_to(p.observed,
+                                                                          (len(p.rows), 4)))
+    assert len({tuple(p.observed) for p in pats}) == len(pats)
+    assert missing_patterns(np.zeros((0, 3))) == []

@@ -573,3 +573,16 @@ def test_a_genuine_fall_is_still_recorded_and_warned(monkeypatch):
         with pytest.warns(EMDecreaseWarning, match="decreased"):
             gm.fit(blobs())
     assert np.diff(gm.lower_bounds_)[2] < -0.1
+
+
+def test_one_rows_container_and_one_mixture_base():
+    """GaussianMixture and MixtureOfFactorAnalyzers share the mixture base (inference, fit
+    tail) and the one _Rows container."""
+    from emx import MixtureOfFactorAnalyzers, factor, mixture
+
+    assert issubclass(GaussianMixture, mixture.BaseMixture)
+    assert issubclass(MixtureOfFactorAnalyzers, mixture.BaseMixture)
+    assert factor._Rows is mixture._Rows
+    for name in ("score_samples", "score", "predict", "predict_proba", "sample", "bic", "aic",
+                 "em_summed", "em_finish"):
+        assert name not in vars(GaussianMixture) and name not in vars(MixtureOfFactorAnalyzers)

@@ -10,6 +10,7 @@ from sklearn.utils.validation import validate_data
 
 __all__ = [
     "broadcast_prior",
+    "describe_rows",
     "check_lengths",
     "check_n_jobs",
     "check_positive_int",
@@ -247,3 +248,15 @@ def broadcast_prior(value, name: str, shape: tuple) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite.")
     return out
+
+
+def describe_rows(part):
+    """``(n_rows, n_features, n_informative_rows)`` of a partition of rows (NaN-coded), or
+    what is wrong with it: the EM protocol's ``em_describe`` for row models."""
+    X = np.asarray(part)
+    if X.ndim != 2:
+        return f"the partition has shape {X.shape}, not (n_rows, n_features)"
+    if not np.issubdtype(X.dtype, np.floating):
+        return X.shape
+    # rows with nothing observed carry no information: a partition of only those is skipped
+    return X.shape[0], X.shape[1], int(np.sum(~np.isnan(X).all(axis=1)))

@@ -48,10 +48,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
-from ._em import ChunkRunner, ConvergenceMonitor, run_em, user_stacklevel
+from ._em import ChunkRunner, ConvergenceMonitor, column_moments, run_em, user_stacklevel
 from ._missing import missing_patterns
 from ._stats import AdditiveStats, fixed
-from ._validation import check_n_jobs, check_positive_int
+from ._validation import check_n_jobs, check_positive_int, describe_rows
 from .mixture import BaseMixture, MixtureStats, _row_chunks, _Rows, mixture_weights
 
 __all__ = ["FactorAnalysis", "MixtureOfFactorAnalyzers", "FactorStats", "orthomax"]
@@ -657,6 +657,38 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             )
         return Z, ll
 
+    # ------------------------------------------------------------------ EM protocol
+    # (emx._em.EMModel, for emx.distributed: a partition is a 2-D array of complete rows.
+    # Complete data enter factor analysis through their first two moments only, so the
+    # initialisation reduces them over the partitions and runs EM on them; no E-step over
+    # the partitions is left to do.)
+    def em_describe(self, part):
+        return describe_rows(part)
+
+    def em_prepare(self, part, *, reset: bool = False) -> np.ndarray:
+        X = np.asarray(part, dtype=np.float64)
+        if np.isnan(X).any():
+            raise ValueError("emx.distributed fits FactorAnalysis on complete data only.")
+        return X
+
+    def em_rows(self, data: np.ndarray) -> np.ndarray:
+        return data
+
+    def em_join(self, parts: list) -> np.ndarray:
+        return np.concatenate(parts)
+
+    def em_init(self, source, random_state=None) -> None:
+        """The whole fit from moments reduced over the partitions."""
+        self.n_features_in_ = source.n_features
+        shift = column_moments(source, np.asarray)[0]
+        stats = source.reduce(_moments_about, shift)
+        cov = stats.covariance()
+        self._fit_prepared(_FAData(shift, _noise_floor(np.diag(cov).copy()), cov,
+                                   stats=stats))
+
+    def em_run(self, estep) -> None:
+        """Nothing: :meth:`em_init` fitted the model from the data's moments."""
+
     def transform(self, X) -> np.ndarray:
         """Expected factors given each row, ``E[z | x]`` (given the observed entries when
         some are NaN; a row with nothing observed gets the prior mean 0).
@@ -1097,3 +1129,9 @@ class MixtureOfFactorAnalyzers(BaseMixture):
         q = self.components_.shape[1]
         noise = D if self.noise_variance_.ndim == 1 else K * D
         return int(K - 1 + K * D + K * (D * q - q * (q - 1) // 2) + noise)
+
+
+def _moments_about(X: np.ndarray, shift: np.ndarray) -> FactorStats:
+    """First and second moments of complete rows about ``shift``."""
+    gs = G.GaussianStats.from_weights(X, np.ones((len(X), 1)), shift, "tied")
+    return FactorStats(float(len(X)), gs.sum1[0], gs.sum2, shift)

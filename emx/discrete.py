@@ -660,7 +660,27 @@ class CategoricalHMM(BaseHMM):
         self._new_emission().check_hyperparameters()
 
     def _new_emission(self) -> CategoricalEmission:
-        return CategoricalEmission(self.n_components, self.n_features, self.emissionprob_prior)
+        # While initialising from a sample of the data (emx.distributed above max_init_rows),
+        # the number of symbols comes from all the data (em_init), not from the sample.
+        n = self.n_features if self.n_features is not None else self.__dict__.get(
+            "_init_n_symbols")
+        return CategoricalEmission(self.n_components, n, self.emissionprob_prior)
+
+    def em_init(self, source, random_state) -> bool:
+        """Initialise from ``source`` (the EM protocol); with ``n_features=None`` the number
+        of symbols is one more than the largest symbol in all the data, even when the
+        initial draw sees only a sample of the frames."""
+        if self.n_features is None and source.n_rows > source.max_rows:
+            self.__dict__["_init_n_symbols"] = int(max(source.map(_max_symbol))) + 1
+        try:
+            return super().em_init(source, random_state)
+        finally:
+            self.__dict__.pop("_init_n_symbols", None)
+
+
+def _max_symbol(data) -> float:
+    """Largest symbol of a prepared partition (BaseHMM's prepared data hold ``X``)."""
+    return float(data.X.max())
 
 
 class MultinomialHMM(BaseHMM):

@@ -443,6 +443,8 @@ def test_bad_observations(kind, X, match):
     np.testing.assert_array_equal(X, before)  # not mutated
 
 
+@pytest.mark.filterwarnings("ignore:Fitting a model with:UserWarning")
+@pytest.mark.filterwarnings("ignore:Even though:UserWarning")
 def test_symbol_beyond_n_features_or_emissionprob():
     X = np.array([[0], [3], [1], [4]])
     with pytest.raises(ValueError, match="symbol 4, but n_features=4"):
@@ -454,6 +456,8 @@ def test_symbol_beyond_n_features_or_emissionprob():
         model.set_params(init_params="st").fit(X)
 
 
+@pytest.mark.filterwarnings("ignore:Fitting a model with:UserWarning")
+@pytest.mark.filterwarnings("ignore:Even though:UserWarning")
 def test_bad_parameters_and_hyperparameters():
     X = np.array([[0], [1], [2], [1]])
     model = CategoricalHMM(2, random_state=0, n_iter=1).fit(X)
@@ -498,3 +502,59 @@ def test_degenerate_poisson_data_is_not_nan():
     X = np.full((20, 2), 3.0)
     model = PoissonHMM(2, random_state=0, n_iter=3).fit(X)
     np.testing.assert_allclose(model.lambdas_, 3.0)
+
+
+# ------------------------------------------------------------------ distributed (Dask)
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("dask.distributed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+            silence_logs=50,
+        )
+        c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def _partitions(X, lengths, cut):
+    """Two partitions of whole sequences: the first ``cut`` sequences, then the rest."""
+    n = sum(lengths[:cut])
+    return [(X[:n], lengths[:cut]), (X[n:], lengths[cut:])]
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_distributed_fit_equals_serial(client, kind):
+    import emx.distributed as ed
+
+    K, F = 3, SIZES[kind]
+    X, lengths = sample_data(kind, K, F, [80, 60, 100, 40, 70], seed=12)
+    cls, _, kw = MODELS[kind]
+    serial = cls(K, n_iter=6, tol=1e-300, random_state=3, **kw).fit(X, lengths)
+    dist = ed.fit(cls(K, n_iter=6, tol=1e-300, random_state=3, **kw),
+                  _partitions(X, lengths, 2), client)
+    np.testing.assert_allclose(dist.monitor_.history, serial.monitor_.history, rtol=1e-12)
+    np.testing.assert_allclose(dist.transmat_, serial.transmat_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(emission_attr(dist), emission_attr(serial), rtol=1e-10,
+                               atol=1e-12)
+
+
+def test_distributed_symbols_from_all_partitions(client):
+    # The initial draw sees a sample of 100 frames; the number of symbols comes from all the
+    # data, so a rare symbol in the last partition is in emissionprob_.
+    import emx.distributed as ed
+
+    rng = np.random.default_rng(13)
+    X = rng.integers(0, 4, (3000, 1)).astype(float)
+    X[2500] = 9
+    model = ed.fit(CategoricalHMM(2, n_iter=3, random_state=0),
+                   _partitions(X, [1000, 1000, 1000], 2), client, max_init_rows=100)
+    assert model.emissionprob_.shape == (2, 10)
+    assert model.n_features is None
+    X[2500] = -1
+    with pytest.raises(ValueError, match=r"Partition 1: Symbols must be non-negative"):
+        ed.fit(CategoricalHMM(2, n_iter=3, random_state=0),
+               _partitions(X, [1000, 1000, 1000], 2), client)

@@ -683,7 +683,27 @@ def _max_symbol(data) -> float:
     return float(data.X.max())
 
 
-class MultinomialHMM(BaseHMM):
+class _CountFeatures:
+    """hmmlearn's ``n_features`` attribute of MultinomialHMM and PoissonHMM: the number of
+    count columns, ``n_features_in_`` under hmmlearn's name."""
+
+    @property
+    def n_features(self) -> int:
+        """Number of count columns of X; an AttributeError before it is known."""
+        try:
+            return self.n_features_in_
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} has no n_features yet: fit the model or set its "
+                f"{self._emission_attrs[0]}."
+            ) from None
+
+    @n_features.setter
+    def n_features(self, value) -> None:
+        self.n_features_in_ = check_positive_int(value, "n_features")
+
+
+class MultinomialHMM(_CountFeatures, BaseHMM):
     """Hidden Markov model with multinomial emissions, trained by (MAP-)EM.
 
     A drop-in for ``hmmlearn.hmm.MultinomialHMM`` (hmmlearn >= 0.2.8 semantics: each frame
@@ -715,6 +735,8 @@ class MultinomialHMM(BaseHMM):
     emissionprob_ : ndarray of shape (n_components, n_features)
     monitor_ : ConvergenceMonitor
     n_features_in_ : int
+    n_features : int
+        ``n_features_in_`` under hmmlearn's name.
     """
 
     _emission_attrs = ("emissionprob_",)
@@ -763,7 +785,7 @@ class MultinomialHMM(BaseHMM):
         return MultinomialEmission(self.n_components, self.n_trials, self.emissionprob_prior)
 
 
-class PoissonHMM(BaseHMM):
+class PoissonHMM(_CountFeatures, BaseHMM):
     """Hidden Markov model with Poisson emissions, trained by (MAP-)EM.
 
     A drop-in for ``hmmlearn.hmm.PoissonHMM``: each frame is a vector of non-negative
@@ -793,6 +815,8 @@ class PoissonHMM(BaseHMM):
         Poisson rate of each feature in each state.
     monitor_ : ConvergenceMonitor
     n_features_in_ : int
+    n_features : int
+        ``n_features_in_`` under hmmlearn's name.
     """
 
     _emission_attrs = ("lambdas_",)

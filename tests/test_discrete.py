@@ -387,6 +387,16 @@ def test_n_features_inferred_or_respected_and_not_mutated():
     assert model5.emissionprob_.shape == (2, 5)
 
 
+def test_count_models_report_n_features_as_hmmlearn():
+    X = np.array([[1, 2, 0], [0, 0, 3], [2, 1, 0], [1, 1, 1]])
+    for model in (MultinomialHMM(2, n_trials=3), PoissonHMM(2)):
+        with pytest.raises(AttributeError, match="no n_features yet"):
+            model.n_features  # noqa: B018
+        model.set_params(random_state=0, n_iter=2).fit(X)
+        assert model.n_features == model.n_features_in_ == 3
+        assert "n_features" not in model.get_params()
+
+
 def test_sampling():
     K = 2
     sp, tm = np.array([0.5, 0.5]), np.array([[0.5, 0.5], [0.5, 0.5]])

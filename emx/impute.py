@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._validation import describe_rows
 from .mixture import GaussianMixture
 
 __all__ = ["EMImputer"]
@@ -156,6 +157,53 @@ class EMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             )
         return self
 
+    # ------------------------------------------------------------------ EM protocol
+    # (emx._em.EMModel, for emx.distributed: the mixture's, on rows with ``missing_values``
+    # coded as NaN.)
+    def em_describe(self, part):
+        X = np.asarray(part)
+        if X.ndim == 2:  # rows with only missing_values are not informative
+            try:
+                X = self._validate_input(X, reset=True)
+            except ValueError as exc:
+                return str(exc)
+        return describe_rows(X)
+
+    def em_prepare(self, part, *, reset: bool = False):
+        return self._mixture().em_prepare(self._validate_input(part, reset=True), reset=reset)
+
+    def em_rows(self, data) -> np.ndarray:
+        return self._mixture().em_rows(data)
+
+    def em_join(self, parts: list) -> np.ndarray:
+        return np.concatenate(parts)
+
+    def em_init(self, source, random_state) -> None:
+        self._fitting = self._mixture()
+        self._fitting.em_init(source, random_state)
+        self._n_used = int(source.reduce(_n_rows))
+
+    def em_estep(self, data, runner):
+        return self._fitting.em_estep(data, runner)
+
+    def em_summed(self, stats):
+        return self._fitting.em_summed(stats)
+
+    def em_log_prior(self) -> float:
+        return self._fitting.em_log_prior()
+
+    def em_mstep(self, stats) -> None:
+        self._fitting.em_mstep(stats)
+
+    def em_run(self, estep) -> None:
+        model, n_used = self._fitting, self._n_used
+        try:
+            model.em_run(estep)  # E-steps reach the mixture through this imputer
+        finally:
+            del self._fitting, self._n_used
+        self.n_features_in_ = model.n_features_in_
+        self._finish_fit(model, n_used)
+
     def transform(self, X) -> np.ndarray:
         """``X`` with every missing entry replaced by its conditional expectation."""
         check_is_fitted(self, "mixture_")
@@ -168,3 +216,7 @@ def _full_covariances(model: GaussianMixture) -> np.ndarray:
 
     K, D = model.means_.shape
     return full_covars(model.covariances_, model.covariance_type, K, D)
+
+
+def _n_rows(data) -> int:
+    return data.n_rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -15,10 +16,17 @@ from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
 from ._core import _gauss, _missing
-from ._em import ChunkRunner, ConvergenceMonitor, EMMixin, fit_restarts, user_stacklevel
+from ._em import (
+    ChunkRunner,
+    ConvergenceMonitor,
+    EMMixin,
+    column_moments,
+    fit_restarts,
+    user_stacklevel,
+)
 from ._missing import pattern_runs, split_runs
 from ._stats import AdditiveStats
-from ._validation import check_n_jobs, check_positive_int
+from ._validation import check_n_jobs, check_positive_int, describe_rows
 
 __all__ = ["BaseMixture", "GaussianMixture", "MixtureStats", "mixture_weights"]
 
@@ -106,6 +114,22 @@ def _weighted_nanmean(data: _Rows) -> np.ndarray:
         total += w @ np.where(observed, X, 0.0)
         count += w @ observed
     return total / np.where(count > 0, count, 1.0)
+
+
+def _nan_rows(data: _Rows) -> np.ndarray:
+    """All usable rows of prepared data, NaN for missing entries."""
+    return data.X if data.X_missing is None else np.concatenate([data.X, data.X_missing])
+
+
+def _with_shift(data: _Rows, shift: np.ndarray) -> _Rows:
+    """The prepared data with moments about ``shift`` (the arrays are shared, not copied)."""
+    return dataclasses.replace(data, shift=shift)
+
+
+def _filled_moments(data: _Rows, covariance_type: str) -> G.GaussianStats:
+    X, w = data.filled()
+    resp = np.ones((len(X), 1)) if w is None else w[:, None].copy()
+    return G.GaussianStats.from_weights(X, resp, data.shift, covariance_type)
 
 
 def _row_chunks(n: int) -> list:
@@ -205,11 +229,29 @@ class BaseMixture(EMMixin, DensityMixin, BaseEstimator):
         self.__dict__.pop("_refused", None)
 
     # ------------------------------------------------------------------ fit tail
-    def _fit_em(self, data, seeds: list, n_jobs: int) -> None:
+    def _fit_em(self, data, seeds: list, n_jobs: int, final_check: bool = False) -> None:
         """EM from every seed (``fit_restarts``), the best run kept; then the fitted
-        attributes (:meth:`em_finish`)."""
+        attributes (:meth:`em_finish`).
+
+        With ``final_check`` (and one seed), the parameters of the last M-step are checked
+        by one more E-step: a step that lowered the log-likelihood by round-off (or gained
+        less than round-off) is refused and the parameters of the last E-step are kept, so
+        that the returned parameters never score below those of the last E-step. A warm
+        start needs it: one-iteration fits in a row then never score lower than the fit
+        before."""
         try:
             fit_restarts(self, data, seeds=seeds, n_jobs=n_jobs, make_monitor=self.em_monitor)
+            last = self.__dict__.get("_accepted")
+            if final_check and len(seeds) == 1 and last is not None:
+                with ChunkRunner(n_jobs) as runner:
+                    stats = self.em_estep(data, runner)
+                fall = last[0].loglik - stats.loglik
+                # Refused: a fall within round-off, or a gain within the round-off of
+                # summing the rows' log-likelihoods in another order (score does that).
+                if fall > -1e-12 * abs(stats.loglik) or self._refused_fall(
+                        fall, stats.loglik, last[1]):
+                    for name, value in last[1].items():
+                        setattr(self, name, value)
         finally:
             self._reset_accept()
         monitor = self.monitor_
@@ -224,7 +266,9 @@ class BaseMixture(EMMixin, DensityMixin, BaseEstimator):
         self._reset_accept()
         self.converged_ = monitor.converged
         self.n_iter_ = monitor.iter
-        self.lower_bounds_ = list(monitor.history)
+        # The bounds of this fit's iterations (a warm start's monitor starts with the
+        # previous fit's last bound, see GaussianMixture.em_monitor).
+        self.lower_bounds_ = list(monitor.history[len(monitor.history) - monitor.iter:])
         self.lower_bound_ = monitor.history[-1]
         if not self.converged_:
             warnings.warn(
@@ -324,6 +368,13 @@ class BaseMixture(EMMixin, DensityMixin, BaseEstimator):
             Component of each row (grouped by component, as scikit-learn).
         """
         check_is_fitted(self, "means_")
+        if isinstance(n_samples, (int, np.integer)) and not isinstance(n_samples, bool) and (
+            n_samples < 1
+        ):
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
+                "one sample."
+            )
         n_samples = check_positive_int(n_samples, "n_samples")
         rs = check_random_state(self.random_state)
         counts = rs.multinomial(n_samples, self.weights_)
@@ -494,23 +545,61 @@ class GaussianMixture(BaseMixture):
     def _check_initial(self, D: int):
         K, ct = self.n_components, self.covariance_type
         weights = means = covars = None
+        # Messages in scikit-learn's words (code matching them keeps working), each naming
+        # the argument at fault.
         if self.weights_init is not None:
             weights = np.asarray(self.weights_init, dtype=np.float64)
-            if (weights.shape != (K,) or np.any(weights < 0) or not np.all(np.isfinite(weights))
-                    or not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-6)):
+            if weights.shape != (K,):
                 raise ValueError(
-                    f"weights_init must be {K} non-negative numbers summing to 1, got {weights}."
+                    f"weights_init: The parameter 'weights' should have the shape of ({K},), "
+                    f"but got {weights.shape}."
+                )
+            if not np.all(np.isfinite(weights)) or np.any(weights < 0) or np.any(weights > 1):
+                raise ValueError(
+                    "weights_init: The parameter 'weights' should be in the range [0, 1], but "
+                    f"got min value {np.min(weights):.5f}, max value {np.max(weights):.5f}."
+                )
+            if not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-6):
+                raise ValueError(
+                    "weights_init: The parameter 'weights' should be normalized, but got "
+                    f"sum(weights) = {np.sum(weights):.5f}."
                 )
         if self.means_init is not None:
             means = np.asarray(self.means_init, dtype=np.float64)
             if means.shape != (K, D):
-                raise ValueError(f"means_init must have shape ({K}, {D}), got {means.shape}.")
+                raise ValueError(
+                    f"means_init: The parameter 'means' should have the shape of ({K}, {D}), "
+                    f"but got {means.shape}."
+                )
             if not np.all(np.isfinite(means)):
                 raise ValueError("means_init must be finite (it holds NaN or infinity).")
         if self.precisions_init is not None:
-            prec = G.validate_covars(self.precisions_init, ct, K, D)  # same shape rules
-            covars = G.covars_from_precisions(prec, ct)
+            covars = G.covars_from_precisions(self._check_precisions_init(D), ct)
         return weights, means, covars
+
+    def _check_precisions_init(self, D: int) -> np.ndarray:
+        """``precisions_init`` as a float64 array, or a ValueError naming it."""
+        K, ct = self.n_components, self.covariance_type
+        prec = np.asarray(self.precisions_init, dtype=np.float64)
+        shape = G.covars_shape(ct, K, D)
+        if prec.shape != shape:
+            raise ValueError(
+                f"precisions_init: The parameter '{ct} precision' should have the shape of "
+                f"{shape}, but got {prec.shape}."
+            )
+        if not np.all(np.isfinite(prec)):
+            raise ValueError("precisions_init must be finite (it holds NaN or infinity).")
+        if ct in ("diag", "spherical"):
+            if np.any(prec <= 0):
+                raise ValueError(f"precisions_init: '{ct} precision' should be positive.")
+            return prec
+        try:
+            G.validate_covars(prec, ct, K, D)
+        except ValueError:
+            raise ValueError(
+                f"precisions_init: '{ct} precision' should be symmetric, positive-definite."
+            ) from None
+        return prec
 
     def _prepare(self, X, sample_weight, *, reset: bool) -> _Rows:
         """Validated rows of ``X`` (and weights) as the data EM runs on: complete rows in
@@ -564,6 +653,17 @@ class GaussianMixture(BaseMixture):
 
     def _far_args(self):
         return self.means_, self.covariances_, self.covariance_type
+
+    def em_monitor(self) -> ConvergenceMonitor:
+        monitor = super().em_monitor()
+        previous = self.__dict__.get("lower_bound_", -np.inf)
+        if self.warm_start and hasattr(self, "converged_") and np.isfinite(previous):
+            # As scikit-learn: a warm start continues the previous fit, so its first
+            # iteration's gain is measured from the previous fit's last bound (two
+            # one-iteration fits can converge). Not counted as an iteration of this fit.
+            monitor.history.append(float(previous))
+            monitor.objective.append(float(previous))
+        return monitor
 
     def _refused_fall(self, fall: float, loglik: float, last: dict) -> bool:
         # Monotone by construction. In exact arithmetic an EM (or generalised EM) step never
@@ -757,6 +857,31 @@ class GaussianMixture(BaseMixture):
         )
         return mixture_weights(gs.post), means, covs
 
+    def _check_well_defined(self, gs: G.GaussianStats, means) -> None:
+        """With ``reg_covar=0``, scikit-learn's error when an initial covariance estimated
+        from the data (before emx's floors) is not positive definite: a component on a
+        single point or on collapsed points. (With ``reg_covar > 0``, and for a component
+        that collapses during EM, emx floors the covariance instead.)"""
+        ct = self.covariance_type
+        raw = G.map_covars(gs, means, ct,
+                           count={"spherical": gs.sum1.shape[1], "tied": len(gs.post)}.get(
+                               ct, 1) * 10 * np.finfo(float).eps)
+        if ct in ("diag", "spherical"):
+            bad = bool(np.any(raw <= 0))
+        else:
+            try:
+                np.linalg.cholesky(raw)
+                bad = False
+            except np.linalg.LinAlgError:
+                bad = True
+        if bad:
+            raise ValueError(
+                "Fitting the mixture model failed because some components have ill-defined "
+                "empirical covariance (for instance caused by singleton or collapsed "
+                "samples). Try to decrease the number of components, increase reg_covar, or "
+                "scale the input data."
+            )
+
     def _init_params(self, data: _Rows, random_state) -> None:
         self._reset_accept()  # no step accepted yet (see em_summed)
         if self.warm_start and hasattr(self, "converged_"):
@@ -773,6 +898,8 @@ class GaussianMixture(BaseMixture):
             resp *= wU[:, None]
             gs = G.GaussianStats.from_weights(U, resp, None, self.covariance_type)
             w0, m0, c0 = self._estimate(gs, None, None)
+            if covars is None and self.reg_covar == 0:
+                self._check_well_defined(gs, m0)
             weights = w0 if weights is None else weights
             means = m0 if means is None else means
             covars = c0 if covars is None else covars
@@ -844,7 +971,8 @@ class GaussianMixture(BaseMixture):
             self.converged_, self.n_iter_ = False, 0
             self.lower_bound_, self.lower_bounds_ = -np.inf, []
         else:
-            self._fit_em(data, [rs] * n_init, check_n_jobs(self.n_jobs))
+            self._fit_em(data, [rs] * n_init, check_n_jobs(self.n_jobs),
+                         final_check=self.warm_start)
             return data
         self._set_derived()
         return data
@@ -854,6 +982,87 @@ class GaussianMixture(BaseMixture):
         self.precisions_ = G.precisions_from_cholesky(
             self.precisions_cholesky_, self.covariance_type
         )
+
+    # ------------------------------------------------------------------ EM protocol
+    # (emx._em.EMModel, for emx.distributed: a partition is a 2-D array of rows, NaN for
+    # missing entries.)
+    def em_describe(self, part):
+        return describe_rows(part)
+
+    def em_prepare(self, part, *, reset: bool = False) -> _Rows:
+        X = np.asarray(part)
+        if (not reset and X.ndim == 2 and X.size and X.dtype.kind == "f"
+                and np.isnan(X).all(axis=0).any()):
+            # A column with no observed value in this partition, observed in others (the
+            # whole data are checked at initialisation): validate with one complete row
+            # appended, then drop it.
+            data = self._prepare(np.vstack([X, np.zeros((1, X.shape[1]))]), None,
+                                 reset=False)
+            data.X = data.X[:-1]
+            data.chunks = _row_chunks(len(data.X))
+            return data
+        return self._prepare(X, None, reset=reset)
+
+    def em_rows(self, data: _Rows) -> np.ndarray:
+        return _nan_rows(data)
+
+    def em_join(self, parts: list) -> np.ndarray:
+        return np.concatenate(parts)
+
+    def em_init(self, source, random_state) -> None:
+        """Initialise as :meth:`fit` does, from all the rows of ``source`` (k-means and the
+        like on a uniform sample above its ``max_rows``; one component from moments
+        reduced over all rows); moments about the column means of all rows."""
+        self._check_hyperparameters()
+        self._reset_accept()  # no step accepted yet, as in fit
+        K, D = self.n_components, source.n_features
+        warm = self.warm_start and hasattr(self, "converged_")
+        if warm and D != self.n_features_in_:
+            raise ValueError(f"X has {D} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        needs_data = not warm and any(g is None for g in self._check_initial(D))
+        rs = check_random_state(random_state)  # as fit draws it
+        if not warm:
+            self.n_features_in_ = D
+        data = None
+        if needs_data and source.n_rows <= source.max_rows:
+            data = source.rows()[0]  # the serial initialisation: all rows, in order
+            n = data.n_rows
+            shift = _weighted_nanmean(data)
+        else:
+            n = source.n_rows
+            shift = column_moments(source, _nan_rows)[0]
+        if n < K:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{K}, n_samples = {n}")
+        source.update(_with_shift, shift)
+        if data is not None:
+            data.shift = shift
+            self._init_params(data, rs)
+        elif not needs_data:  # every initial parameter given (or a warm start): rows unused
+            self._init_params(self._prepare(np.zeros((1, D)), None, reset=False), rs)
+        elif K == 1:
+            # One component: the initial fit is the moments of all rows (missing entries at
+            # the column means), as in a serial fit: reduce them rather than sample.
+            gs = source.reduce(_filled_moments, self.covariance_type)
+            estimated = self._estimate(gs, None, None)
+            given = self._check_initial(D)
+            self.weights_, self.means_, self.covariances_ = (
+                g if g is not None else e for g, e in zip(given, estimated, strict=True))
+        else:  # too many rows for the driver: a uniform sample of them
+            sample = _nan_rows(source.rows()[0])
+            sample = np.where(np.isnan(sample), shift, sample)  # as _Rows.filled() fills
+            data = self._prepare(sample, None, reset=False)
+            data.shift = shift
+            self._init_params(data, rs)
+
+    def em_finish(self, monitor: ConvergenceMonitor) -> None:
+        if monitor.n_iter == 0:  # as fit with max_iter=0: the initial parameters, no EM
+            self.converged_, self.n_iter_ = False, 0
+            self.lower_bound_, self.lower_bounds_ = -np.inf, []
+            self._set_derived()
+            return
+        super().em_finish(monitor)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the most likely component of every row of ``X``."""

@@ -377,11 +377,12 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     """Factor analysis fitted by EM (Rubin and Thayer 1982), with missing values.
 
     Same parameters, attributes and methods as ``sklearn.decomposition.FactorAnalysis``
-    (without its SVD options), converging to the same maximum of the likelihood. EM runs on
-    the data covariance, computed once, so an iteration costs O(n_features^2 n_components)
-    independently of the number of rows. The M-step is parameter-expanded (PX-EM, Liu, Rubin
-    and Wu 1998): Rubin and Thayer's update followed by folding the factors' fitted
-    covariance into the loadings, which keeps EM's monotonicity and converges much faster.
+    (its SVD options are accepted and unused), converging to the same maximum of the
+    likelihood. EM runs on the data covariance, computed once, so an iteration costs
+    O(n_features^2 n_components) independently of the number of rows. The M-step is
+    parameter-expanded (PX-EM, Liu, Rubin and Wu 1998): Rubin and Thayer's update followed by
+    folding the factors' fitted covariance into the loadings, which keeps EM's monotonicity
+    and converges much faster.
 
     Missing entries (NaN) are handled by EM: rows are grouped by missingness pattern, and the
     E-step takes expectations over the missing entries given the observed ones. Rows with
@@ -402,6 +403,13 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Initial noise variances (default: the variances of the columns). The initial
         loadings then maximise the likelihood for these noise variances (an eigenvalue
         decomposition of the scaled data covariance).
+    svd_method : {'randomized', 'lapack'}
+        Accepted (and validated) for scikit-learn compatibility, so that ``set_params`` and
+        grid searches written for scikit-learn run; unused: EM here works on the data
+        covariance, with no SVD of the data, and gives the same maximum either way.
+    iterated_power : int
+        Accepted for scikit-learn compatibility (a non-negative integer); unused, as
+        ``svd_method``.
     rotation : {None, 'varimax', 'quartimax'}
         Orthogonal rotation applied to ``components_`` after the fit (it changes neither the
         covariance nor the likelihood).
@@ -417,7 +425,9 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     mean_ : ndarray of shape (n_features,)
     loglike_ : list of float
         Total log-likelihood of the (observed entries of the) data at every iteration,
-        under that iteration's parameters; never decreasing.
+        under that iteration's parameters (before its M-step); never decreasing. The
+        fitted parameters are those of the last iteration, so ``loglike_[-1]`` equals
+        ``score_samples(X).sum()`` (as in scikit-learn).
     n_iter_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of str
@@ -437,6 +447,8 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         copy: bool = True,
         max_iter: int = 1000,
         noise_variance_init=None,
+        svd_method: str = "randomized",
+        iterated_power: int = 3,
         rotation: str | None = None,
         random_state=0,
     ):
@@ -445,6 +457,8 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.copy = copy
         self.max_iter = max_iter
         self.noise_variance_init = noise_variance_init
+        self.svd_method = svd_method
+        self.iterated_power = iterated_power
         self.rotation = rotation
         self.random_state = random_state
 
@@ -463,6 +477,11 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             )
         check_positive_int(self.max_iter, "max_iter")
         _check_tol(self.tol)
+        if self.svd_method not in ("lapack", "randomized"):
+            raise ValueError(
+                f"svd_method must be 'lapack' or 'randomized', got {self.svd_method!r}."
+            )
+        check_positive_int(self.iterated_power, "iterated_power", minimum=0)
         if self.rotation is not None and self.rotation not in _ROTATIONS:
             raise ValueError(
                 f"rotation must be None, 'varimax' or 'quartimax', got {self.rotation!r}."
@@ -615,6 +634,13 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             monitor = ConvergenceMonitor(self.tol, self.max_iter)
             with ChunkRunner(1) as runner:
                 run_em(self, data, monitor, runner)
+            # The parameters loglike_[-1] was computed at: those of the last E-step (as
+            # scikit-learn, whose last iteration evaluates the likelihood and stops before
+            # updating the noise). The last M-step's update is dropped; at convergence it
+            # changes the likelihood by less than tol.
+            last = self.__dict__.get("_accepted")
+            if last is not None:
+                self.mean_, self._W, self.noise_variance_ = last[1]
         finally:
             del self._floor, self._n_factors
             self.__dict__.pop("_accepted", None)

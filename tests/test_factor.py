@@ -111,14 +111,16 @@ def test_loglike_never_decreases_and_is_the_total_log_likelihood(missing):
     assert len(ll) == model.n_iter_ > 10
     assert np.all(np.diff(ll) >= -1e-10 * np.abs(ll[1:]))
     assert ll[-1] > ll[0] + 1.0
-    # loglike_[i] is the log-likelihood of the parameters after i M-steps
+    # loglike_[i] is the log-likelihood of the parameters after i M-steps, and the fitted
+    # parameters are those of the last entry (as scikit-learn's)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for m in (1, 5):
             before = FactorAnalysis(2, tol=0.0, max_iter=m).fit(X)
             after = FactorAnalysis(2, tol=0.0, max_iter=m + 1).fit(X)
             assert after.loglike_[: m] == pytest.approx(before.loglike_, rel=1e-12)
-            assert after.loglike_[m] == pytest.approx(before.score_samples(X).sum(), rel=1e-10)
+            assert before.loglike_[-1] == pytest.approx(before.score_samples(X).sum(),
+                                                        rel=1e-12)
 
 
 def test_score_samples_is_the_gaussian_density():
@@ -408,9 +410,12 @@ def test_one_component_mixture_is_factor_analysis(noise_type):
         warnings.simplefilter("ignore", ConvergenceWarning)
         mfa = MixtureOfFactorAnalyzers(1, n_factors=2, noise_type=noise_type, tol=0.0,
                                        max_iter=40, reg_covar=0.0).fit(X)
-        fa = FactorAnalysis(2, tol=0.0, max_iter=40).fit(X)
+        # FactorAnalysis returns the parameters of its last E-step (scikit-learn's): one
+        # more iteration gives those after the mixture's 40 M-steps.
+        fa = FactorAnalysis(2, tol=0.0, max_iter=41).fit(X)
     # lower_bounds_ are per row, loglike_ totals
-    np.testing.assert_allclose(np.array(mfa.lower_bounds_) * len(X), fa.loglike_, rtol=1e-12)
+    np.testing.assert_allclose(np.array(mfa.lower_bounds_) * len(X), fa.loglike_[:40],
+                               rtol=1e-12)
     np.testing.assert_allclose(mfa.get_covariance()[0], fa.get_covariance(), rtol=1e-10)
     np.testing.assert_allclose(mfa.score_samples(X), fa.score_samples(X), rtol=1e-10)
 
@@ -687,3 +692,34 @@ def test_mixture_log_densities_are_exact_when_ill_conditioned():
                       for k in range(3)] for x in X])
     exact = logsumexp(comp + np.log(m.weights_), axis=1)
     np.testing.assert_allclose(m.score_samples(X), exact, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.2])
+@pytest.mark.parametrize("max_iter", [1, 3, 1000])
+def test_last_loglike_is_the_score_of_the_fitted_parameters(missing, max_iter):
+    """scikit-learn's test_factor_analysis: loglike_[-1] == score_samples(X).sum() at the
+    returned parameters (emx returned the parameters of one more M-step: off by that
+    step's gain, 1e-1 here after 3 iterations)."""
+    X, *_ = fa_sample(seed=6, n=200, D=6, k=2)
+    X = remove_entries(X, missing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fa = FactorAnalysis(2, tol=0.0 if max_iter < 1000 else 1e-2, max_iter=max_iter).fit(X)
+    assert fa.loglike_[-1] == pytest.approx(fa.score_samples(X).sum(), rel=1e-12, abs=1e-9)
+    assert len(fa.loglike_) == fa.n_iter_
+
+
+def test_svd_options_are_accepted_and_unused():
+    """svd_method and iterated_power as in scikit-learn (set_params and grid searches
+    written for it run); they do not change the fit; bad values are named."""
+    X, *_ = fa_sample(seed=7, n=150, D=5, k=2)
+    a = FactorAnalysis(2, svd_method="lapack").fit(X)
+    b = FactorAnalysis(2, svd_method="randomized", iterated_power=7).fit(X)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    assert FactorAnalysis().get_params()["svd_method"] == "randomized"
+    assert FactorAnalysis().get_params()["iterated_power"] == 3
+    FactorAnalysis(2).set_params(svd_method="lapack", iterated_power=0).fit(X)
+    with pytest.raises(ValueError, match="svd_method"):
+        FactorAnalysis(2, svd_method="arpack").fit(X)
+    with pytest.raises(ValueError, match="iterated_power"):
+        FactorAnalysis(2, iterated_power=-1).fit(X)

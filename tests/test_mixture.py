@@ -203,17 +203,117 @@ def test_bad_input_raises():
         model.predict(X[:, :2])
 
 
+ILL_DEFINED = "ill-defined empirical covariance"
+
+
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_degenerate_data_gives_finite_parameters(covariance_type):
-    # Two distinct points, repeated, for four components; one constant feature.
+    # Two distinct points, repeated, for four components; one constant feature. With
+    # reg_covar=0 the initial covariances are singular: scikit-learn's error (emx returned
+    # covariances of 1e-318 and scores of -4e286); with reg_covar > 0 a finite fit.
     X = np.repeat(np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 3.0]]), 10, axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=ILL_DEFINED):
+            GaussianMixture(4, covariance_type=covariance_type, random_state=0,
+                            reg_covar=0.0).fit(X)
         model = GaussianMixture(4, covariance_type=covariance_type, random_state=0,
-                                reg_covar=0.0).fit(X)
+                                reg_covar=1e-6).fit(X)
     for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
         assert np.all(np.isfinite(getattr(model, name))), name
     assert np.all(np.isfinite(model.score_samples(X)))
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_reg_covar_zero_on_collapsed_clusters_raises_scikit_learns_error(covariance_type):
+    """scikit-learn's test_regularisation: two clusters of identical points, as many
+    components as rows."""
+    X = np.vstack([np.ones((5, 5)), np.zeros((5, 5))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=ILL_DEFINED) as err:
+            GaussianMixture(10, reg_covar=0, covariance_type=covariance_type,
+                            random_state=0).fit(X)
+        assert "increase reg_covar" in str(err.value)
+        GaussianMixture(10, reg_covar=1e-6, covariance_type=covariance_type,
+                        random_state=0).fit(X)
+    # Well-defined data with reg_covar=0 fit as before (and precisions_init skips the check).
+    rng = np.random.default_rng(0)
+    Y = rng.normal(size=(200, 3))
+    GaussianMixture(2, reg_covar=0, covariance_type=covariance_type, random_state=0).fit(Y)
+
+
+def _warm_data(seed=0):
+    rng = np.random.default_rng(seed)
+    return np.vstack([rng.normal(size=(150, 2)) * [1.0, 0.3] + [0.0, 0.0],
+                      rng.normal(size=(150, 2)) * [0.5, 1.5] + [6.0, 2.0],
+                      rng.normal(size=(100, 2)) * 0.7 + [2.0, 8.0]])
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 50])
+def test_warm_start_convergence_carries_across_fits(max_iter):
+    """scikit-learn's test_convergence_detected_with_warm_start: repeated warm fits of
+    max_iter iterations converge (emx measured each fit's gain from its own first
+    iteration only, so one-iteration fits never converged)."""
+    X = _warm_data()
+    gm = GaussianMixture(3, warm_start=True, max_iter=max_iter, random_state=0, tol=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(200):
+            gm.fit(X)
+            if gm.converged_:
+                break
+    assert gm.converged_
+    assert gm.n_iter_ <= max_iter
+    assert len(gm.lower_bounds_) == gm.n_iter_  # this fit's iterations only
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_warm_one_iteration_fits_never_score_lower(covariance_type):
+    """scikit-learn's test_monotonic_likelihood: one-iteration warm fits in a row, reg_covar=0,
+    tol=1e-7: the training score never falls (not even by round-off) and EM converges."""
+    X = _warm_data(1)
+    gm = GaussianMixture(3, covariance_type=covariance_type, reg_covar=0, warm_start=True,
+                         max_iter=1, random_state=0, tol=1e-7)
+    current = -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(600):
+            previous, current = current, gm.fit(X).score(X)
+            assert current >= previous
+            if gm.converged_:
+                break
+    assert gm.converged_
+
+
+def test_bad_initial_parameters_are_named():
+    X = _warm_data()
+    K, D = 3, 2
+    for ct, bad_shape, not_pd, why in [
+        ("full", np.ones((K + 1, D, D)), np.tile(-np.eye(D), (K, 1, 1)),
+         "symmetric, positive-definite"),
+        ("tied", np.ones((D + 1, D + 1)), -np.eye(D), "symmetric, positive-definite"),
+        ("diag", np.ones((K + 1, D)), -np.ones((K, D)), "positive"),
+        ("spherical", np.ones(K + 1), -np.ones(K), "positive"),
+    ]:
+        gm = GaussianMixture(K, covariance_type=ct, precisions_init=bad_shape)
+        with pytest.raises(ValueError, match=rf"precisions_init.*'{ct} precision' should have "
+                                             "the shape of"):
+            gm.fit(X)
+        with pytest.raises(ValueError, match=rf"precisions_init: '{ct} precision' should be "
+                                             rf"{why}"):
+            gm.set_params(precisions_init=not_pd).fit(X)
+    with pytest.raises(ValueError, match=r"weights_init.*'weights' should have the shape"):
+        GaussianMixture(K, weights_init=np.ones((K, 1)) / K).fit(X)
+    with pytest.raises(ValueError, match=r"weights_init.*should be normalized"):
+        GaussianMixture(K, weights_init=np.full(K, 0.2)).fit(X)
+    with pytest.raises(ValueError, match=r"weights_init.*range \[0, 1\]"):
+        GaussianMixture(K, weights_init=[1.5, -0.25, -0.25]).fit(X)
+    with pytest.raises(ValueError, match=r"means_init.*'means' should have the shape"):
+        GaussianMixture(K, means_init=np.zeros((K + 1, D))).fit(X)
+    model = GaussianMixture(K, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="Invalid value for 'n_samples'"):
+        model.sample(0)
 
 
 def test_bound_never_decreases_on_random_problems():
@@ -584,5 +684,5 @@ def test_one_rows_container_and_one_mixture_base():
     assert issubclass(MixtureOfFactorAnalyzers, mixture.BaseMixture)
     assert factor._Rows is mixture._Rows
     for name in ("score_samples", "score", "predict", "predict_proba", "sample", "bic", "aic",
-                 "em_summed", "em_finish"):
+                 "em_summed"):
         assert name not in vars(GaussianMixture) and name not in vars(MixtureOfFactorAnalyzers)

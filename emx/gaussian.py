@@ -41,6 +41,12 @@ __all__ = [
     "update_means",
     "update_covars",
     "log_prior",
+    "map_covars",
+    "map_log_prior",
+    "floor_covars",
+    "estimate_gaussians",
+    "expected_loglik",
+    "covars_shape",
 ]
 
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")

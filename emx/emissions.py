@@ -464,7 +464,12 @@ class GMMEmission(Emission):
             self.means_ = flat_means.reshape(K, M, D)
         if "c" in params:
             old = self.covars_
-            new = self.floor(self._update_covars(gs, flat_means, lam, mu0, pri))
+            new = G.update_covars(
+                gs, flat_means, old, self.covariance_type, means_prior=mu0,
+                means_weight=lam, covars_prior=pri["covars_prior"],
+                covars_weight=pri["covars_weight"], min_covar=self.var_floor_,
+                convention="gmmhmm", n_mix=M,
+            )
             # Generalised EM: the variance floors are not part of the objective; where the
             # floored covariances would lower it (expected complete-data log-likelihood plus
             # log prior, with the new weights and means), the previous ones stay.
@@ -490,63 +495,9 @@ class GMMEmission(Emission):
         q = G.expected_loglik(gs, self.means_.reshape(K * M, D), flat, kind).sum()
         return float(q + prior) if np.isfinite(q + prior) else -np.inf
 
-    def _update_covars(self, gs, flat_means, lam, mu0, pri):
-        K, M, D = self.means_.shape
-        ct = self.covariance_type
-        kind = "full" if ct == "tied" else ct
-        scatter = G._scatter(gs, flat_means, kind)
-        d = flat_means - mu0
-        n = gs.post
-        old = self.covars_
-        if ct == "diag":
-            alpha = pri["covars_prior"].reshape(K * M, D)
-            beta = pri["covars_weight"].reshape(K * M, D)
-            c_n = G.weighted_square(lam[:, None], d) + 2 * beta + scatter
-            c_d = n[:, None] + 1 + 2 * (alpha + 1)
-            new = c_n / np.where(c_d > G._EMPTY, c_d, 1.0)
-            keep = (c_d <= G._EMPTY) | (n[:, None] <= G._EMPTY)
-            return np.where(keep, old.reshape(K * M, D), new).reshape(K, M, D)
-        if ct == "spherical":
-            alpha = pri["covars_prior"].reshape(K * M)
-            beta = pri["covars_weight"].reshape(K * M)
-            c_n = G.weighted_square(lam[:, None], d).sum(axis=1) + 2 * beta + scatter.sum(axis=1)
-            c_d = D * (n + 1) + 2 * (alpha + 1)
-            new = c_n / np.where(c_d > G._EMPTY, c_d, 1.0)
-            keep = (c_d <= G._EMPTY) | (n <= G._EMPTY)
-            return np.where(keep, old.reshape(K * M), new).reshape(K, M)
-        wd = lam[:, None] * d  # exactly 0 where the weight is 0 (no 0 * inf)
-        outer = np.einsum("kd,ke->kde", wd, d)
-        if ct == "full":
-            psi = pri["covars_prior"].reshape(K * M, D, D)
-            nu = pri["covars_weight"].reshape(K * M)
-            c_n = np.swapaxes(psi, 1, 2) + outer + scatter
-            c_d = n + 1 + nu + D + 1
-            keep = (c_d <= G._EMPTY) | (n <= G._EMPTY)
-            new = c_n / np.where(keep, 1.0, c_d)[:, None, None]
-            new[keep] = old.reshape(K * M, D, D)[keep]
-            return new.reshape(K, M, D, D)
-        psi, nu = pri["covars_prior"], pri["covars_weight"]
-        n_k = n.reshape(K, M).sum(axis=1)
-        c_n = (np.swapaxes(psi, 1, 2) + (outer + scatter).reshape(K, M, D, D).sum(axis=1))
-        c_d = n_k + M + nu + D + 1
-        keep = (c_d <= G._EMPTY) | (n_k <= G._EMPTY)
-        new = c_n / np.where(keep, 1.0, c_d)[:, None, None]
-        new[keep] = old[keep]
-        return new
-
     def floor(self, covars):
         """Variances (eigenvalues, in units of the floor) at least ``var_floor_``."""
-        ct, fl = self.covariance_type, self.var_floor_
-        if ct == "diag":
-            return np.maximum(covars, fl)
-        if ct == "spherical":
-            return np.maximum(covars, fl.mean())
-        shape = covars.shape
-        D = shape[-1]
-        s = 1.0 / np.sqrt(fl)
-        scaled = covars.reshape(-1, D, D) * s[:, None] * s[None, :]
-        floored = G._floor_eigenvalues(scaled, 1.0)
-        return (floored / (s[:, None] * s[None, :])).reshape(shape)
+        return G.floor_covars(covars, self.covariance_type, self.var_floor_)
 
     def log_prior(self, params: str) -> float:
         """Log prior density of weights, means and covariances matching the M-step."""
@@ -562,40 +513,12 @@ class GMMEmission(Emission):
             lp += float(np.sum(a[nz] * np.log(self.weights_[nz])))
         if "m" not in params and "c" not in params:
             return lp
-        ct = self.covariance_type
-        lam = pri["means_weight"].reshape(K * M)
-        d = self.means_.reshape(K * M, D) - pri["means_prior"].reshape(K * M, D)
-        if ct == "diag":
-            var = covars.reshape(K * M, D)
-            alpha = pri["covars_prior"].reshape(K * M, D)
-            beta = pri["covars_weight"].reshape(K * M, D)
-            return lp + float(np.sum(
-                -(alpha + 1.5) * np.log(var)
-                - (beta + 0.5 * G.weighted_square(lam[:, None], d)) / var
-            ))
-        if ct == "spherical":
-            var = covars.reshape(K * M)
-            c = D + 2 * (pri["covars_prior"].reshape(K * M) + 1)
-            beta = pri["covars_weight"].reshape(K * M)
-            return lp + float(np.sum(
-                -0.5 * c * np.log(var)
-                - (beta + 0.5 * G.weighted_square(lam[:, None], d).sum(axis=1)) / var
-            ))
-        if ct == "full":
-            mats = covars.reshape(K * M, D, D)
-            c = pri["covars_weight"].reshape(K * M) + D + 2
-            psi = np.swapaxes(pri["covars_prior"].reshape(K * M, D, D), 1, 2)
-        else:
-            mats = covars
-            c = pri["covars_weight"] + M + D + 1
-            psi = np.swapaxes(pri["covars_prior"], 1, 2)
-        inv = np.linalg.inv(mats)
-        logdet = np.linalg.slogdet(mats)[1]
-        inv_m = np.repeat(inv, M, axis=0) if ct == "tied" else inv  # one per Gaussian
-        wd = lam[:, None] * d
-        quad = np.einsum("kd,kde,ke->", wd, inv_m, np.where(wd != 0, d, 0.0))
-        return lp + float(
-            np.sum(-0.5 * c * logdet - 0.5 * np.einsum("kde,ked->k", psi, inv)) - 0.5 * quad
+        return lp + G.log_prior(
+            self.means_.reshape(K * M, D), covars, self.covariance_type,
+            means_prior=pri["means_prior"].reshape(K * M, D),
+            means_weight=pri["means_weight"].reshape(K * M),
+            covars_prior=pri["covars_prior"], covars_weight=pri["covars_weight"],
+            convention="gmmhmm", n_mix=M,
         )
 
     # ------------------------------------------------------------------ init, sampling

@@ -32,6 +32,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 
 from ._core import _discrete
+from ._em import column_moments
 from ._stats import AdditiveStats
 from ._validation import check_positive_int
 from .emissions import Emission
@@ -475,10 +476,13 @@ class PoissonEmission(Emission):
 
     attrs = ("lambdas_",)
 
-    def __init__(self, n_components: int, lambdas_prior=0.0, lambdas_weight=0.0):
+    def __init__(self, n_components: int, lambdas_prior=0.0, lambdas_weight=0.0,
+                 data_moments: tuple | None = None):
         self.n_components = n_components
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
+        # (mean, variance) of all the counts, when init sees only a sample of the frames
+        self.data_moments = data_moments
 
     def validate(self, X: np.ndarray) -> np.ndarray:
         _check_whole_numbers(X, "Counts")
@@ -511,7 +515,10 @@ class PoissonEmission(Emission):
     def init(self, X: np.ndarray, init_params: str, random_state) -> None:
         if "l" in init_params or getattr(self, "lambdas_", None) is None:
             shape = (self.n_components, X.shape[1])
-            mean, var = float(X.mean()), float(X.var())
+            if self.data_moments is not None:
+                mean, var = self.data_moments
+            else:
+                mean, var = float(X.mean()), float(X.var())
             if mean > 0 and var > 0:
                 # hmmlearn's draw: a gamma with the data's mean and variance (all features).
                 rs = check_random_state(random_state)
@@ -681,6 +688,11 @@ class CategoricalHMM(BaseHMM):
 def _max_symbol(data) -> float:
     """Largest symbol of a prepared partition (BaseHMM's prepared data hold ``X``)."""
     return float(data.X.max())
+
+
+def _frames(data) -> np.ndarray:
+    """The frames of a prepared partition."""
+    return data.X
 
 
 class _CountFeatures:
@@ -858,4 +870,19 @@ class PoissonHMM(_CountFeatures, BaseHMM):
         self.lambdas_weight = lambdas_weight
 
     def _new_emission(self) -> PoissonEmission:
-        return PoissonEmission(self.n_components, self.lambdas_prior, self.lambdas_weight)
+        return PoissonEmission(self.n_components, self.lambdas_prior, self.lambdas_weight,
+                               self.__dict__.get("_init_moments"))
+
+    def em_init(self, source, random_state) -> bool:
+        """Initialise from ``source`` (the EM protocol); the initial rates are drawn from the
+        mean and variance of all the counts, even when the draw sees only a sample of the
+        frames (so emx.distributed starts where the serial fit does)."""
+        if source.n_rows > source.max_rows:
+            mean_d, var_d = column_moments(source, _frames)
+            mean = float(mean_d.mean())  # every column has n_rows entries
+            var = float(np.mean(var_d + (mean_d - mean) ** 2))
+            self.__dict__["_init_moments"] = (mean, var)
+        try:
+            return super().em_init(source, random_state)
+        finally:
+            self.__dict__.pop("_init_moments", None)

@@ -568,3 +568,16 @@ def test_distributed_symbols_from_all_partitions(client):
     with pytest.raises(ValueError, match=r"Partition 1: Symbols must be non-negative"):
         ed.fit(CategoricalHMM(2, n_iter=3, random_state=0),
                _partitions(X, [1000, 1000, 1000], 2), client)
+
+
+def test_distributed_poisson_starts_from_all_counts(client):
+    # Above max_init_rows the initial rates come from the moments of all the counts: the
+    # distributed fit starts (and so ends) where the serial one does.
+    import emx.distributed as ed
+
+    X, lengths = sample_data("poisson", 3, 3, [500] * 6, seed=14)
+    serial = PoissonHMM(3, n_iter=4, random_state=5).fit(X, lengths)
+    dist = ed.fit(PoissonHMM(3, n_iter=4, random_state=5), _partitions(X, lengths, 3), client,
+                  max_init_rows=200)
+    np.testing.assert_allclose(dist.monitor_.history, serial.monitor_.history, rtol=1e-10)
+    np.testing.assert_allclose(dist.lambdas_, serial.lambdas_, rtol=1e-9)

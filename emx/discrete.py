@@ -523,8 +523,9 @@ class PoissonEmission(Emission):
                 # hmmlearn's draw: a gamma with the data's mean and variance (all features).
                 rs = check_random_state(random_state)
                 self.lambdas_ = rs.gamma(shape=mean**2 / var, scale=var / mean, size=shape)
-            else:  # constant data: every rate at its value
-                self.lambdas_ = np.full(shape, mean)
+            else:  # constant data: every rate at its value (all zeros: a small rate, which
+                # keeps a gamma prior's log density finite; EM takes it to its MAP value)
+                self.lambdas_ = np.full(shape, mean if mean > 0 else 1e-3)
 
     def estep_fn(self):
         lam = self.lambdas_
@@ -602,7 +603,10 @@ class CategoricalHMM(BaseHMM):
     startprob_prior, transmat_prior : float or array
         Dirichlet concentrations for ``startprob_`` and each row of ``transmat_``.
     emissionprob_prior : float or array of shape (n_components, n_features)
-        Dirichlet concentration for each row of ``emissionprob_``.
+        Dirichlet concentration for each row of ``emissionprob_``. Below 1 the density has
+        no maximum (it is unbounded at 0): an entry whose expected count falls below
+        ``1 - prior`` becomes 0 (hmmlearn's rule), and ``monitor_.objective``, which counts
+        the log prior of the non-zero entries, can then fall (EMDecreaseWarning).
     n_features : int or None
         Number of symbols. None: one more than the largest symbol in the training data (the
         parameter itself stays None, as scikit-learn requires; the fitted number of symbols
@@ -738,7 +742,7 @@ class MultinomialHMM(_CountFeatures, BaseHMM):
     """ + _COMMON_DOC + """
     emissionprob_prior : float or array of shape (n_components, n_features)
         Dirichlet concentration for each row of ``emissionprob_`` (an emx addition; the
-        default 1 is hmmlearn's maximum-likelihood update).
+        default 1 is hmmlearn's maximum-likelihood update; below 1 as in CategoricalHMM).
 
     Attributes
     ----------

@@ -581,3 +581,52 @@ def test_distributed_poisson_starts_from_all_counts(client):
                   max_init_rows=200)
     np.testing.assert_allclose(dist.monitor_.history, serial.monitor_.history, rtol=1e-10)
     np.testing.assert_allclose(dist.lambdas_, serial.lambdas_, rtol=1e-9)
+
+
+# ------------------------------------------------------------------ random data (hypothesis)
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@hypothesis.settings(max_examples=25, deadline=None, derandomize=True,
+                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
+@hypothesis.given(
+    kind=st.sampled_from(list(MODELS)),
+    K=st.integers(1, 4),
+    n_seq=st.integers(1, 4),
+    seq_len=st.integers(1, 12),
+    alphabet=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    prior=st.sampled_from([None, 1.5, 3.0]),  # < 1: no maximum (see the README)
+)
+def test_random_data_finite_and_monotone(kind, K, n_seq, seq_len, alphabet, seed, prior):
+    # Any small data set, degenerate ones included (one symbol, all-zero counts, more states
+    # than distinct values): finite normalised parameters, an objective that never falls.
+    rng = np.random.default_rng(seed)
+    n = n_seq * seq_len
+    hypothesis.assume(n >= K)
+    if kind == "categorical":
+        X = rng.integers(0, alphabet, (n, 1))
+        kw = {} if prior is None else {"emissionprob_prior": prior}
+    elif kind == "multinomial":
+        X = rng.multinomial(alphabet - 1, np.ones(3) / 3, size=n)
+        kw = {"n_trials": alphabet - 1}
+        if prior is not None:
+            kw["emissionprob_prior"] = prior
+    else:
+        X = rng.poisson(alphabet - 1, size=(n, 2))
+        kw = {} if prior is None else {"lambdas_prior": prior, "lambdas_weight": prior}
+    cls = MODELS[kind][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # few data points for the parameters
+        warnings.simplefilter("error", EMDecreaseWarning)
+        model = cls(K, n_iter=8, tol=1e-300, random_state=seed, **kw).fit(X, [seq_len] * n_seq)
+    par = emission_attr(model)
+    assert np.all(np.isfinite(par)) and np.all(par >= 0)
+    if kind != "poisson":
+        np.testing.assert_allclose(par.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(model.transmat_.sum(axis=1), 1.0, atol=1e-12)
+    obj = np.array(model.monitor_.objective)
+    assert np.all(np.isfinite(obj))
+    assert np.all(np.diff(obj) >= -(1e-8 + 1e-10 * np.abs(obj[1:])))
+    assert np.isfinite(model.score(X, [seq_len] * n_seq))

@@ -630,3 +630,23 @@ def test_random_data_finite_and_monotone(kind, K, n_seq, seq_len, alphabet, seed
     assert np.all(np.isfinite(obj))
     assert np.all(np.diff(obj) >= -(1e-8 + 1e-10 * np.abs(obj[1:])))
     assert np.isfinite(model.score(X, [seq_len] * n_seq))
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_arrays_the_caller_set_are_not_modified(kind):
+    K, F = 2, SIZES[kind]
+    X, lengths = sample_data(kind, K, F, [40, 30], seed=15)
+    sp, tm, em = random_params(K, F, 16, kind)
+    cls, _, kw = MODELS[kind]
+    model = cls(K, n_iter=3, init_params="", **kw)
+    model.startprob_, model.transmat_ = sp, tm
+    if kind == "poisson":
+        model.lambdas_ = em
+    else:
+        model.emissionprob_ = em
+    copies = [a.copy() for a in (sp, tm, em, X)]
+    model.fit(X, lengths)
+    model.score(X, lengths)
+    for before, after in zip(copies, (sp, tm, em, X), strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert not np.array_equal(emission_attr(model), em)  # EM did move the parameters

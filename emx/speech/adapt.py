@@ -91,6 +91,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from .._em import ChunkRunner
+from .._stats import AdditiveStats
 from .._validation import check_n_jobs
 from .recognizer import Recognizer, _Group, _transcript
 
@@ -111,7 +112,7 @@ _BLOCK = 2048  # frames per block of the CMLLR Gram products
 
 
 @dataclass
-class AdaptStats:
+class AdaptStats(AdditiveStats):
     """Additive statistics of adaptation data under one model (sum them over utterances).
 
     Attributes
@@ -141,18 +142,6 @@ class AdaptStats:
     beta: float = 0.0
     G: np.ndarray | None = None
     k: np.ndarray | None = None
-
-    def __add__(self, other: AdaptStats) -> AdaptStats:
-        def add(a, b):
-            return None if a is None or b is None else a + b
-
-        return AdaptStats(self.loglik + other.loglik, self.n_frames + other.n_frames,
-                          self.occupancy + other.occupancy, self.first + other.first,
-                          self.beta + other.beta, add(self.G, other.G), add(self.k, other.k))
-
-    def __iadd__(self, other: AdaptStats) -> AdaptStats:
-        return self + other
-
 
 # ---------------------------------------------------------------------------- CMLLR M-step
 def cmllr_auxiliary(W: np.ndarray, stats: AdaptStats) -> float:

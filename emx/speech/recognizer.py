@@ -39,6 +39,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .._core import _hmm
 from .._em import ChunkRunner, ConvergenceMonitor, LocalData, user_stacklevel
+from .._stats import AdditiveStats
 from .._validation import check_n_jobs, check_positive_int
 from ..emissions import GMMEmission
 from ..gaussian import GaussianStats
@@ -167,7 +168,7 @@ def _words(t) -> list:
 
 
 @dataclass
-class _Stats:
+class _Stats(AdditiveStats):
     """Additive statistics of one embedded Baum-Welch pass over some utterances."""
 
     loglik: float
@@ -176,21 +177,6 @@ class _Stats:
     silence_entries: float  # expected number of optional silences taken
     silence_slots: float  # number of optional silences offered
     emission: GaussianStats
-
-    def __add__(self, other: _Stats) -> _Stats:
-        return _Stats(self.loglik + other.loglik, self.occupancy + other.occupancy,
-                      self.stays + other.stays, self.silence_entries + other.silence_entries,
-                      self.silence_slots + other.silence_slots, self.emission + other.emission)
-
-    def __iadd__(self, other: _Stats) -> _Stats:
-        self.loglik += other.loglik
-        self.occupancy += other.occupancy
-        self.stays += other.stays
-        self.silence_entries += other.silence_entries
-        self.silence_slots += other.silence_slots
-        self.emission += other.emission
-        return self
-
 
 @dataclass
 class _Summary:
@@ -234,7 +220,7 @@ class _Kept:
 
 
 @dataclass
-class _Moments:
+class _Moments(AdditiveStats):
     """Additive frame counts and sums (or sums of squared deviations) for initialisation:
     all frames, each pool state's uniform-segmentation frames, and the quiet frames."""
 
@@ -248,12 +234,6 @@ class _Moments:
     @classmethod
     def zeros(cls, S: int, D: int) -> _Moments:
         return cls(0.0, np.zeros(D), np.zeros(S), np.zeros((S, D)), 0.0, np.zeros(D))
-
-    def __add__(self, other: _Moments) -> _Moments:
-        return _Moments(self.n + other.n, self.total + other.total,
-                        self.state_n + other.state_n, self.state_total + other.state_total,
-                        self.quiet_n + other.quiet_n, self.quiet_total + other.quiet_total)
-
 
 @dataclass
 class _Group:

@@ -187,6 +187,16 @@ def _count_loglik(X: np.ndarray, W: np.ndarray, Z, const: np.ndarray) -> np.ndar
     return ll
 
 
+def _log_factorial(X: np.ndarray) -> np.ndarray:
+    """``log(x!)`` of every entry of ``X`` (non-negative whole numbers): gammaln(x + 1), from
+    a table of its values (a gather) when the table is smaller than ``X``."""
+    top = float(X.max()) if X.size else 0.0
+    if top >= max(256, X.size):
+        return gammaln(X + 1.0)
+    table = gammaln(np.arange(int(top) + 2, dtype=np.float64))  # table[k + 1] = log(k!)
+    return table[1:][X.astype(np.intp)]
+
+
 def _check_n_features_hyper(n_features) -> int | None:
     if n_features is None:
         return None
@@ -418,7 +428,7 @@ class MultinomialEmission(Emission):
         W, Z = _log_terms(self.emissionprob_)
 
         def loglik(X):
-            const = gammaln(X.sum(axis=1) + 1.0) - gammaln(X + 1.0).sum(axis=1)
+            const = _log_factorial(X.sum(axis=1)) - _log_factorial(X).sum(axis=1)
             return _count_loglik(X, W, Z, const), None
 
         return loglik
@@ -533,7 +543,7 @@ class PoissonEmission(Emission):
         total = lam.sum(axis=1)
 
         def loglik(X):
-            ll = _count_loglik(X, W, Z, -gammaln(X + 1.0).sum(axis=1))
+            ll = _count_loglik(X, W, Z, -_log_factorial(X).sum(axis=1))
             ll -= total
             return ll, None
 

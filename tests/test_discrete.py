@@ -176,6 +176,19 @@ def test_count_emissions_against_scipy(kind):
                                rtol=1e-12)
 
 
+@pytest.mark.parametrize("top", [0, 5, 300, 70_000])
+def test_log_factorial_table_equals_gammaln(top):
+    from scipy.special import gammaln
+
+    from emx.discrete import _log_factorial
+
+    rng = np.random.default_rng(top)
+    X = rng.integers(0, top + 1, size=(50, 4)).astype(float)
+    X[0, 0] = top
+    np.testing.assert_array_equal(_log_factorial(X), gammaln(X + 1.0))
+    np.testing.assert_array_equal(_log_factorial(X.sum(axis=1)), gammaln(X.sum(axis=1) + 1.0))
+
+
 def test_statistics_add():
     a = DiscreteStats(np.ones(2), np.ones((2, 3)))
     b = DiscreteStats(np.full(2, 2.0), np.full((2, 3), 3.0))

@@ -1,5 +1,6 @@
 """Distributed EM on a LocalCluster equals the serial fit, also when a worker dies."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -13,8 +14,10 @@ distributed = pytest.importorskip("dask.distributed")
 da = pytest.importorskip("dask.array")
 
 import emx  # noqa: E402
+import emx._em  # noqa: E402
 import emx.distributed as ed  # noqa: E402
 from emx import gaussian as G  # noqa: E402
+from emx._stats import AdditiveStats  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -458,3 +461,84 @@ def test_recognizer_partition_with_wrong_number_of_features_is_named(client):
                                          "partition 0 has 4"):
         ed.fit(Recognizer(n_states=3, n_mix=1, n_iter=1), [(X[:3], y[:3]), (wide, y[3:])],
                client)
+
+
+# ------------------------------------------------------------ any model through the protocol
+@pytest.mark.parametrize("cls", ["CategoricalHMM", "PoissonHMM"])
+def test_discrete_hmms_equal_serial(client, cls):
+    """The discrete HMMs get distributed fitting from BaseHMM's protocol methods alone
+    (default initialisation included: it runs on all frames gathered in order)."""
+    rng = np.random.default_rng(21)
+    lengths = [40, 25, 60, 30, 45, 50]
+    if cls == "CategoricalHMM":
+        X = rng.integers(0, 5, size=(sum(lengths), 1))
+    else:
+        X = rng.poisson([1.0, 4.0, 9.0], size=(sum(lengths), 3))
+    kw = dict(n_iter=8, tol=1e-300, random_state=3)
+    serial = getattr(emx, cls)(3, **kw).fit(X, lengths)
+    seqs = np.split(X, np.cumsum(lengths)[:-1])
+    dist = ed.fit(getattr(emx, cls)(3, **kw), [seqs[:2], seqs[2:3], seqs[3:]], client)
+    np.testing.assert_allclose(dist.monitor_.history, serial.monitor_.history, rtol=1e-10)
+    for name in serial._fitted_attrs:
+        np.testing.assert_allclose(getattr(dist, name), getattr(serial, name), rtol=1e-9,
+                                   atol=1e-12)
+
+
+@dataclasses.dataclass
+class _MeanStats(AdditiveStats):
+    loglik: float
+    n: float
+    total: float
+
+
+class _Mean(emx._em.EMMixin):
+    """A model emx does not ship, written only against the EM protocol: the mean of
+    1-D data by a (trivial) EM with a known answer."""
+
+    def __init__(self, n_iter=3):
+        self.n_iter = n_iter
+
+    def em_describe(self, part):
+        return np.shape(part)
+
+    def em_prepare(self, part, *, reset=False):
+        return np.asarray(part, dtype=np.float64)
+
+    def em_rows(self, data):
+        return data
+
+    def em_join(self, parts):
+        return np.concatenate(parts)
+
+    def em_init(self, source, random_state):
+        data, complete = source.rows()
+        self.mean_ = float(data[0, 0])  # start from the first row of all the data
+        self.first_seen_, self.complete_ = data.shape, complete
+
+    def em_estep(self, data, runner):
+        d = data[:, 0] - self.mean_
+        return _MeanStats(float(-0.5 * d @ d), float(len(data)), float(data[:, 0].sum()))
+
+    def em_mstep(self, stats):
+        self.mean_ = stats.total / stats.n
+
+    def em_monitor(self):
+        return emx._em.ConvergenceMonitor(1e-300, self.n_iter)
+
+    def em_finish(self, monitor):
+        self.history_ = list(monitor.history)
+
+
+def test_a_new_model_is_fitted_through_the_protocol_alone():
+    X = np.random.default_rng(0).normal(3.0, 1.0, size=(300, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                      dashboard_address=None, silence_logs=50) as cluster, \
+                distributed.Client(cluster) as c:
+            model = ed.fit(_Mean(), [X[:100], X[100:120], X[120:]], c)
+            sampled = ed.fit(_Mean(), [X[:100], X[100:]], c, max_init_rows=50)
+    assert model.first_seen_ == (300, 1) and model.complete_  # all rows, in order
+    assert model.mean_ == pytest.approx(X.mean(), rel=1e-12)
+    assert len(model.history_) == 3 and model.history_[1] >= model.history_[0]
+    assert sampled.first_seen_ == (50, 1) and not sampled.complete_

@@ -8,11 +8,15 @@ M-step is closed form. Chunks run in threads with ``n_jobs``; the result does no
 
 from __future__ import annotations
 
+import copy
+import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -25,7 +29,9 @@ from ._em import (
     column_moments,
     fit_restarts,
     restart_seeds,
+    user_stacklevel,
 )
+from ._stats import AdditiveStats
 from ._validation import broadcast_prior, check_n_jobs, check_positive_int, check_sequences
 from .emissions import Emission, GaussianEmission, GMMEmission
 
@@ -38,7 +44,7 @@ CHUNK_FRAMES = 2048
 
 
 @dataclass
-class HMMStats:
+class HMMStats(AdditiveStats):
     """Additive sufficient statistics of an HMM E-step.
 
     Attributes
@@ -54,21 +60,6 @@ class HMMStats:
     start: np.ndarray
     trans: np.ndarray
     emission: Any
-
-    def __add__(self, other: HMMStats) -> HMMStats:
-        return HMMStats(
-            self.loglik + other.loglik,
-            self.start + other.start,
-            self.trans + other.trans,
-            self.emission + other.emission,
-        )
-
-    def __iadd__(self, other: HMMStats) -> HMMStats:
-        self.loglik += other.loglik
-        self.start += other.start
-        self.trans += other.trans
-        self.emission += other.emission
-        return self
 
 
 @dataclass
@@ -175,7 +166,7 @@ class BaseHMM(EMMixin, BaseEstimator):
 
     def _check_hyperparameters(self) -> None:
         check_positive_int(self.n_components, "n_components")
-        check_positive_int(self.n_iter, "n_iter")
+        check_positive_int(self.n_iter, "n_iter", minimum=0)  # 0: initialise only (hmmlearn)
         check_positive_int(self.n_init, "n_init")
         check_n_jobs(self.n_jobs)
         if self.algorithm not in ("viterbi", "map"):
@@ -184,8 +175,10 @@ class BaseHMM(EMMixin, BaseEstimator):
             raise ValueError(
                 f"implementation must be 'scaling' or 'log', got {self.implementation!r}."
             )
-        if not np.isfinite(self.tol):
-            raise ValueError(f"tol must be finite, got {self.tol!r}.")
+        if (isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real)
+                or np.isnan(self.tol)):
+            # -inf: never converged, every one of n_iter iterations runs (as in hmmlearn)
+            raise ValueError(f"tol must be a real number (not NaN), got {self.tol!r}.")
         K = self.n_components
         broadcast_prior(self.startprob_prior, "startprob_prior", (K,))
         broadcast_prior(self.transmat_prior, "transmat_prior", (K, K))
@@ -215,17 +208,10 @@ class BaseHMM(EMMixin, BaseEstimator):
         checked emission model. Any layout is accepted: the kernel calls take C-contiguous
         copies where needed."""
         K = self.n_components
-        sp = np.asarray(self.startprob_, dtype=np.float64)
-        tm = np.asarray(self.transmat_, dtype=np.float64)
-        if sp.shape != (K,):
-            raise ValueError(f"startprob_ must have shape ({K},), got {sp.shape}.")
-        if tm.shape != (K, K):
-            raise ValueError(f"transmat_ must have shape ({K}, {K}), got {tm.shape}.")
-        for name, p in (("startprob_", sp), ("transmat_", tm)):
-            if not np.all(np.isfinite(p)) or np.any(p < 0):
-                raise ValueError(f"{name} must be finite and non-negative.")
+        sp = self._probabilities("startprob_", (K,))
         if not np.isclose(sp.sum(), 1.0, rtol=0, atol=1e-6):
             raise ValueError(f"startprob_ must sum to 1 (got {sp.sum():.6g}).")
+        tm = self._probabilities("transmat_", (K, K))
         rows = tm.sum(axis=1)
         if not np.allclose(rows, 1.0, rtol=0, atol=1e-6):
             bad = np.flatnonzero(~np.isclose(rows, 1.0, rtol=0, atol=1e-6))
@@ -234,11 +220,32 @@ class BaseHMM(EMMixin, BaseEstimator):
             )
         self.startprob_, self.transmat_ = sp, tm
         em = self._emission()
-        n_features = em.check(getattr(self, "n_features_in_", None))
+        try:
+            n_features = em.check(getattr(self, "n_features_in_", None))
+        except AttributeError as exc:  # an emission parameter that was never set
+            if getattr(exc, "name", None) not in self._emission_attrs:
+                raise
+            raise NotFittedError(
+                f"{type(self).__name__} has no {exc.name}: fit the model or set {exc.name}."
+            ) from None
         if not hasattr(self, "n_features_in_"):
             self.n_features_in_ = n_features  # a model built by hand, not fitted
         self._store(em)
         return em
+
+    def _probabilities(self, name: str, shape: tuple) -> np.ndarray:
+        """``startprob_`` or ``transmat_`` as a float64 array of ``shape``, finite and
+        non-negative, or an error naming it (NotFittedError, a ValueError, when unset)."""
+        if not hasattr(self, name):
+            raise NotFittedError(
+                f"{type(self).__name__} has no {name}: fit the model or set {name}."
+            )
+        p = np.asarray(getattr(self, name), dtype=np.float64)
+        if p.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {p.shape}.")
+        if not np.all(np.isfinite(p)) or np.any(p < 0):
+            raise ValueError(f"{name} must be finite and non-negative.")
+        return p
 
     def _validate(self, X, lengths, *, reset: bool) -> _Data:
         X, lengths, offsets = check_sequences(self, X, lengths, reset=reset)
@@ -363,13 +370,148 @@ class BaseHMM(EMMixin, BaseEstimator):
                 f"Cannot fit {self.n_components} states to {len(data.X)} samples: need at "
                 "least as many samples as states."
             )
-        return fit_restarts(
+        self._warn_overwritten()
+        make_monitor, given = self._monitor_maker()
+        fit_restarts(
             self,
             data,
             seeds=restart_seeds(self.random_state, self.n_init),
             n_jobs=check_n_jobs(self.n_jobs),
-            make_monitor=lambda: ConvergenceMonitor(self.tol, self.n_iter, self.verbose),
+            make_monitor=make_monitor,
         )
+        self.__dict__["_monitor_given"] = given  # fit_restarts set monitor_, not the caller
+        # What this fit set (a refit re-initialises it without a warning: the caller did not
+        # set it).
+        self.__dict__["_set_by_fit"] = {a: getattr(self, a) for a in self._fitted_attrs}
+        self._warn_too_little_data(data.X.size)
+        return self
+
+    # ------------------------------------------------------------------ hmmlearn's API
+    # Letter of init_params / params for each fitted attribute (hmmlearn's).
+    _PARAM_LETTERS = {
+        "startprob_": "s", "transmat_": "t", "means_": "m", "covars_": "c", "weights_": "w",
+        "emissionprob_": "e", "lambdas_": "l",
+    }
+
+    def _warn_overwritten(self) -> None:
+        """hmmlearn's warning: an attribute the caller set is replaced by initialisation
+        (not one a previous fit set and the caller left alone)."""
+        by_fit = self.__dict__.get("_set_by_fit", {})
+        for name in self._fitted_attrs:
+            code = self._PARAM_LETTERS.get(name)
+            if code is None or code not in self.init_params or not hasattr(self, name):
+                continue
+            value = getattr(self, name)
+            if name in by_fit and (value is by_fit[name] or _same(value, by_fit[name])):
+                continue
+            warnings.warn(
+                f"Even though the {name!r} attribute is set, it will be overwritten "
+                f"during initialization because 'init_params' contains {code!r}.",
+                UserWarning, stacklevel=user_stacklevel(),
+            )
+
+    def _warn_too_little_data(self, n_values: int) -> None:
+        """hmmlearn's warning: fewer data points (values of X) than free parameters."""
+        n_free = self._n_parameters()
+        if n_values < n_free:
+            warnings.warn(
+                f"Fitting a model with {n_free} free scalar parameters to only {n_values} "
+                "data points: expect a degenerate solution.",
+                UserWarning, stacklevel=user_stacklevel(),
+            )
+
+    @property
+    def monitor_(self) -> ConvergenceMonitor:
+        """The convergence monitor. After :meth:`fit`, the one of the kept run (``history``,
+        ``converged``); before, a new one with the model's ``tol``, ``n_iter`` and
+        ``verbose``. As in hmmlearn, a monitor assigned to ``monitor_`` (e.g. a subclass of
+        :class:`emx.ConvergenceMonitor` with its own ``converged``) is reset and used by every
+        later fit, with its own ``tol`` and ``n_iter`` (a copy of it for each further
+        restart when ``n_init > 1``)."""
+        monitor = self.__dict__.get("_monitor")
+        if monitor is None:
+            return ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        return monitor
+
+    @monitor_.setter
+    def monitor_(self, monitor) -> None:
+        self.__dict__["_monitor"] = monitor
+        self.__dict__["_monitor_given"] = True
+
+    def _monitor_maker(self):
+        """``(make_monitor, given)``: the monitor factory of one fit (one call per restart),
+        and whether it hands out the monitor the caller assigned to ``monitor_``."""
+        given = self.__dict__.get("_monitor") if self.__dict__.get("_monitor_given") else None
+        if given is None:
+            return (lambda: ConvergenceMonitor(self.tol, self.n_iter, self.verbose)), False
+        template = copy.deepcopy(given) if self.n_init > 1 else None
+        handed = []
+
+        def make():
+            monitor = copy.deepcopy(template) if handed else given
+            handed.append(monitor)
+            _reset_monitor(monitor)
+            return monitor
+
+        return make, True
+
+    def _n_parameters(self) -> int:
+        """Number of free scalar parameters estimated (those whose letters are in
+        ``params``): ``n_components - 1`` for 's', ``n_components * (n_components - 1)`` for
+        't', plus the emission model's."""
+        em = self._check()
+        K = self.n_components
+        n = (K - 1 if "s" in self.params else 0) + (K * (K - 1) if "t" in self.params else 0)
+        return n + int(em.n_parameters(self.params))
+
+    def aic(self, X, lengths=None) -> float:
+        """Akaike information criterion of the model on ``X``: ``-2 log L + 2 p``, with ``p``
+        the number of free parameters estimated (those in ``params``). Lower is better.
+
+        Parameters
+        ----------
+        X, lengths : as in :meth:`fit`
+
+        Returns
+        -------
+        float
+        """
+        return -2.0 * self.score(X, lengths) + 2.0 * self._n_parameters()
+
+    def bic(self, X, lengths=None) -> float:
+        """Bayesian information criterion of the model on ``X``: ``-2 log L + p log n``,
+        with ``p`` the number of free parameters estimated (those in ``params``) and ``n``
+        the number of frames. Lower is better.
+
+        Parameters
+        ----------
+        X, lengths : as in :meth:`fit`
+
+        Returns
+        -------
+        float
+        """
+        n_frames = len(self._prepare(X, lengths).X)
+        return -2.0 * self.score(X, lengths) + self._n_parameters() * np.log(n_frames)
+
+    def get_stationary_distribution(self) -> np.ndarray:
+        """Stationary distribution of the state chain: ``pi`` with ``pi @ transmat_ == pi``
+        and ``pi.sum() == 1``, the left eigenvector of ``transmat_`` for the eigenvalue 1
+        (for a chain with several, e.g. two absorbing states, one of them).
+
+        Returns
+        -------
+        ndarray of shape (n_components,)
+        """
+        K = self.n_components
+        tm = self._probabilities("transmat_", (K, K))
+        rows = tm.sum(axis=1)
+        if not np.allclose(rows, 1.0, rtol=0, atol=1e-6):
+            raise ValueError(f"transmat_ rows must sum to 1 (got {rows.tolist()}).")
+        values, vectors = np.linalg.eig(tm.T)
+        pi = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
+        pi = np.maximum(pi / pi.sum(), 0.0)  # round-off below zero
+        return pi / pi.sum()
 
     def _emission_loglik_fn(self):
         """Function of a chunk of frames returning its (n, K) state log-likelihoods and a
@@ -461,10 +603,12 @@ class BaseHMM(EMMixin, BaseEstimator):
         return complete
 
     def em_monitor(self) -> ConvergenceMonitor:
-        return ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        return self._monitor_maker()[0]()  # the caller's monitor_ if one was assigned
 
     def em_finish(self, monitor: ConvergenceMonitor) -> None:
+        given = bool(self.__dict__.get("_monitor_given"))
         self.monitor_ = monitor
+        self.__dict__["_monitor_given"] = given
 
     # ------------------------------------------------------------------ inference
     def _prepare(self, X, lengths) -> _Data:
@@ -595,6 +739,28 @@ class BaseHMM(EMMixin, BaseEstimator):
         return em.sample(states, rs), states
 
 
+def _same(a, b) -> bool:
+    """Whether two parameter values are equal arrays (False when they cannot be compared)."""
+    try:
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and bool(np.array_equal(a, b))
+    except (TypeError, ValueError):
+        return False
+
+
+def _reset_monitor(monitor) -> None:
+    """Empty a monitor's record before a fit (its ``_reset`` where it has one, as
+    hmmlearn's monitors)."""
+    reset = getattr(monitor, "_reset", None)
+    if callable(reset):
+        reset()
+        return
+    monitor.history = []
+    if hasattr(monitor, "objective"):
+        monitor.objective = []
+    monitor.iter = 0
+
+
 def _no_zeros(p: np.ndarray) -> np.ndarray:
     p = np.maximum(p, np.finfo(float).tiny)
     return p / p.sum(axis=-1, keepdims=True)
@@ -613,7 +779,27 @@ def _path_logprob(path, offsets, loglik, log_sp, log_tm) -> float:
     )
 
 
-class GaussianHMM(BaseHMM):
+class _NFeatures:
+    """hmmlearn's ``n_features`` attribute of the continuous HMMs: ``n_features_in_`` under
+    hmmlearn's name (set by :meth:`fit`, or by hand before sampling from a model built by
+    hand)."""
+
+    @property
+    def n_features(self) -> int:
+        """Number of features (columns of X); an AttributeError before it is known."""
+        try:
+            return self.n_features_in_
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} has no n_features yet: fit the model or set its means_."
+            ) from None
+
+    @n_features.setter
+    def n_features(self, value) -> None:
+        self.n_features_in_ = check_positive_int(value, "n_features")
+
+
+class GaussianHMM(_NFeatures, BaseHMM):
     """Hidden Markov model with Gaussian emissions, trained by (MAP-)EM.
 
     A drop-in for ``hmmlearn.hmm.GaussianHMM`` (same parameters, attributes and meaning of
@@ -723,13 +909,25 @@ class GaussianHMM(BaseHMM):
             raise ValueError(f"min_covar must be a non-negative float, got {self.min_covar!r}.")
 
     def _new_emission(self) -> GaussianEmission:
+        G.check_covariance_type(self.covariance_type)  # a ValueError wherever it is used
         return GaussianEmission(
             self.n_components, self.covariance_type, self.min_covar, self.means_prior,
             self.means_weight, self.covars_prior, self.covars_weight,
         )
 
+    def _emission(self) -> GaussianEmission:
+        em = super()._emission()
+        covars = getattr(em, "covars_", None)
+        if self.covariance_type == "spherical" and covars is not None:
+            # hmmlearn takes spherical covars_ in any shape holding one variance per state,
+            # (K, 1), (K, 1, 1), ...; they read back as (K,)
+            covars, K = np.asarray(covars), self.n_components
+            if covars.ndim > 1 and covars.shape[0] == K and covars.size == K:
+                em.covars_ = covars.reshape(K)
+        return em
 
-class GMMHMM(BaseHMM):
+
+class GMMHMM(_NFeatures, BaseHMM):
     """Hidden Markov model with Gaussian-mixture emissions, trained by (MAP-)EM.
 
     A drop-in for ``hmmlearn.hmm.GMMHMM`` (same parameters, attributes, default priors) with
@@ -844,6 +1042,7 @@ class GMMHMM(BaseHMM):
         self._new_emission().check_hyperparameters()
 
     def _new_emission(self) -> GMMEmission:
+        G.check_covariance_type(self.covariance_type)  # a ValueError wherever it is used
         return GMMEmission(
             self.n_components, self.n_mix, self.covariance_type, self.min_covar,
             self.weights_prior, self.means_prior, self.means_weight, self.covars_prior,

@@ -412,3 +412,48 @@ def test_initial_covariance_of_far_clusters_is_positive_definite():
             warnings.simplefilter("ignore", RuntimeWarning)  # k-means on 2 distinct rows
             m = GMMHMM(1, covariance_type=ct, random_state=0).fit(X, [1, 1, 2])
         assert np.all(np.isfinite(m.covars_)) and np.isfinite(m.score(X, [1, 1, 2]))
+
+
+# ------------------------------------------------------------------ hmmlearn's API (issue 12)
+
+
+def test_bad_covariance_type_is_a_value_error_everywhere():
+    X, lengths = data()
+    model = set_params(GMMHMM(3, n_mix=2, covariance_type="diag"), initial(X, 3, 2, "diag"))
+    model.score(X)
+    model.covariance_type = "banana"
+    for call in (lambda: model.score(X), lambda: model.predict(X), lambda: model.sample(2),
+                 lambda: model.predict_proba(X), lambda: model.fit(X),
+                 lambda: model.aic(X)):
+        with pytest.raises(ValueError, match="covariance_type"):
+            call()
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_aic_and_bic_count_the_parameters_in_params(covariance_type):
+    X, lengths = data(D=2)
+    K, M, D = 3, 2, 2
+    model = set_params(GMMHMM(K, n_mix=M, covariance_type=covariance_type),
+                       initial(X, K, M, covariance_type))
+    ll, n = model.score(X, lengths), len(X)
+    cov = {"spherical": K * M, "diag": K * M * D, "full": K * M * D * (D + 1) // 2,
+           "tied": K * D * (D + 1) // 2}[covariance_type]
+    full = (K - 1) + K * (K - 1) + K * (M - 1) + K * M * D + cov
+    for params, p in {"stmcw": full, "w": K * (M - 1), "": 0}.items():
+        model.params = params
+        assert model.aic(X, lengths) == pytest.approx(-2 * ll + 2 * p, rel=1e-12)
+        assert model.bic(X, lengths) == pytest.approx(-2 * ll + p * np.log(n), rel=1e-12)
+    # hmmlearn counts each state's weights as n_mix - 1 in all (not per state)
+    ref = hmm.GMMHMM(K, n_mix=M, covariance_type=covariance_type)
+    set_params(ref, initial(X, K, M, covariance_type))
+    ref.n_features = D
+    model.params = "stmcw"
+    assert model.aic(X, lengths) - ref.aic(X, lengths) == pytest.approx(
+        2 * (K - 1) * (M - 1), abs=1e-6)
+
+
+def test_n_features_after_fit():
+    X, lengths = data(D=3)
+    model = GMMHMM(2, n_mix=2, n_iter=2, random_state=0).fit(X, lengths)
+    assert model.n_features == 3
+    assert not hasattr(GMMHMM(2), "n_features")

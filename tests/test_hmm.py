@@ -579,3 +579,217 @@ def test_initial_covariance_of_far_clusters_is_positive_definite():
             warnings.simplefilter("error", EMDecreaseWarning)
             m = GaussianHMM(2, covariance_type=ct, random_state=0).fit(X, [3, 1])
         assert np.all(np.isfinite(m.covars_)) and np.isfinite(m.score(X, [3, 1]))
+
+
+# ------------------------------------------------------------------ hmmlearn's API (issue 12)
+
+
+def test_aic_and_bic_equal_hmmlearns_from_the_same_parameters():
+    for covariance_type in TYPES:
+        gen = true_model(covariance_type, K=3, D=2, seed=30)
+        X, lengths = sampled(gen, [40, 60])
+        ref = hmm.GaussianHMM(3, covariance_type=covariance_type)
+        for name in ("startprob_", "transmat_", "means_", "covars_"):
+            setattr(ref, name, getattr(gen, name))
+        ref.n_features = 2
+        np.testing.assert_allclose(gen.aic(X, lengths), ref.aic(X, lengths), rtol=1e-10)
+        np.testing.assert_allclose(gen.bic(X, lengths), ref.bic(X, lengths), rtol=1e-10)
+
+
+def test_aic_and_bic_count_the_parameters_in_params():
+    gen = true_model("full", K=3, D=2, seed=31)
+    X, lengths = sampled(gen, [50, 50])
+    ll = gen.score(X, lengths)
+    counts = {"": 0, "st": 2 + 6, "stmc": 2 + 6 + 6 + 9, "mc": 6 + 9}
+    for params, p in counts.items():
+        gen.params = params
+        assert gen.aic(X, lengths) == pytest.approx(-2 * ll + 2 * p, rel=1e-12)
+        assert gen.bic(X, lengths) == pytest.approx(-2 * ll + p * np.log(100), rel=1e-12)
+    # a list of sequences counts frames, not sequences
+    seqs = [X[:50], X[50:]]
+    assert gen.bic(seqs) == pytest.approx(gen.bic(X, lengths), rel=1e-12)
+
+
+def test_stationary_distribution():
+    rng = np.random.default_rng(32)
+    model = GaussianHMM(4)
+    model.transmat_ = rng.dirichlet(np.ones(4), size=4)
+    pi = model.get_stationary_distribution()
+    assert pi.dtype == np.float64 and pi.shape == (4,)
+    np.testing.assert_allclose(pi @ model.transmat_, pi, atol=1e-12)
+    assert pi.sum() == pytest.approx(1.0) and np.all(pi > 0)
+    ref = hmm.GaussianHMM(4)
+    ref.transmat_ = model.transmat_
+    np.testing.assert_allclose(pi, ref.get_stationary_distribution(), rtol=1e-10)
+    # left-to-right: all the mass ends in the absorbing last state
+    model.transmat_ = np.array([[0.5, 0.5, 0, 0], [0, 0.5, 0.5, 0], [0, 0, 0.5, 0.5],
+                                [0, 0, 0, 1.0]])
+    np.testing.assert_allclose(model.get_stationary_distribution(), [0, 0, 0, 1], atol=1e-12)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="transmat_"):
+        GaussianHMM(2).get_stationary_distribution()
+
+
+def test_n_features_as_hmmlearn():
+    gen, X = fitted()
+    model = GaussianHMM(2, random_state=0).fit(X)
+    assert model.n_features == 2 == model.n_features_in_
+    assert not hasattr(GaussianHMM(2), "n_features")
+    # set by hand before sampling, as in hmmlearn
+    model = GaussianHMM(2, covariance_type="spherical")
+    model.n_features = 1
+    model.startprob_, model.transmat_ = gen.startprob_, gen.transmat_
+    model.means_, model.covars_ = np.array([[0.0], [5.0]]), np.array([1.0, 2.0])
+    assert model.sample(10, random_state=0)[0].shape == (10, 1)
+    assert "n_features" not in model.get_params()
+
+
+def test_n_iter_zero_initialises_without_iterating():
+    gen = true_model("full", K=3, D=2, seed=33)
+    X, _ = sampled(gen, [200])
+    model = GaussianHMM(3, covariance_type="full", n_iter=0, random_state=0).fit(X)
+    ref = hmm.GaussianHMM(3, covariance_type="full", n_iter=0, random_state=0).fit(X)
+    assert model.monitor_.history == [] and not model.monitor_.converged
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_allclose(getattr(model, name), getattr(ref, name), rtol=1e-7,
+                                   err_msg=name)
+    with pytest.raises(ValueError, match="n_iter"):
+        GaussianHMM(3, n_iter=-1).fit(X)
+
+
+def test_tol_minus_infinity_runs_every_iteration():
+    gen = true_model("diag", K=2, D=2, seed=34)
+    X, _ = sampled(gen, [300])
+    model = GaussianHMM(2, n_iter=15, tol=-np.inf, random_state=0).fit(X)
+    assert len(model.monitor_.history) == 15
+    assert len(GaussianHMM(2, n_iter=15, tol=1e-2, random_state=0).fit(X).monitor_.history) < 15
+    with pytest.raises(ValueError, match="tol"):
+        GaussianHMM(2, tol=np.nan).fit(X)
+
+
+def test_warns_when_a_set_attribute_will_be_overwritten():
+    gen, X = fitted()
+    model = GaussianHMM(2, random_state=0)
+    model.startprob_ = gen.startprob_
+    model.means_ = gen.means_
+    with pytest.warns(UserWarning, match="will be overwritten") as record:
+        model.fit(X)
+    names = sorted(str(w.message).split("'")[1] for w in record
+                   if "will be overwritten" in str(w.message))
+    assert names == ["means_", "startprob_"]
+    model = GaussianHMM(2, random_state=0, init_params="tc")
+    model.startprob_, model.means_ = gen.startprob_, gen.means_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(X)  # the set attributes are not in init_params: kept, no warning
+        refit = GaussianHMM(2, random_state=0).fit(X)
+        refit.fit(X)  # what the first fit set is not the caller's: no warning
+    refit.means_ = gen.means_
+    with pytest.warns(UserWarning, match="'means_' attribute is set"):
+        refit.fit(X)
+
+
+def test_warns_with_fewer_data_points_than_free_parameters():
+    gen = true_model("full", K=3, D=2, seed=35)
+    X, _ = sampled(gen, [8])  # 16 values; 2 + 6 + 6 + 9 = 23 free parameters
+    with pytest.warns(UserWarning, match="23 free scalar parameters to only 16 data points"):
+        GaussianHMM(3, covariance_type="full", n_iter=0, random_state=0).fit(X)
+    X, _ = sampled(gen, [20])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GaussianHMM(3, covariance_type="full", n_iter=0, random_state=0).fit(X)
+
+
+def test_monitor_exists_before_fit_and_a_custom_one_is_used():
+    model = GaussianHMM(2, n_iter=7, tol=0.5, verbose=False)
+    assert model.monitor_.n_iter == 7 and model.monitor_.tol == 0.5
+    assert model.monitor_.history == []
+    assert "monitor_" not in vars(model)  # nothing stored by __init__ or the getter
+
+    class TwoIterations(ConvergenceMonitor):
+        calls = 0
+
+        @property
+        def converged(self):
+            type(self).calls += 1
+            return len(self.history) == 2
+
+    gen, X = fitted()
+    mine = TwoIterations(model.monitor_.tol, model.monitor_.n_iter, model.monitor_.verbose)
+    mine.history.append(-1.0)  # reset by fit, as in hmmlearn
+    model.monitor_ = mine
+    model.set_params(random_state=0).fit(X)
+    assert model.monitor_ is mine and len(mine.history) == 2 and TwoIterations.calls == 2
+    model.fit(X)  # kept for the next fit too
+    assert model.monitor_ is mine and len(mine.history) == 2
+    # without one assigned, each fit builds its monitor from the current hyperparameters
+    other = GaussianHMM(2, n_iter=3, tol=-np.inf, random_state=0).fit(X)
+    other.set_params(n_iter=5).fit(X)
+    assert len(other.monitor_.history) == 5
+
+
+def test_custom_monitor_with_restarts():
+    gen, X = fitted()
+
+    class Three(ConvergenceMonitor):
+        @property
+        def converged(self):
+            return len(self.history) == 3
+
+    model = GaussianHMM(2, n_init=3, random_state=0)
+    model.monitor_ = Three(1e-2, 10)
+    model.fit(X)
+    assert isinstance(model.monitor_, Three) and len(model.monitor_.history) == 3
+
+
+def test_estimator_checks_that_do_not_pass_y_still_pass():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from emx import GMMHMM
+
+    for est in (GaussianHMM(2, n_iter=3, random_state=0),
+                GMMHMM(2, n_mix=2, n_iter=3, random_state=0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = check_estimator(est, on_fail=None)
+        failed = {r["check_name"]: str(r["exception"]) for r in results
+                  if r["status"] == "failed"}
+        # scikit-learn passes y as fit's second argument, which an HMM takes as lengths:
+        # those checks fail on "lengths"; every other check must pass
+        assert "check_no_attributes_set_in_init" not in failed
+        assert "check_estimators_unfitted" not in failed
+        others = {k: v for k, v in failed.items()
+                  if "lengths" not in v and k != "check_positive_only_tag_during_fit"}
+        assert not others, others
+
+
+@pytest.mark.parametrize("shape", [(2, 1), (2, 1, 1), (2, 1, 1, 1)])
+def test_spherical_covars_in_hmmlearns_shapes(shape):
+    gen = true_model("spherical", K=2, D=1, seed=36)
+    X, _ = sampled(gen, [50])
+    other = clone(gen)
+    other.n_features_in_ = 1
+    other.startprob_, other.transmat_, other.means_ = gen.startprob_, gen.transmat_, gen.means_
+    other.covars_ = np.asarray(gen.covars_).reshape(shape)
+    assert other.score(X) == pytest.approx(gen.score(X), rel=1e-12)
+    assert other.covars_.shape == (2,)
+    other.covars_ = np.ones((2, 2))  # two values per state is not spherical
+    with pytest.raises(ValueError, match="spherical"):
+        other.score(X)
+
+
+def test_missing_parameters_are_named():
+    from sklearn.exceptions import NotFittedError
+
+    gen, X = fitted()
+    model = GaussianHMM(2)
+    model.startprob_ = gen.startprob_
+    with pytest.raises(NotFittedError, match="transmat_"):
+        model.score(X)
+    model.transmat_ = gen.transmat_
+    with pytest.raises(NotFittedError, match="means_"):
+        model.sample(3)
+    model.startprob_ = 2 * gen.startprob_
+    with pytest.raises(ValueError, match="startprob_ must sum to 1"):
+        model.sample(3)

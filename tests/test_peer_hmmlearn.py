@@ -319,7 +319,7 @@ HMMLEARN_XFAIL = "hmmlearn marks this test xfail: hmmlearn 0.3.3 fails it too"
 README_LINES = {
     "not-convergence": "and is not taken for convergence",
     "scaling": "the scaled kernel subtracts each frame's maximum",
-    "exact-m-step": "The covariance update uses the new means (the exact M-step",
+    "exact-m-step": "`test_chunked[full]`, 'full' fits of 1000 frames with and without 4",
     "n-features-none": "CategoricalHMM's `n_features=None` stays None after fit",
     "n-trials-none": "MultinomialHMM's `n_trials=None` stays None after fit",
     "one-column": "CategoricalHMM refuses X with more than one column",

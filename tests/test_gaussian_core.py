@@ -317,29 +317,26 @@ def test_gmmhmm_mstep_maximises_expected_loglik_plus_prior(ct):
         assert objective(moved) <= best + 1e-9 * abs(best)
 
 
-def test_gmmhmm_live_methods_if_present():
-    """Compare with GMMEmission's own methods while they exist (emx/emissions.py; the lead
-    switches them to the core)."""
-    from emx import emissions
+@pytest.mark.parametrize("ct", CTS)
+def test_gmm_emission_mstep_is_the_frozen_gmmhmm_mstep(ct):
+    """GMMHMM's emission (emx.emissions.GMMEmission, which calls the core) gives what the
+    old GMMHMM methods gave: the floored MAP covariances (or, where they would lower EM's
+    objective, the previous ones), and the same log prior."""
+    from emx.emissions import GMMEmission
 
-    GMM = getattr(emissions, "GMMEmission", None)
-    if GMM is None or not hasattr(GMM, "_update_covars"):
-        pytest.skip("GMMEmission._update_covars is gone (the frozen references above stand)")
-    for ct in CTS:
-        gs, means, pri, old, fl, (K, M, D) = _gmmhmm_case(ct, 7)
-        em = GMM(K, M, covariance_type=ct, **_kw(pri))
-        em.covars_, em.var_floor_ = old, fl
-        em.means_ = means.reshape(K, M, D)
-        em.weights_ = np.full((K, M), 1.0 / M)
-        p = em.priors()
-        lam, mu0 = p["means_weight"].reshape(K * M), p["means_prior"].reshape(K * M, D)
-        live = em.floor(em._update_covars(gs, means, lam, mu0, p))
-        got = G.update_covars(gs, means, old, ct, **_kw(pri), min_covar=fl,
-                              convention="gmmhmm", n_mix=M)
-        np.testing.assert_allclose(got, live, rtol=1e-12, atol=0)
-        np.testing.assert_allclose(
-            G.log_prior(means, old, ct, **_kw(pri), convention="gmmhmm", n_mix=M),
-            em._log_prior(old, "mc"), rtol=1e-12)
+    gs, means, pri, old, fl, (K, M, D) = _gmmhmm_case(ct, 7)
+    em = GMMEmission(K, M, covariance_type=ct, **_kw(pri))
+    em.covars_, em.var_floor_ = old.copy(), fl
+    em.means_ = means.reshape(K, M, D).copy()
+    em.weights_ = np.full((K, M), 1.0 / M)
+    np.testing.assert_allclose(em.log_prior("mc"),
+                               ref_gmmhmm_log_prior(ct, means, old, pri, K, M, D), rtol=1e-12)
+    lam, mu0 = pri["means_weight"].reshape(K * M), pri["means_prior"].reshape(K * M, D)
+    ref = ref_gmmhmm_floor(ct, ref_gmmhmm_update_covars(ct, gs, means, lam, mu0, pri, old,
+                                                        K, M, D), fl)
+    em.mstep(gs, "c")
+    assert not np.array_equal(em.covars_, old)  # the step was taken (the objective rose)
+    np.testing.assert_allclose(em.covars_, ref, rtol=1e-12, atol=0)
 
 
 # ============================================================================ floors

@@ -52,7 +52,14 @@ from ._em import ChunkRunner, ConvergenceMonitor, column_moments, run_em, user_s
 from ._missing import missing_patterns
 from ._stats import AdditiveStats, fixed
 from ._validation import check_n_jobs, check_positive_int, describe_rows
-from .mixture import BaseMixture, MixtureStats, _row_chunks, _Rows, mixture_weights
+from .mixture import (
+    BaseMixture,
+    MixtureStats,
+    MonotoneSteps,
+    _row_chunks,
+    _Rows,
+    mixture_weights,
+)
 
 __all__ = ["FactorAnalysis", "MixtureOfFactorAnalyzers", "FactorStats", "orthomax"]
 
@@ -373,7 +380,8 @@ class _FAData:
 
 
 # ============================================================================ FactorAnalysis
-class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class FactorAnalysis(MonotoneSteps, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                     BaseEstimator):
     """Factor analysis fitted by EM (Rubin and Thayer 1982), with missing values.
 
     Same parameters, attributes and methods as ``sklearn.decomposition.FactorAnalysis``
@@ -550,25 +558,18 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             # where noise precisions and Woodbury products stay representable: between the
             # noise floor and the column's variance (a larger noise is never the optimum).
             psi = np.clip(psi, data.floor, np.maximum(np.diag(data.init_cov), data.floor))
-        self.__dict__.pop("_accepted", None)  # no step accepted yet (see em_summed)
-        self.__dict__.pop("_refused", None)
+        self._reset_accept()  # no step accepted yet (see em_summed)
         self.mean_ = data.shift.copy()
         self._W = _init_loadings(data.init_cov, psi, self._n_factors)
         self.noise_variance_ = psi
 
-    def em_summed(self, stats: FactorStats) -> FactorStats:
-        # Monotone by construction: a step whose log-likelihood (the value the monitor
-        # records) is below the last accepted one is not taken. The previous parameters
-        # and their statistics come back, the monitor sees no gain and EM stops. In exact
-        # arithmetic the floored PX-EM step never lowers the likelihood (see _fa_mstep), so
-        # this only catches round-off at the noise floor (and a non-finite value).
-        last = getattr(self, "_accepted", None)
-        self._refused = last is not None and not stats.loglik >= last[0].loglik
-        if self._refused:
-            stats, (self.mean_, self._W, self.noise_variance_) = last
-        else:
-            self._accepted = (stats, (self.mean_, self._W, self.noise_variance_))
-        return stats
+    def _refused_fall(self, fall: float, loglik: float, last: dict) -> bool:
+        # Monotone by construction (MonotoneSteps.em_summed): a step whose log-likelihood
+        # (the value the monitor records) is below the last accepted one is not taken. In
+        # exact arithmetic the floored PX-EM step never lowers the likelihood (see
+        # _fa_mstep), so this only catches round-off at the noise floor (and a non-finite
+        # value).
+        return not fall <= 0
 
     def em_estep(self, data: _FAData, runner: ChunkRunner) -> FactorStats:
         W, psi, mu = self._W, self.noise_variance_, self.mean_
@@ -594,7 +595,7 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return 0.0
 
     def em_mstep(self, stats: FactorStats) -> None:
-        if getattr(self, "_refused", False):
+        if self._step_refused():
             return  # the step from these statistics was refused: the parameters stay
         mean = stats.mean()
         S = stats.scatter(mean) / stats.count
@@ -640,11 +641,11 @@ class FactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             # changes the likelihood by less than tol.
             last = self.__dict__.get("_accepted")
             if last is not None:
-                self.mean_, self._W, self.noise_variance_ = last[1]
+                for name, value in last[1].items():
+                    setattr(self, name, value)
         finally:
             del self._floor, self._n_factors
-            self.__dict__.pop("_accepted", None)
-            self.__dict__.pop("_refused", None)
+            self._reset_accept()
         if not monitor.converged:
             warnings.warn(
                 "FactorAnalysis did not converge. You might want to increase the number of "

@@ -28,7 +28,7 @@ from ._missing import pattern_runs, split_runs
 from ._stats import AdditiveStats
 from ._validation import check_n_jobs, check_positive_int, describe_rows
 
-__all__ = ["BaseMixture", "GaussianMixture", "MixtureStats", "mixture_weights"]
+__all__ = ["BaseMixture", "GaussianMixture", "MixtureStats", "MonotoneSteps", "mixture_weights"]
 
 # Rows per E-step chunk (fixed by the data, never by the number of threads).
 CHUNK_ROWS = 4096
@@ -160,7 +160,51 @@ def mixture_weights(post: np.ndarray) -> np.ndarray:
     return nk / nk.sum()
 
 
-class BaseMixture(EMMixin, DensityMixin, BaseEstimator):
+class MonotoneSteps:
+    """EM monotone by construction (the protocol's ``em_summed``), for GaussianMixture,
+    MixtureOfFactorAnalyzers and FactorAnalysis.
+
+    The statistics of every E-step pass through :meth:`em_summed`, which compares their
+    log-likelihood with the last accepted step's; ``_refused_fall(fall, loglik, last)``
+    (the model's policy) says whether a fall by ``fall`` to ``loglik`` from the parameters
+    ``last`` (a dict of ``_fitted_attrs``) is refused. A refused step brings the previous
+    parameters and statistics back and skips the next M-step (``em_mstep`` starts with
+    ``if self._step_refused(): return``); the monitor sees no gain and EM stops there.
+    """
+
+    _fitted_attrs: tuple = ()
+
+    def em_summed(self, stats):
+        """The statistics EM continues from: ``stats`` (of the current parameters), or those
+        of the last accepted parameters when the step to the current ones is refused (the
+        parameters come back too, and the next M-step is skipped). Any E-step (serial or
+        distributed) passes its summed statistics through this before the monitor sees
+        them, so the monitored log-likelihood never falls by a refused amount: the monitor
+        sees no gain and EM stops there."""
+        last = self.__dict__.get("_accepted")
+        params = {a: getattr(self, a) for a in self._fitted_attrs}
+        self._refused = False
+        if last is not None:
+            fall = last[0].loglik - stats.loglik
+            self._refused = bool(self._refused_fall(fall, stats.loglik, last[1]))
+            if self._refused:
+                stats, params = last
+                for name, value in params.items():
+                    setattr(self, name, value)
+        self._accepted = (stats, params)
+        return stats
+
+    def _step_refused(self) -> bool:
+        """True (once) when the last E-step refused its step: the M-step is skipped."""
+        return bool(self.__dict__.pop("_refused", False))
+
+    def _reset_accept(self) -> None:
+        """Forget the accepted step (a new run starts)."""
+        self.__dict__.pop("_accepted", None)
+        self.__dict__.pop("_refused", None)
+
+
+class BaseMixture(MonotoneSteps, EMMixin, DensityMixin, BaseEstimator):
     """What every mixture of emx shares (GaussianMixture, MixtureOfFactorAnalyzers): weights
     and responsibilities, the monotone E-step wrapper, the fit tail (restarts, fitted
     attributes, the convergence warning) and inference (score_samples, score,
@@ -197,36 +241,6 @@ class BaseMixture(EMMixin, DensityMixin, BaseEstimator):
             means, covars, ct = self._far_args()
             G.resolve_far_rows(X, resp, log_norm[:, 0], means, covars, ct, log_w)
         return resp, log_norm[:, 0]
-
-    # ------------------------------------------------------------------ monotone EM
-    def em_summed(self, stats):
-        """The statistics EM continues from: ``stats`` (of the current parameters), or those
-        of the last accepted parameters when the step to the current ones is refused (the
-        parameters come back too, and the next M-step is skipped). Any E-step (serial or
-        distributed) passes its summed statistics through this before the monitor sees
-        them, so the monitored log-likelihood never falls by a refused amount: the monitor
-        sees no gain and EM stops there."""
-        last = self.__dict__.get("_accepted")
-        params = {a: getattr(self, a) for a in self._fitted_attrs}
-        self._refused = False
-        if last is not None:
-            fall = last[0].loglik - stats.loglik
-            self._refused = bool(self._refused_fall(fall, stats.loglik, last[1]))
-            if self._refused:
-                stats, params = last
-                for name, value in params.items():
-                    setattr(self, name, value)
-        self._accepted = (stats, params)
-        return stats
-
-    def _step_refused(self) -> bool:
-        """True (once) when the last E-step refused its step: the M-step is skipped."""
-        return bool(self.__dict__.pop("_refused", False))
-
-    def _reset_accept(self) -> None:
-        """Forget the accepted step (a new run starts)."""
-        self.__dict__.pop("_accepted", None)
-        self.__dict__.pop("_refused", None)
 
     # ------------------------------------------------------------------ fit tail
     def _fit_em(self, data, seeds: list, n_jobs: int, final_check: bool = False) -> None:

@@ -106,10 +106,14 @@ def _weighted_nanmean(data: _Rows) -> np.ndarray:
         parts.append((data.X_missing, data.w_missing))
     total = np.zeros(data.X.shape[1])
     count = np.zeros(data.X.shape[1])
-    for X, w in parts:
+    for i, (X, w) in enumerate(parts):
         if len(X) == 0:
             continue
         w = np.ones(len(X)) if w is None else w
+        if i == 0:  # complete rows: no mask, no copy of X
+            total += w @ X
+            count += w.sum()
+            continue
         observed = ~np.isnan(X)
         total += w @ np.where(observed, X, 0.0)
         count += w @ observed
@@ -633,9 +637,9 @@ class GaussianMixture(BaseMixture):
             if not sample_weight.sum() > 0:
                 raise ValueError("sample_weight must contain at least one non-zero weight.")
         G.check_magnitude(X)
-        nan = np.isnan(X)
-        if not nan.any():
+        if not np.isnan(np.min(X)):  # no NaN (a reduction: no mask the size of X)
             return _Rows(X, sample_weight, np.zeros(X.shape[1]), _row_chunks(len(X)))
+        nan = np.isnan(X)
         empty_cols = np.flatnonzero(nan.all(axis=0))
         if len(empty_cols):
             raise ValueError(

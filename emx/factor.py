@@ -603,7 +603,7 @@ class FactorAnalysis(MonotoneSteps, ClassNamePrefixFeaturesOutMixin, Transformer
         # W* maximises the expected complete-data log-likelihood whatever the noise, so the
         # floored noise is the maximiser under the floor: an EM step (never lowers the
         # likelihood; em_summed refuses a step that does so by round-off).
-        psi = np.maximum(psi, self._floor)
+        psi = G.floor_covars(psi, "diag", self._floor)  # the noise is a diagonal covariance
         self.mean_, self._W = mean, W
         self.noise_variance_ = psi
 
@@ -1034,9 +1034,9 @@ class MixtureOfFactorAnalyzers(BaseMixture):
                 W_new[k], psi_new[k] = _fa_mstep(self.components_[k].T, psi_old[k], S[k])
         if self.noise_type == "shared":
             # Pooled over components: the noise maximising the summed expected likelihood.
-            psi = np.maximum((nk @ psi_new) / nk.sum(), self._floor)
+            psi = G.floor_covars((nk @ psi_new) / nk.sum(), "diag", self._floor)
         else:
-            psi = np.maximum(psi_new, self._floor)
+            psi = G.floor_covars(psi_new, "diag", self._floor)
         W_old = np.swapaxes(self.components_, 1, 2)
         keep = self._worse_than_before(gs, means, W_new, psi, W_old, self.noise_variance_)
         if np.any(keep):

@@ -850,10 +850,14 @@ class GaussianHMM(_NFeatures, BaseHMM):
     covars_ : ndarray
         (n_components,) 'spherical', (n_components, n_features) 'diag', (n_components,
         n_features, n_features) 'full', (n_features, n_features) 'tied': the same shape for
-        reading and for setting.
+        reading and for setting ('spherical' also takes hmmlearn's (n_components, 1) and
+        (n_components, 1, 1), read back as (n_components,)).
     monitor_ : ConvergenceMonitor
-        ``history`` holds the log-likelihood per iteration, ``converged`` the outcome.
+        ``history`` holds the log-likelihood per iteration, ``converged`` the outcome; one
+        assigned before :meth:`fit` is used by it (hmmlearn's custom monitors).
     n_features_in_ : int
+    n_features : int
+        hmmlearn's name for ``n_features_in_`` (may be set by hand before :meth:`sample`).
     """
 
     _emission_attrs = ("means_", "covars_")
@@ -981,6 +985,8 @@ class GMMHMM(_NFeatures, BaseHMM):
         The variance floor applied after each M-step.
     monitor_ : ConvergenceMonitor
     n_features_in_ : int
+    n_features : int
+        hmmlearn's name for ``n_features_in_`` (may be set by hand before :meth:`sample`).
     """
 
     _emission_attrs = ("weights_", "means_", "covars_", "var_floor_")

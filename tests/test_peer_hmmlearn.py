@@ -18,6 +18,11 @@ that emx is judged on every test. A test hmmlearn marks xfail and emx fails too 
 
 The discrete-emission files (CategoricalHMM, MultinomialHMM, PoissonHMM) are included when emx
 has the class, and skipped otherwise.
+
+``python tests/test_peer_hmmlearn.py`` prints every outcome; ``--control`` runs the same
+rewritten suite on hmmlearn's own classes (on 2026-11-27: 245 of 268 pass, 6 skip, the 15
+xfail tests of test_gmm_hmm.py fail, and two fail on the ``_covars_`` rule below), which shows
+that the rewrites keep hmmlearn's tests meaningful.
 """
 
 from __future__ import annotations
@@ -115,7 +120,8 @@ REWRITES = [
         ".covars_",
         "`_covars_` is hmmlearn's internal storage of the covariances, in the shape "
         "covariance_type declares; emx's covars_ keeps the shape it is set in, which is that "
-        "storage shape.",
+        "storage shape. (hmmlearn's own covars_ reads back as full matrices, so in the "
+        "control run two spherical test_fit_with_priors fail on this rule alone.)",
     ),
     (
         "*",

@@ -1,0 +1,852 @@
+"""Speech file formats: HTK parameter files, Kaldi feature archives, HTK model files (MMF).
+
+Features computed elsewhere can be used by emx, and emx's models by other toolkits:
+
+- :func:`read_htk` / :func:`write_htk`: HTK parameter files (``.mfc``, ``.htk``, ``.plp``...):
+  a 12-byte big-endian header (``nSamples`` int32, ``sampPeriod`` int32 in 100 ns units,
+  ``sampSize`` int16 bytes per frame, ``parmKind`` int16), then the frames as big-endian
+  float32. Compressed (``_C``) and checksummed (``_K``) files and the 16-bit kinds
+  (``WAVEFORM``, ``IREFC``, ``DISCRETE``) are refused with a ValueError that says how to
+  convert them (HTK's ``HCopy`` with ``SAVECOMPRESSED = F`` and ``SAVEWITHCRC = F``).
+- :func:`read_kaldi`: a Kaldi feature archive (``.ark``) or script file (``.scp``), through the
+  optional package ``kaldiio`` (``pip install "emx[kaldi]"``).
+- :func:`write_mmf` / :func:`read_mmf`: a trained :class:`~emx.speech.Recognizer`'s word (and
+  silence) models as an HTK master macro file in text form: one ``~o`` global options macro
+  and one ``~h`` macro per model, each with its emitting states' Gaussian mixtures and its
+  transition matrix, non-emitting entry and exit states included as HTK has them.
+
+The file layouts follow the HTK book (chapters 5 and 7) and Kaldi's documentation; the code is
+emx's own.
+
+Examples
+--------
+>>> import numpy as np, tempfile, os
+>>> from emx.speech import read_htk, write_htk
+>>> X = np.arange(6.0).reshape(3, 2)
+>>> path = os.path.join(tempfile.mkdtemp(), "utt.mfc")
+>>> write_htk(path, X, samp_period=100_000, parm_kind="USER")
+>>> read_htk(path)
+array([[0., 1.],
+       [2., 3.],
+       [4., 5.]])
+>>> read_htk(path, return_header=True)[1].kind
+'USER'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "HTKHeader",
+    "HTKModel",
+    "MMF",
+    "parm_kind_code",
+    "parm_kind_name",
+    "read_htk",
+    "read_kaldi",
+    "read_mmf",
+    "write_htk",
+    "write_mmf",
+]
+
+# ---------------------------------------------------------------------------- parameter kinds
+# Base kinds (the low 6 bits of parmKind) and qualifier bits, as the HTK book lists them.
+_BASE_KINDS = ("WAVEFORM", "LPC", "LPREFC", "LPCEPSTRA", "LPDELCEP", "IREFC", "MFCC", "FBANK",
+               "MELSPEC", "USER", "DISCRETE", "PLP")
+_QUALIFIERS = {"E": 0o100, "N": 0o200, "D": 0o400, "A": 0o1000, "C": 0o2000, "Z": 0o4000,
+               "K": 0o10000, "0": 0o20000, "V": 0o40000, "T": 0o100000}
+_SHORT_KINDS = ("WAVEFORM", "IREFC", "DISCRETE")  # stored as 16-bit integers, not float32
+_HEADER = struct.Struct(">iihh")  # nSamples, sampPeriod, sampSize, parmKind; big-endian
+_MAX_SAMP_SIZE = 2**15 - 1
+
+
+def parm_kind_code(kind: str | int) -> int:
+    """The 16-bit ``parmKind`` code of an HTK parameter kind name such as ``'MFCC_E_D_A'``.
+
+    Parameters
+    ----------
+    kind : str or int
+        A base kind (``WAVEFORM``, ``LPC``, ``LPREFC``, ``LPCEPSTRA``, ``LPDELCEP``,
+        ``IREFC``, ``MFCC``, ``FBANK``, ``MELSPEC``, ``USER``, ``DISCRETE``, ``PLP``) followed
+        by any of the qualifiers ``_E _N _D _A _C _Z _K _0 _V _T`` (``_O`` is read as
+        ``_0``), case-insensitive; an int is checked and returned.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> parm_kind_code("MFCC_E_D_A")
+    838
+    >>> parm_kind_name(838)
+    'MFCC_E_D_A'
+    """
+    if isinstance(kind, (int, np.integer)) and not isinstance(kind, bool):
+        parm_kind_name(int(kind))  # checks it
+        return int(kind)
+    if not isinstance(kind, str):
+        raise TypeError(f"parameter kind must be a name such as 'MFCC_E_D_A' or an int, "
+                        f"got {type(kind).__name__}")
+    parts = kind.strip().upper().split("_")
+    if parts[0] not in _BASE_KINDS:
+        raise ValueError(f"unknown HTK parameter kind {kind!r}: the base kind must be one of "
+                         f"{', '.join(_BASE_KINDS)}")
+    code = _BASE_KINDS.index(parts[0])
+    for q in parts[1:]:
+        q = "0" if q == "O" else q
+        if q not in _QUALIFIERS:
+            raise ValueError(f"unknown qualifier _{q} in HTK parameter kind {kind!r} (known: "
+                             f"{' '.join('_' + k for k in _QUALIFIERS)})")
+        code |= _QUALIFIERS[q]
+    return code
+
+
+def parm_kind_name(code: int) -> str:
+    """The name of an HTK ``parmKind`` code, e.g. ``838 -> 'MFCC_E_D_A'`` (see
+    :func:`parm_kind_code`)."""
+    code = int(code)
+    if not 0 <= code < 2**16:
+        raise ValueError(f"HTK parameter kind code {code} is not a 16-bit value")
+    base = code & 0o77
+    if base >= len(_BASE_KINDS):
+        raise ValueError(f"HTK parameter kind code {code}: base kind {base} is unknown "
+                         f"(0 to {len(_BASE_KINDS) - 1})")
+    rest = code & ~0o77
+    name = _BASE_KINDS[base]
+    for q, bit in _QUALIFIERS.items():
+        if rest & bit:
+            name += "_" + q
+            rest &= ~bit
+    if rest:
+        raise ValueError(f"HTK parameter kind code {code} sets unknown qualifier bits {rest:#o}")
+    return name
+
+
+# ---------------------------------------------------------------------------- HTK parameter files
+class HTKHeader(NamedTuple):
+    """The header of an HTK parameter file.
+
+    Attributes
+    ----------
+    n_samples : int
+        Frames in the file.
+    samp_period : int
+        Frame period in units of 100 ns (100000 is 10 ms).
+    samp_size : int
+        Bytes per frame (4 per feature).
+    parm_kind : int
+        The parameter kind code; ``kind`` is its name.
+    kind : str
+    """
+
+    n_samples: int
+    samp_period: int
+    samp_size: int
+    parm_kind: int
+    kind: str
+
+    @property
+    def frame_period(self) -> float:
+        """Frame period in seconds."""
+        return self.samp_period * 1e-7
+
+
+def _refuse_kind(code: int, where: str) -> str:
+    """The kind's name, or a ValueError if emx cannot read or write it as float frames."""
+    name = parm_kind_name(code)
+    if code & _QUALIFIERS["C"]:
+        raise ValueError(f"{where}: parameter kind {name} is compressed (_C), which emx does "
+                         "not read; convert the file with HTK's HCopy and SAVECOMPRESSED = F")
+    if code & _QUALIFIERS["K"]:
+        raise ValueError(f"{where}: parameter kind {name} carries a CRC checksum (_K), which "
+                         "emx does not read; convert the file with HTK's HCopy and "
+                         "SAVEWITHCRC = F")
+    base = name.split("_")[0]
+    if base in _SHORT_KINDS:
+        raise ValueError(f"{where}: parameter kind {name} holds 16-bit integers, not float "
+                         "features (for audio use emx.speech.load_audio)")
+    return name
+
+
+def read_htk(path: str | os.PathLike[str], *, return_header: bool = False):
+    """Read an HTK parameter file as a feature matrix.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An HTK-format parameter file (``.mfc``, ``.htk``, ``.plp``, ``.fbank``...): a 12-byte
+        big-endian header and big-endian float32 frames.
+    return_header : bool
+        Also return the header (:class:`HTKHeader`: frame count, period, size and kind).
+
+    Returns
+    -------
+    X : ndarray of shape (n_frames, n_features), float64
+    header : HTKHeader, only with ``return_header=True``
+
+    Raises
+    ------
+    ValueError
+        Naming the file: shorter than its header, a header with impossible fields, a size
+        that does not match the header (truncated or with trailing bytes), a compressed
+        (``_C``), checksummed (``_K``) or 16-bit kind, or frames holding NaN or inf.
+
+    Notes
+    -----
+    emx's own front end puts the log energy in column 0; HTK puts it after the cepstra.
+    The columns are returned in the file's order.
+    """
+    where = f"HTK file '{os.fspath(path)}'"
+    with open(path, "rb") as fh:
+        head = fh.read(_HEADER.size)
+        if len(head) < _HEADER.size:
+            raise ValueError(f"{where}: {len(head)} bytes, shorter than the 12-byte header of "
+                             "an HTK parameter file")
+        n, period, size, kind = _HEADER.unpack(head)
+        code = kind & 0xFFFF  # parmKind is unsigned in effect (_T is bit 15)
+        if n < 0:
+            raise ValueError(f"{where}: header gives a negative frame count ({n}); not an HTK "
+                             "parameter file, or not big-endian")
+        if period <= 0:
+            raise ValueError(f"{where}: header gives a sample period of {period} (must be "
+                             "positive, in 100 ns units); not an HTK parameter file?")
+        if size <= 0 or size % 4:
+            raise ValueError(f"{where}: header gives {size} bytes per frame (must be a positive "
+                             "multiple of 4 for float32 features)")
+        try:
+            name = _refuse_kind(code, where)
+        except ValueError as exc:
+            if str(exc).startswith(where):
+                raise
+            raise ValueError(f"{where}: {exc}") from None
+        expected = n * size
+        data = fh.read(expected + 1)
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "longer than its header says"
+        raise ValueError(f"{where}: {what}: the header declares {n} frames of {size} bytes "
+                         f"({expected + _HEADER.size} bytes in all), the file holds "
+                         f"{'at least ' if len(data) > expected else ''}"
+                         f"{len(data) + _HEADER.size}")
+    X = np.frombuffer(data, dtype=">f4").reshape(n, size // 4).astype(np.float64)
+    if not np.isfinite(X).all():
+        frame = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])
+        raise ValueError(f"{where}: frame {frame} holds NaN or inf")
+    if return_header:
+        return X, HTKHeader(n, period, size, code, name)
+    return X
+
+
+def write_htk(path: str | os.PathLike[str], X, *, samp_period: int = 100_000,
+              parm_kind: str | int = "USER") -> None:
+    """Write a feature matrix as an HTK parameter file (big-endian header and float32 frames).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    X : array-like of shape (n_frames, n_features)
+        Finite values within float32's range; at most 8191 features (HTK's frame size is a
+        16-bit byte count).
+    samp_period : int
+        Frame period in units of 100 ns (default 100000: 10 ms, the step of emx's front end).
+    parm_kind : str or int
+        The parameter kind recorded in the header (see :func:`parm_kind_code`). The default,
+        ``'USER'``, makes no claim on what the columns are; HTK tools compare it with the
+        kind a model expects. Compressed, checksummed and 16-bit kinds are refused.
+
+    Raises
+    ------
+    ValueError
+        ``X`` not 2-D, empty in features, non-finite or beyond float32's range; a frame
+        period that is not a positive 32-bit int; an unwritable parameter kind.
+    """
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_frames, n_features), got shape {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
+    n, d = X.shape
+    if d == 0 or 4 * d > _MAX_SAMP_SIZE:
+        raise ValueError(f"an HTK frame holds 1 to {_MAX_SAMP_SIZE // 4} features, X has {d}")
+    if n > 2**31 - 1:
+        raise ValueError(f"an HTK file holds at most {2**31 - 1} frames, X has {n}")
+    if not np.isfinite(X).all():
+        raise ValueError("X holds NaN or inf")
+    big = np.abs(X).max(initial=0.0)
+    if big > np.finfo(np.float32).max:
+        raise ValueError(f"X holds {big:g}, beyond float32's range (HTK stores float32)")
+    if isinstance(samp_period, bool) or not isinstance(samp_period, (int, np.integer)) or not (
+            0 < samp_period < 2**31):
+        raise ValueError(f"samp_period must be a positive int in 100 ns units (100000 is "
+                         f"10 ms), got {samp_period!r}")
+    code = parm_kind_code(parm_kind)
+    _refuse_kind(code, "write_htk")
+    header = _HEADER.pack(n, int(samp_period), 4 * d, code - 2**16 if code >= 2**15 else code)
+    with open(path, "wb") as fh:
+        fh.write(header)
+        fh.write(np.ascontiguousarray(X, dtype=">f4").tobytes())
+
+
+# ---------------------------------------------------------------------------- Kaldi
+def _kaldiio():
+    try:
+        import kaldiio
+    except ImportError as exc:
+        raise ImportError(
+            "reading Kaldi archives needs the optional package kaldiio: install emx's "
+            "'kaldi' extra (pip install \"emx[kaldi]\") or kaldiio itself (pip install kaldiio)"
+        ) from exc
+    return kaldiio
+
+
+def read_kaldi(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read the feature matrices of a Kaldi archive (``.ark``) or script file (``.scp``).
+
+    Needs the optional package ``kaldiio`` (``pip install "emx[kaldi]"``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A binary or text archive of matrices (``.ark``, e.g. ``copy-feats`` output, Kaldi's
+        compressed matrices included) or a script file (``.scp``) whose lines are
+        ``utterance-id ark-path:offset``. The kind is taken from a ``scp:`` or ``ark:`` prefix
+        if given, else from the extension (anything but ``.scp`` is read as an archive).
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_frames, n_features), float64
+        The utterances in file order.
+
+    Raises
+    ------
+    ImportError
+        kaldiio is not installed (the message names the extra).
+    ValueError
+        Naming the file: an unreadable archive, an entry that is not a 2-D matrix (a vector,
+        audio), or one holding NaN or inf.
+
+    Examples
+    --------
+    >>> feats = read_kaldi("data/train/feats.scp")          # doctest: +SKIP
+    >>> rec.fit(list(feats.values()), labels)               # doctest: +SKIP
+    """
+    kaldiio = _kaldiio()
+    spec = os.fspath(path)
+    kind = None
+    for prefix in ("scp:", "ark:"):
+        if spec.startswith(prefix):
+            kind, spec = prefix[:3], spec[len(prefix):]
+    if kind is None:
+        kind = "scp" if spec.lower().endswith(".scp") else "ark"
+    where = f"Kaldi {kind} file '{spec}'"
+    if not os.path.isfile(spec):
+        raise FileNotFoundError(f"{where} not found")
+    out: dict[str, np.ndarray] = {}
+    try:
+        if kind == "scp":
+            table = kaldiio.load_scp(spec)
+            items = ((key, table[key]) for key in table)
+        else:
+            items = kaldiio.load_ark(spec)
+        for key, value in items:
+            out[str(key)] = _kaldi_matrix(value, key, where)
+    except (ValueError, OSError, EOFError, KeyError, TypeError, IndexError, struct.error,
+            RuntimeError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(where):
+            raise  # ours, already naming the file
+        raise ValueError(f"{where} could not be read: {type(exc).__name__}: {exc}") from exc
+    return out
+
+
+def _kaldi_matrix(value, key, where: str) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{where}: entry {key!r} is a {type(value).__name__}, not a feature "
+                         "matrix (audio archives are not read here)")
+    if value.ndim != 2 or value.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: entry {key!r} has shape {value.shape} and dtype "
+                         f"{value.dtype}; a feature matrix is 2-D and real")
+    X = np.array(value, dtype=np.float64, order="C")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{where}: entry {key!r} holds NaN or inf")
+    return X
+
+
+# ---------------------------------------------------------------------------- HTK MMF
+@dataclass
+class HTKModel:
+    """One HMM of an MMF: ``n`` emitting states, each a mixture of ``M`` Gaussians.
+
+    Attributes
+    ----------
+    name : str
+    weights : ndarray of shape (n, M)
+        Mixture weights (a state with fewer than ``M`` mixtures in the file has zero weights,
+        zero means and unit variances in the missing places).
+    means : ndarray of shape (n, M, D)
+    covars : ndarray of shape (n, M, D) ('diag') or (n, M, D, D) ('full')
+    transp : ndarray of shape (n + 2, n + 2)
+        HTK's transition matrix: state 0 the non-emitting entry, ``n + 1`` the non-emitting
+        exit, rows of the emitting states summing to 1.
+    """
+
+    name: str
+    weights: np.ndarray
+    means: np.ndarray
+    covars: np.ndarray
+    transp: np.ndarray
+
+    @property
+    def n_states(self) -> int:
+        """Emitting states."""
+        return self.weights.shape[0]
+
+
+@dataclass
+class MMF:
+    """The content of an HTK master macro file as :func:`read_mmf` reads it.
+
+    Attributes
+    ----------
+    vecsize : int
+    parm_kind : str
+        The parameter kind name (e.g. ``'USER'``, ``'MFCC_E_D_A'``).
+    covariance_type : {'diag', 'full'}
+    hmms : dict of str to HTKModel
+        The ``~h`` macros in file order.
+    """
+
+    vecsize: int
+    parm_kind: str
+    covariance_type: str
+    hmms: dict[str, HTKModel] = field(default_factory=dict)
+
+
+_NAME_OK = re.compile(r"^[!-~]+$")  # printable ASCII without blanks
+
+
+def _check_name(name: str) -> str:
+    if not _NAME_OK.match(name) or '"' in name or "\\" in name:
+        raise ValueError(f"model name {name!r} cannot be written to an MMF: names must be "
+                         "printable ASCII without blanks, quotes or backslashes")
+    return name
+
+
+def write_mmf(recognizer, path: str | os.PathLike[str], *, parm_kind: str | int = "USER",
+              silence_name: str = "sil", precision: int = 8) -> None:
+    """Export a trained :class:`~emx.speech.Recognizer`'s models to an HTK MMF (text).
+
+    The file holds a ``~o`` macro (``<STREAMINFO>``, ``<VECSIZE>``, ``<NULLD>``, the
+    parameter kind and ``<DIAGC>`` or ``<FULLC>``) and one ``~h`` macro per word, named by
+    its label, then one for the silence model if the recogniser has one. A model of ``n``
+    states is written as HTK has it: ``<NUMSTATES> n + 2`` with emitting states 2 to
+    ``n + 1``, each with ``<NUMMIXES>``, and per Gaussian ``<MIXTURE> m weight``, ``<MEAN>``,
+    ``<VARIANCE>`` (diagonal) or ``<INVCOVAR>`` (full: the upper triangle of the inverse
+    covariance, row by row, as HTK stores it) and ``<GCONST>``; then ``<TRANSP>``, built from
+    the left-to-right topology: the entry state goes to the first emitting state, every
+    emitting state loops with probability ``stay_`` and otherwise moves to the next state,
+    the last one to the exit state.
+
+    What the MMF cannot hold is left out: the front end (``feature_config_``), the
+    probability of skipping an optional silence (``silence_skip_``), the word insertion
+    penalty and any grammar belong to the recognition network (HTK's dictionary, word
+    network and ``HVite -p``), not to the models.
+
+    Parameters
+    ----------
+    recognizer : emx.speech.Recognizer
+        A fitted recogniser (``covariance_type`` 'diag' or 'full'). Its word labels become
+        the model names (as ``str(label)``), so they must be printable ASCII without blanks,
+        quotes or backslashes, and distinct from ``silence_name``.
+    path : str or os.PathLike
+    parm_kind : str or int
+        Parameter kind written in ``~o``. The default ``'USER'`` makes no claim on the
+        columns; pass e.g. ``'MFCC_E_D_A'`` only if the features fed to HTK (see
+        :func:`write_htk`) are written with that kind. emx's front end puts the energy in
+        column 0 where HTK's puts it last, so models trained on emx features expect emx's
+        column order whatever the kind says.
+    silence_name : str
+        Name of the silence model's macro.
+    precision : int
+        Digits after the point of every number (``%.{precision}e``); 8 keeps float32 exact,
+        16 float64.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        The recogniser is not fitted.
+    ValueError
+        A label that cannot be a macro name or equals ``silence_name``, a covariance type
+        other than 'diag' or 'full', or a non-positive ``precision``.
+    """
+    from sklearn.exceptions import NotFittedError
+
+    if not hasattr(recognizer, "pool_"):
+        raise NotFittedError("write_mmf needs a fitted Recognizer; call fit first")
+    if isinstance(precision, bool) or not isinstance(precision, (int, np.integer)) or not (
+            1 <= precision <= 20):
+        raise ValueError(f"precision must be an int from 1 to 20, got {precision!r}")
+    pool = recognizer.pool_
+    ct = recognizer.covariance_type
+    if ct not in ("diag", "full"):
+        raise ValueError(f"write_mmf writes 'diag' and 'full' covariances, the recogniser has "
+                         f"{ct!r}")
+    code = parm_kind_code(parm_kind)
+    kind = parm_kind_name(code)
+    weights, means, covars = (np.asarray(pool.weights_), np.asarray(pool.means_),
+                              np.asarray(pool.covars_))
+    stay = np.asarray(recognizer.stay_, dtype=np.float64)
+    offsets = np.asarray(recognizer.unit_offsets_)
+    D = means.shape[2]
+    names = [_check_name(str(w)) for w in recognizer.words_]
+    if recognizer.silence:
+        names.append(_check_name(silence_name))
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"model names must be distinct: {dup} "
+                         f"{'(the silence model is ' + repr(silence_name) + ')'}")
+    if len(names) != len(offsets) - 1:
+        raise ValueError(f"the recogniser has {len(offsets) - 1} models in unit_offsets_ but "
+                         f"{len(names)} names (words_ and silence)")
+
+    fmt = f"{{:.{int(precision)}e}}"
+
+    def vec(values) -> str:
+        return " " + " ".join(fmt.format(float(v)) for v in values)
+
+    lines = ["~o", f"<STREAMINFO> 1 {D}",
+             f"<VECSIZE> {D}<NULLD><{kind}><{'DIAGC' if ct == 'diag' else 'FULLC'}>"]
+    log2pi = D * math.log(2.0 * math.pi)
+    for u, name in enumerate(names):
+        a, b = int(offsets[u]), int(offsets[u + 1])
+        n = b - a
+        lines += [f'~h "{name}"', "<BEGINHMM>", f"<NUMSTATES> {n + 2}"]
+        for i, s in enumerate(range(a, b)):
+            M = weights.shape[1]
+            lines += [f"<STATE> {i + 2}", f"<NUMMIXES> {M}"]
+            for m in range(M):
+                lines.append(f"<MIXTURE> {m + 1} {fmt.format(float(weights[s, m]))}")
+                lines += [f"<MEAN> {D}", vec(means[s, m])]
+                if ct == "diag":
+                    var = covars[s, m]
+                    lines += [f"<VARIANCE> {D}", vec(var)]
+                    gconst = log2pi + float(np.sum(np.log(var)))
+                else:
+                    cov = covars[s, m]
+                    inv = np.linalg.inv(cov)
+                    inv = (inv + inv.T) / 2.0
+                    lines.append(f"<INVCOVAR> {D}")
+                    lines += [vec(inv[r, r:]) for r in range(D)]
+                    gconst = log2pi + float(np.linalg.slogdet(cov)[1])
+                lines.append(f"<GCONST> {fmt.format(gconst)}")
+        T = np.zeros((n + 2, n + 2))
+        T[0, 1] = 1.0
+        for i, s in enumerate(range(a, b)):
+            T[i + 1, i + 1] = stay[s]
+            T[i + 1, i + 2] = 1.0 - stay[s]
+        lines.append(f"<TRANSP> {n + 2}")
+        lines += [vec(row) for row in T]
+        lines.append("<ENDHMM>")
+    with open(path, "w", encoding="ascii", newline="\n") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+_TOKEN = re.compile(r'\s*(?:(<[^<>\s]*>)|(~[A-Za-z])|("(?:[^"\\]|\\.)*")|([^\s<>"~]+))')
+
+
+class _Tokens:
+    """The tokens of an MMF text, with the line of each for error messages."""
+
+    def __init__(self, text: str, where: str):
+        self.where = where
+        self.items: list[tuple[str, str, int]] = []  # (kind, text, position)
+        pos, end = 0, len(text)
+        while True:
+            while pos < end and text[pos].isspace():
+                pos += 1
+            if pos >= end:
+                break
+            m = _TOKEN.match(text, pos)
+            if m is None or m.end() == pos:
+                self.text = text
+                raise self.error(f"unexpected character {text[pos]!r}", pos)
+            kind = "key" if m.group(1) else "macro" if m.group(2) else (
+                "string" if m.group(3) else "word")
+            token = m.group(m.lastindex)
+            self.items.append((kind, token.upper() if kind == "key" else token, m.start(
+                m.lastindex)))
+            pos = m.end()
+        self.text = text
+        self.i = 0
+
+    def error(self, message: str, pos: int | None = None) -> ValueError:
+        if pos is None:
+            pos = self.items[self.i][2] if self.i < len(self.items) else len(self.text)
+        line = self.text.count("\n", 0, pos) + 1
+        return ValueError(f"{self.where}, line {line}: {message}")
+
+    def peek(self):
+        return self.items[self.i] if self.i < len(self.items) else ("end", "", len(self.text))
+
+    def next(self):
+        item = self.peek()
+        if item[0] == "end":
+            raise self.error("unexpected end of file")
+        self.i += 1
+        return item
+
+    def expect_key(self, key: str) -> None:
+        kind, token, _ = self.peek()
+        if kind != "key" or token != key:
+            raise self.error(f"expected {key}, found {token or 'end of file'}")
+        self.i += 1
+
+    def integer(self, what: str, low: int = 1, high: int = 10**6) -> int:
+        kind, token, pos = self.peek()
+        try:
+            value = int(token) if kind == "word" else None
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise self.error(f"{what} must be an integer from {low} to {high}, found "
+                             f"{token or 'end of file'!r}")
+        self.i += 1
+        return value
+
+    def numbers(self, count: int, what: str) -> np.ndarray:
+        if self.i + count > len(self.items):
+            raise self.error(f"{what}: {count} numbers declared, the file ends first")
+        chunk = self.items[self.i:self.i + count]
+        try:
+            if any(k != "word" for k, _, _ in chunk):
+                raise ValueError
+            values = np.array([float(t) for _, t, _ in chunk])
+        except ValueError:
+            bad = next((t for k, t, _ in chunk if k != "word" or not _is_float(t)), "?")
+            raise self.error(f"{what}: {count} numbers declared, found {bad!r} among them"
+                             ) from None
+        if not np.isfinite(values).all():
+            raise self.error(f"{what} holds NaN or inf")
+        self.i += count
+        return values
+
+
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+_COV_KEYS = {"<DIAGC>": "diag", "<INVDIAGC>": "diag", "<FULLC>": "full"}
+
+
+def _read_options(tok: _Tokens, opts: dict) -> None:
+    """Global options (in ~o or at the start of an HMM): <STREAMINFO>, <VECSIZE>, kinds."""
+    while True:
+        kind, token, _ = tok.peek()
+        if kind != "key":
+            return
+        if token == "<STREAMINFO>":
+            tok.next()
+            streams = tok.integer("<STREAMINFO> stream count")
+            if streams != 1:
+                raise tok.error(f"{streams} streams: emx reads single-stream models only")
+            opts["streamsize"] = tok.integer("<STREAMINFO> stream size")
+        elif token == "<VECSIZE>":
+            tok.next()
+            opts["vecsize"] = tok.integer("<VECSIZE>", 1, 10**5)
+        elif token in _COV_KEYS:
+            tok.next()
+            opts["covariance_type"] = _COV_KEYS[token]
+        elif token in ("<NULLD>", "<POISSOND>", "<GAMMAD>", "<GEND>"):
+            tok.next()
+            if token != "<NULLD>":
+                raise tok.error(f"duration model {token} is not supported (only <NULLD>)")
+        elif token[1:-1] and token[1:-1].split("_")[0] in _BASE_KINDS:
+            tok.next()
+            opts["parm_kind"] = parm_kind_name(parm_kind_code(token[1:-1]))
+        elif token in ("<LLTC>", "<XFORMC>"):
+            raise tok.error(f"covariance kind {token} is not supported (<DIAGC> or <FULLC>)")
+        else:
+            return
+
+
+def read_mmf(path: str | os.PathLike[str]) -> MMF:
+    """Read an HTK MMF in text form, such as :func:`write_mmf` writes.
+
+    Reads a ``~o`` options macro and ``~h`` HMM definitions with their states, mixtures,
+    means, variances (``<VARIANCE>``) or inverse covariances (``<INVCOVAR>``, returned as
+    covariances) and ``<TRANSP>`` written inline; ``<GCONST>`` values are skipped (they
+    follow from the variances). Shared macros (``~s``, ``~m``, ``~v``, ``~t``...), several
+    streams, binary MMFs and duration models are refused with a ValueError; expand or
+    convert such files with HTK's ``HHEd`` first.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    MMF
+        ``vecsize``, ``parm_kind``, ``covariance_type`` and ``hmms`` (name -> HTKModel).
+
+    Raises
+    ------
+    ValueError
+        Naming the file and line: malformed or unsupported content, sizes that disagree
+        with ``<VECSIZE>``, weights, variances or transition rows out of range.
+    """
+    where = f"MMF '{os.fspath(path)}'"
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{where}: not a text MMF (binary MMFs are not read; write one in "
+                         "text with HHEd without -B)") from None
+    tok = _Tokens(text, where)
+    opts: dict = {"parm_kind": "USER", "covariance_type": "diag"}
+    hmms: dict[str, HTKModel] = {}
+    while tok.peek()[0] != "end":
+        kind, token, _ = tok.next()
+        if kind != "macro":
+            raise tok.error(f"expected a macro (~o or ~h), found {token!r}")
+        letter = token[1].lower()
+        if letter == "o":
+            _read_options(tok, opts)
+        elif letter == "h":
+            k, name, _ = tok.next()
+            if k != "string" and k != "word":
+                raise tok.error(f"~h needs a model name, found {name!r}")
+            name = name[1:-1].replace('\\"', '"') if k == "string" else name
+            if name in hmms:
+                raise tok.error(f"model {name!r} is defined twice")
+            hmms[name] = _read_hmm(tok, name, opts)
+        else:
+            raise tok.error(f"macro {token} is not supported: emx reads ~o and ~h with "
+                            "everything inline (expand shared macros with HHEd first)")
+    if "vecsize" not in opts:
+        raise ValueError(f"{where}: no <VECSIZE> given")
+    return MMF(opts["vecsize"], opts["parm_kind"], opts["covariance_type"], hmms)
+
+
+def _read_hmm(tok: _Tokens, name: str, opts: dict) -> HTKModel:
+    tok.expect_key("<BEGINHMM>")
+    _read_options(tok, opts)
+    if "vecsize" not in opts:
+        raise tok.error(f"model {name!r}: no <VECSIZE> before it")
+    D = opts["vecsize"]
+    full = opts["covariance_type"] == "full"
+    tok.expect_key("<NUMSTATES>")
+    N = tok.integer("<NUMSTATES>", 3, 10**5)
+    n = N - 2
+    states: dict[int, dict[int, tuple]] = {}
+    while tok.peek()[:2] == ("key", "<STATE>"):
+        tok.next()
+        s = tok.integer("<STATE> index", 2, N - 1)
+        if s in states:
+            raise tok.error(f"model {name!r}: state {s} is defined twice")
+        states[s] = _read_state(tok, name, s, D, full)
+    if sorted(states) != list(range(2, N)):
+        missing = sorted(set(range(2, N)) - set(states))
+        raise tok.error(f"model {name!r}: emitting states {missing} are not defined")
+    kind, token, _ = tok.peek()
+    if (kind, token) != ("key", "<TRANSP>"):
+        raise tok.error(f"model {name!r}: expected <TRANSP>, found {token!r}")
+    tok.next()
+    size = tok.integer("<TRANSP> size", 1, 10**5)
+    if size != N:
+        raise tok.error(f"model {name!r}: <TRANSP> {size} for <NUMSTATES> {N}")
+    T = tok.numbers(N * N, "<TRANSP>").reshape(N, N)
+    if (T < 0).any() or (T > 1).any():
+        raise tok.error(f"model {name!r}: transition probabilities outside [0, 1]")
+    sums = T[:-1].sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-3) or T[-1].any():
+        raise tok.error(f"model {name!r}: transition rows 1 to {N - 1} must sum to 1 and the "
+                        f"exit row must be zero (sums {np.round(sums, 6).tolist()})")
+    tok.expect_key("<ENDHMM>")
+    M = max(max(mix) for mix in states.values())
+    weights = np.zeros((n, M))
+    means = np.zeros((n, M, D))
+    covars = np.tile(np.eye(D), (n, M, 1, 1)) if full else np.ones((n, M, D))
+    for s, mix in states.items():
+        for m, (w, mu, cov) in mix.items():
+            weights[s - 2, m - 1], means[s - 2, m - 1], covars[s - 2, m - 1] = w, mu, cov
+    return HTKModel(name, weights, means, covars, T)
+
+
+def _read_state(tok: _Tokens, name: str, s: int, D: int, full: bool) -> dict[int, tuple]:
+    M = 1
+    if tok.peek()[:2] == ("key", "<NUMMIXES>"):
+        tok.next()
+        M = tok.integer("<NUMMIXES>", 1, 10**5)
+    mix: dict[int, tuple] = {}
+    while True:
+        kind, token, _ = tok.peek()
+        if (kind, token) == ("key", "<MIXTURE>"):
+            tok.next()
+            m = tok.integer("<MIXTURE> index", 1, M)
+            w = float(tok.numbers(1, "<MIXTURE> weight")[0])
+            if not 0.0 <= w <= 1.0:
+                raise tok.error(f"model {name!r}, state {s}: mixture weight {w} outside [0, 1]")
+        elif (kind, token) == ("key", "<MEAN>") and not mix and M == 1:
+            m, w = 1, 1.0  # a single Gaussian written without <MIXTURE>
+        else:
+            break
+        if m in mix:
+            raise tok.error(f"model {name!r}, state {s}: mixture {m} is defined twice")
+        mix[m] = (w, *_read_gaussian(tok, name, s, D, full))
+    if not mix:
+        raise tok.error(f"model {name!r}, state {s}: no Gaussian (expected <MIXTURE> or "
+                        f"<MEAN>), found {tok.peek()[1]!r}")
+    total = sum(w for w, _, _ in mix.values())
+    if not math.isclose(total, 1.0, abs_tol=1e-3):
+        raise tok.error(f"model {name!r}, state {s}: mixture weights sum to {total:.6g}, not 1")
+    return mix
+
+
+def _read_gaussian(tok: _Tokens, name: str, s: int, D: int, full: bool):
+    where = f"model {name!r}, state {s}"
+    tok.expect_key("<MEAN>")
+    if tok.integer("<MEAN> size", 1, 10**5) != D:
+        raise tok.error(f"{where}: <MEAN> size differs from <VECSIZE> {D}")
+    mean = tok.numbers(D, "<MEAN>")
+    kind, token, _ = tok.next()
+    if (kind, token) == ("key", "<VARIANCE>"):
+        if full:
+            raise tok.error(f"{where}: <VARIANCE> in a <FULLC> model")
+        if tok.integer("<VARIANCE> size", 1, 10**5) != D:
+            raise tok.error(f"{where}: <VARIANCE> size differs from <VECSIZE> {D}")
+        cov = tok.numbers(D, "<VARIANCE>")
+        if (cov <= 0).any():
+            raise tok.error(f"{where}: variances must be positive")
+    elif (kind, token) == ("key", "<INVCOVAR>"):
+        if not full:
+            raise tok.error(f"{where}: <INVCOVAR> in a model without <FULLC>")
+        if tok.integer("<INVCOVAR> size", 1, 10**5) != D:
+            raise tok.error(f"{where}: <INVCOVAR> size differs from <VECSIZE> {D}")
+        upper = tok.numbers(D * (D + 1) // 2, "<INVCOVAR>")
+        inv = np.zeros((D, D))
+        inv[np.triu_indices(D)] = upper
+        inv = inv + np.triu(inv, 1).T
+        try:
+            np.linalg.cholesky(inv)
+        except np.linalg.LinAlgError:
+            raise tok.error(f"{where}: <INVCOVAR> is not positive definite") from None
+        cov = np.linalg.inv(inv)
+        cov = (cov + cov.T) / 2.0
+    else:
+        raise tok.error(f"{where}: expected <VARIANCE> or <INVCOVAR>, found {token!r}")
+    if tok.peek()[:2] == ("key", "<GCONST>"):
+        tok.next()
+        tok.numbers(1, "<GCONST>")
+    return mean, cov

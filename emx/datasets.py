@@ -179,7 +179,9 @@ def load_fsdd(
         Folder holding the ``{digit}_{speaker}_{take}.wav`` files (or a clone of the FSDD
         repository, whose ``recordings/`` folder is then used). None searches, in order,
         ``$EMX_DATA/fsdd`` (or its ``recordings/`` folder), ``$EMX_DATA`` itself, and the
-        cache folder. Returns as soon as a folder holds matching files.
+        cache folder. Returns as soon as a folder holds matching files. ``EMX_DATA`` is the
+        one environment variable emx reads for data: the tests and examples find FSDD
+        through it too.
     download : bool
         With ``path=None``, download the recordings into the cache folder when none of the
         places holds them (see :func:`download_fsdd`).
@@ -231,7 +233,13 @@ def load_fsdd(
         if root is None:
             if not download:
                 places = "\n".join(f"  - {p}" for p in looked)
-                env = "" if os.environ.get("EMX_DATA") else " ($EMX_DATA is not set)"
+                data_home = os.environ.get("EMX_DATA")
+                if not data_home:
+                    env = " ($EMX_DATA is not set)"
+                elif not Path(data_home).expanduser().is_dir():
+                    env = f" ($EMX_DATA is '{data_home}', which is not a folder)"
+                else:
+                    env = ""
                 raise FileNotFoundError(
                     f"FSDD recordings not found{env}. Looked in:\n{places}\n"
                     "Get them with load_fsdd(download=True) (fetches "

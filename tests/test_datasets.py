@@ -1,5 +1,6 @@
 """FSDD loader (emx.datasets): the shared recordings, folder lookup, download from a local zip."""
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -169,6 +170,30 @@ def test_absent_error_default_cache(no_env):
     with pytest.raises(FileNotFoundError, match=r"EMX_DATA is not set") as err:
         load_fsdd()
     assert str(no_env / ".cache" / "emx" / "fsdd") in str(err.value)
+
+
+def test_absent_error_names_a_missing_data_folder(monkeypatch, no_env, tmp_path):
+    monkeypatch.setenv("EMX_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=r"EMX_DATA is '.*nowhere', which is not a folder"):
+        load_fsdd(cache_dir=tmp_path / "cache")
+
+
+def test_tests_find_fsdd_through_emx_data(monkeypatch, no_env, tmp_path):
+    """tests/_fsdd.py reads $EMX_DATA as load_fsdd does; $EMX_FSDD only as a deprecated
+    fallback."""
+    import _fsdd
+
+    data = tmp_path / "data"
+    fake_recordings(data / "fsdd", tmp_path)
+    legacy = fake_recordings(tmp_path / "legacy", tmp_path)
+    monkeypatch.setenv("EMX_DATA", str(data))
+    monkeypatch.setenv("EMX_FSDD", str(legacy))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # EMX_DATA wins: EMX_FSDD is not even looked at
+        assert _fsdd._locate()[0] == (data / "fsdd").resolve()
+    monkeypatch.delenv("EMX_DATA")
+    with pytest.warns(DeprecationWarning, match="EMX_FSDD is deprecated.*EMX_DATA"):
+        assert _fsdd._locate()[0] == legacy
 
 
 # --- download -----------------------------------------------------------------------------------

@@ -1,22 +1,17 @@
 """speech.Recognizer on the Free Spoken Digit Dataset, scoring and persistence."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
+from _fsdd import FSDD
 from _synthetic_speech import _isolated, _speak, _strings
 
 from emx.speech import SILENCE, Recognizer, word_errors
-
-FSDD = Path(os.environ.get("EMX_FSDD", Path(__file__).resolve().parents[2] / "shared" / "data"
-                           / "fsdd"))
 
 
 def fsdd():
     files = sorted(FSDD.glob("*_*_*.wav")) if FSDD.is_dir() else []
     if not files:
-        pytest.skip(f"FSDD recordings not found in {FSDD} (set EMX_FSDD)")
+        pytest.skip(f"FSDD recordings not found in {FSDD} (set EMX_DATA; see tests/_fsdd.py)")
     meta = [f.stem.split("_") for f in files]
     return ([str(f) for f in files], [m[0] for m in meta], [m[1] for m in meta],
             np.array([int(m[2]) for m in meta]))

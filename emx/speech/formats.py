@@ -296,13 +296,27 @@ def write_htk(path: str | os.PathLike[str], X, *, samp_period: int = 100_000,
 
 
 # ---------------------------------------------------------------------------- Kaldi
+def _distribution() -> str:
+    """The name emx is installed under (for install hints), 'emx' if it cannot be told."""
+    try:
+        from importlib.metadata import distributions
+
+        for dist in distributions():  # the one whose console script is emx's
+            if any(ep.value.startswith("emx.cli") for ep in dist.entry_points):
+                return dist.metadata["Name"]
+    except Exception:  # a hint only: never let it mask the ImportError
+        pass
+    return "emx"
+
+
 def _kaldiio():
     try:
         import kaldiio
     except ImportError as exc:
+        dist = _distribution()
         raise ImportError(
-            "reading Kaldi archives needs the optional package kaldiio: install emx's "
-            "'kaldi' extra (pip install \"emx[kaldi]\") or kaldiio itself (pip install kaldiio)"
+            f"reading Kaldi archives needs the optional package kaldiio: install the 'kaldi' "
+            f"extra (pip install \"{dist}[kaldi]\") or kaldiio itself (pip install kaldiio)"
         ) from exc
     return kaldiio
 

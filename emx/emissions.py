@@ -186,7 +186,7 @@ class GaussianEmission(Emission):
         if "c" in init_params or getattr(self, "covars_", None) is None:
             cv = G.data_covariance(X, X.mean(axis=0)) + self.min_covar * np.eye(D)
             # positive definite even when clusters far apart put min_covar below round-off
-            cv = G._floor_eigenvalues(cv, self.min_covar)
+            cv = G.floor_covars(cv, "full", self.min_covar)
             self.covars_ = G.covars_from_template(cv, self.covariance_type, K)
 
     def estep_fn(self):
@@ -528,7 +528,7 @@ class GMMEmission(Emission):
         rs = check_random_state(random_state)
         cv = G.data_covariance(X, X.mean(axis=0)) + self.min_covar * np.eye(D)
         # positive definite even when clusters far apart put min_covar below round-off
-        cv = G._floor_eigenvalues(cv, self.min_covar)
+        cv = G.floor_covars(cv, "full", self.min_covar)
         n = len(X)
         global_var = (cv.diagonal() - self.min_covar) * (n - 1) / max(n, 1)
         self.var_floor_ = np.maximum(self.min_covar, self.var_floor * global_var)

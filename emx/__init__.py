@@ -6,6 +6,8 @@ GaussianHMM
     Hidden Markov model with Gaussian emissions (hmmlearn-compatible names).
 GMMHMM
     Hidden Markov model with Gaussian-mixture emissions (hmmlearn-compatible names).
+CategoricalHMM, MultinomialHMM, PoissonHMM
+    Hidden Markov models with discrete emissions (hmmlearn-compatible names).
 GaussianMixture
     Gaussian mixture (scikit-learn-compatible names), with sample weights and missing data.
 FactorAnalysis, MixtureOfFactorAnalyzers

@@ -282,6 +282,48 @@ def test_mmf_written_by_hand_in_htk_layout(tmp_path):
     np.testing.assert_array_equal(np.diag(hmm.transp, 0), [0, 0.6, 0.9, 0])
 
 
+def test_mmf_with_shared_macros(tmp_path):
+    """Tied states, Gaussians, means, variances and transitions as HHEd writes them, and
+    HCompV's variance floor macro (read, not used): every use gets the macro's values."""
+    path = tmp_path / "tied.mmf"
+    path.write_text(
+        '~o <STREAMINFO> 1 2 <VECSIZE> 2<NULLD><MFCC><DIAGC>\n'
+        '~v "varFloor1" <VARIANCE> 2 0.01 0.01\n'
+        '~u "mu" <MEAN> 2 5 6\n'
+        '~v "var" <VARIANCE> 2 2 3\n'
+        '~m "g" ~u "mu" ~v "var" <GCONST> 1.0\n'
+        '~s "shared" <NUMMIXES> 2 <MIXTURE> 1 0.4 ~m "g"\n'
+        '  <MIXTURE> 2 0.6 <MEAN> 2 0 0 <VARIANCE> 2 1 1\n'
+        '~t "lr3" <TRANSP> 3 0 1 0 0 0.7 0.3 0 0 0\n'
+        '~h "a" <BEGINHMM> <NUMSTATES> 3 <STATE> 2 ~s "shared" ~t "lr3" <ENDHMM>\n'
+        '~h "b" <BEGINHMM> <NUMSTATES> 4 <STATE> 2 ~s "shared"\n'
+        '  <STATE> 3 <MEAN> 2 1 1 ~v "var"\n'
+        '  <TRANSP> 4 0 1 0 0 0 0.5 0.5 0 0 0 0.2 0.8 0 0 0 0 <ENDHMM>\n')
+    mmf = read_mmf(path)
+    a, b = mmf.hmms["a"], mmf.hmms["b"]
+    np.testing.assert_array_equal(a.weights, [[0.4, 0.6]])
+    np.testing.assert_array_equal(a.means[0], [[5, 6], [0, 0]])
+    np.testing.assert_array_equal(a.covars[0], [[2, 3], [1, 1]])
+    np.testing.assert_array_equal(a.transp[1], [0, 0.7, 0.3])
+    np.testing.assert_array_equal(b.means[0], a.means[0])  # the tied state
+    np.testing.assert_array_equal(b.weights[1], [1, 0])  # one Gaussian in a 2-mixture model
+    np.testing.assert_array_equal(b.covars[1, 0], [2, 3])
+    a.means[0, 0, 0] = -1  # models own their arrays
+    assert b.means[0, 0, 0] == 5
+    bad = tmp_path / "bad.mmf"
+    bad.write_text(path.read_text().replace('<STATE> 2 ~s "shared" ~t "lr3"',
+                                            '<STATE> 2 ~s "shared" ~t "lr3x"'))
+    with pytest.raises(ValueError, match="~t 'lr3x' is used before it is defined"):
+        read_mmf(bad)
+    bad.write_text(path.read_text().replace("<NUMSTATES> 3", "<NUMSTATES> 4 <STATE> 3 ~s "
+                                            '"shared"'))
+    with pytest.raises(ValueError, match="<TRANSP> 3 for <NUMSTATES> 4"):
+        read_mmf(bad)
+    bad.write_text(path.read_text().replace("<DIAGC>", "<FULLC>"))
+    with pytest.raises(ValueError, match="<VARIANCE> in a <FULLC> model"):
+        read_mmf(bad)
+
+
 GOOD = ('~o <VECSIZE> 1<NULLD><USER><DIAGC>\n~h "w"\n<BEGINHMM> <NUMSTATES> 3\n'
         '<STATE> 2 <MEAN> 1 0.0 <VARIANCE> 1 1.0\n<TRANSP> 3\n0 1 0\n0 0.5 0.5\n0 0 0\n'
         '<ENDHMM>\n')
@@ -295,7 +337,10 @@ GOOD = ('~o <VECSIZE> 1<NULLD><USER><DIAGC>\n~h "w"\n<BEGINHMM> <NUMSTATES> 3\n'
     (GOOD.replace("0 0.5 0.5", "0 0.5 0.6"), "must sum to 1"),
     (GOOD.replace("<TRANSP> 3", "<TRANSP> 4"), "<TRANSP> 4 for <NUMSTATES> 3"),
     (GOOD.replace("0.0 <VARIANCE>", "zero <VARIANCE>"), "found 'zero'"),
-    (GOOD.replace('~h "w"', '~s "s1"'), "macro ~s is not supported"),
+    (GOOD.replace('~h "w"', '~r "tree"'), "macro ~r is not supported"),
+    (GOOD.replace("<STATE> 2 <MEAN>", '<STATE> 2 ~s "nowhere" <MEAN>'),
+     "~s 'nowhere' is used before it is defined"),
+    (GOOD.replace("<TRANSP> 3\n", '~t "t3"\n'), "~t 't3' is used before it is defined"),
     (GOOD.replace("<STATE> 2", "<STATE> 5"), "<STATE> index"),
     (GOOD.replace("<DIAGC>", "<FULLC>"), "<VARIANCE> in a <FULLC> model"),
     (GOOD.replace("<VECSIZE> 1", "<STREAMINFO> 2 1 1 <VECSIZE> 2"), "2 streams"),

@@ -695,14 +695,17 @@ def _read_options(tok: _Tokens, opts: dict) -> None:
 
 
 def read_mmf(path: str | os.PathLike[str]) -> MMF:
-    """Read an HTK MMF in text form, such as :func:`write_mmf` writes.
+    """Read an HTK MMF in text form, such as :func:`write_mmf` or HTK's tools write.
 
-    Reads a ``~o`` options macro and ``~h`` HMM definitions with their states, mixtures,
+    Reads the ``~o`` options macro and the ``~h`` HMM definitions with their states, mixtures,
     means, variances (``<VARIANCE>``) or inverse covariances (``<INVCOVAR>``, returned as
-    covariances) and ``<TRANSP>`` written inline; ``<GCONST>`` values are skipped (they
-    follow from the variances). Shared macros (``~s``, ``~m``, ``~v``, ``~t``...), several
-    streams, binary MMFs and duration models are refused with a ValueError; expand or
-    convert such files with HTK's ``HHEd`` first.
+    covariances) and ``<TRANSP>``, written inline or through shared macros defined earlier
+    in the file: ``~s`` (state), ``~m`` (Gaussian), ``~u`` (mean), ``~v`` (variance, e.g.
+    HCompV's ``varFloor1``, read and not used), ``~i`` (inverse covariance) and ``~t``
+    (transition matrix); a shared macro is copied into every model that uses it.
+    ``<GCONST>`` values are skipped (they follow from the variances). Other macros (tied
+    mixtures, regression trees, transforms, stream weights, durations), several streams and
+    binary MMFs are refused with a ValueError; convert such files with HTK's ``HHEd`` first.
 
     Parameters
     ----------
@@ -716,8 +719,9 @@ def read_mmf(path: str | os.PathLike[str]) -> MMF:
     Raises
     ------
     ValueError
-        Naming the file and line: malformed or unsupported content, sizes that disagree
-        with ``<VECSIZE>``, weights, variances or transition rows out of range.
+        Naming the file and line: malformed or unsupported content, a macro used before it
+        is defined, sizes that disagree with ``<VECSIZE>``, weights, variances or
+        transition rows out of range.
     """
     where = f"MMF '{os.fspath(path)}'"
     with open(path, "rb") as fh:
@@ -729,37 +733,71 @@ def read_mmf(path: str | os.PathLike[str]) -> MMF:
                          "text with HHEd without -B)") from None
     tok = _Tokens(text, where)
     opts: dict = {"parm_kind": "USER", "covariance_type": "diag"}
+    macros: dict[str, dict] = {letter: {} for letter in _SHARED}
     hmms: dict[str, HTKModel] = {}
     while tok.peek()[0] != "end":
         kind, token, _ = tok.next()
         if kind != "macro":
-            raise tok.error(f"expected a macro (~o or ~h), found {token!r}")
+            raise tok.error(f"expected a macro (~o, ~h or a shared one), found {token!r}")
         letter = token[1].lower()
         if letter == "o":
             _read_options(tok, opts)
-        elif letter == "h":
-            k, name, _ = tok.next()
-            if k != "string" and k != "word":
-                raise tok.error(f"~h needs a model name, found {name!r}")
-            name = name[1:-1].replace('\\"', '"') if k == "string" else name
-            if name in hmms:
-                raise tok.error(f"model {name!r} is defined twice")
-            hmms[name] = _read_hmm(tok, name, opts)
+            continue
+        if letter != "h" and letter not in _SHARED:
+            raise tok.error(f"macro {token} is not supported (emx reads ~o, ~h and the shared "
+                            f"macros {' '.join('~' + c for c in _SHARED)})")
+        name = _macro_name(tok, token)
+        table = hmms if letter == "h" else macros[letter]
+        if name in table:
+            raise tok.error(f"macro ~{letter} {name!r} is defined twice")
+        if letter != "t" and "vecsize" not in opts:
+            raise tok.error(f"macro ~{letter} {name!r} comes before <VECSIZE> (~o)")
+        ctx = _Context(tok, opts.get("vecsize", 0), opts["covariance_type"] == "full", macros)
+        if letter == "h":
+            table[name] = _read_hmm(ctx, name, opts)
         else:
-            raise tok.error(f"macro {token} is not supported: emx reads ~o and ~h with "
-                            "everything inline (expand shared macros with HHEd first)")
+            table[name] = _SHARED[letter](ctx, f"macro ~{letter} {name!r}")
     if "vecsize" not in opts:
         raise ValueError(f"{where}: no <VECSIZE> given")
     return MMF(opts["vecsize"], opts["parm_kind"], opts["covariance_type"], hmms)
 
 
-def _read_hmm(tok: _Tokens, name: str, opts: dict) -> HTKModel:
+@dataclass
+class _Context:
+    tok: _Tokens
+    D: int
+    full: bool
+    macros: dict
+
+    def shared(self, letter: str, where: str):
+        """The shared macro ``~letter "name"`` at the cursor, if there is one, else None."""
+        kind, token, _ = self.tok.peek()
+        if kind != "macro" or token.lower() != "~" + letter:
+            return None
+        self.tok.next()
+        name = _macro_name(self.tok, token)
+        try:
+            return self.macros[letter][name]
+        except KeyError:
+            raise self.tok.error(f"{where}: macro ~{letter} {name!r} is used before it is "
+                                 "defined") from None
+
+
+def _macro_name(tok: _Tokens, macro: str) -> str:
+    kind, name, _ = tok.next()
+    if kind not in ("string", "word"):
+        raise tok.error(f"{macro} needs a name, found {name!r}")
+    return name[1:-1].replace('\\"', '"') if kind == "string" else name
+
+
+def _read_hmm(ctx: _Context, name: str, opts: dict) -> HTKModel:
+    tok = ctx.tok
     tok.expect_key("<BEGINHMM>")
     _read_options(tok, opts)
     if "vecsize" not in opts:
         raise tok.error(f"model {name!r}: no <VECSIZE> before it")
-    D = opts["vecsize"]
-    full = opts["covariance_type"] == "full"
+    ctx.D, ctx.full = opts["vecsize"], opts["covariance_type"] == "full"
+    D, full = ctx.D, ctx.full
     tok.expect_key("<NUMSTATES>")
     N = tok.integer("<NUMSTATES>", 3, 10**5)
     n = N - 2
@@ -769,24 +807,20 @@ def _read_hmm(tok: _Tokens, name: str, opts: dict) -> HTKModel:
         s = tok.integer("<STATE> index", 2, N - 1)
         if s in states:
             raise tok.error(f"model {name!r}: state {s} is defined twice")
-        states[s] = _read_state(tok, name, s, D, full)
+        where = f"model {name!r}, state {s}"
+        shared = ctx.shared("s", where)
+        states[s] = shared if shared is not None else _read_state(ctx, where)
     if sorted(states) != list(range(2, N)):
         missing = sorted(set(range(2, N)) - set(states))
         raise tok.error(f"model {name!r}: emitting states {missing} are not defined")
-    kind, token, _ = tok.peek()
-    if (kind, token) != ("key", "<TRANSP>"):
-        raise tok.error(f"model {name!r}: expected <TRANSP>, found {token!r}")
-    tok.next()
-    size = tok.integer("<TRANSP> size", 1, 10**5)
-    if size != N:
-        raise tok.error(f"model {name!r}: <TRANSP> {size} for <NUMSTATES> {N}")
-    T = tok.numbers(N * N, "<TRANSP>").reshape(N, N)
-    if (T < 0).any() or (T > 1).any():
-        raise tok.error(f"model {name!r}: transition probabilities outside [0, 1]")
-    sums = T[:-1].sum(axis=1)
-    if not np.allclose(sums, 1.0, atol=1e-3) or T[-1].any():
-        raise tok.error(f"model {name!r}: transition rows 1 to {N - 1} must sum to 1 and the "
-                        f"exit row must be zero (sums {np.round(sums, 6).tolist()})")
+    T = ctx.shared("t", f"model {name!r}")
+    if T is None:
+        kind, token, _ = tok.peek()
+        if (kind, token) != ("key", "<TRANSP>"):
+            raise tok.error(f"model {name!r}: expected <TRANSP>, found {token!r}")
+        T = _read_transp(ctx, f"model {name!r}", N)
+    if len(T) != N:
+        raise tok.error(f"model {name!r}: <TRANSP> {len(T)} for <NUMSTATES> {N}")
     tok.expect_key("<ENDHMM>")
     M = max(max(mix) for mix in states.values())
     weights = np.zeros((n, M))
@@ -794,11 +828,31 @@ def _read_hmm(tok: _Tokens, name: str, opts: dict) -> HTKModel:
     covars = np.tile(np.eye(D), (n, M, 1, 1)) if full else np.ones((n, M, D))
     for s, mix in states.items():
         for m, (w, mu, cov) in mix.items():
+            if mu.shape != (D,) or cov.shape != ((D, D) if full else (D,)):
+                raise tok.error(f"model {name!r}, state {s}: a shared Gaussian of size "
+                                f"{mu.shape[0]} or covariance kind other than the model's")
             weights[s - 2, m - 1], means[s - 2, m - 1], covars[s - 2, m - 1] = w, mu, cov
-    return HTKModel(name, weights, means, covars, T)
+    return HTKModel(name, weights, means, covars, T.copy())
 
 
-def _read_state(tok: _Tokens, name: str, s: int, D: int, full: bool) -> dict[int, tuple]:
+def _read_transp(ctx: _Context, where: str, expected: int | None = None) -> np.ndarray:
+    tok = ctx.tok
+    tok.expect_key("<TRANSP>")
+    N = tok.integer("<TRANSP> size", 3, 10**5)
+    if expected is not None and N != expected:
+        raise tok.error(f"{where}: <TRANSP> {N} for <NUMSTATES> {expected}")
+    T = tok.numbers(N * N, "<TRANSP>").reshape(N, N)
+    if (T < 0).any() or (T > 1).any():
+        raise tok.error(f"{where}: transition probabilities outside [0, 1]")
+    sums = T[:-1].sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-3) or T[-1].any():
+        raise tok.error(f"{where}: transition rows 1 to {N - 1} must sum to 1 and the exit "
+                        f"row must be zero (sums {np.round(sums, 6).tolist()})")
+    return T
+
+
+def _read_state(ctx: _Context, where: str) -> dict[int, tuple]:
+    tok = ctx.tok
     M = 1
     if tok.peek()[:2] == ("key", "<NUMMIXES>"):
         tok.next()
@@ -811,56 +865,120 @@ def _read_state(tok: _Tokens, name: str, s: int, D: int, full: bool) -> dict[int
             m = tok.integer("<MIXTURE> index", 1, M)
             w = float(tok.numbers(1, "<MIXTURE> weight")[0])
             if not 0.0 <= w <= 1.0:
-                raise tok.error(f"model {name!r}, state {s}: mixture weight {w} outside [0, 1]")
-        elif (kind, token) == ("key", "<MEAN>") and not mix and M == 1:
+                raise tok.error(f"{where}: mixture weight {w} outside [0, 1]")
+        elif not mix and M == 1 and ((kind, token) == ("key", "<MEAN>") or (
+                kind == "macro" and token.lower() in ("~m", "~u"))):
             m, w = 1, 1.0  # a single Gaussian written without <MIXTURE>
         else:
             break
         if m in mix:
-            raise tok.error(f"model {name!r}, state {s}: mixture {m} is defined twice")
-        mix[m] = (w, *_read_gaussian(tok, name, s, D, full))
+            raise tok.error(f"{where}: mixture {m} is defined twice")
+        mix[m] = (w, *_read_gaussian(ctx, f"{where}, mixture {m}"))
     if not mix:
-        raise tok.error(f"model {name!r}, state {s}: no Gaussian (expected <MIXTURE> or "
-                        f"<MEAN>), found {tok.peek()[1]!r}")
+        raise tok.error(f"{where}: no Gaussian (expected <MIXTURE> or <MEAN>), found "
+                        f"{tok.peek()[1]!r}")
     total = sum(w for w, _, _ in mix.values())
     if not math.isclose(total, 1.0, abs_tol=1e-3):
-        raise tok.error(f"model {name!r}, state {s}: mixture weights sum to {total:.6g}, not 1")
+        raise tok.error(f"{where}: mixture weights sum to {total:.6g}, not 1")
     return mix
 
 
-def _read_gaussian(tok: _Tokens, name: str, s: int, D: int, full: bool):
-    where = f"model {name!r}, state {s}"
-    tok.expect_key("<MEAN>")
-    if tok.integer("<MEAN> size", 1, 10**5) != D:
-        raise tok.error(f"{where}: <MEAN> size differs from <VECSIZE> {D}")
-    mean = tok.numbers(D, "<MEAN>")
-    kind, token, _ = tok.next()
-    if (kind, token) == ("key", "<VARIANCE>"):
-        if full:
+def _read_gaussian(ctx: _Context, where: str) -> tuple[np.ndarray, np.ndarray]:
+    shared = ctx.shared("m", where)
+    if shared is not None:
+        return shared
+    tok, full = ctx.tok, ctx.full
+    mean = ctx.shared("u", where)
+    if mean is None:
+        tok.expect_key("<MEAN>")
+        mean = _read_vector(ctx, "<MEAN>", where)
+    if full:
+        cov = ctx.shared("i", where)
+        if cov is None and (ctx.tok.peek()[1].lower() == "~v"
+                            or tok.peek()[:2] == ("key", "<VARIANCE>")):
             raise tok.error(f"{where}: <VARIANCE> in a <FULLC> model")
-        if tok.integer("<VARIANCE> size", 1, 10**5) != D:
-            raise tok.error(f"{where}: <VARIANCE> size differs from <VECSIZE> {D}")
-        cov = tok.numbers(D, "<VARIANCE>")
-        if (cov <= 0).any():
-            raise tok.error(f"{where}: variances must be positive")
-    elif (kind, token) == ("key", "<INVCOVAR>"):
-        if not full:
-            raise tok.error(f"{where}: <INVCOVAR> in a model without <FULLC>")
-        if tok.integer("<INVCOVAR> size", 1, 10**5) != D:
-            raise tok.error(f"{where}: <INVCOVAR> size differs from <VECSIZE> {D}")
-        upper = tok.numbers(D * (D + 1) // 2, "<INVCOVAR>")
-        inv = np.zeros((D, D))
-        inv[np.triu_indices(D)] = upper
-        inv = inv + np.triu(inv, 1).T
-        try:
-            np.linalg.cholesky(inv)
-        except np.linalg.LinAlgError:
-            raise tok.error(f"{where}: <INVCOVAR> is not positive definite") from None
-        cov = np.linalg.inv(inv)
-        cov = (cov + cov.T) / 2.0
+        if cov is None:
+            tok.expect_key("<INVCOVAR>")
+            cov = _read_invcovar(ctx, where)
     else:
-        raise tok.error(f"{where}: expected <VARIANCE> or <INVCOVAR>, found {token!r}")
+        cov = ctx.shared("v", where)
+        if cov is None and (ctx.tok.peek()[1].lower() == "~i"
+                            or tok.peek()[:2] == ("key", "<INVCOVAR>")):
+            raise tok.error(f"{where}: <INVCOVAR> in a model without <FULLC>")
+        if cov is None:
+            tok.expect_key("<VARIANCE>")
+            cov = _read_variance(ctx, where)
     if tok.peek()[:2] == ("key", "<GCONST>"):
         tok.next()
         tok.numbers(1, "<GCONST>")
     return mean, cov
+
+
+def _read_vector(ctx: _Context, key: str, where: str) -> np.ndarray:
+    if ctx.tok.integer(f"{key} size", 1, 10**5) != ctx.D:
+        raise ctx.tok.error(f"{where}: {key} size differs from <VECSIZE> {ctx.D}")
+    return ctx.tok.numbers(ctx.D, key)
+
+
+def _read_variance(ctx: _Context, where: str) -> np.ndarray:
+    var = _read_vector(ctx, "<VARIANCE>", where)
+    if (var <= 0).any():
+        raise ctx.tok.error(f"{where}: variances must be positive")
+    return var
+
+
+def _read_invcovar(ctx: _Context, where: str) -> np.ndarray:
+    tok, D = ctx.tok, ctx.D
+    if tok.integer("<INVCOVAR> size", 1, 10**5) != D:
+        raise tok.error(f"{where}: <INVCOVAR> size differs from <VECSIZE> {D}")
+    upper = tok.numbers(D * (D + 1) // 2, "<INVCOVAR>")
+    inv = np.zeros((D, D))
+    inv[np.triu_indices(D)] = upper
+    inv = inv + np.triu(inv, 1).T
+    try:
+        np.linalg.cholesky(inv)
+    except np.linalg.LinAlgError:
+        raise tok.error(f"{where}: <INVCOVAR> is not positive definite") from None
+    cov = np.linalg.inv(inv)
+    return (cov + cov.T) / 2.0
+
+
+def _define(key: str, reader):
+    """A shared macro's body: ``key`` then what ``reader`` reads."""
+    def read(ctx: _Context, where: str):
+        ctx.tok.expect_key(key)
+        return reader(ctx, where)
+    return read
+
+
+def _define_mean(ctx: _Context, where: str) -> np.ndarray:
+    ctx.tok.expect_key("<MEAN>")
+    return _read_vector(ctx, "<MEAN>", where)
+
+
+def _define_gaussian(ctx: _Context, where: str):
+    kind, token, _ = ctx.tok.peek()
+    if (kind, token) != ("key", "<MEAN>") and not (kind == "macro" and token.lower() == "~u"):
+        raise ctx.tok.error(f"{where}: expected <MEAN>, found {token!r}")
+    return _read_gaussian(ctx, where)
+
+
+def _define_state(ctx: _Context, where: str):
+    return _read_state(ctx, where)
+
+
+def _define_transp(ctx: _Context, where: str) -> np.ndarray:
+    if ctx.tok.peek()[:2] != ("key", "<TRANSP>"):
+        raise ctx.tok.error(f"{where}: expected <TRANSP>, found {ctx.tok.peek()[1]!r}")
+    return _read_transp(ctx, where)
+
+
+# The shared macros read_mmf resolves, with the reader of each one's definition.
+_SHARED = {
+    "u": _define_mean,
+    "v": _define("<VARIANCE>", _read_variance),
+    "i": _define("<INVCOVAR>", _read_invcovar),
+    "m": _define_gaussian,
+    "s": _define_state,
+    "t": _define_transp,
+}

@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 from _synthetic_speech import _isolated
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
 
 from emx.speech import Recognizer
@@ -65,6 +67,29 @@ def test_round_trip_and_inputs_untouched(tmp_path):
     np.testing.assert_array_equal(read_htk(path), Z)
     write_htk(path, np.zeros((0, 3)))
     assert read_htk(path).shape == (0, 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 20), d=st.integers(1, 50), period=st.integers(1, 2**31 - 1),
+       code=st.integers(0, 2**16 - 1), seed=st.integers(0, 2**32 - 1))
+def test_htk_round_trip_property(tmp_path_factory, n, d, period, code, seed):
+    """Any shape, period and readable parameter kind: write then read gives the float32
+    values and the header back; an unreadable kind is refused on writing."""
+    path = tmp_path_factory.mktemp("htk") / "p.htk"
+    X = np.random.default_rng(seed).standard_normal((n, d)) * 1e3
+    try:
+        parm_kind_name(code)
+        readable = not (code & 0o12000) and (code & 0o77) not in (0, 5, 10)
+    except ValueError:
+        readable = False
+    if not readable:
+        with pytest.raises(ValueError):
+            write_htk(path, X, samp_period=period, parm_kind=code)
+        return
+    write_htk(path, X, samp_period=period, parm_kind=code)
+    Y, head = read_htk(path, return_header=True)
+    np.testing.assert_array_equal(Y, X.astype(np.float32))
+    assert head == (n, period, 4 * d, code, parm_kind_name(code))
 
 
 def test_the_top_qualifier_bit_is_read(tmp_path):

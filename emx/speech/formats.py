@@ -173,7 +173,7 @@ def _refuse_kind(code: int, where: str) -> str:
     base = name.split("_")[0]
     if base in _SHORT_KINDS:
         raise ValueError(f"{where}: parameter kind {name} holds 16-bit integers, not float "
-                         "features (for audio use emx.speech.load_audio)")
+                         "features; emx reads and writes the float kinds only")
     return name
 
 
@@ -280,8 +280,8 @@ def write_htk(path: str | os.PathLike[str], X, *, samp_period: int = 100_000,
         raise ValueError(f"an HTK file holds at most {2**31 - 1} frames, X has {n}")
     if not np.isfinite(X).all():
         raise ValueError("X holds NaN or inf")
-    big = np.abs(X).max(initial=0.0)
-    if big > np.finfo(np.float32).max:
+    big = max(float(X.max(initial=0)), -float(X.min(initial=0)))  # no |X| copy
+    if big > float(np.finfo(np.float32).max):
         raise ValueError(f"X holds {big:g}, beyond float32's range (HTK stores float32)")
     if isinstance(samp_period, bool) or not isinstance(samp_period, (int, np.integer)) or not (
             0 < samp_period < 2**31):

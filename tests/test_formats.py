@@ -206,6 +206,15 @@ def test_kaldi_bad_files(tmp_path):
         read_kaldi(junk)
     with pytest.raises(FileNotFoundError, match="missing.scp"):
         read_kaldi(tmp_path / "missing.scp")
+    nan_scp = tmp_path / "nan.scp"
+    kaldiio.save_ark(str(tmp_path / "nan2.ark"), {"u": np.array([[np.inf]], dtype=np.float32)},
+                     scp=str(nan_scp))
+    with pytest.raises(ValueError, match="nan.scp.*'u' holds NaN or inf"):
+        read_kaldi(nan_scp)
+    dangling = tmp_path / "dangling.scp"
+    dangling.write_text(f"u1 {tmp_path / 'gone.ark'}:5\n")
+    with pytest.raises(ValueError, match="dangling.scp.*could not be read"):
+        read_kaldi(dangling)
 
 
 # ---------------------------------------------------------------------------- HTK MMF

@@ -39,6 +39,7 @@ import math
 import os
 import re
 import struct
+import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -367,11 +368,14 @@ def read_kaldi(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     try:
         if kind == "scp":
             table = kaldiio.load_scp(spec)
-            items = ((key, table[key]) for key in table)
+            with warnings.catch_warnings():  # kaldiio warns before raising; we raise below
+                warnings.filterwarnings("ignore", "An error happen", UserWarning)
+                for key in table:
+                    out[str(key)] = _kaldi_matrix(table[key], key, where)
         else:
-            items = kaldiio.load_ark(spec)
-        for key, value in items:
-            out[str(key)] = _kaldi_matrix(value, key, where)
+            with open(spec, "rb") as fh:  # closed however the reading ends
+                for key, value in kaldiio.load_ark(fh):
+                    out[str(key)] = _kaldi_matrix(value, key, where)
     except (ValueError, OSError, EOFError, KeyError, TypeError, IndexError, struct.error,
             RuntimeError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith(where):

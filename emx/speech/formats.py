@@ -13,7 +13,9 @@ Features computed elsewhere can be used by emx, and emx's models by other toolki
 - :func:`write_mmf` / :func:`read_mmf`: a trained :class:`~emx.speech.Recognizer`'s word (and
   silence) models as an HTK master macro file in text form: one ``~o`` global options macro
   and one ``~h`` macro per model, each with its emitting states' Gaussian mixtures and its
-  transition matrix, non-emitting entry and exit states included as HTK has them.
+  transition matrix, non-emitting entry and exit states included as HTK has them;
+  :func:`read_mmf` reads those and HTK's own (shared ``~s ~m ~u ~v ~i ~t`` macros included)
+  into arrays.
 
 The file layouts follow the HTK book (chapters 5 and 7) and Kaldi's documentation; the code is
 emx's own.

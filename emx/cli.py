@@ -63,7 +63,6 @@ import argparse
 import bisect
 import dataclasses
 import fnmatch
-import importlib.metadata
 import inspect
 import json
 import math
@@ -96,8 +95,10 @@ class CLIError(Exception):
 
 
 def _version() -> str:
-    try:
-        return importlib.metadata.version("emx")
+    import importlib.metadata
+
+    try:  # emx is distributed as emx-learn (the name emx on PyPI is another project)
+        return importlib.metadata.version("emx-learn")
     except importlib.metadata.PackageNotFoundError:
         package = sys.modules.get(__package__ or "emx")
         return str(getattr(package, "__version__", "unknown"))

@@ -764,7 +764,7 @@ def test_train_bad_options(sweeps, tmp_path, capsys, options, message):
 def test_version(capsys):
     rc, out, err = _run(capsys, "--version")
     assert rc == 0
-    assert out == f"emx {importlib.metadata.version('emx')}\n"
+    assert out == f"emx {importlib.metadata.version('emx-learn')}\n"
 
 
 _OPTIONS = {

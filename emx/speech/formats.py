@@ -9,7 +9,7 @@ Features computed elsewhere can be used by emx, and emx's models by other toolki
   (``WAVEFORM``, ``IREFC``, ``DISCRETE``) are refused with a ValueError that says how to
   convert them (HTK's ``HCopy`` with ``SAVECOMPRESSED = F`` and ``SAVEWITHCRC = F``).
 - :func:`read_kaldi`: a Kaldi feature archive (``.ark``) or script file (``.scp``), through the
-  optional package ``kaldiio`` (``pip install "emx[kaldi]"``).
+  optional package ``kaldiio`` (``pip install "emx-learn[kaldi]"``).
 - :func:`write_mmf` / :func:`read_mmf`: a trained :class:`~emx.speech.Recognizer`'s word (and
   silence) models as an HTK master macro file in text form: one ``~o`` global options macro
   and one ``~h`` macro per model, each with its emitting states' Gaussian mixtures and its
@@ -300,7 +300,7 @@ def write_htk(path: str | os.PathLike[str], X, *, samp_period: int = 100_000,
 
 # ---------------------------------------------------------------------------- Kaldi
 def _distribution() -> str:
-    """The name emx is installed under (for install hints), 'emx' if it cannot be told."""
+    """The name emx is installed under (for install hints), 'emx-learn' if it cannot be told."""
     try:
         from importlib.metadata import distributions
 
@@ -309,7 +309,7 @@ def _distribution() -> str:
                 return dist.metadata["Name"]
     except Exception:  # a hint only: never let it mask the ImportError
         pass
-    return "emx"
+    return "emx-learn"
 
 
 def _kaldiio():
@@ -327,7 +327,7 @@ def _kaldiio():
 def read_kaldi(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read the feature matrices of a Kaldi archive (``.ark``) or script file (``.scp``).
 
-    Needs the optional package ``kaldiio`` (``pip install "emx[kaldi]"``).
+    Needs the optional package ``kaldiio`` (``pip install "emx-learn[kaldi]"``).
 
     Parameters
     ----------

@@ -191,14 +191,10 @@ def load_fsdd(
     Returns
     -------
     sklearn.utils.Bunch
-        paths : list of str
-            Absolute paths of the recordings, sorted.
-        labels : ndarray of str
-            The digit spoken, ``"0"`` to ``"9"``.
-        speakers : ndarray of str
-        takes : ndarray of int
-        root : str
-            The folder the recordings were found in.
+        With the fields ``paths`` (list of str: absolute paths of the recordings, sorted),
+        ``labels`` (ndarray of str: the digit spoken, ``"0"`` to ``"9"``), ``speakers``
+        (ndarray of str), ``takes`` (ndarray of int) and ``root`` (str: the folder the
+        recordings were found in).
 
     Raises
     ------

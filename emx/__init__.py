@@ -16,11 +16,15 @@ EMImputer
     Imputation of missing entries by EM (a Gaussian or Gaussian mixture on incomplete data).
 """
 
-try:  # the compiled kernels first: a source folder without them fails here, with a remedy
-    from ._core import _gauss, _hmm, _missing  # noqa: F401
-except ImportError as _exc:
-    import os as _os
+import importlib as _importlib
+import importlib.util as _importlib_util
+import os as _os
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
+# The compiled kernels first: a source folder without them fails here, with a remedy. They are
+# found, not loaded (loading them imports scipy.linalg); the models load them when imported.
+if any(_importlib_util.find_spec(f"{__name__}._core.{_k}") is None
+       for _k in ("_gauss", "_hmm", "_missing")):
     raise ImportError(
         "emx's compiled kernels (emx._core._gauss, _hmm, _missing) are missing: Python "
         f"imported emx from {_os.path.dirname(_os.path.abspath(__file__))}, a source folder "
@@ -28,14 +32,26 @@ except ImportError as _exc:
         "`pip install --no-build-isolation -e .` for development), then import it from "
         "outside the repository's top folder: a REPL, notebook or `python -c` started in "
         "the top folder finds the source folder `emx/` before the installed package."
-    ) from _exc
+    )
 
-from ._em import ConvergenceMonitor, EMDecreaseWarning
-from .discrete import CategoricalHMM, MultinomialHMM, PoissonHMM
-from .factor import FactorAnalysis, MixtureOfFactorAnalyzers
-from .hmm import GMMHMM, GaussianHMM
-from .impute import EMImputer
-from .mixture import GaussianMixture
+# The models are imported on first use (``emx.GaussianHMM``, ``from emx import GaussianHMM``):
+# they need scikit-learn and scipy, which ``import emx`` alone, ``emx --help`` or
+# ``import emx.speech.formats`` do not. Submodules (emx.speech, emx.distributed, ...) likewise.
+_LAZY = {
+    "CategoricalHMM": "discrete",
+    "ConvergenceMonitor": "_em",
+    "EMDecreaseWarning": "_em",
+    "EMImputer": "impute",
+    "FactorAnalysis": "factor",
+    "GMMHMM": "hmm",
+    "GaussianHMM": "hmm",
+    "GaussianMixture": "mixture",
+    "MixtureOfFactorAnalyzers": "factor",
+    "MultinomialHMM": "discrete",
+    "PoissonHMM": "discrete",
+}
+_SUBMODULES = ("cli", "datasets", "discrete", "distributed", "emissions", "factor", "gaussian",
+               "hmm", "impute", "mixture", "speech")
 
 __all__ = [
     "CategoricalHMM",
@@ -51,3 +67,26 @@ __all__ = [
     "PoissonHMM",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
+
+
+if _TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
+    from ._em import ConvergenceMonitor, EMDecreaseWarning  # noqa: F401
+    from .discrete import CategoricalHMM, MultinomialHMM, PoissonHMM  # noqa: F401
+    from .factor import FactorAnalysis, MixtureOfFactorAnalyzers  # noqa: F401
+    from .hmm import GMMHMM, GaussianHMM  # noqa: F401
+    from .impute import EMImputer  # noqa: F401
+    from .mixture import GaussianMixture  # noqa: F401

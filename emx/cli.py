@@ -63,9 +63,9 @@ import argparse
 import bisect
 import dataclasses
 import fnmatch
-import inspect
 import json
 import math
+import numbers
 import os
 import sys
 import textwrap
@@ -73,18 +73,26 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-from .speech import DEFAULT_FEATURES, SILENCE, Recognizer, word_errors
+# emx.speech (scikit-learn, the audio libraries) is imported by the commands that use it, not
+# by `emx --help` or a usage error.
 
 __all__ = ["Takes", "confusion_matrix", "format_confusion", "main", "parse_takes"]
 
 PROG = "emx"
 
-# The command line's training defaults are the Recognizer's, and its front end's
-# DEFAULT_FEATURES.
-_DEFAULTS = {name: p.default for name, p in inspect.signature(Recognizer).parameters.items()}
+# The command line's training defaults: the Recognizer's and its front end's (DEFAULT_FEATURES),
+# written out so that the help screens need not import them; tests/test_cli.py checks that they
+# are the Recognizer's.
+_DEFAULTS = {"covariance_type": "diag", "n_states": 10, "frames_per_state": 4.0, "n_mix": 8,
+             "silence": True, "word_insertion_penalty": -60.0, "n_iter": 5, "var_floor": 1.0,
+             "n_jobs": None, "vtln": False}
+_FRONT_END_DEFAULTS = {"samplerate": None, "numcep": 13, "lowfreq": 100.0, "highfreq": None,
+                       "cmn": True, "cvn": True}
 
 # Front-end options of `emx train` (FeatureConfig fields).
 _FRONT_END = ("samplerate", "cmn", "cvn", "lowfreq", "highfreq", "numcep")
@@ -102,6 +110,18 @@ def _version() -> str:
     except importlib.metadata.PackageNotFoundError:
         package = sys.modules.get(__package__ or "emx")
         return str(getattr(package, "__version__", "unknown"))
+
+
+class _Version(argparse.Action):
+    """``--version``: looks the version up (importlib.metadata) only when asked for it."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{PROG} {_version()}")
+        parser.exit()
 
 
 # ---------------------------------------------------------------------------- argument types
@@ -133,7 +153,7 @@ class Takes:
         return cls((n, n) for n in numbers)
 
     def __contains__(self, take) -> bool:
-        if isinstance(take, bool) or not isinstance(take, (int, np.integer)):
+        if isinstance(take, bool) or not isinstance(take, numbers.Integral):
             return False
         i = bisect.bisect_right(self._starts, take) - 1
         return i >= 0 and take <= self.ranges[i][1]
@@ -303,6 +323,8 @@ def _audio_files(folder: Path, pattern: str) -> list[Path]:
 
 
 def _read_transcripts(file: Path, folder: Path) -> list[_Item]:
+    from .speech.recognizer import SILENCE
+
     if not file.is_file():
         raise CLIError(f"transcript file not found: '{file}'")
     try:
@@ -332,6 +354,8 @@ def _read_transcripts(file: Path, folder: Path) -> list[_Item]:
 def _select(folder: str, labels_from: str, pattern: str, include: Takes | None,
             exclude: Takes | None) -> list[_Item]:
     """Utterances under ``folder`` with their words, after the take filter."""
+    from .speech.recognizer import SILENCE
+
     root = Path(folder).expanduser()
     if not root.exists():
         raise CLIError(f"audio folder not found: '{root}'")
@@ -400,6 +424,8 @@ def _expand(name: str, pattern: str) -> list[tuple[Path, str]]:
 
 # ---------------------------------------------------------------------------- models, grammars
 def _load_model(path: str, insertion_penalty: float | None = None):
+    from .speech import Recognizer
+
     p = Path(path).expanduser()
     if not p.is_file():
         raise CLIError(f"model file not found: '{p}'" if not p.exists()
@@ -514,6 +540,8 @@ def confusion_matrix(references, hypotheses, labels=None) -> tuple[np.ndarray, l
         ``counts[i, j]``: utterances of word ``labels[i]`` recognised as ``labels[j]``.
     labels : list of str
     """
+    import numpy as np
+
     refs, hyps = [str(r) for r in references], [str(h) for h in hypotheses]
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
@@ -529,6 +557,8 @@ def confusion_matrix(references, hypotheses, labels=None) -> tuple[np.ndarray, l
 def format_confusion(counts: np.ndarray, labels: list[str]) -> str:
     """The confusion matrix as aligned text: rows reference, columns hypothesis, then the
     number of utterances and the percentage correct of each reference word."""
+    import numpy as np
+
     counts = np.asarray(counts)
     width = max(max(len(w) for w in labels), len(str(int(counts.max(initial=0)))), 1) + 1
     lead = max(max(len(w) for w in labels), len("ref\\hyp"))
@@ -564,6 +594,8 @@ def _describe_features(cfg) -> str:
 
 # ---------------------------------------------------------------------------- commands
 def _feature_config(args):
+    from .speech import DEFAULT_FEATURES
+
     changed = {name: getattr(args, name) for name in _FRONT_END
                if getattr(args, name) != getattr(DEFAULT_FEATURES, name)}
     try:
@@ -573,6 +605,10 @@ def _feature_config(args):
 
 
 def _cmd_train(args) -> int:
+    import numpy as np
+
+    from .speech import Recognizer
+
     config = _feature_config(args)
     if (args.samplerate is not None and config.highfreq is not None
             and config.highfreq > args.samplerate / 2):
@@ -669,6 +705,10 @@ def _cmd_recognize(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from .speech import word_errors
+
     rec = _load_model(args.model, args.insertion_penalty)
     grammar = _read_grammar(args.grammar, rec.classes_) if args.grammar else None
     items = _select(args.audio_dir, args.labels_from, args.pattern, args.takes,
@@ -832,7 +872,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  emx evaluate digits.npz recordings/ --takes 0-4 --errors\n\n"
                "Run 'emx COMMAND --help' for the options of a command.",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}",
+    parser.add_argument("--version", action=_Version,
                         help="print the version of emx and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
 
@@ -895,7 +935,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity.add_argument("-q", "--quiet", dest="verbose", action="store_false",
                            help="no progress log (the default when stderr is not a terminal)")
 
-    fe = DEFAULT_FEATURES
+    fe = argparse.Namespace(**_FRONT_END_DEFAULTS)
     g = p.add_argument_group("front end (MFCC; saved with the model)")
     g.add_argument("--samplerate", type=_positive_int, default=fe.samplerate, metavar="HZ",
                    help="resample all audio to HZ, in training and recognition (default: the "

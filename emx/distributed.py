@@ -36,7 +36,8 @@ frames for the HMMs) the initialisation runs on a seeded uniform sample of that 
 across all partitions instead: the fit is then no longer the serial one. FactorAnalysis and the
 Recognizer initialise from statistics reduced over all partitions, at any size.
 
-Dask is an optional dependency (``pip install "emx-learn[dask]"``); ``import emx`` does not import it.
+Dask is an optional dependency (``pip install "emx-learn[dask]"``); ``import emx`` does not
+import it.
 """
 
 from __future__ import annotations

@@ -819,3 +819,93 @@ def test_train_augment_and_vtln(sweeps, tmp_path, capsys):
     assert rc == 0, err
     rc, out, err = _run(capsys, "train", sweeps, "-o", model, "--augment", "1.0")
     assert rc == 2 and "augment" in err
+
+
+# --- progress on a terminal -------------------------------------------------------------------
+def test_train_defaults_are_the_recognizers():
+    # the command line writes its defaults out (so that --help need not import the recogniser)
+    import inspect
+
+    from emx import cli
+
+    signature = {n: p.default for n, p in inspect.signature(Recognizer).parameters.items()}
+    assert cli._DEFAULTS == {name: signature[name] for name in cli._DEFAULTS}
+    assert cli._FRONT_END_DEFAULTS == {name: getattr(DEFAULT_FEATURES, name)
+                                       for name in cli._FRONT_END_DEFAULTS}
+    assert set(cli._FRONT_END_DEFAULTS) == set(cli._FRONT_END)
+
+
+def _synthetic_fit(verbose="unset"):
+    from _synthetic_speech import _isolated
+
+    X, labels = _isolated(12, seed=3)
+    kw = {} if verbose == "unset" else {"verbose": verbose}
+    return Recognizer(n_states=3, n_mix=2, n_iter=2, silence=False, **kw).fit(X, labels)
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_recognizer_default_progress_is_one_line_on_a_terminal_only(monkeypatch, capsys, tty):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    assert Recognizer().verbose is None
+    _synthetic_fit()
+    out, err = capsys.readouterr()
+    assert out == ""
+    if not tty:  # a pipe, a file, a notebook: quiet
+        assert err == ""
+        return
+    # one status line rewritten in place (\r, clear to the end of the line), ended once
+    updates = err.split("\r")[1:]
+    assert err.startswith("\r") and err.endswith("\n") and err.count("\n") == 1
+    assert all(u.endswith("\x1b[K") for u in updates[:-1]) and updates[-1].endswith("\x1b[K\n")
+    assert updates[0].startswith("features of 12 utterances")
+    passes = [u for u in updates if "pass" in u]
+    assert [p.split(":")[0] for p in passes] == [
+        "1 Gaussian(s) per state, pass 1/2", "1 Gaussian(s) per state, pass 2/2",
+        "2 Gaussian(s) per state, pass 1/2", "2 Gaussian(s) per state, pass 2/2"]
+    assert updates[-1].startswith("trained 3 words in ")
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_recognizer_verbose_false_is_quiet_and_true_logs_lines(monkeypatch, capsys, tty):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    _synthetic_fit(verbose=False)
+    assert capsys.readouterr() == ("", "")
+    _synthetic_fit(verbose=True)  # a line per phase and pass, terminal or not
+    out, err = capsys.readouterr()
+    assert out == "" and "\r" not in err and "\x1b" not in err
+    lines = err.splitlines()
+    assert len([line for line in lines if "pass" in line and "/frame" in line]) == 4
+    assert lines[-1].startswith("trained 3 words in ")
+
+
+def test_recognizer_progress_without_isatty_is_quiet(monkeypatch, capsys):
+    # a replacement stderr without isatty (some IDE consoles) counts as not a terminal
+    class Sink:
+        def __init__(self):
+            self.text = []
+
+        def write(self, s):
+            self.text.append(s)
+
+        def flush(self):
+            pass
+
+    sink = Sink()
+    monkeypatch.setattr(sys, "stderr", sink)
+    _synthetic_fit()
+    assert sink.text == []
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_train_logs_passes_on_a_terminal_only(sweeps, tmp_path, monkeypatch, capsys, tty):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    rc, out, err = _run(capsys, "train", sweeps, "-o", tmp_path / "m.npz", "--states", "2",
+                        "--mix", "1", "--iter", "2", "--include-takes", "2-5")
+    assert rc == 0 and "utterances: 8" in out, err
+    passes = [line for line in err.splitlines() if "pass" in line and "/frame" in line]
+    assert len(passes) == (2 if tty else 0)
+    assert ("training on 8 utterances of 2 words" in err) == tty
+    if tty:  # -q silences it on a terminal too
+        rc, out, err = _run(capsys, "train", sweeps, "-o", tmp_path / "m.npz", "--states", "2",
+                            "--mix", "1", "--iter", "2", "--include-takes", "2-5", "-q")
+        assert rc == 0 and err == ""

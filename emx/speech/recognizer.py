@@ -477,8 +477,11 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         ``speaker_transforms_``.
     n_jobs : int or None
         Threads for the E-step.
-    verbose : bool
-        Log every training pass with the average log-likelihood per frame to stderr.
+    verbose : bool or None
+        Progress of ``fit`` on stderr. None (the default): one status line, rewritten in
+        place after every phase and Baum-Welch pass, when stderr is a terminal, and nothing
+        otherwise (pipes, files, notebooks, tests). True: a log line for every phase and
+        pass with the average log-likelihood per frame, wherever stderr goes. False: nothing.
 
     Attributes
     ----------
@@ -541,7 +544,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         vtln: bool = False,
         sat: bool = False,
         n_jobs: int | None = None,
-        verbose: bool = False,
+        verbose: bool | None = None,
     ):
         self.n_states = n_states
         self.n_mix = n_mix
@@ -787,8 +790,18 @@ class Recognizer(ClassifierMixin, BaseEstimator):
                 cfg = dataclasses.replace(cfg, samplerate=rate)
         self.feature_config_ = cfg
 
-    def _log(self, message: str) -> None:
-        if self.verbose:
+    def _log(self, message: str, last: bool = False) -> None:
+        """Report training progress on stderr as ``verbose`` says: with True a line per
+        message; with None on a terminal one line rewritten in place (ended by the ``last``
+        message); otherwise nothing."""
+        if self.verbose is None:
+            isatty = getattr(sys.stderr, "isatty", None)
+            if isatty is None or not isatty():
+                return
+            # carriage return, the message, clear to the end of the line
+            sys.stderr.write(f"\r{message.strip()}\x1b[K" + ("\n" if last else ""))
+            sys.stderr.flush()
+        elif self.verbose:
             print(message, file=sys.stderr)
 
     def _check_hyperparameters(self) -> None:
@@ -901,6 +914,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         utterances = list(utterances)
         keys = self._copy_keys(utterances, samplerate, speakers) if self.sat else None
         self._pin_front_end(self._audio_rates(utterances, samplerate))
+        self._log(f"features of {len(utterances)} utterances ...")
         feats, labels = self._load(utterances, transcripts, samplerate, speakers)
         self._log(f"features: {len(feats)} utterances in {time.perf_counter() - start:.1f} s")
         self._fit_features(feats, labels)
@@ -913,7 +927,8 @@ class Recognizer(ClassifierMixin, BaseEstimator):
             self.training_warps_ = warps
         if self.sat:
             self._sat(feats, labels, keys)
-        self._log(f"trained {len(self.words_)} words in {time.perf_counter() - start:.1f} s")
+        self._log(f"trained {len(self.words_)} words in {time.perf_counter() - start:.1f} s",
+                  last=True)
         return self
 
     def _copy_keys(self, utterances, samplerate, speakers) -> list:

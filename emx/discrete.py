@@ -577,26 +577,6 @@ class PoissonEmission(Emission):
 
 
 # ---------------------------------------------------------------------------- HMMs
-_COMMON_DOC = """
-    algorithm : {'viterbi', 'map'}
-        Decoder used by :meth:`decode` and :meth:`predict`.
-    random_state : int, RandomState or None
-        Seed for initialisation and sampling (an int draws hmmlearn's initial parameters).
-    n_iter : int
-        Maximum number of EM iterations.
-    tol : float
-        Stop when the objective gains less than this.
-    verbose : bool
-        Print per-iteration progress to stderr.
-    implementation : {'log', 'scaling'}
-        Accepted for compatibility with hmmlearn (whose default for discrete HMMs is 'log');
-        emx always runs its scaled kernels, which subtract each frame's maximum and are as
-        robust as log-space ones.
-    n_init : int
-        Number of initialisations; the fit with the best final objective is kept.
-    n_jobs : int or None
-        Threads for the E-step (None: 1, -1: all cores). Results do not depend on it.
-"""
 
 
 class CategoricalHMM(BaseHMM):
@@ -624,7 +604,25 @@ class CategoricalHMM(BaseHMM):
     params, init_params : str
         Letters of the parameters updated by EM / initialised by :meth:`fit`: 's' startprob,
         't' transmat, 'e' emissionprob.
-    """ + _COMMON_DOC + """
+    algorithm : {'viterbi', 'map'}
+        Decoder used by :meth:`decode` and :meth:`predict`.
+    random_state : int, RandomState or None
+        Seed for initialisation and sampling (an int draws hmmlearn's initial parameters).
+    n_iter : int
+        Maximum number of EM iterations.
+    tol : float
+        Stop when the objective gains less than this.
+    verbose : bool
+        Print per-iteration progress to stderr.
+    implementation : {'log', 'scaling'}
+        Accepted for compatibility with hmmlearn (whose default for discrete HMMs is 'log');
+        emx always runs its scaled kernels, which subtract each frame's maximum and are as
+        robust as log-space ones.
+    n_init : int
+        Number of initialisations; the fit with the best final objective is kept.
+    n_jobs : int or None
+        Threads for the E-step (None: 1, -1: all cores). Results do not depend on it.
+
     Attributes
     ----------
     startprob_ : ndarray of shape (n_components,)
@@ -635,6 +633,25 @@ class CategoricalHMM(BaseHMM):
         ``history`` holds the log-likelihood per iteration, ``objective`` adds the log prior.
     n_features_in_ : int
         Columns of X (1).
+
+    Examples
+    --------
+    Runs of 20 symbols, alternately mostly 0 and mostly 2:
+
+    >>> import numpy as np
+    >>> from emx import CategoricalHMM
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.choice(3, size=(5, 20), p=[0.6, 0.3, 0.1])
+    >>> b = rng.choice(3, size=(5, 20), p=[0.1, 0.2, 0.7])
+    >>> X = np.concatenate([a, b], axis=1).reshape(-1, 1)   # one column of symbols
+    >>> model = CategoricalHMM(n_components=2, n_iter=100, n_init=3, random_state=0).fit(X)
+    >>> model.emissionprob_.shape
+    (2, 3)
+    >>> bool(np.allclose(model.emissionprob_.sum(axis=1), 1))
+    True
+    >>> states = model.predict(X)
+    >>> bool((states[:15] == states[0]).all() and (states[25:35] != states[0]).all())
+    True
     """
 
     _emission_attrs = ("emissionprob_",)
@@ -749,7 +766,25 @@ class MultinomialHMM(_CountFeatures, BaseHMM):
     params, init_params : str
         Letters of the parameters updated by EM / initialised by :meth:`fit`: 's' startprob,
         't' transmat, 'e' emissionprob.
-    """ + _COMMON_DOC + """
+    algorithm : {'viterbi', 'map'}
+        Decoder used by :meth:`decode` and :meth:`predict`.
+    random_state : int, RandomState or None
+        Seed for initialisation and sampling (an int draws hmmlearn's initial parameters).
+    n_iter : int
+        Maximum number of EM iterations.
+    tol : float
+        Stop when the objective gains less than this.
+    verbose : bool
+        Print per-iteration progress to stderr.
+    implementation : {'log', 'scaling'}
+        Accepted for compatibility with hmmlearn (whose default for discrete HMMs is 'log');
+        emx always runs its scaled kernels, which subtract each frame's maximum and are as
+        robust as log-space ones.
+    n_init : int
+        Number of initialisations; the fit with the best final objective is kept.
+    n_jobs : int or None
+        Threads for the E-step (None: 1, -1: all cores). Results do not depend on it.
+
     emissionprob_prior : float or array of shape (n_components, n_features)
         Dirichlet concentration for each row of ``emissionprob_`` (an emx addition; the
         default 1 is hmmlearn's maximum-likelihood update; below 1 as in CategoricalHMM).
@@ -763,6 +798,20 @@ class MultinomialHMM(_CountFeatures, BaseHMM):
     n_features_in_ : int
     n_features : int
         ``n_features_in_`` under hmmlearn's name.
+
+    Examples
+    --------
+    Rows of counts over three outcomes, 10 trials each:
+
+    >>> import numpy as np
+    >>> from emx import MultinomialHMM
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.multinomial(10, [0.7, 0.2, 0.1], 30),
+    ...                     rng.multinomial(10, [0.1, 0.2, 0.7], 30)])
+    >>> model = MultinomialHMM(n_components=2, n_trials=10, n_iter=50, random_state=0).fit(X)
+    >>> probs = model.emissionprob_[np.argsort(model.emissionprob_[:, 0])]
+    >>> bool(np.allclose(probs, [[0.1, 0.2, 0.7], [0.7, 0.2, 0.1]], atol=0.1))
+    True
     """
 
     _emission_attrs = ("emissionprob_",)
@@ -832,7 +881,25 @@ class PoissonHMM(_CountFeatures, BaseHMM):
     params, init_params : str
         Letters of the parameters updated by EM / initialised by :meth:`fit`: 's' startprob,
         't' transmat, 'l' lambdas.
-    """ + _COMMON_DOC + """
+    algorithm : {'viterbi', 'map'}
+        Decoder used by :meth:`decode` and :meth:`predict`.
+    random_state : int, RandomState or None
+        Seed for initialisation and sampling (an int draws hmmlearn's initial parameters).
+    n_iter : int
+        Maximum number of EM iterations.
+    tol : float
+        Stop when the objective gains less than this.
+    verbose : bool
+        Print per-iteration progress to stderr.
+    implementation : {'log', 'scaling'}
+        Accepted for compatibility with hmmlearn (whose default for discrete HMMs is 'log');
+        emx always runs its scaled kernels, which subtract each frame's maximum and are as
+        robust as log-space ones.
+    n_init : int
+        Number of initialisations; the fit with the best final objective is kept.
+    n_jobs : int or None
+        Threads for the E-step (None: 1, -1: all cores). Results do not depend on it.
+
     Attributes
     ----------
     startprob_ : ndarray of shape (n_components,)
@@ -843,6 +910,17 @@ class PoissonHMM(_CountFeatures, BaseHMM):
     n_features_in_ : int
     n_features : int
         ``n_features_in_`` under hmmlearn's name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emx import PoissonHMM
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.poisson([1, 8], (40, 2)), rng.poisson([8, 1], (40, 2))])
+    >>> model = PoissonHMM(n_components=2, n_iter=50, random_state=0).fit(X)
+    >>> rates = model.lambdas_[np.argsort(model.lambdas_[:, 0])]
+    >>> bool(np.allclose(rates, [[1, 8], [8, 1]], atol=1))
+    True
     """
 
     _emission_attrs = ("lambdas_",)

@@ -255,6 +255,19 @@ def fit(model, partitions, client, *, callback=None, max_init_rows=DEFAULT_MAX_I
     -------
     model
         Fitted, with the same attributes as after ``model.fit``.
+
+    Examples
+    --------
+    On a local cluster (``pip install "emx-learn[dask]"``); the fit equals the serial one:
+
+    >>> import dask.array as da                                        # doctest: +SKIP
+    >>> from dask.distributed import Client, LocalCluster              # doctest: +SKIP
+    >>> import emx, emx.distributed                                    # doctest: +SKIP
+    >>> client = Client(LocalCluster(n_workers=2, processes=False))    # doctest: +SKIP
+    >>> X = da.from_array(X_numpy, chunks=(10_000, X_numpy.shape[1]))  # doctest: +SKIP
+    >>> gmm = emx.distributed.fit(emx.GaussianMixture(3), X, client)   # doctest: +SKIP
+    >>> hmm = emx.distributed.fit(emx.GaussianHMM(2), [(X1, lengths1), (X2, lengths2)],
+    ...                           client)                              # doctest: +SKIP
     """
     if isinstance(max_init_rows, bool) or not isinstance(max_init_rows, (int, np.integer)) \
             or max_init_rows < 1:

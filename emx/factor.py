@@ -445,6 +445,21 @@ class FactorAnalysis(MonotoneSteps, ClassNamePrefixFeaturesOutMixin, Transformer
     -----
     Noise variances are floored at 1e-12 times the column's variance (a Heywood case ends at
     the floor).
+
+    Examples
+    --------
+    Five correlated columns driven by two factors:
+
+    >>> import numpy as np
+    >>> from emx import FactorAnalysis
+    >>> rng = np.random.default_rng(0)
+    >>> W = rng.normal(size=(5, 2))
+    >>> X = rng.normal(size=(500, 2)) @ W.T + 0.1 * rng.normal(size=(500, 5))
+    >>> fa = FactorAnalysis(n_components=2, random_state=0).fit(X)
+    >>> fa.components_.shape, fa.transform(X).shape
+    ((2, 5), (500, 2))
+    >>> bool(np.all(fa.noise_variance_ < 0.05))
+    True
     """
 
     def __init__(
@@ -888,6 +903,22 @@ class MixtureOfFactorAnalyzers(BaseMixture):
     lower_bounds_ : list of float
         The same at every iteration of the best initialisation (never decreasing).
     n_features_in_ : int
+
+    Examples
+    --------
+    Two clusters, each spread along one direction:
+
+    >>> import numpy as np
+    >>> from emx import MixtureOfFactorAnalyzers
+    >>> rng = np.random.default_rng(0)
+    >>> line = rng.normal(size=(300, 1)) @ rng.normal(size=(1, 4))
+    >>> X = np.concatenate([line, line[::-1] + 10]) + 0.1 * rng.normal(size=(600, 4))
+    >>> mfa = MixtureOfFactorAnalyzers(n_components=2, n_factors=1, random_state=0).fit(X)
+    >>> np.round(np.sort(mfa.weights_), 2)
+    array([0.5, 0.5])
+    >>> labels = mfa.predict(X)
+    >>> bool(labels[0] != labels[-1])
+    True
     """
 
     def __init__(

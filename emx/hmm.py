@@ -858,6 +858,31 @@ class GaussianHMM(_NFeatures, BaseHMM):
     n_features_in_ : int
     n_features : int
         hmmlearn's name for ``n_features_in_`` (may be set by hand before :meth:`sample`).
+
+    Examples
+    --------
+    Two regimes that alternate in runs of 50 frames; the fitted states find them:
+
+    >>> import numpy as np
+    >>> from emx import GaussianHMM
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(0, 1, (50, 2)), rng.normal(5, 1, (50, 2))] * 2)
+    >>> model = GaussianHMM(n_components=2, n_iter=20, random_state=0).fit(X)
+    >>> model.monitor_.converged
+    True
+    >>> bool(np.allclose(np.sort(model.means_[:, 0]), [0, 5], atol=0.5))
+    True
+    >>> states = model.predict(X)
+    >>> bool((states[:50] == states[0]).all() and (states[50:100] != states[0]).all())
+    True
+
+    Several sequences are stacked in one array, with their lengths:
+
+    >>> model = GaussianHMM(n_components=2, covariance_type="full", random_state=0)
+    >>> model = model.fit(X, lengths=[100, 100])
+    >>> logprob, path = model.decode(X, lengths=[100, 100])
+    >>> path.shape
+    (200,)
     """
 
     _emission_attrs = ("means_", "covars_")
@@ -987,6 +1012,26 @@ class GMMHMM(_NFeatures, BaseHMM):
     n_features_in_ : int
     n_features : int
         hmmlearn's name for ``n_features_in_`` (may be set by hand before :meth:`sample`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emx import GMMHMM
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(0, 1, (50, 2)), rng.normal(5, 1, (50, 2))] * 2)
+    >>> model = GMMHMM(n_components=2, n_mix=2, n_iter=20, random_state=0)
+    >>> model = model.fit(X, lengths=[100, 100])
+    >>> model.weights_.shape, model.means_.shape
+    ((2, 2), (2, 2, 2))
+    >>> states = model.predict(X, lengths=[100, 100])
+    >>> bool(states[10] != states[60])
+    True
+
+    Grow the mixtures as HTK's ``HHEd MU`` does, retraining after each split:
+
+    >>> model = model.split_mixtures(4).set_params(init_params="").fit(X, lengths=[100, 100])
+    >>> model.means_.shape
+    (2, 4, 2)
     """
 
     _emission_attrs = ("weights_", "means_", "covars_", "var_floor_")

@@ -500,6 +500,30 @@ class GaussianMixture(BaseMixture):
         singular covariances make up to ~1e-5 per sample, is refused and EM stops there
         with the previous parameters; a larger fall would warn ``EMDecreaseWarning``).
     n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emx import GaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(6, 1, (100, 2))])
+    >>> gmm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> gmm.converged_
+    True
+    >>> bool(np.allclose(np.sort(gmm.means_[:, 0]), [0, 6], atol=0.5))
+    True
+    >>> labels = gmm.predict([[0, 0], [6, 6]])
+    >>> bool(labels[0] != labels[1])
+    True
+
+    Sample weights (a weight of 2 counts a row twice) and missing entries:
+
+    >>> gmm = GaussianMixture(n_components=2, random_state=0).fit(X, sample_weight=np.ones(200))
+    >>> X_missing = X.copy()
+    >>> X_missing[::10, 1] = np.nan
+    >>> gmm = GaussianMixture(n_components=2, random_state=0).fit(X_missing)
+    >>> gmm.means_.shape
+    (2, 2)
     """
 
     def __init__(

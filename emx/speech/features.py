@@ -356,6 +356,19 @@ def load_audio(path: PathLike, samplerate: int | None = None) -> tuple[np.ndarra
         If the file is not readable audio, holds no samples, holds NaN/inf samples, has more
         than ``MAX_CHANNELS`` channels or a sample rate outside the bounds (checked from the
         file's header, before its samples are read); the message names the file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np, soundfile
+    >>> from emx.speech import load_audio
+    >>> path = os.path.join(tempfile.mkdtemp(), "tone.wav")
+    >>> soundfile.write(path, 0.1 * np.ones(8000), 8000)
+    >>> signal, rate = load_audio(path)
+    >>> signal.shape, rate
+    ((8000,), 8000)
+    >>> load_audio(path, samplerate=16000)[0].shape      # resampled
+    (16000,)
     """
     p = Path(os.fspath(path))
     if samplerate is not None:
@@ -842,6 +855,17 @@ def mfcc(signal: Any, samplerate: int, config: FeatureConfig | None = None,
         rate (``highfreq`` above Nyquist, ``nfft`` shorter than a window, a window shorter
         than one sample or longer than ``MAX_NFFT`` samples, a warp with ``lowfreq`` too
         close to ``highfreq``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emx.speech import mfcc
+    >>> t = np.arange(8000) / 8000                      # one second at 8 kHz
+    >>> X = mfcc(0.3 * np.sin(2 * np.pi * 440 * t), 8000)
+    >>> X.shape                           # 25 ms windows every 10 ms; 13 cepstra + deltas
+    (99, 39)
+    >>> bool(np.allclose(X.mean(axis=0), 0, atol=1e-8))  # mean-normalised per utterance
+    True
     """
     config = FeatureConfig() if config is None else config
     if not isinstance(config, FeatureConfig):
@@ -924,6 +948,19 @@ def features(source: PathLike | tuple[Any, int], config: FeatureConfig | None = 
         As :func:`load_audio` and :func:`mfcc`.
     TypeError
         If ``source`` is neither a path nor a (signal, samplerate) tuple.
+
+    Examples
+    --------
+    A waveform in memory, or the path of an audio file:
+
+    >>> import numpy as np
+    >>> from emx.speech import FeatureConfig, features
+    >>> t = np.arange(4000) / 8000
+    >>> features((np.sin(2 * np.pi * 300 * t), 8000)).shape
+    (49, 39)
+    >>> features((np.sin(2 * np.pi * 300 * t), 8000), FeatureConfig(deltas=0)).shape
+    (49, 13)
+    >>> X = features("0_george_0.wav")                   # doctest: +SKIP
     """
     config = FeatureConfig() if config is None else config
     if isinstance(source, (str, os.PathLike)):

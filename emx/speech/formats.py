@@ -207,6 +207,17 @@ def read_htk(path: str | os.PathLike[str], *, return_header: bool = False):
     -----
     emx's own front end puts the log energy in column 0; HTK puts it after the cepstra.
     The columns are returned in the file's order.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from emx.speech import read_htk, write_htk
+    >>> path = os.path.join(tempfile.mkdtemp(), "utt.mfc")
+    >>> write_htk(path, np.ones((20, 13)), samp_period=100_000, parm_kind="MFCC_E")
+    >>> X, header = read_htk(path, return_header=True)
+    >>> X.shape, header.kind, header.samp_period
+    ((20, 13), 'MFCC_E', 100000)
     """
     where = f"HTK file '{os.fspath(path)}'"
     with open(path, "rb") as fh:
@@ -270,6 +281,17 @@ def write_htk(path: str | os.PathLike[str], X, *, samp_period: int = 100_000,
     ValueError
         ``X`` not 2-D, empty in features, non-finite or beyond float32's range; a frame
         period that is not a positive 32-bit int; an unwritable parameter kind.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from emx.speech import read_htk, write_htk
+    >>> path = os.path.join(tempfile.mkdtemp(), "utt.htk")
+    >>> X = np.arange(6.0).reshape(3, 2)
+    >>> write_htk(path, X, samp_period=100_000)         # 10 ms frames, kind USER
+    >>> bool(np.array_equal(read_htk(path), X))
+    True
     """
     X = np.asarray(X)
     if X.ndim != 2:
@@ -505,6 +527,26 @@ def write_mmf(recognizer, path: str | os.PathLike[str], *, parm_kind: str | int 
     ValueError
         A label that cannot be a macro name or equals ``silence_name``, a covariance type
         other than 'diag' or 'full', or a non-positive ``precision``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emx.speech import Recognizer
+    >>> rng = np.random.default_rng(0)
+    >>> def utterance(word):  # made-up 3-d features: quiet, two segments, quiet
+    ...     middle = {"a": [[2, 2, 0], [2, -2, 0]], "b": [[2, 0, 2], [2, 0, -2]]}[word]
+    ...     parts = [[-2, 0, 0], *middle, [-2, 0, 0]]
+    ...     return np.concatenate([rng.normal(m, 0.5, (8, 3)) for m in parts])
+    >>> rec = Recognizer(n_states=2, n_mix=1).fit([utterance(w) for w in "abab"], list("abab"))
+    >>> import os, tempfile
+    >>> from emx.speech import read_mmf, write_mmf
+    >>> path = os.path.join(tempfile.mkdtemp(), "hmmdefs")
+    >>> write_mmf(rec, path)
+    >>> mmf = read_mmf(path)
+    >>> sorted(mmf.hmms), mmf.vecsize, mmf.covariance_type
+    (['a', 'b', 'sil'], 3, 'diag')
+    >>> mmf.hmms["a"].means.shape                         # states, mixtures, features
+    (2, 1, 3)
     """
     from sklearn.exceptions import NotFittedError
 
@@ -728,6 +770,13 @@ def read_mmf(path: str | os.PathLike[str]) -> MMF:
         Naming the file and line: malformed or unsupported content, a macro used before it
         is defined, sizes that disagree with ``<VECSIZE>``, weights, variances or
         transition rows out of range.
+
+    Examples
+    --------
+    >>> mmf = read_mmf("hmm0/hmmdefs")                    # doctest: +SKIP
+    >>> mmf.hmms["sil"].transp                            # doctest: +SKIP
+
+    A round trip through :func:`write_mmf` is shown there.
     """
     where = f"MMF '{os.fspath(path)}'"
     with open(path, "rb") as fh:

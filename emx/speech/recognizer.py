@@ -526,6 +526,23 @@ class Recognizer(ClassifierMixin, BaseEstimator):
     >>> rec.predict([signal], samplerate=16000)                  # doctest: +SKIP
     >>> rec.score(test_paths, test_labels)                       # doctest: +SKIP
     0.995
+
+    Two made-up words of two tones each, as waveforms at 8 kHz:
+
+    >>> import numpy as np
+    >>> from emx.speech import Recognizer
+    >>> def say(word, seed, rate=8000):
+    ...     rng = np.random.default_rng(seed)
+    ...     t = np.arange(int(0.3 * rate)) / rate
+    ...     f0, f1 = {"up": (300, 900), "down": (900, 300)}[word]
+    ...     tone = np.sin(2 * np.pi * np.where(t < 0.15, f0, f1) * t)
+    ...     return 0.3 * tone + 0.01 * rng.standard_normal(t.size), rate
+    >>> train = [say(w, seed) for seed, w in enumerate(["up", "down"] * 6)]
+    >>> rec = Recognizer(n_states=4, n_mix=1).fit(train, ["up", "down"] * 6)
+    >>> rec.predict([say("up", 100), say("down", 101)]).tolist()
+    ['up', 'down']
+    >>> rec.score(train, ["up", "down"] * 6)
+    1.0
     """
 
     def __init__(
@@ -904,6 +921,28 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         >>> rec = Recognizer().fit(["0_a.wav", "1_a.wav"], [0, 1])    # doctest: +SKIP
         >>> rec.fit(paths, labels, speakers=["ann", "bob", ...])    # doctest: +SKIP
         >>> rec.fit([X1, X2], [["4", "2"], "7"])   # word strings      # doctest: +SKIP
+
+        Training on feature arrays (audio paths and waveforms work the same way):
+
+        >>> import numpy as np
+        >>> from emx.speech import Recognizer
+        >>> rng = np.random.default_rng(0)
+        >>> def utterance(word):  # made-up 3-d features: quiet, two segments, quiet
+        ...     middle = {"a": [[2, 2, 0], [2, -2, 0]], "b": [[2, 0, 2], [2, 0, -2]]}[word]
+        ...     parts = [[-2, 0, 0], *middle, [-2, 0, 0]]
+        ...     return np.concatenate([rng.normal(m, 0.5, (8, 3)) for m in parts])
+        >>> words = list("aabbab")
+        >>> rec = Recognizer(n_states=2, n_mix=1).fit([utterance(w) for w in words], words)
+        >>> rec.classes_.tolist(), len(rec.history_) > 0
+        (['a', 'b'], True)
+
+        Transcripts of several words train on the joined models, without time marks:
+
+        >>> strings = [["a", "b"], ["b", "a"], ["a"], ["b"]]
+        >>> X = [np.concatenate([utterance(w) for w in s]) for s in strings]
+        >>> rec = Recognizer(n_states=2, n_mix=1, word_insertion_penalty=-10).fit(X, strings)
+        >>> [w.label for w in rec.recognize(np.concatenate([utterance("b"), utterance("a")]))]
+        ['b', 'a']
         """
         # The phases below are the ones emx.distributed runs per partition: every quantity
         # the driver needs is an additive summary of the utterances.
@@ -1551,6 +1590,20 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         >>> rec = Recognizer().fit(paths, [0, 1, 2, 0])           # doctest: +SKIP
         >>> rec.predict(["2_george_0.wav", (waveform, 44100)])    # doctest: +SKIP
         array([2, 0])
+
+        >>> import numpy as np
+        >>> from emx.speech import Recognizer
+        >>> rng = np.random.default_rng(0)
+        >>> def utterance(word):  # made-up 3-d features: quiet, two segments, quiet
+        ...     middle = {"a": [[2, 2, 0], [2, -2, 0]], "b": [[2, 0, 2], [2, 0, -2]]}[word]
+        ...     parts = [[-2, 0, 0], *middle, [-2, 0, 0]]
+        ...     return np.concatenate([rng.normal(m, 0.5, (8, 3)) for m in parts])
+        >>> words = list("aabbab")
+        >>> rec = Recognizer(n_states=2, n_mix=1).fit([utterance(w) for w in words], words)
+        >>> rec.predict([utterance("b"), utterance("a")]).tolist()
+        ['b', 'a']
+        >>> rec.predict_proba([utterance("a")]).round(2)    # columns follow rec.classes_
+        array([[1., 0.]])
         """
         s = self.decision_function(utterances, samplerate, speakers)
         return self.classes_[s.argmax(axis=1)] if len(s) else self.classes_[:0]

@@ -44,7 +44,7 @@ fig, axes = plt.subplots(2, 2, figsize=(9, 8), sharex=True, sharey=True)
 for ax, cov_type in zip(axes.ravel(), ["full", "tied", "diag", "spherical"], strict=True):
     gmm = GaussianMixture(n_components=3, covariance_type=cov_type, random_state=0).fit(X)
     labels = gmm.predict(X)
-    ax.scatter(X[:, 0], X[:, 1], c=labels, s=4, cmap="viridis", alpha=0.6)
+    ax.scatter(X[:, 0], X[:, 1], c=[f"C{k}" for k in labels], s=4, alpha=0.4)
     for k, (mean, cov) in enumerate(zip(gmm.means_, covariance_matrices(gmm), strict=True)):
         values, vectors = np.linalg.eigh(cov)
         angle = np.degrees(np.arctan2(vectors[1, -1], vectors[0, -1]))

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from emx.datasets import load_fsdd
-from emx.speech import Recognizer, load_audio
+from emx.speech import SILENCE, Recognizer, load_audio
 
 
 def find_fsdd():
@@ -96,11 +96,15 @@ print(f"accuracy on {len(test_x)} held-out utterances: {accuracy:.1%}")
 # Forced alignment over the waveform and the spectrogram
 # ------------------------------------------------------
 # :meth:`~emx.speech.Recognizer.align` returns the segments (word and silences, with their
-# times) and, with ``return_states=True``, the state of every frame within its model.
+# times) and, with ``return_states=True``, the state of every frame within its model (the
+# silence model's states, then the word's). Shaded: silence grey, the word blue.
 
-utterance, word = test_x[0], test_y[0]
+# The first test utterance whose alignment takes a silence as well as the word.
+for utterance, word in zip(test_x, test_y, strict=True):
+    segments, states = rec.align(utterance, word, return_states=True)
+    if any(seg.label == SILENCE for seg in segments):
+        break
 signal, rate = load_audio(utterance) if isinstance(utterance, str) else utterance
-segments, states = rec.align(utterance, word, return_states=True)
 cfg = rec.feature_config_
 times = np.arange(len(states)) * cfg.winstep + cfg.winlen / 2  # frame centres (s)
 for seg in segments:
@@ -115,11 +119,11 @@ step = int(round(cfg.winstep * rate))
 ax1.specgram(signal, NFFT=nwin, Fs=rate, noverlap=nwin - step, cmap="magma")
 ax1.set_ylabel("frequency (Hz)")
 for seg in segments:
-    colour = "tab:cyan" if seg.label == word else "white"
+    colour = "tab:cyan" if seg.label == word else "0.6"
+    ax0.axvspan(seg.start, seg.end, color=colour, alpha=0.25)
     for ax in (ax0, ax1):
-        ax.axvspan(seg.start, seg.end, color=colour, alpha=0.12 if ax is ax0 else 0.0)
         ax.axvline(seg.start, color=colour, lw=1.5)
-    ax1.text((seg.start + seg.end) / 2, 0.9 * rate / 2, seg.label, color=colour,
+    ax1.text((seg.start + seg.end) / 2, 0.9 * rate / 2, seg.label, color="white",
              ha="center", fontsize=11, fontweight="bold")
 bounds = times[np.flatnonzero(np.diff(states)) + 1] - cfg.winstep / 2
 for b in bounds:

@@ -57,7 +57,7 @@ html_static_path: list[str] = []
 # ---------------------------------------------------------------- API reference
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "inherited-members": False, "show-inheritance": True}
+autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_member_order = "groupwise"
 autodoc_typehints = "none"  # numpydoc sections carry the types
 numpydoc_show_class_members = False  # the class template lists methods once
@@ -103,8 +103,12 @@ warnings.filterwarnings("ignore", message="Matplotlib is currently using agg")
 
 
 def _skip_member(app, what, name, obj, skip, options):
-    """Leave out scikit-learn's metadata-routing setters (set_fit_request, ...)."""
+    """Leave out scikit-learn's metadata routing and output-container machinery
+    (set_fit_request, get_metadata_routing, set_output): their docstrings point into
+    scikit-learn's own documentation. get_params, set_params, score... stay."""
     if name.startswith("set_") and name.endswith("_request"):
+        return True
+    if name in ("get_metadata_routing", "set_output"):
         return True
     return skip
 

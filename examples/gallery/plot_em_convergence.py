@@ -30,7 +30,7 @@ rng = np.random.default_rng(0)
 centres = np.array([[0, 0], [3, 0], [0, 3], [3.5, 3.5], [1.2, 1.0]])
 X = np.concatenate([c + 0.6 * rng.standard_normal((300, 2)) for c in centres])
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+fig, ax1 = plt.subplots(figsize=(7, 4))
 for seed in range(6):
     gmm = GaussianMixture(n_components=5, init_params="random", tol=1e-6, max_iter=300,
                           random_state=seed).fit(X)
@@ -43,6 +43,7 @@ ax1.set_xlabel("iteration")
 ax1.set_ylabel("log-likelihood per sample")
 ax1.set_title("GaussianMixture, six random starts")
 ax1.legend(fontsize=8)
+fig.tight_layout()
 
 # %%
 # A Gaussian HMM on sampled sequences
@@ -51,6 +52,7 @@ ax1.legend(fontsize=8)
 # ``monitor_.objective`` the log-likelihood plus the log prior, the quantity MAP-EM never
 # decreases).
 
+fig, ax2 = plt.subplots(figsize=(7, 4))
 truth = GaussianHMM(n_components=3, covariance_type="diag")
 truth.startprob_ = np.array([0.6, 0.3, 0.1])
 truth.transmat_ = np.array([[0.90, 0.08, 0.02], [0.05, 0.90, 0.05], [0.05, 0.15, 0.80]])

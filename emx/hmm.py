@@ -31,6 +31,7 @@ from ._em import (
     restart_seeds,
     user_stacklevel,
 )
+from ._labels import apply_mask, label_mask
 from ._stats import AdditiveStats
 from ._validation import broadcast_prior, check_n_jobs, check_positive_int, check_sequences
 from .emissions import Emission, GaussianEmission, GMMEmission
@@ -71,6 +72,7 @@ class _Data:
     offsets: np.ndarray
     chunks: list  # (first frame, end frame, offsets relative to the first frame)
     shift: np.ndarray | None = None
+    mask: np.ndarray | None = None  # (n_frames, K) allowed states (labels), None: all
 
     def __post_init__(self):
         # Index of each chunk's first sequence (for error messages).
@@ -270,18 +272,58 @@ class BaseHMM(EMMixin, BaseEstimator):
         return seq_ll, post, xi, start
 
     @staticmethod
-    def _raise_status(status: int, first: int = 0) -> None:
+    def _raise_status(status: int, first: int = 0, labelled: bool = False) -> None:
         if status >= 0:
-            raise ValueError(
+            if labelled:
+                raise _ZeroProbability(
+                    status + first,
+                    f"Sequence {status + first} is impossible under the labels (probability "
+                    "zero): no state path allowed by startprob_, transmat_ and the labels "
+                    "can produce it.")
+            raise _ZeroProbability(
+                status + first,
                 f"Sequence {status + first} has probability zero under the model: no state "
                 "path allowed by startprob_ and transmat_ can produce it."
             )
+
+    def _labelled_fb(self, loglik, offsets, mask, want_xi=True, first=0):
+        """:meth:`_forward_backward` of the emission log-likelihoods restricted to the
+        states the labels allow (``mask``, None: all): exact, see :mod:`emx._labels`."""
+        if mask is None:
+            return self._forward_backward(loglik, offsets, want_xi, first)
+        try:
+            return self._forward_backward(apply_mask(loglik, mask), offsets, want_xi, first)
+        except _ZeroProbability as exc:
+            self._raise_status(exc.sequence, 0, True)
+
+    @staticmethod
+    def _chunk_mask(data: _Data, i: int):
+        """The labels' mask of chunk ``i`` (None without labels)."""
+        if data.mask is None:
+            return None
+        f0, f1, _ = data.chunks[i]
+        return data.mask[f0:f1]
+
+    @staticmethod
+    def _masked(ll, mask, far):
+        """Log-likelihoods of a chunk restricted by the labels; a frame far from every state
+        (relative log-likelihoods) whose nearest state is not allowed gets 0 in every allowed
+        state."""
+        if mask is None:
+            return ll
+        out = apply_mask(ll, mask)
+        if far is not None:
+            lost = far & ~(out.max(axis=1) > -np.inf)
+            out[lost] = np.where(mask[lost], 0.0, -np.inf)
+        return out
 
     def _map_chunks(self, data: _Data, func, runner=None):
         """``func(X_chunk, offsets_chunk, first_sequence)`` over the chunks, in order: a list,
         or with ``runner`` an iterator (so that a sum need not hold every chunk's result)."""
         def call(i):
-            return func(*self._chunk(data, i))
+            if data.mask is None:
+                return func(*self._chunk(data, i))
+            return func(*self._chunk(data, i), mask=self._chunk_mask(data, i))
 
         if runner is None:
             with ChunkRunner(check_n_jobs(self.n_jobs)) as r:
@@ -296,7 +338,8 @@ class BaseHMM(EMMixin, BaseEstimator):
         def accumulate(i):
             X, offsets, first = self._chunk(data, i)
             loglik, context = emission(X)
-            seq_ll, post, xi, start = self._forward_backward(loglik, offsets, first=first)
+            seq_ll, post, xi, start = self._labelled_fb(
+                loglik, offsets, self._chunk_mask(data, i), first=first)
             return HMMStats(float(seq_ll.sum()), start, xi, em.stats(X, post, context))
 
         return runner.map_sum(accumulate, range(len(data.chunks)))
@@ -348,7 +391,7 @@ class BaseHMM(EMMixin, BaseEstimator):
         self._store(em)
         self._check()
 
-    def fit(self, X, lengths=None):
+    def fit(self, X, lengths=None, labels=None):
         """Estimate the parameters by (MAP-)EM.
 
         Parameters
@@ -358,6 +401,14 @@ class BaseHMM(EMMixin, BaseEstimator):
             list, one array per sequence.
         lengths : array-like of int, optional
             Lengths of the sequences in ``X``; they must sum to ``n_samples``.
+        labels : array-like, optional
+            Known states (semi-supervised EM): an int per frame, ``-1`` where the state is
+            unknown, or a boolean mask of shape (n_samples, n_components) of the states
+            allowed at each frame. The forward-backward then sums over the state paths the
+            labels allow only, and EM maximises the likelihood of the data and the labels,
+            ``log P(X, labels)`` (recorded in ``monitor_.history``). Fully labelled data
+            give the supervised (counting) estimates in one iteration; no labels, or ``-1``
+            everywhere, give the unlabelled fit exactly. Initialisation ignores the labels.
 
         Returns
         -------
@@ -365,6 +416,7 @@ class BaseHMM(EMMixin, BaseEstimator):
         """
         self._check_hyperparameters()
         data = self._validate(X, lengths, reset=True)
+        data.mask = label_mask(labels, len(data.X), self.n_components)
         if len(data.X) < self.n_components:
             raise ValueError(
                 f"Cannot fit {self.n_components} states to {len(data.X)} samples: need at "
@@ -611,55 +663,65 @@ class BaseHMM(EMMixin, BaseEstimator):
         self.__dict__["_monitor_given"] = given
 
     # ------------------------------------------------------------------ inference
-    def _prepare(self, X, lengths) -> _Data:
+    def _prepare(self, X, lengths, labels=None) -> _Data:
         check_is_fitted(self, "startprob_")
         self._check()
-        return self._validate(X, lengths, reset=False)
+        data = self._validate(X, lengths, reset=False)
+        data.mask = label_mask(labels, len(data.X), self.n_components)
+        return data
 
-    def score_samples(self, X, lengths=None):
+    def score_samples(self, X, lengths=None, labels=None):
         """Log-likelihood of ``X`` and the state posteriors of every frame.
+
+        With ``labels`` (as in :meth:`fit`), the log-likelihood of the data and the labels,
+        ``log P(X, labels)``, and the posteriors given both.
 
         Returns
         -------
         log_prob : float
         posteriors : ndarray of shape (n_samples, n_components)
         """
-        data = self._prepare(X, lengths)
+        data = self._prepare(X, lengths, labels)
         loglik_fn = self._emission_loglik_fn()
-        def run(Xc, off, first):
+        def run(Xc, off, first, mask=None):
             ll, far = loglik_fn(Xc)
-            seq_ll, post = self._forward_backward(ll, off, False, first)[:2]
+            seq_ll, post = self._labelled_fb(self._masked(ll, mask, far), off, mask, False,
+                                             first)[:2]
             return self._far_sequences(seq_ll, off, far), post
 
         parts = self._map_chunks(data, run)
         return float(sum(p[0].sum() for p in parts)), np.concatenate([p[1] for p in parts])
 
-    def score(self, X, lengths=None) -> float:
-        """Log-likelihood of ``X`` under the model (summed over sequences)."""
-        return float(self.score_sequences(X, lengths).sum())
+    def score(self, X, lengths=None, labels=None) -> float:
+        """Log-likelihood of ``X`` under the model (summed over sequences); with
+        ``labels`` (as in :meth:`fit`), of ``X`` and the labels."""
+        return float(self.score_sequences(X, lengths, labels).sum())
 
-    def score_sequences(self, X, lengths=None) -> np.ndarray:
-        """Log-likelihood of each sequence, shape (n_sequences,) (forward pass only)."""
-        data = self._prepare(X, lengths)
+    def score_sequences(self, X, lengths=None, labels=None) -> np.ndarray:
+        """Log-likelihood of each sequence, shape (n_sequences,) (forward pass only); with
+        ``labels`` (as in :meth:`fit`), of each sequence and its labels."""
+        data = self._prepare(X, lengths, labels)
         loglik_fn = self._emission_loglik_fn()
 
-        def forward(Xc, off, first):
+        def forward(Xc, off, first, mask=None):
             ll, far = loglik_fn(Xc)
+            ll = self._masked(ll, mask, far)
             seq_ll = np.empty(len(off) - 1)
             status = _hmm.forward_loglik(
                 ll, off, np.ascontiguousarray(self.startprob_),
                 np.ascontiguousarray(self.transmat_), seq_ll, np.empty_like(ll)
             )
-            self._raise_status(status, first)
+            self._raise_status(status, first, mask is not None)
             return self._far_sequences(seq_ll, off, far)
 
         return np.concatenate(self._map_chunks(data, forward))
 
-    def predict_proba(self, X, lengths=None) -> np.ndarray:
-        """Posterior probability of each state at each frame, shape (n_samples, n_components)."""
-        return self.score_samples(X, lengths)[1]
+    def predict_proba(self, X, lengths=None, labels=None) -> np.ndarray:
+        """Posterior probability of each state at each frame, shape (n_samples, n_components)
+        (given the labels too, when ``labels`` is passed as in :meth:`fit`)."""
+        return self.score_samples(X, lengths, labels)[1]
 
-    def decode(self, X, lengths=None, algorithm=None):
+    def decode(self, X, lengths=None, algorithm=None, labels=None):
         """Most likely state sequence.
 
         Parameters
@@ -668,6 +730,9 @@ class BaseHMM(EMMixin, BaseEstimator):
         algorithm : {'viterbi', 'map'}, optional
             'viterbi' finds the jointly most likely path; 'map' takes the most likely state
             of every frame (from the posteriors). Defaults to ``self.algorithm``.
+        labels : array-like, optional
+            Known states, as in :meth:`fit`: the path is the best one among those the labels
+            allow (it never contradicts them).
 
         Returns
         -------
@@ -680,13 +745,14 @@ class BaseHMM(EMMixin, BaseEstimator):
         algorithm = self.algorithm if algorithm is None else algorithm
         if algorithm not in ("viterbi", "map"):
             raise ValueError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}.")
-        data = self._prepare(X, lengths)
+        data = self._prepare(X, lengths, labels)
         loglik_fn = self._emission_loglik_fn()
         log_sp, log_tm = _safe_log(self.startprob_), _safe_log(self.transmat_)
         log_tm_t = np.ascontiguousarray(log_tm.T)
 
-        def run(Xc, off, first):
+        def run(Xc, off, first, mask=None):
             ll, far = loglik_fn(Xc)
+            ll = self._masked(ll, mask, far)
             n, K = ll.shape
             if algorithm == "viterbi":
                 path = np.empty(n, dtype=np.intp)
@@ -695,18 +761,19 @@ class BaseHMM(EMMixin, BaseEstimator):
                     ll, off, log_sp, log_tm_t, path, seq_lp, np.empty((n, K)),
                     np.empty((n, K), dtype=np.intp),
                 )
-                self._raise_status(status, first)
+                self._raise_status(status, first, mask is not None)
                 return self._far_sequences(seq_lp, off, far).sum(), path
-            path = self._forward_backward(ll, off, False, first)[1].argmax(axis=1)
+            path = self._labelled_fb(ll, off, mask, False, first)[1].argmax(axis=1)
             lp = _path_logprob(path, off, ll, log_sp, log_tm)
             return (-np.inf if far is not None else lp), path
 
         parts = self._map_chunks(data, run)
         return float(sum(p[0] for p in parts)), np.concatenate([p[1] for p in parts])
 
-    def predict(self, X, lengths=None) -> np.ndarray:
-        """Most likely state of each frame by :meth:`decode` with ``self.algorithm``."""
-        return self.decode(X, lengths)[1]
+    def predict(self, X, lengths=None, labels=None) -> np.ndarray:
+        """Most likely state of each frame by :meth:`decode` with ``self.algorithm`` (among
+        the paths ``labels`` allow, when given as in :meth:`fit`)."""
+        return self.decode(X, lengths, labels=labels)[1]
 
     def sample(self, n_samples: int = 1, random_state=None, currstate: int | None = None):
         """Draw a sequence from the model.
@@ -737,6 +804,14 @@ class BaseHMM(EMMixin, BaseEstimator):
             rs.random_sample(n_samples), -1 if currstate is None else int(currstate), states,
         )
         return em.sample(states, rs), states
+
+
+class _ZeroProbability(ValueError):
+    """A sequence with probability zero (the kernels' status), ``sequence`` its index."""
+
+    def __init__(self, sequence: int, message: str):
+        super().__init__(message)
+        self.sequence = sequence
 
 
 def _same(a, b) -> bool:

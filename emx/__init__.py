@@ -38,6 +38,7 @@ if any(_importlib_util.find_spec(f"{__name__}._core.{_k}") is None
 # they need scikit-learn and scipy, which ``import emx`` alone, ``emx --help`` or
 # ``import emx.speech.formats`` do not. Submodules (emx.speech, emx.distributed, ...) likewise.
 _LAZY = {
+    "BayesianGaussianMixture": "bayesian_mixture",
     "CategoricalHMM": "discrete",
     "ConvergenceMonitor": "_em",
     "EMDecreaseWarning": "_em",
@@ -50,10 +51,11 @@ _LAZY = {
     "MultinomialHMM": "discrete",
     "PoissonHMM": "discrete",
 }
-_SUBMODULES = ("cli", "datasets", "discrete", "distributed", "emissions", "factor", "gaussian",
-               "hmm", "impute", "mixture", "speech")
+_SUBMODULES = ("bayesian_mixture", "cli", "datasets", "discrete", "distributed", "emissions",
+               "factor", "gaussian", "hmm", "impute", "mixture", "speech")
 
 __all__ = [
+    "BayesianGaussianMixture",
     "CategoricalHMM",
     "ConvergenceMonitor",
     "EMDecreaseWarning",
@@ -85,6 +87,7 @@ def __dir__():
 
 if _TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
     from ._em import ConvergenceMonitor, EMDecreaseWarning  # noqa: F401
+    from .bayesian_mixture import BayesianGaussianMixture  # noqa: F401
     from .discrete import CategoricalHMM, MultinomialHMM, PoissonHMM  # noqa: F401
     from .factor import FactorAnalysis, MixtureOfFactorAnalyzers  # noqa: F401
     from .hmm import GMMHMM, GaussianHMM  # noqa: F401

@@ -417,6 +417,7 @@ class BaseHMM(EMMixin, BaseEstimator):
         self._check_hyperparameters()
         data = self._validate(X, lengths, reset=True)
         data.mask = label_mask(labels, len(data.X), self.n_components)
+        self.__dict__.pop("_stepwise", None)  # a new fit: stepwise EM starts afresh
         if len(data.X) < self.n_components:
             raise ValueError(
                 f"Cannot fit {self.n_components} states to {len(data.X)} samples: need at "
@@ -436,6 +437,63 @@ class BaseHMM(EMMixin, BaseEstimator):
         # set it).
         self.__dict__["_set_by_fit"] = {a: getattr(self, a) for a in self._fitted_attrs}
         self._warn_too_little_data(data.X.size)
+        return self
+
+    def partial_fit(self, X, lengths=None, labels=None, *, kappa=0.7, t0=2.0):
+        """One step of stepwise (online) EM on a chunk of data.
+
+        Stepwise EM (Cappé & Moulines 2009; Liang & Klein 2009): the E-step statistics of
+        the chunk, per frame, are folded into running statistics,
+        ``s <- (1 - eta) s + eta * stats(chunk) / n_frames(chunk)`` with step size
+        ``eta = (t + t0) ** -kappa`` at the ``t``-th call after the first (the first call
+        takes ``eta = 1``), and the M-step runs on ``s`` times the number of frames seen so
+        far (so priors weigh as in a batch fit of all the data seen). The first call on a
+        model without parameters initialises them from its chunk, as :meth:`fit` would; a
+        fitted model (or one whose parameters were set) continues from its parameters.
+
+        With ``kappa=0`` every step is 1: ``partial_fit`` on the whole data is one batch EM
+        iteration (the first call on a fresh model equals ``fit`` with ``n_iter=1``).
+
+        Parameters
+        ----------
+        X, lengths, labels : as in :meth:`fit`
+            One chunk of whole sequences (and its labels, optional).
+        kappa : float in [0, 1], default 0.7
+            Decay of the step size; (0.5, 1] satisfies the Robbins-Monro conditions.
+        t0 : float >= 0, default 2.0
+            Offset of the step-size schedule (larger: smaller, steadier early steps).
+
+        Returns
+        -------
+        self
+        """
+        from ._stepwise import StepwiseState, check_schedule
+
+        kappa, t0 = check_schedule(kappa, t0)
+        state = self.__dict__.get("_stepwise")
+        if not hasattr(self, "startprob_"):
+            self._check_hyperparameters()
+            data = self._validate(X, lengths, reset=True)
+            if len(data.X) < self.n_components:
+                raise ValueError(
+                    f"Cannot fit {self.n_components} states to {len(data.X)} samples: need "
+                    "at least as many samples as states."
+                )
+            self._init_params(data, self.random_state)
+            state = None
+        else:
+            self._check_hyperparameters()
+            data = self._prepare(X, lengths)
+        data.mask = label_mask(labels, len(data.X), self.n_components)
+        if state is None:
+            state = StepwiseState()
+        with ChunkRunner(check_n_jobs(self.n_jobs)) as runner:
+            stats = self.em_estep(data, runner)
+        kind = getattr(self, "covariance_type", "diag")
+        summed, _ = state.step(stats, float(len(data.X)), kappa, t0, kind)
+        self.em_mstep(summed)
+        self.__dict__["_stepwise"] = state
+        self.__dict__["_set_by_fit"] = {a: getattr(self, a) for a in self._fitted_attrs}
         return self
 
     # ------------------------------------------------------------------ hmmlearn's API

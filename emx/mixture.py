@@ -995,8 +995,67 @@ class GaussianMixture(BaseMixture):
         self._fit(X, sample_weight)
         return self
 
+    def partial_fit(self, X, y=None, sample_weight=None, *, kappa=0.7, t0=2.0):
+        """One step of stepwise (online) EM on a chunk of rows.
+
+        Stepwise EM (Cappé & Moulines 2009; Liang & Klein 2009): the chunk's E-step
+        statistics, per row, are folded into running statistics,
+        ``s <- (1 - eta) s + eta * stats(chunk) / n_rows(chunk)`` with step size
+        ``eta = (t + t0) ** -kappa`` at the ``t``-th call after the first (the first call
+        takes ``eta = 1``); the M-step runs on ``s`` times the number of rows seen so far.
+        The first call on a model without parameters initialises them from its chunk
+        (``init_params``, ``random_state``), as :meth:`fit` would; a fitted model continues
+        from its parameters.
+
+        With ``kappa=0`` every step is 1: ``partial_fit`` on the whole data is one batch EM
+        iteration (the first call on a fresh model equals ``fit`` with ``max_iter=1``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One chunk of rows (NaN for missing entries, as in :meth:`fit`).
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+        kappa : float in [0, 1], default 0.7
+            Decay of the step size; (0.5, 1] satisfies the Robbins-Monro conditions.
+        t0 : float >= 0, default 2.0
+            Offset of the step-size schedule.
+
+        Returns
+        -------
+        self
+        """
+        from ._stepwise import StepwiseState, check_schedule
+
+        kappa, t0 = check_schedule(kappa, t0)
+        self._check_hyperparameters()
+        state = self.__dict__.get("_stepwise")
+        fresh = not hasattr(self, "precisions_cholesky_")
+        data = self._prepare(X, sample_weight, reset=fresh)
+        if fresh:
+            if data.n_rows < self.n_components:
+                raise ValueError(
+                    f"Expected n_samples >= n_components but got n_components = "
+                    f"{self.n_components}, n_samples = {data.n_rows}"
+                )
+            data.shift = _weighted_nanmean(data)
+            self._init_params(data, check_random_state(self.random_state))
+            state = None
+        if state is None:
+            state = StepwiseState()
+        self._reset_accept()
+        with ChunkRunner(check_n_jobs(self.n_jobs)) as runner:
+            stats = self.em_estep(data, runner)
+        summed, _ = state.step(stats, stats.weight, kappa, t0, self.covariance_type)
+        self.em_mstep(summed)
+        self._set_derived()
+        self.__dict__["_stepwise"] = state
+        self.lower_bound_ = stats.loglik  # mean log-likelihood of this chunk (E-step)
+        return self
+
     def _fit(self, X, sample_weight) -> _Rows:
         self._check_hyperparameters()
+        self.__dict__.pop("_stepwise", None)  # a new fit: stepwise EM starts afresh
         data = self._prepare(X, sample_weight, reset=not (
             self.warm_start and hasattr(self, "converged_")))
         if data.n_rows < self.n_components:

@@ -50,9 +50,10 @@ _LAZY = {
     "MixtureOfFactorAnalyzers": "factor",
     "MultinomialHMM": "discrete",
     "PoissonHMM": "discrete",
+    "VariationalCategoricalHMM": "variational",
 }
 _SUBMODULES = ("bayesian_mixture", "cli", "datasets", "discrete", "distributed", "emissions",
-               "factor", "gaussian", "hmm", "impute", "mixture", "speech")
+               "factor", "gaussian", "hmm", "impute", "mixture", "speech", "variational")
 
 __all__ = [
     "BayesianGaussianMixture",
@@ -67,6 +68,7 @@ __all__ = [
     "GaussianHMM",
     "GaussianMixture",
     "PoissonHMM",
+    "VariationalCategoricalHMM",
 ]
 __version__ = "0.1.0"
 
@@ -93,3 +95,4 @@ if _TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
     from .hmm import GMMHMM, GaussianHMM  # noqa: F401
     from .impute import EMImputer  # noqa: F401
     from .mixture import GaussianMixture  # noqa: F401
+    from .variational import VariationalCategoricalHMM  # noqa: F401

@@ -410,10 +410,32 @@ class BaseHMM(EMMixin, BaseEstimator):
             give the supervised (counting) estimates in one iteration; no labels, or ``-1``
             everywhere, give the unlabelled fit exactly. Initialisation ignores the labels.
 
+        ``X`` may also be chunked data that do not fit in memory: a ``numpy.memmap`` (with
+        ``lengths``; read in blocks of whole sequences of about
+        ``emx._chunked.MEMMAP_CHUNK_ROWS`` frames), a list of ``(X, lengths)`` pairs of
+        whole sequences, or a callable returning a fresh iterable of such pairs. They are
+        read chunk by chunk at every iteration (memory bounded by the chunk size); the fit
+        equals the in-memory fit of the concatenated data (to round-off) up to 2,000,000
+        frames, above which the initialisation runs on a uniform sample of that many frames
+        (``n_init=1``, no ``labels``).
+
         Returns
         -------
         self
         """
+        from ._chunked import MEMMAP_CHUNK_ROWS, _memmap_chunks, fit_chunks, is_chunked
+
+        if is_chunked(X, sequences=True):
+            if labels is not None:
+                raise ValueError("labels are not supported with chunked data.")
+            if isinstance(X, np.memmap):
+                X = _memmap_chunks(X, lengths, MEMMAP_CHUNK_ROWS)
+            elif lengths is not None:
+                raise ValueError("lengths goes inside the chunks: give (X, lengths) pairs.")
+            self.__dict__.pop("_stepwise", None)
+            fit_chunks(self, X)
+            self.__dict__["_set_by_fit"] = {a: getattr(self, a) for a in self._fitted_attrs}
+            return self
         self._check_hyperparameters()
         data = self._validate(X, lengths, reset=True)
         data.mask = label_mask(labels, len(data.X), self.n_components)

@@ -983,7 +983,15 @@ class GaussianMixture(BaseMixture):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or chunked data
+            The rows in memory; or, for data that do not fit in memory, a ``numpy.memmap``
+            (read in blocks of ``emx._chunked.MEMMAP_CHUNK_ROWS`` rows), a list of 2-D
+            arrays (chunks of rows), or a callable returning a fresh iterable of such
+            chunks at every call. Chunked data are read chunk by chunk at every iteration
+            (memory bounded by the chunk size); the fit equals the in-memory fit of the
+            concatenated rows (to round-off) up to 2,000,000 rows, above which the
+            initialisation runs on a uniform sample of that many rows (``n_init=1``, no
+            ``sample_weight``).
         y : ignored
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights of the rows (a weight of 2 counts the row twice).
@@ -992,6 +1000,16 @@ class GaussianMixture(BaseMixture):
         -------
         self
         """
+        from ._chunked import MEMMAP_CHUNK_ROWS, _memmap_chunks, fit_chunks, is_chunked
+
+        if is_chunked(X, sequences=False):
+            if sample_weight is not None:
+                raise ValueError("sample_weight is not supported with chunked data.")
+            if isinstance(X, np.memmap):
+                X = _memmap_chunks(X, None, MEMMAP_CHUNK_ROWS)
+            self._check_hyperparameters()
+            self.__dict__.pop("_stepwise", None)
+            return fit_chunks(self, X)
         self._fit(X, sample_weight)
         return self
 

@@ -51,6 +51,7 @@ _LAZY = {
     "MultinomialHMM": "discrete",
     "PoissonHMM": "discrete",
     "VariationalCategoricalHMM": "variational",
+    "VariationalGaussianHMM": "variational",
 }
 _SUBMODULES = ("bayesian_mixture", "cli", "datasets", "discrete", "distributed", "emissions",
                "factor", "gaussian", "hmm", "impute", "mixture", "speech", "variational")
@@ -69,6 +70,7 @@ __all__ = [
     "GaussianMixture",
     "PoissonHMM",
     "VariationalCategoricalHMM",
+    "VariationalGaussianHMM",
 ]
 __version__ = "0.1.0"
 
@@ -95,4 +97,4 @@ if _TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
     from .hmm import GMMHMM, GaussianHMM  # noqa: F401
     from .impute import EMImputer  # noqa: F401
     from .mixture import GaussianMixture  # noqa: F401
-    from .variational import VariationalCategoricalHMM  # noqa: F401
+    from .variational import VariationalCategoricalHMM, VariationalGaussianHMM  # noqa: F401

@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from emx import VariationalCategoricalHMM
+from emx import VariationalCategoricalHMM, VariationalGaussianHMM
 from emx.variational import kl_dirichlet
 
 hv = pytest.importorskip("hmmlearn.vhmm")
@@ -137,3 +137,92 @@ def test_dask_equals_serial(symbols):
             VariationalCategoricalHMM(n_components=3, random_state=0, n_iter=20),
             [(X[:300], [300]), (X[300:], [200, 300])], client)
     np.testing.assert_allclose(dist.monitor_.history, serial.monitor_.history, rtol=1e-10)
+
+
+# ------------------------------------------------------------------ VariationalGaussianHMM
+COV_TYPES = ("full", "diag", "spherical", "tied")
+
+
+@pytest.fixture(scope="module")
+def gauss():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (150, 2)), rng.normal([4, 0], 1, (100, 2)),
+                        rng.normal([0, 5], 0.6, (150, 2))])
+    return X, [200, 200]
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gaussian_agrees_with_hmmlearn(gauss, covariance_type, seed):
+    X, lengths = gauss
+    kw = dict(n_components=3, covariance_type=covariance_type, random_state=seed, n_iter=40,
+              tol=1e-9)
+    ref = hv.VariationalGaussianHMM(**kw).fit(X, lengths)
+    ours = VariationalGaussianHMM(**kw).fit(X, lengths)
+    # hmmlearn leaves the Gaussian constant -D/2 log(2 pi) per frame out of its bound.
+    offset = X.size / 2 * np.log(2 * np.pi)
+    h = np.asarray(ours.monitor_.history) + offset
+    assert len(h) == len(ref.monitor_.history)
+    np.testing.assert_allclose(h, ref.monitor_.history, rtol=1e-6)
+    for name in ("means_posterior_", "beta_posterior_", "dof_posterior_", "scale_posterior_",
+                 "startprob_posterior_", "transmat_posterior_", "means_prior_",
+                 "scale_prior_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-6,
+                                   atol=1e-9, err_msg=name)
+    np.testing.assert_allclose(ours.score(X, lengths), ref.score(X, lengths), rtol=1e-8)
+    assert np.array_equal(ours.predict(X, lengths), ref.predict(X, lengths))
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_gaussian_bound_never_decreases(gauss, covariance_type):
+    import warnings
+    X, lengths = gauss
+    for seed in range(2):
+        m = VariationalGaussianHMM(n_components=4, covariance_type=covariance_type,
+                                   random_state=seed, n_iter=60, tol=-np.inf)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            m.fit(X, lengths)
+        h = np.asarray(m.monitor_.history)
+        assert len(h) == 60
+        assert np.all(np.diff(h) >= -1e-9 * np.abs(h[1:]))
+
+
+def test_gaussian_priors_agree(gauss):
+    X, lengths = gauss
+    K, D = 2, 2
+    kw = dict(n_components=K, covariance_type="full", random_state=0, n_iter=20, tol=1e-9,
+              means_prior=np.zeros((K, D)), beta_prior=np.full(K, 2.0),
+              dof_prior=np.full(K, 4.0), scale_prior=np.tile(0.5 * np.eye(D), (K, 1, 1)))
+    ref = hv.VariationalGaussianHMM(**kw).fit(X, lengths)
+    ours = VariationalGaussianHMM(**kw).fit(X, lengths)
+    np.testing.assert_allclose(np.asarray(ours.monitor_.history) + X.size / 2 * np.log(
+        2 * np.pi), ref.monitor_.history, rtol=1e-6)
+
+
+def test_gaussian_threads_and_dask(gauss):
+    X, lengths = gauss
+    Xl, ll = np.tile(X, (6, 1)), lengths * 6
+    kw = dict(n_components=3, random_state=0, n_iter=10)
+    a = VariationalGaussianHMM(n_jobs=1, **kw).fit(Xl, ll)
+    b = VariationalGaussianHMM(n_jobs=2, **kw).fit(Xl, ll)
+    assert a.monitor_.history == b.monitor_.history
+    distributed = pytest.importorskip("dask.distributed")
+    import emx.distributed
+
+    serial = VariationalGaussianHMM(**kw).fit(X, lengths)
+    with distributed.LocalCluster(n_workers=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        dist = emx.distributed.fit(VariationalGaussianHMM(**kw),
+                                   [(X[:200], [200]), (X[200:], [200])], client)
+    np.testing.assert_allclose(dist.monitor_.history, serial.monitor_.history, rtol=1e-10)
+
+
+def test_gaussian_bad_priors(gauss):
+    X, lengths = gauss
+    for kw, match in ((dict(dof_prior=0.5), "dof_prior"), (dict(beta_prior=-1.0), "beta_prior"),
+                      (dict(scale_prior=np.eye(3)), "scale_prior"),
+                      (dict(covariance_type="banded"), "covariance_type")):
+        with pytest.raises(ValueError, match=match):
+            VariationalGaussianHMM(n_components=2, **kw).fit(X, lengths)

@@ -388,6 +388,7 @@ class BaseHMM(EMMixin, BaseEstimator):
             self.transmat_ = _no_zeros(rs.dirichlet(np.full(K, 1.0 / K), size=K))
         em = self._emission()
         em.init(data.X, self.init_params, random_state)
+        _init_means_from_labels(em, data, self.init_params)
         self._store(em)
         self._check()
 
@@ -884,6 +885,29 @@ class BaseHMM(EMMixin, BaseEstimator):
             rs.random_sample(n_samples), -1 if currstate is None else int(currstate), states,
         )
         return em.sample(states, rs), states
+
+
+def _init_means_from_labels(em, data: _Data, init_params: str) -> None:
+    """With labels, the initial mean of every state that has labelled frames (frames with a
+    single allowed state) is the mean of those frames (Gaussian emissions with one mean per
+    state; ``'m'`` in ``init_params``), so that the states start where their labels are
+    rather than in an arbitrary order. Nothing changes without labels."""
+    if data.mask is None or "m" not in init_params:
+        return
+    means = getattr(em, "means_", None)
+    if means is None or np.ndim(means) != 2:
+        return
+    single = data.mask.sum(axis=1) == 1
+    if not single.any():
+        return
+    y = data.mask[single].argmax(axis=1)
+    counts = np.bincount(y, minlength=len(means))
+    sums = np.zeros_like(np.asarray(means, dtype=np.float64))
+    np.add.at(sums, y, data.X[single])
+    have = counts > 0
+    means = np.array(means, dtype=np.float64)
+    means[have] = sums[have] / counts[have, None]
+    em.means_ = means
 
 
 class _ZeroProbability(ValueError):

@@ -216,3 +216,15 @@ def test_labels_gmmhmm_and_categorical_decode():
     Xc = (X[:, :1] > 1).astype(int)
     c = CategoricalHMM(2, n_iter=5, random_state=0).fit(Xc, lengths, labels=y)
     assert np.array_equal(c.predict(Xc, lengths, labels=y)[y >= 0], y[y >= 0])
+
+
+def test_labels_set_initial_means():
+    X, Z, lengths = _sample()
+    y = np.full(len(X), -1)
+    y[::10] = Z[::10]
+    m = GaussianHMM(3, n_iter=0, random_state=0).fit(X, lengths, labels=y)
+    for k in range(3):
+        np.testing.assert_allclose(m.means_[k], X[::10][Z[::10] == k].mean(axis=0))
+    free = GaussianHMM(3, n_iter=0, random_state=0).fit(X, lengths)
+    same = GaussianHMM(3, n_iter=0, random_state=0).fit(X, lengths, labels=np.full(len(X), -1))
+    assert np.array_equal(free.means_, same.means_)

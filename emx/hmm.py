@@ -473,6 +473,7 @@ class BaseHMM(EMMixin, BaseEstimator):
         far (so priors weigh as in a batch fit of all the data seen). The first call on a
         model without parameters initialises them from its chunk, as :meth:`fit` would; a
         fitted model (or one whose parameters were set) continues from its parameters.
+        Its first step also has ``eta = 1`` (``fit`` keeps no running statistics).
 
         With ``kappa=0`` every step is 1: ``partial_fit`` on the whole data is one batch EM
         iteration (the first call on a fresh model equals ``fit`` with ``n_iter=1``).

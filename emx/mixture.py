@@ -1024,6 +1024,7 @@ class GaussianMixture(BaseMixture):
         The first call on a model without parameters initialises them from its chunk
         (``init_params``, ``random_state``), as :meth:`fit` would; a fitted model continues
         from its parameters.
+        Its first step also has ``eta = 1`` (``fit`` keeps no running statistics).
 
         With ``kappa=0`` every step is 1: ``partial_fit`` on the whole data is one batch EM
         iteration (the first call on a fresh model equals ``fit`` with ``max_iter=1``).

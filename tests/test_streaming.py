@@ -200,3 +200,19 @@ def test_chunked_errors():
         GaussianMixture(2, n_init=2).fit(np.array_split(X, 3))
     with pytest.raises(ValueError, match="labels are not supported"):
         GaussianHMM(2).fit([(X, [len(X)])], labels=np.zeros(len(X), int))
+
+
+def test_partial_fit_with_labels_and_after_fit():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 5])
+    Z = np.repeat([0, 1], 100)
+    m = GaussianHMM(2, covars_prior=0.0, random_state=0).partial_fit(X, labels=Z, kappa=0)
+    np.testing.assert_allclose(m.means_, [X[:100].mean(axis=0), X[100:].mean(axis=0)],
+                               atol=1e-12)
+    np.testing.assert_allclose(m.transmat_, [[99 / 100, 1 / 100], [0, 1]], atol=1e-12)
+    # a fitted model continues from its parameters (no re-initialisation)
+    f = GaussianMixture(2, random_state=0).fit(X)
+    before = f.means_.copy()
+    f.partial_fit(X[::4])  # the first step has eta = 1: this chunk's statistics alone
+    assert not np.array_equal(f.means_, before)
+    assert np.abs(f.means_ - before).max() < 0.5

@@ -83,7 +83,11 @@ class BayesianGaussianMixture(BaseMixture):
 
     The monitored objective is the variational lower bound (ELBO) after each update of the
     parameters' posterior, in scikit-learn's convention: up to additive constants that
-    depend only on the priors and the number of rows. It never decreases.
+    depend only on the priors and the number of rows. It never decreases while the
+    updates are the exact variational ones; ``reg_covar`` added to the empirical covariances
+    makes them approximate, which matters only when it dominates them (constant data, a
+    component on one point): there the bound can fall (scikit-learn's too), and emx warns
+    (``EMDecreaseWarning``) and does not count a fall as convergence.
 
     Parameters
     ----------

@@ -486,22 +486,32 @@ class VariationalGaussianHMM(_VariationalTransitions, GaussianHMM):
         self._init_transitions(data, rs)
         X = data.X
         K, D, ct = self.n_components, X.shape[1], self.covariance_type
-        if "m" in self.init_params or "c" in self.init_params or not hasattr(
-                self, "means_posterior_"):
+        if ("m" in self.init_params or "c" in self.init_params
+                or not hasattr(self, "means_posterior_")
+                or not hasattr(self, "scale_posterior_")):
             # hmmlearn: k-means (10 starts) seeded with random_state itself.
             with threadpool_limits(limits=1):
                 km = KMeans(n_clusters=K, random_state=random_state, n_init=10).fit(X)
             counts = np.bincount(km.predict(X), minlength=K).astype(np.float64)
             self._resolve_priors(X)
+        elif not hasattr(self, "means_prior_"):
+            self._resolve_priors(X)
         if "m" in self.init_params or not hasattr(self, "means_posterior_"):
             self.means_posterior_ = km.cluster_centers_.copy()
-            self.beta_posterior_ = counts.copy()
+            # hmmlearn's start: the cluster sizes; an empty cluster (fewer distinct rows than
+            # states) gets 1, not 0 (a Normal of infinite variance).
+            self.beta_posterior_ = np.maximum(counts, 1.0)
         if "c" in self.init_params or not hasattr(self, "scale_posterior_"):
-            cv = np.atleast_2d(np.cov(X.T)) + 1e-3 * np.eye(D)
+            cv = (np.atleast_2d(np.cov(X.T)) if len(X) > 1 else np.zeros((D, D))) + (
+                1e-3 * np.eye(D))
+            # Degrees of freedom from the cluster sizes as hmmlearn, raised to n_features
+            # where smaller (a Wishart needs more than n_features - 1; an empty cluster would
+            # give a zero scale matrix).
             if ct == "tied":
-                self.dof_posterior_ = float(counts.sum())
+                self.dof_posterior_ = float(max(counts.sum(), D))
                 self.scale_posterior_ = cv * self.dof_posterior_
             else:
+                counts = np.maximum(counts, float(D))
                 self.dof_posterior_ = counts.copy()
                 if ct == "full":
                     base = np.broadcast_to(cv, (K, D, D))

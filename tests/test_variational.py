@@ -226,3 +226,19 @@ def test_gaussian_bad_priors(gauss):
                       (dict(covariance_type="banded"), "covariance_type")):
         with pytest.raises(ValueError, match=match):
             VariationalGaussianHMM(n_components=2, **kw).fit(X, lengths)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_gaussian_fewer_distinct_rows_than_states(covariance_type):
+    # k-means leaves a cluster empty: the start is floored (finite bound, no NaN), and the
+    # bound still never falls.
+    import warnings
+    X = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0]]), 30, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's k-means ConvergenceWarning
+        m = VariationalGaussianHMM(n_components=3, covariance_type=covariance_type,
+                                   random_state=0, n_iter=10).fit(X)
+    h = np.asarray(m.monitor_.history)
+    assert np.all(np.isfinite(h))
+    assert np.all(np.diff(h) >= -1e-9 * np.abs(h[1:]))
+    assert np.all(np.isfinite(m.means_)) and np.all(np.isfinite(m.covars_))

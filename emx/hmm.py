@@ -732,9 +732,27 @@ class BaseHMM(EMMixin, BaseEstimator):
         if n < K:
             raise ValueError(f"Cannot fit {K} states to {n} samples: need at least as many "
                              "samples as states.")
-        data, complete = source.rows()
+        data, complete = self._init_without_rows(source), True
+        if data is None:
+            data, complete = source.rows()
         self._init_params(data, random_state)
         return complete
+
+    def _init_without_rows(self, source):
+        """A one-frame stand-in for the data when initialisation does not need them (every
+        fitted attribute set and none of their letters in ``init_params``; attributes without
+        a letter, e.g. GMMHMM's ``var_floor_``, always need the data), so that a chunked or
+        distributed fit does not gather rows for nothing; None otherwise."""
+        for name in self._fitted_attrs:
+            code = self._PARAM_LETTERS.get(name)
+            if code is None or code in self.init_params or not hasattr(self, name):
+                return None
+        if source.n_features is None:
+            return None
+        try:
+            return self._validate(np.zeros((1, source.n_features)), None, reset=True)
+        except ValueError:
+            return None
 
     def em_monitor(self) -> ConvergenceMonitor:
         return self._monitor_maker()[0]()  # the caller's monitor_ if one was assigned

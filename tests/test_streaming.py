@@ -216,3 +216,26 @@ def test_partial_fit_with_labels_and_after_fit():
     f.partial_fit(X[::4])  # the first step has eta = 1: this chunk's statistics alone
     assert not np.array_equal(f.means_, before)
     assert np.abs(f.means_ - before).max() < 0.5
+
+
+def test_hmm_chunked_fit_with_given_parameters_reads_no_rows_for_init():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100_000, 5))
+    m = GaussianHMM(3, n_iter=0, random_state=0).fit(X[:5000])
+    ref = GaussianHMM(3, init_params="", n_iter=2, random_state=0)
+    h = GaussianHMM(3, init_params="", n_iter=2, random_state=0)
+    for a in m._fitted_attrs:
+        setattr(ref, a, getattr(m, a))
+        setattr(h, a, getattr(m, a))
+    ref.fit(X, [10_000] * 10)
+    pairs = [(X[i:i + 10_000], [10_000]) for i in range(0, len(X), 10_000)]
+    tracemalloc.start()
+    try:
+        h.fit(pairs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes / 2, peak  # the rows were not gathered (4 MB of data)
+    np.testing.assert_allclose(h.means_, ref.means_, rtol=1e-10)

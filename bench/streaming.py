@@ -81,6 +81,9 @@ def main() -> None:
     ap.add_argument("--hmm-n", type=int, default=1_000_000,
                     help="frames of the GaussianHMM part (0: skip it)")
     ap.add_argument("--hmm-tol", type=float, default=1.0)
+    ap.add_argument("--hmm-kappa", type=float, default=0.5,
+                    help="kappa of the HMM's stepwise EM (0.5 forgets the statistics of "
+                    "the broad initial covariances faster than 0.7)")
     args = ap.parse_args()
     n, D, K, chunk = args.n, args.D, args.K, args.chunk
 
@@ -222,8 +225,8 @@ def hmm_section(args, tmp: str) -> list[str]:
     reached, hist = None, []
     for p in range(1, args.max_passes + 1):
         for s in order.permutation(chunks):
-            sw.partial_fit(X[s * L:(s + per) * L], lengths[s:s + per], kappa=args.kappa,
-                           t0=args.t0)
+            sw.partial_fit(X[s * L:(s + per) * L], lengths[s:s + per],
+                           kappa=args.hmm_kappa, t0=args.t0)
         ll = sum(sw.score(Xc, lc) for Xc, lc in pairs()) / n
         hist.append(ll)
         log(f"hmm stepwise pass {p}: {ll:.6f}")
@@ -238,7 +241,8 @@ def hmm_section(args, tmp: str) -> list[str]:
         f"{batch.monitor_.converged}), {t_batch / n_iter:.2f} s per iteration, mean "
         f"log-likelihood {best:.6f}; peak {peak / 1e6:.1f} MB allocated during one "
         f"iteration for {n * D * 8 / 1e6:,.0f} MB of data",
-        "  stepwise   : mean log-likelihood per pass " + ", ".join(f"{h:.6f}" for h in hist)
+        f"  stepwise   : kappa={args.hmm_kappa}, t0={args.t0}, {len(chunks)} steps per pass; "
+        "mean log-likelihood per pass " + ", ".join(f"{h:.6f}" for h in hist)
         + ("; within 0.1 % of the batch optimum after " f"{reached} pass(es)" if reached
            else f"; not within 0.1 % after {args.max_passes} passes"),
     ]

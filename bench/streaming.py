@@ -81,6 +81,8 @@ def main() -> None:
     ap.add_argument("--hmm-n", type=int, default=1_000_000,
                     help="frames of the GaussianHMM part (0: skip it)")
     ap.add_argument("--hmm-tol", type=float, default=1.0)
+    ap.add_argument("--hmm-step-frames", type=int, default=10_000,
+                    help="frames per partial_fit call of the HMM (whole sequences)")
     ap.add_argument("--hmm-kappa", type=float, default=0.5,
                     help="kappa of the HMM's stepwise EM (0.5 forgets the statistics of "
                     "the broad initial covariances faster than 0.7)")
@@ -221,11 +223,12 @@ def hmm_section(args, tmp: str) -> list[str]:
     log(f"hmm batch: {n_iter} iterations, {t_batch / n_iter:.2f} s each, loglik {best:.6f}")
     sw = model(1)
     order = np.random.default_rng(0)
-    chunks = list(range(0, len(lengths), per))
+    step = max(1, args.hmm_step_frames // L)  # sequences per partial_fit call
+    chunks = list(range(0, len(lengths), step))
     reached, hist = None, []
     for p in range(1, args.max_passes + 1):
         for s in order.permutation(chunks):
-            sw.partial_fit(X[s * L:(s + per) * L], lengths[s:s + per],
+            sw.partial_fit(X[s * L:(s + step) * L], lengths[s:s + step],
                            kappa=args.hmm_kappa, t0=args.t0)
         ll = sum(sw.score(Xc, lc) for Xc, lc in pairs()) / n
         hist.append(ll)

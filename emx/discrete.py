@@ -31,7 +31,7 @@ from scipy.special import gammaln
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 
-from ._core import _discrete
+from ._core import _discrete, check_ok
 from ._em import column_moments
 from ._stats import AdditiveStats
 from ._validation import check_positive_int
@@ -299,7 +299,7 @@ class CategoricalEmission(Emission):
                     f"(symbols 0 to {M - 1})."
                 )
             ll = np.empty((len(symbols), self.n_components))
-            _discrete.categorical_loglik(symbols, log_table, ll)
+            check_ok(_discrete.categorical_loglik(symbols, log_table, ll))
             return ll, symbols
 
         return loglik
@@ -308,7 +308,7 @@ class CategoricalEmission(Emission):
         symbols = context if context is not None else X[:, 0].astype(np.intp)
         counts = np.empty_like(self.emissionprob_)
         post = np.ascontiguousarray(post, dtype=np.float64)
-        _discrete.categorical_counts(symbols, post, counts)
+        check_ok(_discrete.categorical_counts(symbols, post, counts))
         return DiscreteStats(counts.sum(axis=1), counts)  # the M-step needs only counts
 
     def mstep(self, stats: DiscreteStats, params: str) -> None:

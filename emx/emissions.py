@@ -30,7 +30,7 @@ from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
-from ._core import _gauss
+from ._core import _gauss, check_ok
 from ._validation import broadcast_prior, check_positive_int
 
 __all__ = ["Emission", "GaussianEmission", "GMMEmission"]
@@ -415,7 +415,7 @@ class GMMEmission(Emission):
         def emission(X):
             resp = density(X)
             loglik = np.empty((X.shape[0], K))
-            _gauss.responsibilities(resp, log_w, loglik)
+            check_ok(_gauss.responsibilities(resp, log_w, loglik))
             return loglik, resp
 
         return emission

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._core import _gauss
+from ._core import _gauss, check_ok
 from ._stats import AdditiveStats, fixed
 
 __all__ = [
@@ -238,10 +238,9 @@ class GaussianDensity:
         if out is None:
             out = np.empty((X.shape[0], self.n_components))
         if self.prec_chol is None:
-            _gauss.log_density_diag(X, self.means, self.precisions, self.log_norm, out)
+            check_ok(_gauss.log_density_diag(X, self.means, self.precisions, self.log_norm, out))
         else:
-            work = np.empty((256, X.shape[1]))
-            _gauss.log_density_chol(X, self.means, self.prec_chol, self.log_norm, out, work)
+            check_ok(_gauss.log_density_chol(X, self.means, self.prec_chol, self.log_norm, out))
         return out
 
 
@@ -362,8 +361,7 @@ class GaussianStats(AdditiveStats):
         kind = _MOMENT_KIND[covariance_type]
         post, sum1 = np.zeros(K), np.zeros((K, D))
         sum2 = np.zeros({0: (K, D), 1: (K * D, D), 2: (D, D)}[kind])
-        _gauss.accumulate_moments(X, weights, shift2, post, sum1, sum2, kind,
-                                  np.empty((256, D)))
+        check_ok(_gauss.accumulate_moments(X, weights, shift2, kind, post, sum1, sum2))
         if kind == 1:
             sum2 = sum2.reshape(K, D, D)
         return cls(post, sum1, sum2, shift)

@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import gaussian as G
-from ._core import _hmm
+from ._core import _hmm, check_ok
 from ._em import (
     ChunkRunner,
     ConvergenceMonitor,
@@ -265,8 +265,7 @@ class BaseHMM(EMMixin, BaseEstimator):
         seq_ll = np.empty(len(offsets) - 1)
         status = _hmm.forward_backward(
             loglik, offsets, np.ascontiguousarray(self.startprob_),
-            np.ascontiguousarray(self.transmat_), post, xi, seq_ll,
-            np.empty((n, K)), np.empty(n), want_xi, start,
+            np.ascontiguousarray(self.transmat_), post, xi, seq_ll, start, want_xi=want_xi,
         )
         self._raise_status(status, first)
         return seq_ll, post, xi, start
@@ -809,7 +808,7 @@ class BaseHMM(EMMixin, BaseEstimator):
             seq_ll = np.empty(len(off) - 1)
             status = _hmm.forward_loglik(
                 ll, off, np.ascontiguousarray(self.startprob_),
-                np.ascontiguousarray(self.transmat_), seq_ll, np.empty_like(ll)
+                np.ascontiguousarray(self.transmat_), seq_ll
             )
             self._raise_status(status, first, mask is not None)
             return self._far_sequences(seq_ll, off, far)
@@ -857,10 +856,7 @@ class BaseHMM(EMMixin, BaseEstimator):
             if algorithm == "viterbi":
                 path = np.empty(n, dtype=np.intp)
                 seq_lp = np.empty(len(off) - 1)
-                status = _hmm.viterbi(
-                    ll, off, log_sp, log_tm_t, path, seq_lp, np.empty((n, K)),
-                    np.empty((n, K), dtype=np.intp),
-                )
+                status = _hmm.viterbi(ll, off, log_sp, log_tm_t, path, seq_lp)
                 self._raise_status(status, first, mask is not None)
                 return self._far_sequences(seq_lp, off, far).sum(), path
             path = self._labelled_fb(ll, off, mask, False, first)[1].argmax(axis=1)
@@ -899,10 +895,10 @@ class BaseHMM(EMMixin, BaseEstimator):
             raise ValueError(f"currstate must be in [0, {self.n_components}), got {currstate}.")
         rs = check_random_state(self.random_state if random_state is None else random_state)
         states = np.empty(n_samples, dtype=np.intp)
-        _hmm.sample_states(
+        check_ok(_hmm.sample_states(
             np.cumsum(self.startprob_), np.ascontiguousarray(np.cumsum(self.transmat_, axis=1)),
             rs.random_sample(n_samples), -1 if currstate is None else int(currstate), states,
-        )
+        ))
         return em.sample(states, rs), states
 
 

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
-from ._core import _gauss, _missing
+from ._core import _gauss, _missing, check_ok
 from ._em import (
     ChunkRunner,
     ConvergenceMonitor,
@@ -240,7 +240,7 @@ class BaseMixture(MonotoneSteps, EMMixin, DensityMixin, BaseEstimator):
         """(responsibilities (n, K), log p(x) per row) for a block of rows."""
         resp = dens(X)
         log_norm = np.empty((X.shape[0], 1))
-        _gauss.responsibilities(resp, log_w, log_norm)
+        check_ok(_gauss.responsibilities(resp, log_w, log_norm))
         if not np.all(log_norm > -np.inf):  # rows far from every component
             means, covars, ct = self._far_args()
             G.resolve_far_rows(X, resp, log_norm[:, 0], means, covars, ct, log_w)
@@ -767,15 +767,14 @@ class GaussianMixture(BaseMixture):
         n, K = len(X), self.n_components
         out = np.empty((n, K))
         if dens.prec_chol is None:  # diagonal: one pass skipping NaN entries
-            _gauss.log_density_diag_nan(X, dens.means, dens.precisions, dens.log_norm,
-                                        -np.log(dens.precisions), out)
+            check_ok(_gauss.log_density_diag_nan(X, dens.means, dens.precisions, dens.log_norm,
+                                                 -np.log(dens.precisions), out))
             return out
         order, buf = np.arange(n, dtype=np.intp), np.empty(n)
-        covs, e1, eD = self._full_covariances(), np.empty(0), np.empty((0, 0))
+        covs = self._full_covariances()
         for k in range(K):
             status = _missing.conditional_pass(
-                X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), buf, e1, e1,
-                e1, e1, eD, eD, True, False, False,
+                X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), loglik=buf
             )
             if status != -1:
                 raise ValueError(f"Covariance {k} is not positive definite.")
@@ -791,9 +790,9 @@ class GaussianMixture(BaseMixture):
         post, sum1, sum2 = np.zeros(1), np.zeros((1, D)), np.zeros((1, D, D))
         cov = np.ascontiguousarray(self._full_covariances()[0])
         status = _missing.conditional_pass(
-            X, np.arange(n, dtype=np.intp), starts, self.means_[0], cov, ll, weights,
-            np.ascontiguousarray(shift[0]), post, sum1[0], sum2[0], np.empty((0, 0)), True,
-            True, False,
+            X, np.arange(n, dtype=np.intp), starts, self.means_[0], cov, weights=weights,
+            shift=np.ascontiguousarray(shift[0]), loglik=ll, post=post, sum1=sum1[0],
+            sum2=sum2[0],
         )
         if status != -1:
             raise ValueError("The covariance is not positive definite.")
@@ -805,7 +804,7 @@ class GaussianMixture(BaseMixture):
     def _missing_responsibilities(self, dens, log_w, X, starts):
         resp = self._missing_logp(dens, X, starts)
         log_norm = np.empty((len(X), 1))
-        _gauss.responsibilities(resp, log_w, log_norm)
+        check_ok(_gauss.responsibilities(resp, log_w, log_norm))
         G.resolve_far_rows(X, resp, log_norm[:, 0], self.means_, self.covariances_,
                            self.covariance_type, log_w)
         return resp, log_norm[:, 0]
@@ -821,23 +820,21 @@ class GaussianMixture(BaseMixture):
             # Missing entries: expectation mean_k, variance var_k (components are diagonal).
             post, sum1, sum2, Rm = (np.zeros(K), np.zeros((K, D)), np.zeros((K, D)),
                                     np.zeros((K, D)))
-            _gauss.accumulate_moments_nan_diag(X, R, rows_shift, post, sum1, sum2, Rm,
-                                               np.empty((384, D)))
+            check_ok(_gauss.accumulate_moments_nan_diag(X, R, rows_shift, post, sum1, sum2, Rm))
             d = self.means_ - shift
             sum1 += Rm * d
             sum2 += Rm * (d * d + 1.0 / dens.precisions)
             return G.GaussianStats(post, sum1, sum2, shift)
         post = R.sum(axis=0)
         covs = self._full_covariances()
-        order, e = np.arange(len(X), dtype=np.intp), np.empty(0)
+        order = np.arange(len(X), dtype=np.intp)
         sum1 = np.zeros((K, D))
         sum2 = np.zeros((K, D, D))
         for k in range(K):
             status = _missing.conditional_pass(
-                X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), e,
-                np.ascontiguousarray(R[:, k]), np.ascontiguousarray(shifts[k]), np.zeros(1),
-                sum1[k], sum2[k],
-                np.empty((0, 0)), False, True, False,
+                X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]),
+                weights=np.ascontiguousarray(R[:, k]), shift=np.ascontiguousarray(shifts[k]),
+                post=np.zeros(1), sum1=sum1[k], sum2=sum2[k],
             )
             if status != -1:
                 raise ValueError(f"Covariance {k} is not positive definite.")
@@ -853,12 +850,11 @@ class GaussianMixture(BaseMixture):
         if self.covariance_type in ("diag", "spherical"):
             return np.where(missing, resp @ self.means_, X)
         covs = self._full_covariances()
-        order, e, buf = np.arange(len(X), dtype=np.intp), np.empty(0), np.empty(X.shape)
+        order, buf = np.arange(len(X), dtype=np.intp), np.empty(X.shape)
         out = np.zeros(X.shape)
         for k in range(self.n_components):
             status = _missing.conditional_pass(
-                X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), e, e, e, e,
-                e, np.empty((0, 0)), buf, False, False, True,
+                X, order, starts, self.means_[k], np.ascontiguousarray(covs[k]), fill=buf
             )
             if status != -1:
                 raise ValueError(f"Covariance {k} is not positive definite.")

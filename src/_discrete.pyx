@@ -7,18 +7,23 @@ gathered per frame), the state log-likelihoods of a frame are one row of the tab
 sufficient statistics of an E-step are the state posteriors summed per symbol. Kernels hold
 no model policy (no priors, no normalisation).
 
-Conventions (every ``def`` below)
----------------------------------
+Conventions (every ``def`` below; the status codes and the argument checks are shared by
+all kernel modules through ``_checks.pxi``)
+-----------------------------------------------------------------------------------------
 * Arguments are marked IN (read only, ``const`` memoryviews) or OUT (overwritten; the caller
-  allocates them). All arrays are C-contiguous: float64, or intp for symbols.
-* Status: a kernel returns -1 when all went well. No data-dependent failure is reported by
-  status here: every symbol is checked against the table before the loops run.
+  allocates them), inputs first. All arrays are C-contiguous: float64, or intp for symbols.
+  No scratch.
+* Status: a kernel returns STATUS_OK (-1) when all went well. No data-dependent failure is
+  reported by status here: every symbol is checked against the table before the loops run
+  (callers check the status with ``emx._core.check_ok``).
 * Argument errors raise ``ValueError("<kernel>: ...")`` before any output is written and
   before the GIL is released: wrong shapes, ``None`` for a required array, a symbol outside
   [0, n_symbols) (naming the first such frame). Every index the compiled loops use is checked
   there, in O(n_frames) time, so no mistake in the calling code can make a kernel read or
   write out of bounds (the module is compiled with boundscheck and wraparound off).
 """
+
+include "_checks.pxi"
 
 
 cdef int _check_symbols(str kernel, const Py_ssize_t[::1] symbols,
@@ -38,14 +43,6 @@ cdef int _check_symbols(str kernel, const Py_ssize_t[::1] symbols,
     return 0
 
 
-cdef int _need2(str kernel, str name, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t want_rows,
-                Py_ssize_t want_cols) except -1:
-    if rows != want_rows or cols != want_cols:
-        raise ValueError(
-            f"{kernel}: {name} has shape ({rows}, {cols}), expected ({want_rows}, {want_cols})")
-    return 0
-
-
 def categorical_loglik(
     const Py_ssize_t[::1] symbols not None,
     const double[:, ::1] log_emission not None,
@@ -62,7 +59,7 @@ def categorical_loglik(
     Returns
     -------
     status : int
-        -1.
+        STATUS_OK (-1).
     """
     cdef str kn = "categorical_loglik"
     cdef Py_ssize_t T = symbols.shape[0], M = log_emission.shape[0]
@@ -75,7 +72,7 @@ def categorical_loglik(
             s = symbols[t]
             for k in range(K):
                 loglik[t, k] = log_emission[s, k]
-    return -1
+    return _OK
 
 
 def categorical_counts(
@@ -95,7 +92,7 @@ def categorical_counts(
     Returns
     -------
     status : int
-        -1.
+        STATUS_OK (-1).
     """
     cdef str kn = "categorical_counts"
     cdef Py_ssize_t T = symbols.shape[0], K = counts.shape[0], M = counts.shape[1]
@@ -110,4 +107,4 @@ def categorical_counts(
             s = symbols[t]
             for k in range(K):
                 counts[k, s] += post[t, k]
-    return -1
+    return _OK

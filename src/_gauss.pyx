@@ -11,30 +11,74 @@ stay accurate when the data sit far from the origin with small variances.
 
 ``log_norm`` is supplied by the caller (it holds the normalising constant and log-determinant),
 so spherical and tied covariances are the diagonal and full kernels with repeated parameters.
+
+Conventions (every ``def`` below; the status codes and the argument checks are shared by
+all kernel modules through ``_checks.pxi``)
+-----------------------------------------------------------------------------------------
+* Arguments come in two groups, in this order: IN (read only, ``const`` memoryviews), then
+  OUT (written, or accumulated into where the docstring says "adds"; the caller allocates
+  them). ``responsibilities`` works in place: its first argument is IN/OUT. All arrays are
+  C-contiguous float64. No caller passes work space: the kernels that need some (blocks of
+  ``BLOCK`` = 128 rows) malloc it with the GIL held and free it after the ``nogil`` section
+  (no Python exception can be raised in between, so nothing leaks).
+* Status: every kernel returns an int, STATUS_OK (-1). None of these kernels has a
+  data-dependent failure (an all -inf group is a valid result of ``responsibilities``); the
+  status is returned so that every kernel call in emx is checked alike
+  (``emx._core.check_ok``).
+* Argument errors raise ``ValueError("<kernel>: <array> has shape ..., expected ...")``
+  before any output is written and before the GIL is released: every shape the loops rely
+  on, ``None`` for an array, an unknown ``kind``, a dimension too large for BLAS.
 """
 
 from libc.math cimport exp, log, INFINITY
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport dgemm
 
+include "_checks.pxi"
+
 cdef enum:
     BLOCK = 128
 
 
+cdef int _check_gauss(str kn, Py_ssize_t D, Py_ssize_t K, const double[:, ::1] means,
+                      const double[:, ::1] precisions, const double[::1] log_norm) except -1:
+    """Diagonal-density parameters: means and precisions (K, D), log_norm (K,)."""
+    _need2(kn, "means", means.shape[0], means.shape[1], K, D)
+    _need2(kn, "precisions", precisions.shape[0], precisions.shape[1], K, D)
+    _need(kn, "log_norm", log_norm.shape[0], K)
+    return 0
+
+
+cdef int _check_moments_in(str kn, Py_ssize_t T, Py_ssize_t D, Py_ssize_t K,
+                           const double[:, ::1] weights, const double[:, ::1] shift) except -1:
+    """Moment inputs: weights (n, K), shift (K, D) or (1, D); BLAS-sized dimensions."""
+    _need2(kn, "weights", weights.shape[0], weights.shape[1], T, K)
+    if shift.shape[1] != D or not (shift.shape[0] == 1 or shift.shape[0] == K):
+        raise ValueError(f"{kn}: shift has shape ({shift.shape[0]}, {shift.shape[1]}), "
+                         f"expected ({K}, {D}) or (1, {D})")
+    _check_blas_dim(kn, "n_features", D)
+    _check_blas_dim(kn, "n_components", K)
+    return 0
+
+
 def log_density_diag(
-    const double[:, ::1] X,
-    const double[:, ::1] means,
-    const double[:, ::1] precisions,
-    const double[::1] log_norm,
-    double[:, ::1] out,
+    const double[:, ::1] X not None,
+    const double[:, ::1] means not None,
+    const double[:, ::1] precisions not None,
+    const double[::1] log_norm not None,
+    double[:, ::1] out not None,
 ):
-    """Diagonal-covariance Gaussian log-densities, (n_frames, K) into ``out``."""
+    """Diagonal-covariance Gaussian log-densities.
+
+    IN: ``X`` (n, D), ``means`` (K, D), ``precisions`` (K, D) (inverse variances),
+    ``log_norm`` (K,). OUT: ``out`` (n, K). Returns STATUS_OK (-1).
+    """
+    cdef str kn = "log_density_diag"
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = means.shape[0]
     cdef Py_ssize_t t, k, d
     cdef double s, diff
-    if (means.shape[1] != D or precisions.shape[0] != K or precisions.shape[1] != D
-            or log_norm.shape[0] != K or out.shape[0] != T or out.shape[1] != K):
-        raise ValueError("log_density_diag: inconsistent array shapes")
+    _check_gauss(kn, D, K, means, precisions, log_norm)
+    _need2(kn, "out", out.shape[0], out.shape[1], T, K)
     with nogil:
         for t in range(T):
             for k in range(K):
@@ -43,39 +87,43 @@ def log_density_diag(
                     diff = X[t, d] - means[k, d]
                     s += diff * diff * precisions[k, d]
                 out[t, k] = log_norm[k] - 0.5 * s
-    return None
+    return _OK
 
 
 def log_density_diag_nan(
-    const double[:, ::1] X,
-    const double[:, ::1] means,
-    const double[:, ::1] precisions,
-    const double[::1] log_norm,
-    const double[:, ::1] log_var,
-    double[:, ::1] out,
+    const double[:, ::1] X not None,
+    const double[:, ::1] means not None,
+    const double[:, ::1] precisions not None,
+    const double[::1] log_norm not None,
+    const double[:, ::1] log_var not None,
+    double[:, ::1] out not None,
 ):
     """Diagonal-covariance log-densities of the observed (non-NaN) entries of each row.
 
     ``log_norm[k]`` is the full normaliser of ``log_density_diag``; each missing entry d gives
     back its share, 0.5 * (log(2 pi) + log_var[k, d]). Without NaN this is exactly
     ``log_density_diag``; a row with nothing observed gets 0.
+
+    IN: ``X`` (n, D) with NaN for missing entries, ``means``, ``precisions`` (K, D),
+    ``log_norm`` (K,), ``log_var`` (K, D). OUT: ``out`` (n, K). Scratch (two blocks of
+    BLOCK x D, one K x D) is malloc'ed here. Returns STATUS_OK (-1).
     """
+    cdef str kn = "log_density_diag_nan"
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = means.shape[0]
     cdef Py_ssize_t t0, nb, b, k, d
     cdef double s, diff, x
     cdef double LOG_2PI = 1.8378770664093453
-    if (means.shape[1] != D or precisions.shape[0] != K or precisions.shape[1] != D
-            or log_norm.shape[0] != K or log_var.shape[0] != K or log_var.shape[1] != D
-            or out.shape[0] != T or out.shape[1] != K):
-        raise ValueError("log_density_diag_nan: inconsistent array shapes")
-    if T == 0:
-        return None
+    _check_gauss(kn, D, K, means, precisions, log_norm)
+    _need2(kn, "log_var", log_var.shape[0], log_var.shape[1], K, D)
+    _need2(kn, "out", out.shape[0], out.shape[1], T, K)
+    if T == 0 or K == 0:
+        return _OK
     # Per block of rows: NaN -> 0 plus an observed mask (one branchy pass over n x D), then
     # the n x K x D loop runs branch-free:
     # out = -0.5 * sum_d obs_d * (log 2 pi + log_var_kd + (x_d - mu_kd)**2 * prec_kd).
-    cdef double* x0 = <double*>malloc(BLOCK * D * sizeof(double))
-    cdef double* obs = <double*>malloc(BLOCK * D * sizeof(double))
-    cdef double* c = <double*>malloc(K * D * sizeof(double))
+    cdef double* x0 = <double*>malloc((BLOCK * D + 1) * sizeof(double))
+    cdef double* obs = <double*>malloc((BLOCK * D + 1) * sizeof(double))
+    cdef double* c = <double*>malloc((K * D + 1) * sizeof(double))
     if not (x0 and obs and c):
         free(x0); free(obs); free(c)
         raise MemoryError()
@@ -104,18 +152,17 @@ def log_density_diag_nan(
                     out[t0 + b, k] = -0.5 * s
             t0 += nb
     free(x0); free(obs); free(c)
-    return None
+    return _OK
 
 
 def accumulate_moments_nan_diag(
-    const double[:, ::1] X,
-    const double[:, ::1] weights,
-    const double[:, ::1] shift,
-    double[::1] post,
-    double[:, ::1] sum1,
-    double[:, ::1] sum2,
-    double[:, ::1] missing_weight,
-    double[:, ::1] work,
+    const double[:, ::1] X not None,
+    const double[:, ::1] weights not None,
+    const double[:, ::1] shift not None,
+    double[::1] post not None,
+    double[:, ::1] sum1 not None,
+    double[:, ::1] sum2 not None,
+    double[:, ::1] missing_weight not None,
 ):
     """``accumulate_moments`` (kind 'diag') over the observed entries of rows with NaN.
 
@@ -124,8 +171,12 @@ def accumulate_moments_nan_diag(
     ``sum2[k] += sum_t w[t, k] [x observed] (x_t - s_k)**2`` and
     ``missing_weight[k, d] += sum_t w[t, k] [x_td missing]``: the caller adds the expected
     contribution of the missing entries, which depends on each component's mean and variance.
-    ``work`` is (3 * BLOCK, D) scratch.
+
+    IN: ``X`` (n, D) with NaN for missing entries, ``weights`` (n, K), ``shift`` (K, D) or
+    (1, D). OUT (added to): ``post`` (K,), ``sum1``, ``sum2``, ``missing_weight`` (K, D).
+    Scratch (3 blocks of BLOCK x D) is malloc'ed here. Returns STATUS_OK (-1).
     """
+    cdef str kn = "accumulate_moments_nan_diag"
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = weights.shape[1]
     cdef Py_ssize_t S = shift.shape[0]
     cdef Py_ssize_t t0, nb, b, k, d
@@ -133,17 +184,18 @@ def accumulate_moments_nan_diag(
     cdef int m_, n_, k_, ldw, ldd
     cdef double one = 1.0
     cdef char N = b'N', Tr = b'T'
-    if (weights.shape[0] != T or shift.shape[1] != D or not (S == 1 or S == K)
-            or post.shape[0] != K
-            or sum1.shape[0] != K or sum1.shape[1] != D or sum2.shape[0] != K
-            or sum2.shape[1] != D or missing_weight.shape[0] != K
-            or missing_weight.shape[1] != D or work.shape[0] < 3 * BLOCK or work.shape[1] != D):
-        raise ValueError("accumulate_moments_nan_diag: inconsistent array shapes")
+    _check_moments_in(kn, T, D, K, weights, shift)
+    _need(kn, "post", post.shape[0], K)
+    _need2(kn, "sum1", sum1.shape[0], sum1.shape[1], K, D)
+    _need2(kn, "sum2", sum2.shape[0], sum2.shape[1], K, D)
+    _need2(kn, "missing_weight", missing_weight.shape[0], missing_weight.shape[1], K, D)
     if T == 0 or D == 0 or K == 0:
-        return None
-    cdef double* diff = &work[0, 0]
-    cdef double* sq = &work[BLOCK, 0]
-    cdef double* miss = &work[2 * BLOCK, 0]
+        return _OK
+    cdef double* diff = <double*>malloc(3 * BLOCK * D * sizeof(double))
+    if not diff:
+        raise MemoryError()
+    cdef double* sq = diff + BLOCK * D
+    cdef double* miss = diff + 2 * BLOCK * D
     ldw = <int>K
     ldd = <int>D
     m_ = <int>D
@@ -187,35 +239,44 @@ def accumulate_moments_nan_diag(
                 dgemm(&N, &Tr, &m_, &n_, &k_, &one, miss, &ldd, <double*>&weights[t0, 0], &ldw,
                       &one, &missing_weight[0, 0], &ldd)
                 t0 += nb
-    return None
+    free(diff)
+    return _OK
 
 
 def log_density_chol(
-    const double[:, ::1] X,
-    const double[:, ::1] means,
-    const double[:, :, ::1] prec_chol,
-    const double[::1] log_norm,
-    double[:, ::1] out,
-    double[:, ::1] work,
+    const double[:, ::1] X not None,
+    const double[:, ::1] means not None,
+    const double[:, :, ::1] prec_chol not None,
+    const double[::1] log_norm not None,
+    double[:, ::1] out not None,
 ):
     """Full-covariance Gaussian log-densities through precision Cholesky factors.
 
-    ``work`` is (2 * BLOCK, D) scratch with BLOCK = 128.
+    IN: ``X`` (n, D), ``means`` (K, D), ``prec_chol`` (K, D, D), ``log_norm`` (K,).
+    OUT: ``out`` (n, K). Scratch (2 blocks of BLOCK x D) is malloc'ed here.
+    Returns STATUS_OK (-1).
     """
+    cdef str kn = "log_density_chol"
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = means.shape[0]
     cdef Py_ssize_t t0, nb, b, k, d
     cdef double s, y
     cdef int m_, n_, k_, ld
     cdef double one = 1.0, zero = 0.0
     cdef char transa = b'N', transb = b'N'
-    if (means.shape[1] != D or prec_chol.shape[0] != K or prec_chol.shape[1] != D
-            or prec_chol.shape[2] != D or log_norm.shape[0] != K or out.shape[0] != T
-            or out.shape[1] != K or work.shape[0] < 2 * BLOCK or work.shape[1] != D):
-        raise ValueError("log_density_chol: inconsistent array shapes")
-    if T == 0 or D == 0:
-        return None
-    cdef double* diff = &work[0, 0]
-    cdef double* prod = &work[BLOCK, 0]
+    _need2(kn, "means", means.shape[0], means.shape[1], K, D)
+    if prec_chol.shape[0] != K or prec_chol.shape[1] != D or prec_chol.shape[2] != D:
+        raise ValueError(
+            f"{kn}: prec_chol has shape ({prec_chol.shape[0]}, {prec_chol.shape[1]}, "
+            f"{prec_chol.shape[2]}), expected ({K}, {D}, {D})")
+    _need(kn, "log_norm", log_norm.shape[0], K)
+    _need2(kn, "out", out.shape[0], out.shape[1], T, K)
+    _check_blas_dim(kn, "n_features", D)
+    if T == 0 or D == 0 or K == 0:
+        return _OK
+    cdef double* diff = <double*>malloc(2 * BLOCK * D * sizeof(double))
+    if not diff:
+        raise MemoryError()
+    cdef double* prod = diff + BLOCK * D
     m_ = <int>D
     k_ = <int>D
     ld = <int>D
@@ -239,18 +300,18 @@ def log_density_chol(
                         s += y * y
                     out[t0 + b, k] = log_norm[k] - 0.5 * s
             t0 += nb
-    return None
+    free(diff)
+    return _OK
 
 
 def accumulate_moments(
-    const double[:, ::1] X,
-    const double[:, ::1] weights,
-    const double[:, ::1] shift,
-    double[::1] post,
-    double[:, ::1] sum1,
-    double[:, ::1] sum2,
+    const double[:, ::1] X not None,
+    const double[:, ::1] weights not None,
+    const double[:, ::1] shift not None,
     int kind,
-    double[:, ::1] work,
+    double[::1] post not None,
+    double[:, ::1] sum1 not None,
+    double[:, ::1] sum2 not None,
 ):
     """Add weighted moments of the rows of ``X`` about a shift per component to the outputs.
 
@@ -265,8 +326,13 @@ def accumulate_moments(
     with ``d_tk = x_t - s_k``. Differences are formed directly, BLOCK frames at a time, and
     the sums go through dgemm. Taking each component's moments about a point near its mean
     (its previous mean, say) keeps its second moments free of cancellation however far it
-    sits from the other components. ``work`` is (2 * BLOCK, D) scratch.
+    sits from the other components.
+
+    IN: ``X`` (n, D), ``weights`` (n, K), ``shift`` (K, D) or (1, D), ``kind`` (0, 1, 2).
+    OUT (added to): ``post`` (K,), ``sum1`` (K, D), ``sum2`` (shape by ``kind``).
+    Scratch (2 blocks of BLOCK x D) is malloc'ed here. Returns STATUS_OK (-1).
     """
+    cdef str kn = "accumulate_moments"
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = weights.shape[1]
     cdef Py_ssize_t S = shift.shape[0]
     cdef Py_ssize_t t0, nb, b, k, d, s0
@@ -274,18 +340,19 @@ def accumulate_moments(
     cdef int m_, n_, k_, ldw, ldd
     cdef double one = 1.0
     cdef char N = b'N', Tr = b'T'
-    if (weights.shape[0] != T or shift.shape[1] != D or not (S == 1 or S == K)
-            or post.shape[0] != K
-            or sum1.shape[0] != K or sum1.shape[1] != D or work.shape[0] < 2 * BLOCK
-            or work.shape[1] != D or kind < 0 or kind > 2
-            or (kind == 0 and (sum2.shape[0] != K or sum2.shape[1] != D))
-            or (kind == 1 and (sum2.shape[0] != K * D or sum2.shape[1] != D))
-            or (kind == 2 and (sum2.shape[0] != D or sum2.shape[1] != D))):
-        raise ValueError("accumulate_moments: inconsistent array shapes")
+    _check_moments_in(kn, T, D, K, weights, shift)
+    if kind < 0 or kind > 2:
+        raise ValueError(f"{kn}: kind must be 0 (diag), 1 (full) or 2 (tied), got {kind}")
+    _need(kn, "post", post.shape[0], K)
+    _need2(kn, "sum1", sum1.shape[0], sum1.shape[1], K, D)
+    _need2(kn, "sum2", sum2.shape[0], sum2.shape[1],
+           K if kind == 0 else (K * D if kind == 1 else D), D)
     if T == 0 or D == 0 or K == 0:
-        return None
-    cdef double* diff = &work[0, 0]
-    cdef double* other = &work[BLOCK, 0]
+        return _OK
+    cdef double* diff = <double*>malloc(2 * BLOCK * D * sizeof(double))
+    if not diff:
+        raise MemoryError()
+    cdef double* other = diff + BLOCK * D
     ldw = <int>K
     ldd = <int>D
     with nogil:
@@ -354,13 +421,14 @@ def accumulate_moments(
                     dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, other, &ldd, &one,
                           &sum2[s0, 0], &ldd)
             t0 += nb
-    return None
+    free(diff)
+    return _OK
 
 
 def responsibilities(
-    double[:, ::1] logp,
-    const double[::1] log_weights,
-    double[:, ::1] log_norm,
+    double[:, ::1] logp not None,
+    const double[::1] log_weights not None,
+    double[:, ::1] log_norm not None,
 ):
     """Turn log-densities into responsibilities within groups of columns, in place.
 
@@ -369,12 +437,19 @@ def responsibilities(
     is ``p(m | x_t, g)``, and ``log_norm[t, g] = log sum_m w[g, m] N(x_t | g, m)``
     (log-sum-exp with the group maximum subtracted). ``log_weights`` (G * M) may hold -inf;
     a group whose every term is -inf gets ``log_norm = -inf`` and responsibilities 0.
+
+    IN/OUT: ``logp`` (n, G * M), in place. IN: ``log_weights`` (G * M,). OUT: ``log_norm``
+    (n, G). Returns STATUS_OK (-1).
     """
+    cdef str kn = "responsibilities"
     cdef Py_ssize_t T = logp.shape[0], C = logp.shape[1], G = log_norm.shape[1]
     cdef Py_ssize_t t, g, k, M, k0
     cdef double m, s, v
-    if log_weights.shape[0] != C or log_norm.shape[0] != T or G == 0 or C % G != 0:
-        raise ValueError("responsibilities: inconsistent array shapes")
+    _need(kn, "log_weights", log_weights.shape[0], C)
+    if G == 0 or C % G != 0:
+        raise ValueError(f"{kn}: log_norm has {G} columns (groups), which must be >= 1 and "
+                         f"divide the {C} columns of logp")
+    _need2(kn, "log_norm", log_norm.shape[0], log_norm.shape[1], T, G)
     M = C // G
     with nogil:
         for t in range(T):
@@ -399,4 +474,4 @@ def responsibilities(
                 for k in range(k0, k0 + M):
                     logp[t, k] /= s
                 log_norm[t, g] = m + log(s)
-    return None
+    return _OK

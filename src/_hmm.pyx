@@ -6,113 +6,47 @@ row-wise and ``offsets`` (length ``n_sequences + 1``) marks where each one start
 Emission probabilities come in as log-likelihoods, shape (n_frames, n_states); the kernels do
 not know what produced them. Kernels hold no model policy (no floors, priors or defaults).
 
-Conventions (every ``def`` below)
----------------------------------
-* Arguments are marked IN (read only, ``const`` memoryviews), OUT (overwritten; the caller
-  allocates them) or SCRATCH (work space the caller allocates; its contents on return are
-  unspecified; it may be larger than required). All arrays are C-contiguous: numpy arrays of
-  float64, or of intp for offsets, edges, paths and back-pointers.
-* Status: a kernel returns -1 when all went well, or the index (>= 0) of the first sequence
-  that has probability zero under the model (no path of non-zero probability; an empty
-  sequence counts as one). That is the caller's data, not a programming error: the Python
-  layer turns it into a ValueError naming the sequence.
+Conventions (every ``def`` below; the status codes and the argument checks are shared by
+all kernel modules through ``_checks.pxi``)
+-----------------------------------------------------------------------------------------
+* Arguments come in two groups, in this order: IN (read only, ``const`` memoryviews), then
+  OUT (overwritten; the caller allocates them, so that it can reuse them across iterations).
+  Options (``want_xi``) are keyword-only and come last. All arrays are C-contiguous: numpy
+  arrays of float64, or of intp for offsets, edges, paths. No caller passes work space: each
+  kernel allocates its own scratch (numpy buffers taken before ``nogil``, released when the
+  call returns, on every path).
+* Status: every kernel returns an int: STATUS_OK (-1) when all went well, or the index
+  (>= 0) of the first sequence that has probability zero under the model (no path of
+  non-zero probability; an empty sequence counts as one). That is the caller's data, not a
+  programming error: the Python layer turns it into a ValueError naming the sequence.
+  (``sample_states`` cannot fail on valid arguments and returns STATUS_OK.)
 * Argument errors raise ``ValueError("<kernel>: ...")`` before any output is written and
   before the GIL is released: wrong shapes, offsets that do not start at 0, decrease or do
   not end at n_frames, edge indices outside [0, n_states), a first state outside
-  [0, n_states), scratch too small, ``None`` for a required array, an output or scratch
-  array sharing memory with an index array (offsets, src, dst). Every index the compiled
-  loops use is derived from arguments checked there, in O(n_sequences + n_edges) time, so no
-  mistake in the calling code can make a kernel read or write out of bounds (the module is
-  compiled with boundscheck and wraparound off).
+  [0, n_states), ``None`` for a required array, an output array sharing memory with an index
+  array (offsets, src, dst). Every index the compiled loops use is derived from arguments
+  checked there, in O(n_sequences + n_edges) time, so no mistake in the calling code can
+  make a kernel read or write out of bounds (the module is compiled with boundscheck and
+  wraparound off).
 """
+
+import numpy as np
 
 from libc.math cimport exp, log, INFINITY
 
-
-# ------------------------------------------------------------------------- argument checks
-# Run with the GIL held, before any output is touched; they cost O(1) per array plus one pass
-# over the offsets (O(n_sequences)) and the edges (O(n_edges)).
-
-cdef int _need(str kernel, str name, Py_ssize_t got, Py_ssize_t want, bint at_least=False,
-               str what="length") except -1:
-    """Raise unless got == want (or got >= want when at_least)."""
-    if got < want if at_least else got != want:
-        raise ValueError(
-            f"{kernel}: {name} has {what} {got}, expected {'at least ' if at_least else ''}"
-            f"{want}")
-    return 0
-
-
-cdef int _need2(str kernel, str name, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t want_rows,
-                Py_ssize_t want_cols, bint rows_at_least=False) except -1:
-    """Raise unless a 2-D array has shape (want_rows, want_cols) (rows >= want_rows when
-    rows_at_least: scratch)."""
-    if (rows < want_rows if rows_at_least else rows != want_rows) or cols != want_cols:
-        raise ValueError(
-            f"{kernel}: {name} has shape ({rows}, {cols}), expected "
-            f"({'at least ' if rows_at_least else ''}{want_rows}, {want_cols})")
-    return 0
-
-
-cdef int _check_offsets(str kernel, const Py_ssize_t[::1] offsets, Py_ssize_t n_frames) except -1:
-    """offsets (n_sequences + 1,) must start at 0, never decrease and end at n_frames: then
-    every frame index the loops derive from it lies in [0, n_frames)."""
-    cdef Py_ssize_t i, n_seq = offsets.shape[0] - 1
-    if n_seq < 0:
-        raise ValueError(f"{kernel}: offsets must have n_sequences + 1 >= 1 entries, got 0")
-    if offsets[0] != 0:
-        raise ValueError(f"{kernel}: offsets must start at 0, got offsets[0] = {offsets[0]}")
-    for i in range(n_seq):
-        if offsets[i + 1] < offsets[i]:
-            raise ValueError(
-                f"{kernel}: offsets must be non-decreasing, got offsets[{i + 1}] = "
-                f"{offsets[i + 1]} < offsets[{i}] = {offsets[i]}")
-    if offsets[n_seq] != n_frames:
-        raise ValueError(
-            f"{kernel}: offsets must end at the number of frames {n_frames}, got "
-            f"offsets[{n_seq}] = {offsets[n_seq]}")
-    return 0
-
-
-# Address ranges [lo, hi) of C-contiguous arrays, to refuse an output that shares memory with
-# an index array (offsets, src, dst): writing it would change indices the loops trust.
-cdef tuple _span_d1(const double[::1] a):
-    if a.shape[0] == 0:
-        return (0, 0)
-    return (<size_t>&a[0], <size_t>&a[0] + a.shape[0] * sizeof(double))
-
-
-cdef tuple _span_d2(const double[:, ::1] a):
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        return (0, 0)
-    return (<size_t>&a[0, 0], <size_t>&a[0, 0] + a.shape[0] * a.shape[1] * sizeof(double))
-
-
-cdef tuple _span_i1(const Py_ssize_t[::1] a):
-    if a.shape[0] == 0:
-        return (0, 0)
-    return (<size_t>&a[0], <size_t>&a[0] + a.shape[0] * sizeof(Py_ssize_t))
-
-
-cdef tuple _span_i2(const Py_ssize_t[:, ::1] a):
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        return (0, 0)
-    return (<size_t>&a[0, 0], <size_t>&a[0, 0] + a.shape[0] * a.shape[1] * sizeof(Py_ssize_t))
-
-
-cdef int _disjoint(str kernel, dict outputs, dict indices) except -1:
-    """Raise when an output or scratch array overlaps an index array."""
-    for out_name, (olo, ohi) in outputs.items():
-        for idx_name, (ilo, ihi) in indices.items():
-            if olo < ihi and ilo < ohi:
-                raise ValueError(f"{kernel}: {out_name} shares memory with {idx_name}")
-    return 0
+include "_checks.pxi"
 
 
 cdef int _check_states(str kernel, Py_ssize_t K) except -1:
     if K < 1:
         raise ValueError(f"{kernel}: loglik must have at least one state (column), got {K}")
     return 0
+
+
+cdef int _check_offsets_frames(str kernel, const Py_ssize_t[::1] offsets,
+                               Py_ssize_t n_frames) except -1:
+    return _check_offsets(kernel, "offsets", offsets, n_frames, "the number of frames",
+                          "sequences")
 
 
 cdef inline bint _weigh_frame(double* pred, const double* ll, double* fp, Py_ssize_t K,
@@ -233,10 +167,9 @@ def forward_backward(
     double[:, ::1] post not None,
     double[:, ::1] xi_sum not None,
     double[::1] seq_loglik not None,
-    double[:, ::1] frame_prob not None,
-    double[::1] scale not None,
-    bint want_xi=True,
     double[::1] start_sum=None,
+    *,
+    bint want_xi=True,
 ):
     """Posteriors, expected transition counts and log-likelihoods of many sequences.
 
@@ -249,38 +182,39 @@ def forward_backward(
     xi_sum : OUT (K, K), overwritten with the expected transition counts summed over all
         frames and sequences (without building a (T, K, K) array); zeros when not want_xi.
     seq_loglik : OUT (n_sequences,) log P(sequence).
-    frame_prob, scale : SCRATCH (>= n_frames, K) and (>= n_frames,).
-    want_xi : accumulate xi_sum (False for scoring only).
     start_sum : OUT, optional (K,), overwritten with the posteriors of the first frames
         summed over the sequences (expected counts of each starting state).
+    want_xi : keyword-only option: accumulate xi_sum (False for scoring only).
+
+    Scratch (the per-frame emission weights and scales, (n_frames, K) and (n_frames,)) is
+    allocated here.
 
     Returns
     -------
     status : int
-        -1 on success, otherwise the index of the first sequence whose probability is zero.
+        STATUS_OK (-1) on success, otherwise the index of the first sequence whose
+        probability is zero.
     """
     cdef str kn = "forward_backward"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t n, i, j, status = -1
+    cdef Py_ssize_t n, i, j, status = _OK
     cdef double ll
     cdef bint want_start = start_sum is not None
     _check_states(kn, K)
-    _check_offsets(kn, offsets, T)
+    _check_offsets_frames(kn, offsets, T)
     _need(kn, "startprob", startprob.shape[0], K)
     _need2(kn, "transmat", transmat.shape[0], transmat.shape[1], K, K)
     _need2(kn, "post", post.shape[0], post.shape[1], T, K)
     _need2(kn, "xi_sum", xi_sum.shape[0], xi_sum.shape[1], K, K)
     _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
-    _need2(kn, "frame_prob", frame_prob.shape[0], frame_prob.shape[1], T, K, True)
-    _need(kn, "scale", scale.shape[0], T, True)
     if want_start:
         _need(kn, "start_sum", start_sum.shape[0], K)
     _disjoint(kn, {"post": _span_d2(post), "xi_sum": _span_d2(xi_sum),
-                   "seq_loglik": _span_d1(seq_loglik), "frame_prob": _span_d2(frame_prob),
-                   "scale": _span_d1(scale),
-                   "start_sum": _span_d1(start_sum) if want_start else (0, 0)},
+                   "seq_loglik": _span_d1(seq_loglik), "start_sum": _span_d1(start_sum)},
               {"offsets": _span_i1(offsets)})
+    cdef double[:, ::1] frame_prob = _empty2(T, K)
+    cdef double[::1] scale = _empty(T)
     cdef double[::1] beta = _empty(K)
     cdef double[::1] u = _empty(K)
     with nogil:
@@ -314,27 +248,26 @@ def forward_loglik(
     const double[::1] startprob not None,
     const double[:, ::1] transmat not None,
     double[::1] seq_loglik not None,
-    double[:, ::1] work not None,
 ):
     """Log-likelihood of each sequence by the scaled forward pass only.
 
     IN: ``loglik`` (n_frames, K), ``offsets``, ``startprob``, ``transmat`` as in
-    :func:`forward_backward`. OUT: ``seq_loglik`` (n_sequences,). SCRATCH: ``work``
-    (>= n_frames, K). Returns -1, or the first zero-probability sequence.
+    :func:`forward_backward`. OUT: ``seq_loglik`` (n_sequences,). Scratch: two rows of K
+    (the previous and the current forward variables), allocated here.
+    Returns STATUS_OK (-1), or the first zero-probability sequence.
     """
     cdef str kn = "forward_loglik"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t n, t, i, j, t0, t1, status = -1
+    cdef Py_ssize_t n, t, i, j, t0, t1, cur, status = _OK
     cdef double m, c, a, total
     _check_states(kn, K)
-    _check_offsets(kn, offsets, T)
+    _check_offsets_frames(kn, offsets, T)
     _need(kn, "startprob", startprob.shape[0], K)
     _need2(kn, "transmat", transmat.shape[0], transmat.shape[1], K, K)
     _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
-    _need2(kn, "work", work.shape[0], work.shape[1], T, K, True)
-    _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik), "work": _span_d2(work)},
-              {"offsets": _span_i1(offsets)})
+    _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik)}, {"offsets": _span_i1(offsets)})
+    cdef double[:, ::1] work = _empty2(2, K)  # row (t - t0) % 2 holds frame t
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -344,18 +277,19 @@ def forward_loglik(
                 break
             total = 0.0
             for t in range(t0, t1):
+                cur = (t - t0) & 1
                 if t == t0:
                     for j in range(K):
-                        work[t, j] = startprob[j]
+                        work[cur, j] = startprob[j]
                 else:
                     for j in range(K):
-                        work[t, j] = 0.0
+                        work[cur, j] = 0.0
                     for i in range(K):
-                        a = work[t - 1, i]
+                        a = work[1 - cur, i]
                         if a != 0.0:
                             for j in range(K):
-                                work[t, j] += a * transmat[i, j]
-                if _weigh_frame(&work[t, 0], &loglik[t, 0], NULL, K, &c, &m):
+                                work[cur, j] += a * transmat[i, j]
+                if _weigh_frame(&work[cur, 0], &loglik[t, 0], NULL, K, &c, &m):
                     status = n
                     break
                 total += log(c) + m
@@ -372,8 +306,6 @@ def viterbi(
     const double[:, ::1] log_transmat_t not None,
     Py_ssize_t[::1] path not None,
     double[::1] seq_logprob not None,
-    double[:, ::1] delta not None,
-    Py_ssize_t[:, ::1] backptr not None,
 ):
     """Most likely state path of each sequence, in log space.
 
@@ -381,26 +313,24 @@ def viterbi(
     ``log_startprob`` (K,); ``log_transmat_t`` (K, K), the transposed log transition matrix
     (row j holds log a[:, j]), ``-inf`` entries being forbidden transitions.
     OUT: ``path`` (n_frames,), ``seq_logprob`` (n_sequences,).
-    SCRATCH: ``delta`` (>= n_frames, K) and ``backptr`` (>= n_frames, K).
-    Returns -1, or the first sequence with no path of non-zero probability.
+    Scratch (two rows of log scores, and the (n_frames, K) back-pointers) is allocated here.
+    Returns STATUS_OK (-1), or the first sequence with no path of non-zero probability.
     """
     cdef str kn = "viterbi"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t n, t, i, j, t0, t1, best_i, status = -1
+    cdef Py_ssize_t n, t, i, j, t0, t1, best_i, cur, status = _OK
     cdef double best, v
-    cdef bint corrupt = False
     _check_states(kn, K)
-    _check_offsets(kn, offsets, T)
-    cdef dict indices = {"offsets": _span_i1(offsets)}
+    _check_offsets_frames(kn, offsets, T)
     _need(kn, "log_startprob", log_startprob.shape[0], K)
     _need2(kn, "log_transmat_t", log_transmat_t.shape[0], log_transmat_t.shape[1], K, K)
     _need(kn, "path", path.shape[0], T)
     _need(kn, "seq_logprob", seq_logprob.shape[0], n_seq)
-    _need2(kn, "delta", delta.shape[0], delta.shape[1], T, K, True)
-    _need2(kn, "backptr", backptr.shape[0], backptr.shape[1], T, K, True)
-    _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob),
-                   "delta": _span_d2(delta), "backptr": _span_i2(backptr)}, indices)
+    _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob)},
+              {"offsets": _span_i1(offsets)})
+    cdef double[:, ::1] delta = _empty2(2, K)  # row (t - t0) % 2 holds frame t
+    cdef Py_ssize_t[:, ::1] backptr = _empty2_intp(T, K)
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -409,41 +339,35 @@ def viterbi(
                 status = n
                 break
             for j in range(K):
-                delta[t0, j] = log_startprob[j] + loglik[t0, j]
+                delta[0, j] = log_startprob[j] + loglik[t0, j]
                 backptr[t0, j] = 0
             for t in range(t0 + 1, t1):
+                cur = (t - t0) & 1
                 for j in range(K):
                     best = -INFINITY
                     best_i = 0
                     for i in range(K):
-                        v = delta[t - 1, i] + log_transmat_t[j, i]
+                        v = delta[1 - cur, i] + log_transmat_t[j, i]
                         if v > best:
                             best = v
                             best_i = i
-                    delta[t, j] = best + loglik[t, j]
+                    delta[cur, j] = best + loglik[t, j]
                     backptr[t, j] = best_i
+            cur = (t1 - 1 - t0) & 1
             best = -INFINITY
             best_i = 0
             for j in range(K):
-                if delta[t1 - 1, j] > best:
-                    best = delta[t1 - 1, j]
+                if delta[cur, j] > best:
+                    best = delta[cur, j]
                     best_i = j
             if best == -INFINITY:
                 status = n
                 break
             seq_logprob[n] = best
+            # Back-pointers are in [0, K) by construction and live in this call's own buffer.
             path[t1 - 1] = best_i
             for t in range(t1 - 1, t0, -1):
-                i = path[t]
-                if i < 0 or i >= K:  # only if an output aliases another argument's memory
-                    corrupt = True
-                    break
-                path[t - 1] = backptr[t, i]
-            if corrupt:
-                break
-    if corrupt:
-        raise ValueError(f"{kn}: a back-pointer left [0, n_states): path or backptr shares "
-                         "memory with another argument")
+                path[t - 1] = backptr[t, path[t]]
     return status
 
 
@@ -460,6 +384,7 @@ def sample_states(
 
     IN: ``startprob_cdf`` (K,), ``transmat_cdf`` (K, K), ``uniforms`` (>= T,),
     ``first_state`` (< K; negative: drawn). OUT: ``states`` (T,), each in [0, K).
+    Returns STATUS_OK (-1): sampling cannot fail on arguments that pass the checks.
     """
     cdef str kn = "sample_states"
     cdef Py_ssize_t T = states.shape[0]
@@ -483,12 +408,21 @@ def sample_states(
                     s = j
                     break
             states[t] = s
-    return None
+    return _OK
 
 
+# Scratch buffers, taken with the GIL held before ``nogil`` and released with the call's
+# memoryviews on every path (success, status or exception).
 cdef double[::1] _empty(Py_ssize_t n):
-    from numpy import empty
-    return empty(n)
+    return np.empty(n)
+
+
+cdef double[:, ::1] _empty2(Py_ssize_t rows, Py_ssize_t cols):
+    return np.empty((rows, cols))
+
+
+cdef Py_ssize_t[:, ::1] _empty2_intp(Py_ssize_t rows, Py_ssize_t cols):
+    return np.empty((rows, cols), dtype=np.intp)
 
 
 # ---------------------------------------------------------------------------- sparse topologies
@@ -520,8 +454,7 @@ def forward_backward_edges(
     double[:, ::1] post not None,
     double[::1] xi_edges not None,
     double[::1] seq_loglik not None,
-    double[:, ::1] frame_prob not None,
-    double[::1] scale not None,
+    *,
     bint want_xi=True,
 ):
     """Forward-backward of many sequences over a sparse transition structure.
@@ -533,29 +466,29 @@ def forward_backward_edges(
 
     IN: ``loglik``, ``offsets``, ``startprob`` as in :func:`forward_backward`; ``src``,
     ``dst`` (n_edges,) states in [0, K); ``prob`` (n_edges,). OUT: ``post`` (n_frames, K),
-    ``xi_edges`` (n_edges,), ``seq_loglik`` (n_sequences,). SCRATCH: ``frame_prob``
-    (>= n_frames, K), ``scale`` (>= n_frames,).
-    Returns -1, or the index of the first sequence whose probability is zero.
+    ``xi_edges`` (n_edges,), ``seq_loglik`` (n_sequences,). ``want_xi``: keyword-only
+    option, as in :func:`forward_backward`. Scratch (per-frame emission weights and scales)
+    is allocated here.
+    Returns STATUS_OK (-1), or the index of the first sequence whose probability is zero.
     """
     cdef str kn = "forward_backward_edges"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
     cdef Py_ssize_t E = src.shape[0]
-    cdef Py_ssize_t n, t, t0, t1, i, j, e, status = -1
+    cdef Py_ssize_t n, t, t0, t1, i, j, e, status = _OK
     cdef double m, c, s, total
     _check_states(kn, K)
-    _check_offsets(kn, offsets, T)
+    _check_offsets_frames(kn, offsets, T)
     _need(kn, "startprob", startprob.shape[0], K)
     _check_edges(kn, K, src, dst, prob.shape[0], "prob")
     _need2(kn, "post", post.shape[0], post.shape[1], T, K)
     _need(kn, "xi_edges", xi_edges.shape[0], E)
     _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
-    _need2(kn, "frame_prob", frame_prob.shape[0], frame_prob.shape[1], T, K, True)
-    _need(kn, "scale", scale.shape[0], T, True)
     _disjoint(kn, {"post": _span_d2(post), "xi_edges": _span_d1(xi_edges),
-                   "seq_loglik": _span_d1(seq_loglik), "frame_prob": _span_d2(frame_prob),
-                   "scale": _span_d1(scale)},
+                   "seq_loglik": _span_d1(seq_loglik)},
               {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
+    cdef double[:, ::1] frame_prob = _empty2(T, K)
+    cdef double[::1] scale = _empty(T)
     cdef double[::1] beta = _empty(K)
     cdef double[::1] u = _empty(K)
     with nogil:
@@ -614,8 +547,6 @@ def viterbi_edges(
     const double[::1] log_prob not None,
     Py_ssize_t[::1] path not None,
     double[::1] seq_logprob not None,
-    double[:, ::1] delta not None,
-    Py_ssize_t[:, ::1] backptr not None,
 ):
     """Most likely state path of each sequence over a sparse transition structure (log
     space); as :func:`viterbi`, with the transitions as edges ``src[e] -> dst[e]`` of log
@@ -623,28 +554,26 @@ def viterbi_edges(
 
     IN: ``loglik``, ``offsets``, ``log_startprob`` as in :func:`viterbi`; ``src``, ``dst``
     (n_edges,) states in [0, K); ``log_prob`` (n_edges,). OUT: ``path`` (n_frames,),
-    ``seq_logprob`` (n_sequences,). SCRATCH: ``delta``, ``backptr`` (>= n_frames, K).
-    Returns -1, or the first sequence with no path of non-zero probability.
+    ``seq_logprob`` (n_sequences,). Scratch (two rows of log scores, the (n_frames, K)
+    back-pointers) is allocated here.
+    Returns STATUS_OK (-1), or the first sequence with no path of non-zero probability.
     """
     cdef str kn = "viterbi_edges"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
     cdef Py_ssize_t E = src.shape[0]
-    cdef Py_ssize_t n, t, t0, t1, i, j, e, best_i, status = -1
+    cdef Py_ssize_t n, t, t0, t1, j, e, best_i, cur, prv, status = _OK
     cdef double best, v
-    cdef bint corrupt = False
     _check_states(kn, K)
-    _check_offsets(kn, offsets, T)
+    _check_offsets_frames(kn, offsets, T)
     _need(kn, "log_startprob", log_startprob.shape[0], K)
     _check_edges(kn, K, src, dst, log_prob.shape[0], "log_prob")
-    cdef dict indices = {"offsets": _span_i1(offsets), "src": _span_i1(src),
-                         "dst": _span_i1(dst)}
     _need(kn, "path", path.shape[0], T)
     _need(kn, "seq_logprob", seq_logprob.shape[0], n_seq)
-    _need2(kn, "delta", delta.shape[0], delta.shape[1], T, K, True)
-    _need2(kn, "backptr", backptr.shape[0], backptr.shape[1], T, K, True)
-    _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob),
-                   "delta": _span_d2(delta), "backptr": _span_i2(backptr)}, indices)
+    _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob)},
+              {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
+    cdef double[:, ::1] delta = _empty2(2, K)  # row (t - t0) % 2 holds frame t
+    cdef Py_ssize_t[:, ::1] backptr = _empty2_intp(T, K)
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -653,41 +582,36 @@ def viterbi_edges(
                 status = n
                 break
             for j in range(K):
-                delta[t0, j] = log_startprob[j] + loglik[t0, j]
+                delta[0, j] = log_startprob[j] + loglik[t0, j]
                 backptr[t0, j] = 0
             for t in range(t0 + 1, t1):
+                cur = (t - t0) & 1
+                prv = 1 - cur
                 for j in range(K):
-                    delta[t, j] = -INFINITY
+                    delta[cur, j] = -INFINITY
                     backptr[t, j] = 0
                 for e in range(E):
-                    v = delta[t - 1, src[e]] + log_prob[e]
-                    if v > delta[t, dst[e]]:
-                        delta[t, dst[e]] = v
+                    v = delta[prv, src[e]] + log_prob[e]
+                    if v > delta[cur, dst[e]]:
+                        delta[cur, dst[e]] = v
                         backptr[t, dst[e]] = src[e]
                 for j in range(K):
-                    delta[t, j] += loglik[t, j]
+                    delta[cur, j] += loglik[t, j]
+            cur = (t1 - 1 - t0) & 1
             best = -INFINITY
             best_i = 0
             for j in range(K):
-                if delta[t1 - 1, j] > best:
-                    best = delta[t1 - 1, j]
+                if delta[cur, j] > best:
+                    best = delta[cur, j]
                     best_i = j
             if best == -INFINITY:
                 status = n
                 break
             seq_logprob[n] = best
+            # Back-pointers are checked edge ends in [0, K), in this call's own buffer.
             path[t1 - 1] = best_i
             for t in range(t1 - 1, t0, -1):
-                i = path[t]
-                if i < 0 or i >= K:  # only if an output aliases another argument's memory
-                    corrupt = True
-                    break
-                path[t - 1] = backptr[t, i]
-            if corrupt:
-                break
-    if corrupt:
-        raise ValueError(f"{kn}: a back-pointer left [0, n_states): path or backptr shares "
-                         "memory with another argument")
+                path[t - 1] = backptr[t, path[t]]
     return status
 
 
@@ -699,7 +623,6 @@ def forward_loglik_log_edges(
     const Py_ssize_t[::1] dst not None,
     const double[::1] log_prob not None,
     double[::1] seq_loglik not None,
-    double[:, ::1] work not None,
 ):
     """Log-likelihood of each sequence by the forward pass in log space, over a sparse
     transition structure (edges as in :func:`viterbi_edges`).
@@ -711,24 +634,24 @@ def forward_loglik_log_edges(
     a zero.
 
     IN: ``loglik``, ``offsets``, ``log_startprob``, ``src``, ``dst``, ``log_prob`` as in
-    :func:`viterbi_edges`. OUT: ``seq_loglik`` (n_sequences,). SCRATCH: ``work``
-    (>= n_frames, K) (the log forward variables).
-    Returns -1, or the first sequence with no path of non-zero probability.
+    :func:`viterbi_edges`. OUT: ``seq_loglik`` (n_sequences,). Scratch (two rows of log
+    forward variables, one of sums) is allocated here.
+    Returns STATUS_OK (-1), or the first sequence with no path of non-zero probability.
     """
     cdef str kn = "forward_loglik_log_edges"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
     cdef Py_ssize_t E = src.shape[0]
-    cdef Py_ssize_t n, t, t0, t1, j, e, status = -1
+    cdef Py_ssize_t n, t, t0, t1, j, e, cur, prv, status = _OK
     cdef double v, m, s
     _check_states(kn, K)
-    _check_offsets(kn, offsets, T)
+    _check_offsets_frames(kn, offsets, T)
     _need(kn, "log_startprob", log_startprob.shape[0], K)
     _check_edges(kn, K, src, dst, log_prob.shape[0], "log_prob")
     _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
-    _need2(kn, "work", work.shape[0], work.shape[1], T, K, True)
-    _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik), "work": _span_d2(work)},
+    _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik)},
               {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
+    cdef double[:, ::1] work = _empty2(2, K)  # row (t - t0) % 2 holds frame t
     cdef double[::1] acc = _empty(K)
     with nogil:
         for n in range(n_seq):
@@ -738,32 +661,35 @@ def forward_loglik_log_edges(
                 status = n
                 break
             for j in range(K):
-                work[t0, j] = log_startprob[j] + loglik[t0, j]
+                work[0, j] = log_startprob[j] + loglik[t0, j]
             for t in range(t0 + 1, t1):
+                cur = (t - t0) & 1
+                prv = 1 - cur
                 # log-sum-exp over the incoming edges of each state: the maximum, then the sum
                 for j in range(K):
-                    work[t, j] = -INFINITY
+                    work[cur, j] = -INFINITY
                     acc[j] = 0.0
                 for e in range(E):
-                    v = work[t - 1, src[e]] + log_prob[e]
-                    if v > work[t, dst[e]]:
-                        work[t, dst[e]] = v
+                    v = work[prv, src[e]] + log_prob[e]
+                    if v > work[cur, dst[e]]:
+                        work[cur, dst[e]] = v
                 for e in range(E):
-                    m = work[t, dst[e]]
+                    m = work[cur, dst[e]]
                     if m > -INFINITY:
-                        acc[dst[e]] += exp(work[t - 1, src[e]] + log_prob[e] - m)
+                        acc[dst[e]] += exp(work[prv, src[e]] + log_prob[e] - m)
                 for j in range(K):
-                    if work[t, j] > -INFINITY:
-                        work[t, j] += log(acc[j]) + loglik[t, j]
+                    if work[cur, j] > -INFINITY:
+                        work[cur, j] += log(acc[j]) + loglik[t, j]
+            cur = (t1 - 1 - t0) & 1
             m = -INFINITY
             for j in range(K):
-                if work[t1 - 1, j] > m:
-                    m = work[t1 - 1, j]
+                if work[cur, j] > m:
+                    m = work[cur, j]
             if m == -INFINITY:
                 status = n
                 break
             s = 0.0
             for j in range(K):
-                s += exp(work[t1 - 1, j] - m)
+                s += exp(work[cur, j] - m)
             seq_loglik[n] = m + log(s)
     return status

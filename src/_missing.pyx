@@ -7,70 +7,36 @@ pattern's run begins (length n_runs + 1). The precision matrix is factorised onc
 the (missing x missing) block of it once per run, so the cost is per pattern plus O(D^2)
 per row. Small dense algebra is written out (D is the number of features, tens at most).
 
-Conventions (as in ``_hmm``)
-----------------------------
-* Arguments are IN (read only, ``const`` memoryviews) or OUT (written or accumulated into;
-  allocated by the caller). Arrays are C-contiguous float64 (intp for ``order`` and
-  ``starts``). An output the flags do not ask for is not touched and may be empty.
-* Status: -1 when all went well, -2 when ``cov`` (or the missing block of its inverse) is
-  not positive definite: a property of the model, which the Python layer reports.
+Conventions (every ``def`` below; the status codes and the argument checks are shared by
+all kernel modules through ``_checks.pxi``)
+-----------------------------------------------------------------------------------------
+* Arguments come in two groups: IN (read only, ``const`` memoryviews), then OUT (written or
+  accumulated into; allocated by the caller, who reuses them across components). The five
+  arrays every call needs are positional; the optional groups are keyword-only and an
+  output is computed exactly when it is passed (no flags): ``loglik``; ``fill``; the
+  moments ``post``, ``sum1``, ``sum2`` with their inputs ``weights`` and ``shift`` (all five
+  or none). Arrays are C-contiguous float64 (intp for ``order`` and ``starts``). The work
+  space (O(D^2)) is malloc'ed here and freed on every path.
+* Status: STATUS_OK (-1) when all went well, STATUS_NOT_PD (-2) when ``cov`` (or the
+  missing block of its inverse) is not positive definite: a property of the model, which
+  the Python layer reports.
 * Argument errors raise ``ValueError("conditional_pass: ...")``: wrong shapes, ``starts``
   that do not start at 0, decrease or do not end at ``len(order)``, row indices in ``order``
-  outside [0, n_rows), ``None`` for an array, an output sharing memory with ``order`` or
-  ``starts``; all checked with the GIL held before any output
-  is written, in O(n_runs + len(order)), so no mistake in the calling code can make the
-  kernel read or write out of bounds (the module is compiled with boundscheck and wraparound
-  off). A row whose missingness pattern differs from the first row of its run (``order``
-  and ``starts`` do not group rows by pattern) is found during the pass, which then stops and
-  raises a ValueError as well; the outputs are then unspecified.
+  outside [0, n_rows), ``None`` for a required array, a moments group given in part, an
+  output sharing memory with ``order`` or ``starts``; all checked with the GIL held before
+  any output is written, in O(n_runs + len(order)), so no mistake in the calling code can
+  make the kernel read or write out of bounds (the module is compiled with boundscheck and
+  wraparound off). A row whose missingness pattern differs from the first row of its run
+  (``order`` and ``starts`` do not group rows by pattern) is found during the pass, which
+  then stops and raises a ValueError as well; the outputs are then unspecified.
 """
 
 from libc.math cimport log, sqrt, isnan, INFINITY
 from libc.stdlib cimport malloc, free
 
+include "_checks.pxi"
+
 cdef double LOG_2PI = 1.8378770664093453
-
-
-cdef int _disjoint(str kernel, tuple outs1, tuple outs2, const Py_ssize_t[::1] order,
-                   const Py_ssize_t[::1] starts) except -1:
-    """Raise when an output (1-D in outs1, 2-D in outs2) overlaps ``order`` or ``starts``:
-    writing it would change the row indices the pass trusts."""
-    cdef double[::1] a
-    cdef double[:, ::1] b
-    cdef list spans = []
-    for a in outs1:
-        if a.shape[0]:
-            spans.append((<size_t>&a[0], <size_t>&a[0] + a.shape[0] * sizeof(double)))
-    for b in outs2:
-        if b.shape[0] and b.shape[1]:
-            spans.append((<size_t>&b[0, 0],
-                          <size_t>&b[0, 0] + b.shape[0] * b.shape[1] * sizeof(double)))
-    cdef dict indices = {}
-    if order.shape[0]:
-        indices["order"] = (<size_t>&order[0],
-                            <size_t>&order[0] + order.shape[0] * sizeof(Py_ssize_t))
-    if starts.shape[0]:
-        indices["starts"] = (<size_t>&starts[0],
-                             <size_t>&starts[0] + starts.shape[0] * sizeof(Py_ssize_t))
-    for name, (lo, hi) in indices.items():
-        for olo, ohi in spans:
-            if olo < hi and lo < ohi:
-                raise ValueError(f"{kernel}: an output shares memory with {name}")
-    return 0
-
-
-cdef int _need(str kernel, str name, Py_ssize_t got, Py_ssize_t want) except -1:
-    if got != want:
-        raise ValueError(f"{kernel}: {name} has length {got}, expected {want}")
-    return 0
-
-
-cdef int _need2(str kernel, str name, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t want_rows,
-                Py_ssize_t want_cols) except -1:
-    if rows != want_rows or cols != want_cols:
-        raise ValueError(
-            f"{kernel}: {name} has shape ({rows}, {cols}), expected ({want_rows}, {want_cols})")
-    return 0
 
 
 cdef int _cholesky(double* A, Py_ssize_t n, Py_ssize_t ld) noexcept nogil:
@@ -116,48 +82,59 @@ def conditional_pass(
     const Py_ssize_t[::1] starts not None,
     const double[::1] mean not None,
     const double[:, ::1] cov not None,
-    double[::1] loglik not None,
-    const double[::1] weights not None,
-    const double[::1] shift not None,
-    double[::1] post not None,
-    double[::1] sum1 not None,
-    double[:, ::1] sum2 not None,
-    double[:, ::1] fill not None,
-    bint want_loglik,
-    bint want_moments,
-    bint want_fill,
+    *,
+    const double[::1] weights=None,
+    const double[::1] shift=None,
+    double[::1] loglik=None,
+    double[:, ::1] fill=None,
+    double[::1] post=None,
+    double[::1] sum1=None,
+    double[:, ::1] sum2=None,
 ):
     """One pass over rows with missing entries under N(mean, cov).
 
     For row r = order[i] (i in [starts[0], starts[-1])), with observed entries o and missing
     entries m:
 
-    * ``want_loglik``: ``loglik[r] = log N(x_o; mean_o, cov_oo)`` (0 when nothing observed);
-    * ``want_fill``: ``fill[r]`` = the row with x_m replaced by E[x_m | x_o];
-    * ``want_moments``: with w = weights[r], adds ``post[0] += w``,
-      ``sum1 += w (xhat - shift)``, ``sum2 += w ((xhat - shift)(xhat - shift)^T + C)`` where C
-      is the conditional covariance on the missing block (zero elsewhere); ``sum2`` must be
-      symmetric on entry (the lower triangle is accumulated, then mirrored).
+    * ``loglik`` given: ``loglik[r] = log N(x_o; mean_o, cov_oo)`` (0 when nothing observed);
+    * ``fill`` given: ``fill[r]`` = the row with x_m replaced by E[x_m | x_o];
+    * moments given (``weights``, ``shift``, ``post``, ``sum1``, ``sum2``): with
+      w = weights[r], adds ``post[0] += w``, ``sum1 += w (xhat - shift)``,
+      ``sum2 += w ((xhat - shift)(xhat - shift)^T + C)`` where C is the conditional
+      covariance on the missing block (zero elsewhere); ``sum2`` must be symmetric on entry
+      (the lower triangle is accumulated, then mirrored).
 
     Works with the precision P = cov^{-1}, factorised once per call: given x_o, x_m is normal
     with covariance C = P_mm^{-1} and mean mean_m - C P_mo (x_o - mean_o), so each pattern
     needs only an m x m Cholesky factor, and log N(x_o) = -(o/2) log 2 pi - (1/2) log|cov|
     + (1/2) log|C| - (1/2) d_o^T (P_oo - P_om C P_mo) d_o.
 
-    IN: ``X`` (n_rows, D), D >= 1; ``order`` (n_visit,) row indices in [0, n_rows);
-    ``starts`` (n_runs + 1,) offsets into ``order``: 0, non-decreasing, n_visit; ``mean``
-    (D,); ``cov`` (D, D); ``weights`` (n_rows,) and ``shift`` (D,) when ``want_moments``.
-    OUT: ``loglik`` (n_rows,) when ``want_loglik``; ``post`` (1,), ``sum1`` (D,), ``sum2``
-    (D, D) accumulated into when ``want_moments``; ``fill`` (n_rows, D) when ``want_fill``.
+    Parameters
+    ----------
+    X : IN (n_rows, D), D >= 1, NaN for missing entries.
+    order : IN (n_visit,) row indices in [0, n_rows).
+    starts : IN (n_runs + 1,) offsets into ``order``: 0, non-decreasing, n_visit.
+    mean, cov : IN (D,) and (D, D).
+    weights, shift : IN, keyword-only, (n_rows,) and (D,): the moments' inputs.
+    loglik : OUT, keyword-only, optional (n_rows,).
+    fill : OUT, keyword-only, optional (n_rows, D).
+    post, sum1, sum2 : OUT, keyword-only, (1,), (D,) and (D, D), accumulated into.
+
     Only the rows listed in ``order`` are written.
 
-    Returns -1, or -2 when ``cov`` is not positive definite.
+    Returns
+    -------
+    status : int
+        STATUS_OK (-1), or STATUS_NOT_PD (-2) when ``cov`` is not positive definite.
     """
     cdef str kn = "conditional_pass"
     cdef Py_ssize_t n = X.shape[0], D = X.shape[1], n_runs = starts.shape[0] - 1
     cdef Py_ssize_t n_visit = order.shape[0]
     cdef Py_ssize_t run, i, r, a, b, j, k, no, nm, bad_row = -1, run_row = -1
     cdef double w, wsum, s, quad, logdet_cov = 0.0, logdet_c
+    cdef bint want_loglik = loglik is not None
+    cdef bint want_fill = fill is not None
+    cdef bint want_moments = post is not None
     if D < 1:
         raise ValueError(f"{kn}: X must have at least one feature (column), got {D}")
     _need(kn, "mean", mean.shape[0], D)
@@ -165,27 +142,27 @@ def conditional_pass(
     if want_loglik:
         _need(kn, "loglik", loglik.shape[0], n)
     if want_moments:
+        for name, arr in (("weights", weights), ("shift", shift), ("sum1", sum1),
+                          ("sum2", sum2)):
+            _need_given(kn, name, arr, "with post (the moments take weights, shift, post, "
+                        "sum1 and sum2)")
         _need(kn, "weights", weights.shape[0], n)
         _need(kn, "shift", shift.shape[0], D)
         _need(kn, "post", post.shape[0], 1)
         _need(kn, "sum1", sum1.shape[0], D)
         _need2(kn, "sum2", sum2.shape[0], sum2.shape[1], D, D)
+    else:
+        for name, arr in (("weights", weights), ("shift", shift), ("sum1", sum1),
+                          ("sum2", sum2)):
+            if arr is not None:
+                raise ValueError(f"{kn}: {name} was given without post (the moments take "
+                                 "weights, shift, post, sum1 and sum2)")
     if want_fill:
         _need2(kn, "fill", fill.shape[0], fill.shape[1], n, D)
-    if n_runs < 0:
-        raise ValueError(f"{kn}: starts must have n_runs + 1 >= 1 entries, got 0")
-    if starts[0] != 0:
-        raise ValueError(f"{kn}: starts must start at 0, got starts[0] = {starts[0]}")
-    for i in range(n_runs):
-        if starts[i + 1] < starts[i]:
-            raise ValueError(
-                f"{kn}: starts must be non-decreasing, got starts[{i + 1}] = {starts[i + 1]} "
-                f"< starts[{i}] = {starts[i]}")
-    if starts[n_runs] != n_visit:
-        raise ValueError(
-            f"{kn}: starts must end at len(order) = {n_visit}, got starts[{n_runs}] = "
-            f"{starts[n_runs]}")
-    _disjoint(kn, (loglik, post, sum1), (sum2, fill), order, starts)
+    _check_offsets(kn, "starts", starts, n_visit, "len(order) =", "runs")
+    _disjoint(kn, {"loglik": _span_d1(loglik), "fill": _span_d2(fill), "post": _span_d1(post),
+                   "sum1": _span_d1(sum1), "sum2": _span_d2(sum2)},
+              {"order": _span_i1(order), "starts": _span_i1(starts)})
     for i in range(n_visit):
         if order[i] < 0 or order[i] >= n:
             raise ValueError(
@@ -201,14 +178,14 @@ def conditional_pass(
     if not (P and L and C and d and g and xh and obs and mis):
         free(P); free(L); free(C); free(d); free(g); free(xh); free(obs); free(mis)
         raise MemoryError()
-    cdef int status = -1
+    cdef int status = _OK
     with nogil:
         # P = cov^{-1} through the Cholesky factor of cov
         for j in range(D):
             for k in range(D):
                 L[j * D + k] = cov[j, k]
         if _cholesky(L, D, D):
-            status = -2
+            status = _NOT_PD
         else:
             for j in range(D):
                 logdet_cov += 2.0 * log(L[j * D + j])
@@ -220,7 +197,7 @@ def conditional_pass(
                 for j in range(D):
                     P[j * D + k] = g[j]
         for run in range(n_runs):
-            if status != -1:
+            if status != _OK:
                 break
             a = starts[run]
             b = starts[run + 1]
@@ -241,7 +218,7 @@ def conditional_pass(
                 for k in range(nm):
                     L[j * D + k] = P[mis[j] * D + mis[k]]
             if _cholesky(L, nm, D):
-                status = -2
+                status = _NOT_PD
                 break
             logdet_c = 0.0
             for j in range(nm):
@@ -313,7 +290,7 @@ def conditional_pass(
                     for k in range(nm):
                         if mis[k] <= mis[j]:
                             sum2[mis[j], mis[k]] += wsum * C[j * D + k]
-        if want_moments and status == -1 and bad_row < 0:
+        if want_moments and status == _OK and bad_row < 0:
             # only the lower triangle was accumulated above
             for j in range(D):
                 for k in range(j + 1, D):

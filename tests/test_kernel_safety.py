@@ -1,10 +1,11 @@
 """The compiled kernels cannot be driven out of bounds, and ``lengths`` is validated exactly.
 
-Every entry point of ``_hmm`` and ``_missing`` is called directly with bad offsets (not
-starting at 0, decreasing, past the end, wrapped around), wrong shapes, short scratch and
-out-of-range indices: each must raise a ValueError naming the kernel, before it writes any
-output. The models refuse ``lengths`` whose int64 sum wraps around (issue 16, finding 1), and a
-batch of hostile calls runs in a child process so that a regression that crashes fails one
+Every entry point of ``_hmm``, ``_gauss`` and ``_missing`` is called directly with bad offsets
+(not starting at 0, decreasing, past the end, wrapped around), wrong shapes and out-of-range
+indices: each must raise a ValueError naming the kernel, before it writes any output. Every
+entry point returns the shared status (STATUS_OK = -1 on success) and takes no scratch. The
+models refuse ``lengths`` whose int64 sum wraps around (issue 16, finding 1), and a batch of
+hostile calls runs in a child process so that a regression that crashes fails one
 test instead of killing pytest.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from emx import GaussianHMM
-from emx._core import _hmm, _missing
+from emx._core import STATUS_NOT_PD, STATUS_OK, _gauss, _hmm, _missing, check_ok
 from emx._validation import check_lengths, offsets_from_lengths
 
 T, K = 7, 3
@@ -41,32 +42,27 @@ def _valid_calls():
     src, dst, prob = _sparse()
     return {
         "forward_backward": (_hmm.forward_backward, [
-            ll, off, sp, tm, np.empty((T, K)), np.empty((K, K)), np.empty(2),
-            np.empty((T, K)), np.empty(T), True, np.empty(K)]),
-        "forward_loglik": (_hmm.forward_loglik, [
-            ll, off, sp, tm, np.empty(2), np.empty((T, K))]),
+            ll, off, sp, tm, np.empty((T, K)), np.empty((K, K)), np.empty(2), np.empty(K)]),
+        "forward_loglik": (_hmm.forward_loglik, [ll, off, sp, tm, np.empty(2)]),
         "viterbi": (_hmm.viterbi, [
-            ll, off, np.log(sp), np.log(tm), np.empty(T, dtype=IP), np.empty(2),
-            np.empty((T, K)), np.empty((T, K), dtype=IP)]),
+            ll, off, np.log(sp), np.log(tm), np.empty(T, dtype=IP), np.empty(2)]),
         "forward_backward_edges": (_hmm.forward_backward_edges, [
-            ll, off, sp, src, dst, prob, np.empty((T, K)), np.empty(6), np.empty(2),
-            np.empty((T, K)), np.empty(T)]),
+            ll, off, sp, src, dst, prob, np.empty((T, K)), np.empty(6), np.empty(2)]),
         "viterbi_edges": (_hmm.viterbi_edges, [
-            ll, off, np.log(sp), src, dst, np.log(prob), np.empty(T, dtype=IP), np.empty(2),
-            np.empty((T, K)), np.empty((T, K), dtype=IP)]),
+            ll, off, np.log(sp), src, dst, np.log(prob), np.empty(T, dtype=IP), np.empty(2)]),
         "forward_loglik_log_edges": (_hmm.forward_loglik_log_edges, [
-            ll, off, np.log(sp), src, dst, np.log(prob), np.empty(2), np.empty((T, K))]),
+            ll, off, np.log(sp), src, dst, np.log(prob), np.empty(2)]),
     }
 
 
 OFFSETS = 1  # position of the offsets in every call above
+OUTPUTS = {  # positions of the outputs (the last arguments: IN first, then OUT)
+    "forward_backward": (4, 5, 6, 7), "forward_loglik": (4,), "viterbi": (4, 5),
+    "forward_backward_edges": (6, 7, 8), "viterbi_edges": (6, 7),
+    "forward_loglik_log_edges": (6,),
+}
 EDGE_KERNELS = ("forward_backward_edges", "viterbi_edges", "forward_loglik_log_edges")
 HMM_KERNELS = ("forward_backward", "forward_loglik", "viterbi", *EDGE_KERNELS)
-SCRATCH = {  # positions of the scratch arguments (their rows may exceed n_frames)
-    "forward_backward": (7, 8), "forward_loglik": (5,), "viterbi": (6, 7),
-    "forward_backward_edges": (9, 10), "viterbi_edges": (8, 9),
-    "forward_loglik_log_edges": (7,),
-}
 
 BAD_OFFSETS = {
     "not starting at 0": [1, 3, T],
@@ -84,7 +80,27 @@ BAD_OFFSETS = {
 @pytest.mark.parametrize("name", HMM_KERNELS)
 def test_valid_call_succeeds(name):
     kernel, args = _valid_calls()[name]
-    assert kernel(*args) == -1
+    assert kernel(*args) == STATUS_OK == -1
+
+
+@pytest.mark.parametrize("name", HMM_KERNELS)
+def test_kernels_take_no_scratch(name):
+    # The work space the callers used to pass (frame weights, scales, back-pointers) is the
+    # kernels' own: one array more is a TypeError, and the results do not depend on what the
+    # output arrays held on entry.
+    kernel, args = _valid_calls()[name]
+    with pytest.raises(TypeError):
+        kernel(*args, np.empty((T, K)))
+    outs = OUTPUTS[name]
+    results = []
+    for fill in (0.0, np.nan):
+        kernel, args = _valid_calls()[name]
+        for i in outs:
+            args[i].fill(fill if args[i].dtype == np.float64 else 7)
+        assert kernel(*args) == STATUS_OK
+        results.append([args[i].copy() for i in outs])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("case", list(BAD_OFFSETS))
@@ -137,23 +153,10 @@ def test_wrong_shapes_raise(name):
     for i, bad in _shape_mutations(valid):
         args = list(valid)
         args[i] = bad
-        if i in SCRATCH[name] and bad.shape[0] > valid[i].shape[0]:
-            assert kernel(*args) == -1  # scratch only needs to be big enough
-            continue
         with pytest.raises(ValueError, match=rf"^{name}: "):
             kernel(*args)
         n += 1
-    assert n >= 12
-
-
-@pytest.mark.parametrize("name", HMM_KERNELS)
-def test_short_scratch_raises(name):
-    kernel, args = _valid_calls()[name]
-    for i in SCRATCH[name]:
-        bad = list(args)
-        bad[i] = np.empty((T - 1, *args[i].shape[1:]), dtype=args[i].dtype)
-        with pytest.raises(ValueError, match=rf"^{name}: \w+ has .* expected .*at least {T}"):
-            kernel(*bad)
+    assert n >= 10
 
 
 @pytest.mark.parametrize("name", HMM_KERNELS)
@@ -164,7 +167,7 @@ def test_no_states_and_none_are_refused(name):
     with pytest.raises(ValueError, match=rf"^{name}: loglik must have at least one state"):
         kernel(*bad)
     for i, a in enumerate(args):
-        if isinstance(a, np.ndarray) and not (name == "forward_backward" and i == 10):
+        if isinstance(a, np.ndarray) and not (name == "forward_backward" and i == 7):
             bad = list(args)  # (start_sum, the last argument of forward_backward, is optional)
             bad[i] = None
             with pytest.raises(TypeError, match="must not be None"):
@@ -195,19 +198,15 @@ def test_edge_arrays_of_different_lengths_raise(name):
 
 
 @pytest.mark.parametrize("name", ["viterbi", "viterbi_edges"])
-def test_viterbi_backtrack_guard_against_aliased_outputs(name):
-    # seq_logprob sharing memory with backptr[2, 0]: writing log P of sequence 0 (frames 0-2,
-    # ending in state 0) overwrites that back-pointer with the bits of a negative double
-    # before the backtrack reads it. The kernel must notice instead of indexing with it.
+def test_viterbi_path_may_share_memory_with_seq_logprob_without_harm(name):
+    # The back-pointers live in the kernel's own buffer, so outputs overlapping each other can
+    # garble values but never an index: here path and seq_logprob share memory.
     kernel, args = _valid_calls()[name]
-    ll = args[0].copy()
-    ll[2] = [0.0, -50.0, -50.0]
-    args[0] = ll
-    backptr = np.empty((T, K), dtype=IP)
-    args[-1] = backptr
-    args[-3] = backptr.view(np.float64).reshape(-1)[2 * K : 2 * K + 2]
-    with pytest.raises(ValueError, match=rf"^{name}: a back-pointer left \[0, n_states\)"):
-        kernel(*args)
+    buf = np.zeros(T + 2, dtype=IP)
+    args[-2], args[-1] = buf[:T], buf.view(np.float64)[T:]
+    assert kernel(*args) == STATUS_OK
+    args[-1] = buf.view(np.float64)[:2]
+    assert kernel(*args) == STATUS_OK
 
 
 ALIASES = {  # kernel -> (position of an output, index array position, output name, index name)
@@ -239,7 +238,7 @@ def test_sample_states_checks_its_arguments():
     tcdf = np.cumsum(np.full((K, K), 1.0 / K), axis=1)
     u = np.random.default_rng(0).random(5)
     states = np.empty(5, dtype=IP)
-    assert _hmm.sample_states(cdf, tcdf, u, -1, states) is None
+    assert _hmm.sample_states(cdf, tcdf, u, -1, states) == STATUS_OK
     assert np.all((states >= 0) & (states < K))
     _hmm.sample_states(cdf, tcdf, u, K - 1, states)
     assert states[0] == K - 1
@@ -257,23 +256,41 @@ def test_sample_states_checks_its_arguments():
 
 
 # ------------------------------------------------------------------------------ _missing
+MISSING_OUTS = ("loglik", "fill", "post", "sum1", "sum2")
+
+
 def _missing_call():
-    """A valid conditional_pass call: 6 rows in two patterns (runs [0, 3) and [3, 6))."""
+    """A valid conditional_pass call, (positional IN arrays, keyword arrays): 6 rows in two
+    patterns (runs [0, 3) and [3, 6)), every output asked for."""
     rng = np.random.default_rng(1)
     D = 3
     X = rng.normal(size=(6, D))
     X[3:, 1] = np.nan
     A = rng.normal(size=(D, D))
     cov = A @ A.T + D * np.eye(D)
-    return [X, np.arange(6, dtype=IP), np.array([0, 3, 6], dtype=IP), np.zeros(D), cov,
-            np.empty(6), np.ones(6), np.zeros(D), np.zeros(1), np.zeros(D), np.zeros((D, D)),
-            np.empty((6, D)), True, True, True]
+    args = [X, np.arange(6, dtype=IP), np.array([0, 3, 6], dtype=IP), np.zeros(D), cov]
+    kw = {"weights": np.ones(6), "shift": np.zeros(D), "loglik": np.empty(6),
+          "fill": np.empty((6, D)), "post": np.zeros(1), "sum1": np.zeros(D),
+          "sum2": np.zeros((D, D))}
+    return args, kw
 
 
 def test_conditional_pass_valid_call():
-    args = _missing_call()
-    assert _missing.conditional_pass(*args) == -1
-    assert args[8][0] == 6.0  # every row counted once
+    args, kw = _missing_call()
+    assert _missing.conditional_pass(*args, **kw) == STATUS_OK
+    assert kw["post"][0] == 6.0  # every row counted once
+
+
+def test_conditional_pass_reports_a_covariance_that_is_not_positive_definite():
+    args, kw = _missing_call()
+    args[4] = -np.eye(3)
+    assert _missing.conditional_pass(*args, **kw) == STATUS_NOT_PD == -2
+
+
+def test_conditional_pass_options_are_keyword_only():
+    args, kw = _missing_call()
+    with pytest.raises(TypeError):
+        _missing.conditional_pass(*args, kw["weights"])
 
 
 BAD_STARTS = {
@@ -290,38 +307,44 @@ BAD_STARTS = {
 @pytest.mark.parametrize("case", list(BAD_STARTS))
 def test_conditional_pass_bad_starts(case):
     starts, msg = BAD_STARTS[case]
-    args = _missing_call()
+    args, kw = _missing_call()
     args[2] = np.asarray(starts, dtype=IP)
-    args[9].fill(7.0)
+    kw["sum1"].fill(7.0)
     with pytest.raises(ValueError, match=rf"^conditional_pass: {msg}"):
-        _missing.conditional_pass(*args)
-    assert np.all(args[9] == 7.0) and args[8][0] == 0.0  # nothing written
+        _missing.conditional_pass(*args, **kw)
+    assert np.all(kw["sum1"] == 7.0) and kw["post"][0] == 0.0  # nothing written
 
 
 @pytest.mark.parametrize("row", [-1, 6, 2**62])
 def test_conditional_pass_row_index_out_of_range(row):
-    args = _missing_call()
+    args, kw = _missing_call()
     args[1] = args[1].copy()
     args[1][4] = row
     with pytest.raises(ValueError, match=rf"^conditional_pass: order\[4\] = {row} is not a row"):
-        _missing.conditional_pass(*args)
+        _missing.conditional_pass(*args, **kw)
 
 
 def test_conditional_pass_wrong_shapes():
-    valid = _missing_call()
+    valid, valid_kw = _missing_call()
     n = 0
-    for i in range(3, 12):
+    for i in (3, 4):
         for bad in _shape_mutations_any(valid[i]):
             args = list(valid)
             args[i] = bad
             with pytest.raises(ValueError, match=r"^conditional_pass: \w+ has (shape|length)"):
-                _missing.conditional_pass(*args)
+                _missing.conditional_pass(*args, **valid_kw)
             n += 1
-    assert n >= 15
+    for name in valid_kw:
+        for bad in _shape_mutations_any(valid_kw[name]):
+            kw = dict(valid_kw, **{name: bad})
+            with pytest.raises(ValueError, match=rf"^conditional_pass: {name} has (shape|length)"):
+                _missing.conditional_pass(*valid, **kw)
+            n += 1
+    assert n >= 18
     args = list(valid)
     args[0] = np.empty((6, 0))
     with pytest.raises(ValueError, match="at least one feature"):
-        _missing.conditional_pass(*args)
+        _missing.conditional_pass(*args, **valid_kw)
 
 
 def _shape_mutations_any(a):
@@ -331,37 +354,172 @@ def _shape_mutations_any(a):
     return [np.zeros((r - 1, c)), np.zeros((r, c + 1))]
 
 
-def test_conditional_pass_unused_outputs_may_be_empty_but_used_ones_may_not():
-    args = _missing_call()
-    e1, e2 = np.empty(0), np.empty((0, 0))
-    ll_only = list(args[:5]) + [args[5], e1, e1, e1, e1, e2, e2, True, False, False]
-    assert _missing.conditional_pass(*ll_only) == -1
-    for flags, msg in (((False, True, False), "weights"), ((False, False, True), "fill")):
-        bad = list(args[:6]) + [e1, e1, e1, e1, e2, e2, *flags]
-        with pytest.raises(ValueError, match=rf"conditional_pass: {msg} has"):
-            _missing.conditional_pass(*bad)
+def test_conditional_pass_computes_exactly_the_outputs_given():
+    args, kw = _missing_call()
+    assert _missing.conditional_pass(*args, **kw) == STATUS_OK
+    for name in ("loglik", "fill"):
+        out = np.full_like(kw[name], 12345.0)
+        assert _missing.conditional_pass(*args, **{name: out}) == STATUS_OK
+        np.testing.assert_array_equal(out, kw[name])  # the same numbers alone as together
+    moments = {k: np.zeros_like(kw[k]) if k in ("post", "sum1", "sum2") else kw[k]
+               for k in ("weights", "shift", "post", "sum1", "sum2")}
+    assert _missing.conditional_pass(*args, **moments) == STATUS_OK
+    for k in ("post", "sum1", "sum2"):
+        np.testing.assert_array_equal(moments[k], kw[k])
+    assert _missing.conditional_pass(*args) == STATUS_OK  # nothing asked, nothing done
+
+
+@pytest.mark.parametrize("missing", ["weights", "shift", "sum1", "sum2"])
+def test_conditional_pass_moments_come_as_a_group(missing):
+    args, kw = _missing_call()
+    part = {k: kw[k] for k in ("weights", "shift", "post", "sum1", "sum2") if k != missing}
+    with pytest.raises(ValueError, match=rf"^conditional_pass: {missing} is required with post"):
+        _missing.conditional_pass(*args, **part)
+    del part["post"]
+    with pytest.raises(ValueError, match=r"^conditional_pass: \w+ was given without post"):
+        _missing.conditional_pass(*args, **part)
 
 
 def test_conditional_pass_outputs_sharing_memory_with_order_raise():
-    args = _missing_call()
+    args, kw = _missing_call()
     order = np.arange(6, dtype=IP)
     args[1] = order
-    args[5] = order.view(np.float64)  # loglik written over the row indices
-    with pytest.raises(ValueError, match=r"^conditional_pass: an output shares memory with order"):
-        _missing.conditional_pass(*args)
+    kw["loglik"] = order.view(np.float64)  # loglik written over the row indices
+    with pytest.raises(ValueError, match=r"^conditional_pass: loglik shares memory with order"):
+        _missing.conditional_pass(*args, **kw)
+    args, kw = _missing_call()
+    args[2] = args[2].copy()
+    kw["sum1"] = args[2].view(np.float64)  # 3 entries, as D = 3
+    with pytest.raises(ValueError, match=r"^conditional_pass: sum1 shares memory with starts"):
+        _missing.conditional_pass(*args, **kw)
 
 
 def test_conditional_pass_rows_must_share_their_runs_pattern():
-    args = _missing_call()
+    args, kw = _missing_call()
     args[0] = args[0].copy()
     args[0][4, 1] = 1.0  # row 4 is complete but sits in the run of rows missing feature 1
     with pytest.raises(ValueError, match=r"row 4 does not have the missingness pattern .*row 3"):
-        _missing.conditional_pass(*args)
-    args = _missing_call()
+        _missing.conditional_pass(*args, **kw)
+    args, kw = _missing_call()
     args[0] = args[0].copy()
     args[0][1, 2] = np.nan
     with pytest.raises(ValueError, match=r"row 1 does not have the missingness pattern"):
-        _missing.conditional_pass(*args)
+        _missing.conditional_pass(*args, **kw)
+
+
+# -------------------------------------------------------------------------------- _gauss
+N_ROWS, N_COMP, N_FEAT = 5, 2, 3
+
+
+def _gauss_calls():
+    """name -> (kernel, positional arguments) of valid calls: 5 rows, K = 2, D = 3."""
+    rng = np.random.default_rng(3)
+    n, k, d = N_ROWS, N_COMP, N_FEAT
+    X = rng.normal(size=(n, d))
+    Xn = X.copy()
+    Xn[1, 2] = np.nan
+    means, prec = rng.normal(size=(k, d)), np.ones((k, d))
+    chol = np.ascontiguousarray(np.broadcast_to(np.eye(d), (k, d, d)))
+    W = rng.dirichlet(np.ones(k), size=n)
+    return {
+        "log_density_diag": (_gauss.log_density_diag, [X, means, prec, np.zeros(k),
+                                                       np.empty((n, k))]),
+        "log_density_diag_nan": (_gauss.log_density_diag_nan, [
+            Xn, means, prec, np.zeros(k), np.zeros((k, d)), np.empty((n, k))]),
+        "log_density_chol": (_gauss.log_density_chol, [X, means, chol, np.zeros(k),
+                                                       np.empty((n, k))]),
+        "accumulate_moments": (_gauss.accumulate_moments, [
+            X, W, np.zeros((1, d)), 0, np.zeros(k), np.zeros((k, d)), np.zeros((k, d))]),
+        "accumulate_moments_nan_diag": (_gauss.accumulate_moments_nan_diag, [
+            Xn, W, np.zeros((k, d)), np.zeros(k), np.zeros((k, d)), np.zeros((k, d)),
+            np.zeros((k, d))]),
+        "responsibilities": (_gauss.responsibilities, [
+            rng.normal(size=(n, k)), np.log(np.full(k, 0.5)), np.empty((n, 1))]),
+    }
+
+
+GAUSS_KERNELS = tuple(_gauss_calls())
+
+
+@pytest.mark.parametrize("name", GAUSS_KERNELS)
+def test_gauss_valid_call_returns_status_ok(name):
+    kernel, args = _gauss_calls()[name]
+    assert kernel(*args) == STATUS_OK
+
+
+def _gauss_mutations(a):
+    """Wrong shapes of one array: each dimension one too few and one too many."""
+    for axis in range(a.ndim):
+        for delta in (-1, 1):
+            shape = list(a.shape)
+            shape[axis] += delta
+            if shape[axis] >= 0:
+                yield np.zeros(shape)
+
+
+@pytest.mark.parametrize("name", GAUSS_KERNELS)
+def test_gauss_wrong_shapes_raise_before_writing(name):
+    kernel, valid = _gauss_calls()[name]
+    n = 0
+    for i, a in enumerate(valid):
+        if not isinstance(a, np.ndarray) or i == 0:
+            continue  # X fixes n and D; every other shape is checked against it
+        for bad in _gauss_mutations(a):
+            if name == "accumulate_moments" and i == 2 and bad.shape == (2, N_FEAT):
+                continue  # shift may be (1, D) or (K, D) = (2, 3): valid
+            if name == "accumulate_moments_nan_diag" and i == 2 and bad.shape == (1, N_FEAT):
+                continue  # likewise (1, D)
+            if name == "responsibilities" and i == 2 and bad.shape == (N_ROWS, 2):
+                continue  # two groups of one column: valid
+            kernel, args = _gauss_calls()[name]
+            args[i] = bad
+            outs = [b for b in args if isinstance(b, np.ndarray) and b is not bad
+                    and b.flags.writeable and b is not args[0]]
+            before = [b.copy() for b in outs]
+            with pytest.raises(ValueError, match=rf"^{name}: \w+ has"):
+                kernel(*args)
+            for b, c in zip(outs, before, strict=True):
+                np.testing.assert_array_equal(b, c)  # nothing written
+            n += 1
+    assert n >= 5
+
+
+@pytest.mark.parametrize("name", GAUSS_KERNELS)
+def test_gauss_none_is_refused(name):
+    kernel, valid = _gauss_calls()[name]
+    for i, a in enumerate(valid):
+        if isinstance(a, np.ndarray):
+            args = list(valid)
+            args[i] = None
+            with pytest.raises(TypeError, match="must not be None"):
+                kernel(*args)
+
+
+def test_gauss_bad_kind_and_groups_raise():
+    kernel, args = _gauss_calls()["accumulate_moments"]
+    for kind in (-1, 3):
+        bad = list(args)
+        bad[3] = kind
+        with pytest.raises(ValueError, match=r"^accumulate_moments: kind must be 0"):
+            kernel(*bad)
+    kernel, args = _gauss_calls()["responsibilities"]
+    for log_norm in (np.empty((N_ROWS, 0)), np.empty((N_ROWS, 3))):
+        with pytest.raises(ValueError, match=r"^responsibilities: log_norm has \d+ columns"):
+            kernel(args[0], args[1], log_norm)
+
+
+def test_gauss_kernels_take_no_scratch():
+    for name in ("log_density_chol", "accumulate_moments", "accumulate_moments_nan_diag"):
+        kernel, args = _gauss_calls()[name]
+        with pytest.raises(TypeError):
+            kernel(*args, np.empty((384, N_FEAT)))
+
+
+def test_check_ok_accepts_only_status_ok():
+    check_ok(STATUS_OK)
+    for status in (0, 3, STATUS_NOT_PD):
+        with pytest.raises(RuntimeError, match=f"status {status}"):
+            check_ok(status)
 
 
 # ------------------------------------------------------------------------------- lengths
@@ -517,24 +675,32 @@ CHILD = textwrap.dedent(r"""
         n = args[out].shape[0]
         args[idx], args[out] = index[: args[idx].shape[0]], index.view(np.float64)[:n]
         hostile(f"{{name}} aliased output", kernel, *args)
-    for name in ("viterbi", "viterbi_edges"):
-        kernel, args = S._valid_calls()[name]
-        args[0][2] = [0.0, -50.0, -50.0]
-        args[-1] = np.empty((S.T, S.K), dtype=np.intp)
-        args[-3] = args[-1].view(np.float64).reshape(-1)[2 * S.K : 2 * S.K + 2]
-        hostile(f"{{name}} back-pointer overwritten", kernel, *args)
+
+    # every _gauss kernel with wrong shapes
+    for name in S.GAUSS_KERNELS:
+        kernel, valid = S._gauss_calls()[name]
+        for i, a in enumerate(valid):
+            if isinstance(a, np.ndarray) and i > 0:
+                for bad in S._gauss_mutations(a):
+                    args = list(valid)
+                    args[i] = bad
+                    try:
+                        kernel(*args)
+                    except ValueError:
+                        pass
 
     # 3. conditional_pass with bad starts and rows, and fuzzed run starts
     for case, (starts, _) in S.BAD_STARTS.items():
-        args = S._missing_call()
+        args, kw = S._missing_call()
         args[2] = np.asarray(starts, dtype=np.intp)
-        hostile(f"conditional_pass {{case}}", _missing.conditional_pass, *args)
+        hostile(f"conditional_pass {{case}}", lambda *a: _missing.conditional_pass(*a, **kw),
+                *args)
     for _ in range(200):
-        args = S._missing_call()
+        args, kw = S._missing_call()
         args[1] = rng.integers(-2, 8, size=6).astype(np.intp)
         args[2] = np.concatenate([[0], np.sort(rng.integers(-1, 8, size=2)), [6]]).astype(np.intp)
         try:
-            _missing.conditional_pass(*args)
+            _missing.conditional_pass(*args, **kw)
         except ValueError:
             pass
 

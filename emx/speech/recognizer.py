@@ -303,13 +303,11 @@ def _forward_scores(loglik: np.ndarray, offsets: np.ndarray, net: Network) -> np
     n = len(offsets) - 1
     out = np.full(n, -np.inf)
     startprob, transmat = net.startprob, net.transmat
-    work = np.empty_like(loglik)
     a = 0
     while a < n:
         t0 = offsets[a]
         scores = np.empty(n - a)
-        status = _hmm.forward_loglik(loglik[t0:], offsets[a:] - t0, startprob, transmat, scores,
-                                     work[: len(loglik) - t0])
+        status = _hmm.forward_loglik(loglik[t0:], offsets[a:] - t0, startprob, transmat, scores)
         if status < 0:
             out[a:] = scores
             break
@@ -318,8 +316,7 @@ def _forward_scores(loglik: np.ndarray, offsets: np.ndarray, net: Network) -> np
         one = np.empty(1)
         t0, t1 = offsets[i], offsets[i + 1]
         if _hmm.forward_loglik_log_edges(loglik[t0:t1], np.array([0, t1 - t0], dtype=np.intp),
-                                         net.log_start, *net.edges(), one,
-                                         work[: t1 - t0]) < 0:
+                                         net.log_start, *net.edges(), one) < 0:
             out[i] = one[0]
         a = i + 1
     return out
@@ -1407,8 +1404,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         post, xi = np.empty((n, L)), np.empty(len(src))
         seq_ll = np.empty(len(offsets) - 1)
         status = _hmm.forward_backward_edges(loglik, offsets, net.startprob, src, dst,
-                                             np.exp(log_p), post, xi, seq_ll,
-                                             np.empty((n, L)), np.empty(n), True)
+                                             np.exp(log_p), post, xi, seq_ll, want_xi=True)
         if status >= 0:
             raise ValueError(
                 f"{what} utterance {int(group.index[status])} has probability zero under the "
@@ -1662,8 +1658,7 @@ class Recognizer(ClassifierMixin, BaseEstimator):
         lp = np.empty(1)
         src, dst, log_p = net.edges()
         status = _hmm.viterbi_edges(ll, np.array([0, T], dtype=np.intp), net.log_start,
-                                    src, dst, log_p, path, lp, np.empty((T, L)),
-                                    np.empty((T, L), dtype=np.intp))
+                                    src, dst, log_p, path, lp)
         if status >= 0:
             raise ValueError(f"No path through the network matches this utterance ({T} frames).")
         return path, float(lp[0])

@@ -476,7 +476,7 @@ def forward_backward_edges(
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
     cdef Py_ssize_t E = src.shape[0]
     cdef Py_ssize_t n, t, t0, t1, i, j, e, status = _OK
-    cdef double m, c, s, total
+    cdef double m, c, total
     _check_states(kn, K)
     _check_offsets_frames(kn, offsets, T)
     _need(kn, "startprob", startprob.shape[0], K)

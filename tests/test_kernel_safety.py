@@ -721,3 +721,20 @@ def test_hostile_batch_in_a_child_process_exits_normally():
     assert r.returncode >= 0, f"child killed by signal {-r.returncode}:\n{r.stderr[-3000:]}"
     assert r.returncode == 0, f"child exit {r.returncode}:\n{r.stdout}\n{r.stderr[-3000:]}"
     assert "accepted []" in r.stdout
+
+
+# ------------------------------------------------------------------------ one convention
+def test_every_kernel_module_shares_the_status_codes_and_documents_them():
+    from emx._core import _discrete
+
+    modules = (_hmm, _gauss, _missing, _discrete)
+    for mod in modules:
+        assert (mod.STATUS_OK, mod.STATUS_NOT_PD) == (STATUS_OK, STATUS_NOT_PD) == (-1, -2)
+        assert "Status:" in mod.__doc__ and "STATUS_OK (-1)" in mod.__doc__, mod.__name__
+        entry_points = [getattr(mod, n) for n in dir(mod)
+                        if not n.startswith("_") and callable(getattr(mod, n))]
+        assert entry_points, mod.__name__
+        for fn in entry_points:
+            doc = fn.__doc__ or ""
+            # inputs and outputs marked, and the status the caller must check
+            assert "IN" in doc and "OUT" in doc and "STATUS_OK" in doc, fn.__name__

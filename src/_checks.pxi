@@ -1,10 +1,10 @@
 # Shared by every kernel module (``include "_checks.pxi"`` in _hmm.pyx, _gauss.pyx,
-# _missing.pyx and _discrete.pyx; listed in meson.build): the status codes and the argument checks that run
-# with the GIL held, before any output is written and before ``nogil``. Each check costs
-# O(1) per array, plus one pass over an offsets array where one is checked.
+# _missing.pyx and _discrete.pyx; listed in meson.build): the status codes, and the argument
+# checks that run with the GIL held, before any output is written and before ``nogil``. Each
+# check costs O(1) per array, plus one pass over an offsets array where one is checked.
 
 # ------------------------------------------------------------------------------ status
-# Every entry point returns an int status (the same convention in all three modules):
+# Every entry point returns an int status (the same convention in every kernel module):
 #   STATUS_OK (-1)      success;
 #   n >= 0              the caller's data item n (a sequence, for the HMM kernels) has
 #                       probability zero under the model: the Python layer raises a

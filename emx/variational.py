@@ -25,7 +25,7 @@ from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from . import gaussian as G
-from ._core import _discrete, _hmm
+from ._core import _discrete, _hmm, check_ok
 from ._em import ChunkRunner
 from .discrete import CategoricalEmission, CategoricalHMM
 from .emissions import GaussianEmission
@@ -98,8 +98,8 @@ class _VariationalTransitions:
         n, K = loglik.shape
         post, xi, start = np.empty((n, K)), np.empty((K, K)), np.empty(K)
         seq_ll = np.empty(len(offsets) - 1)
-        status = _hmm.forward_backward(loglik, offsets, sp, tm, post, xi, seq_ll,
-                                       np.empty((n, K)), np.empty(n), True, start)
+        status = _hmm.forward_backward(loglik, offsets, sp, tm, post, xi, seq_ll, start,
+                                       want_xi=True)
         self._raise_status(status, first)
         return seq_ll, post, xi, start
 
@@ -275,10 +275,10 @@ class VariationalCategoricalHMM(_VariationalTransitions, CategoricalHMM):
                 raise ValueError(f"X holds symbol {int(symbols.max())}, but the model has {M} "
                                  "symbols.")
             ll = np.empty((len(symbols), K))
-            _discrete.categorical_loglik(symbols, log_table, ll)
+            check_ok(_discrete.categorical_loglik(symbols, log_table, ll))
             seq_ll, post, xi, start = self._forward_backward_sub(ll, offsets, sp, tm, first)
             counts = np.empty((K, M))
-            _discrete.categorical_counts(symbols, post, counts)
+            check_ok(_discrete.categorical_counts(symbols, post, counts))
             return HMMStats(float(seq_ll.sum()), start, xi, counts)
 
         return runner.map_sum(accumulate, range(len(data.chunks)))

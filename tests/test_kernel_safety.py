@@ -738,3 +738,52 @@ def test_every_kernel_module_shares_the_status_codes_and_documents_them():
             doc = fn.__doc__ or ""
             # inputs and outputs marked, and the status the caller must check
             assert "IN" in doc and "OUT" in doc and "STATUS_OK" in doc, fn.__name__
+
+
+def _kernel_calls():
+    """(file, line, module, kernel, call node, parent node) of every call of a compiled kernel
+    (``_hmm.f(...)``, ``_gauss.f(...)``, ...) in emx's Python source."""
+    import ast
+    from pathlib import Path
+
+    import emx
+
+    for path in sorted(Path(emx.__file__).parent.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        parents = {ch: node for node in ast.walk(tree) for ch in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            f = getattr(node, "func", None)
+            if (isinstance(node, ast.Call) and isinstance(f, ast.Attribute)
+                    and isinstance(f.value, ast.Name)
+                    and f.value.id in ("_hmm", "_gauss", "_missing", "_discrete")):
+                yield path.name, node.lineno, f.value.id, f.attr, node, parents[node]
+
+
+def test_every_kernel_call_in_emx_matches_its_signature_and_checks_the_status():
+    # Kernel signatures changed (no scratch, IN then OUT, keyword-only options): a call written
+    # against an old signature elsewhere in emx would only fail when that path runs. Bind
+    # every call site to the compiled signature, and require that its status is used: passed
+    # to check_ok, assigned (then turned into a ValueError), or compared.
+    import ast
+    import inspect
+
+    from emx._core import _discrete
+
+    modules = {"_hmm": _hmm, "_gauss": _gauss, "_missing": _missing, "_discrete": _discrete}
+    n = 0
+    for fname, line, mod, name, call, parent in _kernel_calls():
+        where = f"{fname}:{line} {mod}.{name}"
+        sig = inspect.signature(getattr(modules[mod], name))
+        kw = {k.arg: None for k in call.keywords if k.arg is not None}
+        if any(isinstance(a, ast.Starred) for a in call.args):
+            assert kw.keys() <= sig.parameters.keys(), where  # (count unknown statically)
+        else:
+            try:
+                sig.bind(*range(len(call.args)), **kw)
+            except TypeError as e:
+                raise AssertionError(f"{where}: {e}") from None
+        checked = (isinstance(parent, ast.Call) and getattr(parent.func, "id", "") == "check_ok"
+                   or isinstance(parent, (ast.Assign, ast.Compare)))
+        assert checked, f"{where}: the kernel's status is not checked"
+        n += 1
+    assert n >= 20

@@ -16,6 +16,17 @@ initial parameters in this one process, and the script prints:
   both started from the same parameters and ran the same EM (expect ~1e-14), and the same
   between emx with 1 and 2 threads (it should be 0).
 
+The floor of one EM iteration, measured on this machine in this run, is printed next to the
+emx figures with the ratio emx (1 thread) / floor: the iteration's flops at the dgemm rate
+measured here (numpy matmul of 512 x 512 matrices under ``threadpool_limits(1)``, median of
+5), plus ``np.exp`` over N x K, plus one ``X.sum()`` pass over the data. The flop model (in
+``bench/_floor.py``), the GaussianHMM's without transitions: log-densities 4*N*K*D
+('spherical', 'diag': two N x D x K GEMMs) or N*K*D*(D+1) + 3*N*K*D ('tied', 'full':
+triangular whitening), moments 4*N*K*D or N*K*D*(D+1) + 2*N*K*D (weighted scatter, a SYRK).
+Lower-order terms are left out and every flop is counted at peak dgemm speed on one core,
+so the floor is a lower bound; in the rows with BLAS at its default the floor is still the
+1-core one.
+
 BLAS settings (``--blas``): ``1`` runs everything under ``threadpool_limits(1)``, the same
 single core for all; ``default`` leaves BLAS at its default thread count, so scikit-learn's
 large matrix products use every core while emx's kernels, which call BLAS on small blocks
@@ -54,6 +65,7 @@ from _common import blas_pools, log, max_rel_diff
 from _common import describe_machine as _describe_machine
 from _common import format_header as _format_header
 from _common import format_row as _format_row
+from _floor import Floor, gmm_flops
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGMM
 from threadpoolctl import threadpool_limits
@@ -173,6 +185,8 @@ COLUMNS = [
     ("sk s/it", 8, ".4f"),
     ("emx-1 s/it", 10, ".4f"),
     ("emx-2 s/it", 10, ".4f"),
+    ("floor s/it", 10, ".4f"),
+    ("emx-1/floor", 11, ".1f"),
     ("sk/emx-1", 8, ".2f"),
     ("sk/emx-2", 8, ".2f"),
     ("emx 1t/2t", 9, ".2f"),
@@ -229,7 +243,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def bench_case(args, X, blas: str, cov_type: str) -> list:
+def bench_case(args, X, blas: str, cov_type: str, floor: Floor) -> list:
     # Seeded by the covariance type only: both BLAS settings start from the same parameters.
     rng = np.random.default_rng([args.seed, COV_TYPES.index(cov_type)])
     init = make_init(rng, X, cov_type)
@@ -251,12 +265,16 @@ def bench_case(args, X, blas: str, cov_type: str) -> list:
             times[key].append(t / n_iter)
 
     med = {k: statistics.median(v) for k, v in times.items()}
+    log(f"{tag}: floor")
+    floor_s = floor.seconds(gmm_flops(len(X), N_COMPONENTS, X.shape[1], cov_type), X, N_COMPONENTS)
     return [
         blas,
         cov_type,
         med["sklearn"],
         med["emx1"],
         med["emx2"],
+        floor_s,
+        med["emx1"] / floor_s,
         med["sklearn"] / med["emx1"],
         med["sklearn"] / med["emx2"],
         med["emx1"] / med["emx2"],
@@ -298,6 +316,9 @@ def main(argv=None) -> None:
         "               LB rdiff = max relative difference of lower_bounds_ "
         "(sklearn vs emx-1, emx-1 vs emx-2)"
     )
+    log("measuring the dgemm rate")
+    floor = Floor()
+    print(floor.describe())
     print(flush=True)
 
     rows = []
@@ -305,7 +326,7 @@ def main(argv=None) -> None:
         label = "1" if blas == "1" else f"dflt:{default_threads}"
         with threadpool_limits(limits=1 if blas == "1" else None):
             for cov_type in args.types:
-                rows.append(bench_case(args, X, label, cov_type))
+                rows.append(bench_case(args, X, label, cov_type, floor))
 
     print(format_header())
     for row in rows:

@@ -20,6 +20,16 @@ iterations started at random data rows, every covariance set to the data covaria
 ``min_covar``). Both models get them with ``init_params=""`` and run exactly ``n_iter``
 iterations (a tolerance that never stops them; the script checks the iteration counts).
 
+* the floor of one EM iteration measured on this machine in this run, and emx (1 thread) /
+  floor: the iteration's flops at the dgemm rate measured here (numpy matmul of 512 x 512
+  matrices under ``threadpool_limits(1)``, median of 5), plus ``np.exp`` over T x K, plus
+  one ``X.sum()`` pass over the data. The flop model for GaussianHMM (in
+  ``bench/_floor.py``): emissions 4*T*K*D ('diag', two T x D x K GEMMs) or
+  T*K*D*(D+1) + 3*T*K*D ('full', triangular whitening), forward + backward 4*T*K*K, xi
+  2*T*K*K + T*K, moments 4*T*K*D ('diag') or T*K*D*(D+1) + 2*T*K*D ('full'). Lower-order
+  terms are left out and every flop is counted at peak dgemm speed, so the floor is a lower
+  bound: emx/floor = 1 would leave nothing on the table.
+
 Everything runs under ``threadpoolctl.threadpool_limits(--blas-threads)`` (default 1), so the
 three variants are compared at the same BLAS threading; emx's ``n_jobs`` threads are its own.
 
@@ -48,6 +58,7 @@ from _common import describe_machine as _describe_machine
 from _common import format_header as _format_header
 from _common import format_row as _format_row
 from _common import log, max_rel_diff
+from _floor import Floor, hmm_flops
 from hmmlearn.hmm import GaussianHMM as HmmlearnHMM
 from threadpoolctl import threadpool_limits
 
@@ -172,6 +183,8 @@ COLUMNS = [
     ("hmmlearn s/it", 13, ".4f"),
     ("emx-1 s/it", 10, ".4f"),
     ("emx-2 s/it", 10, ".4f"),
+    ("floor s/it", 10, ".4f"),
+    ("emx-1/floor", 11, ".1f"),
     ("hmm/emx-1", 9, ".1f"),
     ("emx 1t/2t", 9, ".2f"),
     ("hmm MB", 8, ".1f"),
@@ -229,7 +242,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def bench_case(args, X, lengths, K, cov_type) -> list:
+def bench_case(args, X, lengths, K, cov_type, floor: Floor) -> list:
     # Seeded by K only: 'diag' and 'full' start from the same weights and means.
     rng = np.random.default_rng([args.seed, K])
     init = make_init(rng, X, K, cov_type)
@@ -255,12 +268,16 @@ def bench_case(args, X, lengths, K, cov_type) -> list:
             times["emx2"].append(t / n_iter)
 
     med = {k: statistics.median(v) for k, v in times.items()}
+    log(f"K={K} {cov_type}: floor")
+    floor_s = floor.seconds(hmm_flops(len(X), K, X.shape[1], cov_type), X, K)
     return [
         K,
         cov_type,
         med["hmmlearn"],
         med["emx1"],
         med["emx2"],
+        floor_s,
+        med["emx1"] / floor_s,
         med["hmmlearn"] / med["emx1"],
         med["emx1"] / med["emx2"],
         mem_h,
@@ -296,6 +313,9 @@ def main(argv=None) -> None:
         "               LL rdiff = max relative difference of the per-iteration "
         "log-likelihoods (hmmlearn vs emx-1, emx-1 vs emx-2)"
     )
+    log("measuring the dgemm rate")
+    floor = Floor()
+    print(floor.describe())
     print(flush=True)
 
     rows = []
@@ -304,7 +324,7 @@ def main(argv=None) -> None:
     ):
         for cov_type in args.types:
             for K in args.sizes:
-                rows.append(bench_case(args, X, lengths, K, cov_type))
+                rows.append(bench_case(args, X, lengths, K, cov_type, floor))
 
     print(format_header())
     for row in rows:

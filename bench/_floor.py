@@ -2,9 +2,12 @@
 
 The floor of an EM iteration is the time this core would need for
 
-* the iteration's floating-point operations at the measured ``dgemm`` rate (numpy matmul of
-  512 x 512 matrices under ``threadpool_limits(1)``, median of 5: the best rate a single core
-  reaches, so every flop is counted at peak speed and the floor is a lower bound);
+* the iteration's floating-point operations at the ``dgemm`` rate measured on a matrix
+  product of the model's own shape: numpy matmul of a block of 2048 frames (2048 x D)
+  against the K density rows (D x K for 'diag', D x K*D for 'full': the emission GEMM of
+  the flop model below), under ``threadpool_limits(1)``, median of 5. The peak rate on
+  512 x 512 matrices is printed beside it: small-D, small-K products run well below peak,
+  and the floor uses the rate of the shape the work actually has;
 * ``exp`` over the T x K responsibilities (``np.exp`` into a preallocated T x K array; arrays
   beyond 2**22 elements are timed on 2**22 and scaled);
 * one pass over the data (``X.sum()`` over the data's bytes),
@@ -33,7 +36,7 @@ is one addition or one multiplication, so a multiply-add is 2:
   the weighted means.
 
 Everything of lower order (normalisations, log, K x K or K x D x D parameter updates, the
-Cholesky factorisations) is left out, which again only lowers the floor.
+Cholesky factorisations) is left out, which lowers the floor.
 """
 
 from __future__ import annotations
@@ -58,14 +61,23 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure_dgemm_gflops(n: int = GEMM_N, repeats: int = 5) -> float:
-    """GFLOP/s of numpy matmul on n x n float64 matrices on one BLAS thread."""
+GEMM_ROWS = 2048
+
+
+def measure_dgemm_gflops(m: int, k: int, n: int, repeats: int = 5) -> float:
+    """GFLOP/s of numpy matmul (m x k) @ (k x n) in float64 on one BLAS thread."""
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((n, n)), rng.standard_normal((n, n))
-    out = np.empty((n, n))
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    out = np.empty((m, n))
     with threadpool_limits(limits=1, user_api="blas"):
         sec = _median_seconds(lambda: np.matmul(a, b, out=out), repeats)
-    return 2.0 * n**3 / sec / 1e9
+    return 2.0 * m * k * n / sec / 1e9
+
+
+def gemm_shape(K: int, D: int, cov_type: str) -> tuple[int, int, int]:
+    """(m, k, n) of the emission GEMM whose measured rate the floor uses."""
+    n = K * D if cov_type in ("full", "tied") else K
+    return GEMM_ROWS, D, n
 
 
 def measure_exp_seconds(n_rows: int, n_cols: int, repeats: int = 5) -> float:
@@ -111,26 +123,30 @@ def gmm_flops(T: int, K: int, D: int, cov_type: str) -> float:
 
 
 class Floor:
-    """Floor seconds per EM iteration; the dgemm rate is measured once at construction."""
+    """Floor seconds per EM iteration on one core, measured in this run."""
 
     def __init__(self, repeats: int = 5):
         self.repeats = repeats
-        self.gflops = measure_dgemm_gflops(repeats=repeats)
+        self.peak_gflops = measure_dgemm_gflops(GEMM_N, GEMM_N, GEMM_N, repeats)
 
-    def seconds(self, flops: float, X: np.ndarray, K: int) -> float:
-        T = X.shape[0]
+    def seconds(self, flops: float, X: np.ndarray, K: int, cov_type: str) -> tuple[float, float]:
+        """(floor seconds, dgemm GFLOP/s used) for an iteration of ``flops`` over ``X``."""
+        T, D = X.shape
+        gflops = measure_dgemm_gflops(*gemm_shape(K, D, cov_type), self.repeats)
         with threadpool_limits(limits=1, user_api="blas"):
-            return (
-                flops / (self.gflops * 1e9)
+            floor = (
+                flops / (gflops * 1e9)
                 + measure_exp_seconds(T, K, self.repeats)
                 + measure_pass_seconds(X, self.repeats)
             )
+        return floor, gflops
 
     def describe(self) -> str:
         return (
-            f"floor        : per EM iteration, 1 core: flops (bench/_floor.py) at the measured "
-            f"dgemm rate {self.gflops:.1f} GFLOP/s\n"
-            f"               ({GEMM_N}^3 matmul, threadpool_limits(1), median of "
-            f"{self.repeats}) + np.exp over T x K + one X.sum() pass; "
-            "emx/floor = emx-1 s/it / floor"
+            "floor        : per EM iteration, 1 core: flops (bench/_floor.py) at the dgemm "
+            f"rate of a {GEMM_ROWS} x D x (K or K*D) matmul\n"
+            "               (column GF/s; threadpool_limits(1), median of "
+            f"{self.repeats}; peak {GEMM_N}^3 rate here: {self.peak_gflops:.1f} GFLOP/s)\n"
+            "               + np.exp over T x K + one X.sum() pass; "
+            "emx-1/floor = emx-1 s/it / floor"
         )

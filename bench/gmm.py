@@ -18,13 +18,13 @@ initial parameters in this one process, and the script prints:
 
 The floor of one EM iteration, measured on this machine in this run, is printed next to the
 emx figures with the ratio emx (1 thread) / floor: the iteration's flops at the dgemm rate
-measured here (numpy matmul of 512 x 512 matrices under ``threadpool_limits(1)``, median of
-5), plus ``np.exp`` over N x K, plus one ``X.sum()`` pass over the data. The flop model (in
+measured here on the emission GEMM's shape (numpy matmul 2048 x D x K for 'spherical' and
+'diag', 2048 x D x K*D for 'tied' and 'full', under ``threadpool_limits(1)``, median of 5;
+column ``GF/s``), plus ``np.exp`` over N x K, plus one ``X.sum()`` pass over the data. The flop model (in
 ``bench/_floor.py``), the GaussianHMM's without transitions: log-densities 4*N*K*D
 ('spherical', 'diag': two N x D x K GEMMs) or N*K*D*(D+1) + 3*N*K*D ('tied', 'full':
 triangular whitening), moments 4*N*K*D or N*K*D*(D+1) + 2*N*K*D (weighted scatter, a SYRK).
-Lower-order terms are left out and every flop is counted at peak dgemm speed on one core,
-so the floor is a lower bound; in the rows with BLAS at its default the floor is still the
+Lower-order terms are left out, so the floor is a lower bound at that rate; in the rows with BLAS at its default the floor is still the
 1-core one.
 
 BLAS settings (``--blas``): ``1`` runs everything under ``threadpool_limits(1)``, the same
@@ -185,6 +185,7 @@ COLUMNS = [
     ("sk s/it", 8, ".4f"),
     ("emx-1 s/it", 10, ".4f"),
     ("emx-2 s/it", 10, ".4f"),
+    ("GF/s", 5, ".1f"),
     ("floor s/it", 10, ".4f"),
     ("emx-1/floor", 11, ".1f"),
     ("sk/emx-1", 8, ".2f"),
@@ -266,13 +267,16 @@ def bench_case(args, X, blas: str, cov_type: str, floor: Floor) -> list:
 
     med = {k: statistics.median(v) for k, v in times.items()}
     log(f"{tag}: floor")
-    floor_s = floor.seconds(gmm_flops(len(X), N_COMPONENTS, X.shape[1], cov_type), X, N_COMPONENTS)
+    floor_s, gflops = floor.seconds(
+        gmm_flops(len(X), N_COMPONENTS, X.shape[1], cov_type), X, N_COMPONENTS, cov_type
+    )
     return [
         blas,
         cov_type,
         med["sklearn"],
         med["emx1"],
         med["emx2"],
+        gflops,
         floor_s,
         med["emx1"] / floor_s,
         med["sklearn"] / med["emx1"],

@@ -21,14 +21,15 @@ iterations started at random data rows, every covariance set to the data covaria
 iterations (a tolerance that never stops them; the script checks the iteration counts).
 
 * the floor of one EM iteration measured on this machine in this run, and emx (1 thread) /
-  floor: the iteration's flops at the dgemm rate measured here (numpy matmul of 512 x 512
-  matrices under ``threadpool_limits(1)``, median of 5), plus ``np.exp`` over T x K, plus
+  floor: the iteration's flops at the dgemm rate measured here on the model's emission GEMM
+  shape (numpy matmul 2048 x D x K for 'diag', 2048 x D x K*D for 'full', under
+  ``threadpool_limits(1)``, median of 5; column ``GF/s``), plus ``np.exp`` over T x K, plus
   one ``X.sum()`` pass over the data. The flop model for GaussianHMM (in
   ``bench/_floor.py``): emissions 4*T*K*D ('diag', two T x D x K GEMMs) or
   T*K*D*(D+1) + 3*T*K*D ('full', triangular whitening), forward + backward 4*T*K*K, xi
   2*T*K*K + T*K, moments 4*T*K*D ('diag') or T*K*D*(D+1) + 2*T*K*D ('full'). Lower-order
-  terms are left out and every flop is counted at peak dgemm speed, so the floor is a lower
-  bound: emx/floor = 1 would leave nothing on the table.
+  terms are left out, so the floor is a lower bound for that rate: emx/floor = 1 would
+  leave nothing on the table.
 
 Everything runs under ``threadpoolctl.threadpool_limits(--blas-threads)`` (default 1), so the
 three variants are compared at the same BLAS threading; emx's ``n_jobs`` threads are its own.
@@ -183,6 +184,7 @@ COLUMNS = [
     ("hmmlearn s/it", 13, ".4f"),
     ("emx-1 s/it", 10, ".4f"),
     ("emx-2 s/it", 10, ".4f"),
+    ("GF/s", 5, ".1f"),
     ("floor s/it", 10, ".4f"),
     ("emx-1/floor", 11, ".1f"),
     ("hmm/emx-1", 9, ".1f"),
@@ -269,13 +271,14 @@ def bench_case(args, X, lengths, K, cov_type, floor: Floor) -> list:
 
     med = {k: statistics.median(v) for k, v in times.items()}
     log(f"K={K} {cov_type}: floor")
-    floor_s = floor.seconds(hmm_flops(len(X), K, X.shape[1], cov_type), X, K)
+    floor_s, gflops = floor.seconds(hmm_flops(len(X), K, X.shape[1], cov_type), X, K, cov_type)
     return [
         K,
         cov_type,
         med["hmmlearn"],
         med["emx1"],
         med["emx2"],
+        gflops,
         floor_s,
         med["emx1"] / floor_s,
         med["hmmlearn"] / med["emx1"],

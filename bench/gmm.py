@@ -20,12 +20,12 @@ The floor of one EM iteration, measured on this machine in this run, is printed 
 emx figures with the ratio emx (1 thread) / floor: the iteration's flops at the dgemm rate
 measured here on the emission GEMM's shape (numpy matmul 2048 x D x K for 'spherical' and
 'diag', 2048 x D x K*D for 'tied' and 'full', under ``threadpool_limits(1)``, median of 5;
-column ``GF/s``), plus ``np.exp`` over N x K, plus one ``X.sum()`` pass over the data. The flop model (in
-``bench/_floor.py``), the GaussianHMM's without transitions: log-densities 4*N*K*D
-('spherical', 'diag': two N x D x K GEMMs) or N*K*D*(D+1) + 3*N*K*D ('tied', 'full':
+column ``GF/s``), plus ``np.exp`` over N x K, plus one ``X.sum()`` pass over the data. The
+flop model (in ``bench/_floor.py``), the GaussianHMM's without transitions: log-densities
+4*N*K*D ('spherical', 'diag': two N x D x K GEMMs) or N*K*D*(D+1) + 3*N*K*D ('tied', 'full':
 triangular whitening), moments 4*N*K*D or N*K*D*(D+1) + 2*N*K*D (weighted scatter, a SYRK).
-Lower-order terms are left out, so the floor is a lower bound at that rate; in the rows with BLAS at its default the floor is still the
-1-core one.
+Lower-order terms are left out, so the floor is a lower bound at that rate; in the rows with
+BLAS at its default the floor is still the 1-core one.
 
 BLAS settings (``--blas``): ``1`` runs everything under ``threadpool_limits(1)``, the same
 single core for all; ``default`` leaves BLAS at its default thread count, so scikit-learn's

@@ -22,7 +22,7 @@ from . import gaussian as G
 from ._em import ChunkRunner, ConvergenceMonitor, LocalData, column_moments
 from ._stats import AdditiveStats
 from ._validation import check_n_jobs, check_positive_int, describe_rows
-from .mixture import CHUNK_ROWS, BaseMixture, GaussianMixture
+from .mixture import BaseMixture, GaussianMixture, _row_chunks
 
 __all__ = ["BayesianGaussianMixture", "VBMixtureStats"]
 
@@ -63,10 +63,6 @@ class VBMixtureStats(AdditiveStats):
 class _Data:
     X: np.ndarray
     chunks: list
-
-
-def _row_chunks(n: int) -> list:
-    return [(a, min(a + CHUNK_ROWS, n)) for a in range(0, n, CHUNK_ROWS)]
 
 
 def _ones_moments(data: _Data, shift) -> G.GaussianStats:

@@ -116,6 +116,89 @@ def _normalize_rows(counts: np.ndarray, old: np.ndarray) -> np.ndarray:
 
 _MIN_PROB = 1e-300
 
+# Sparse transitions: when transmat_ has enough structural zeros (left-to-right, banded),
+# the E-step, scoring and decoding run the edge-list kernels, O(n_edges) per frame instead
+# of O(K^2), with the same results (the edges are listed by (dst, src), so every sum and
+# every Viterbi tie is the dense kernels' term for term). Rule: edges when
+# nnz(transmat_) <= SPARSE_MAX_DENSITY * K**2 and K >= SPARSE_MIN_STATES (measured with
+# bench/topology.py; see the class docstring of BaseHMM).
+SPARSE_MAX_DENSITY = 0.25
+SPARSE_MIN_STATES = 4
+# "auto" (the rule above), "dense" or "sparse": forces one path (for tests and benchmarks).
+_TRANSITIONS = "auto"
+
+
+def _use_edges(n_states: int, nnz: int) -> bool:
+    """Whether the edge-list kernels are chosen for ``nnz`` non-zero transitions."""
+    if _TRANSITIONS != "auto":
+        return _TRANSITIONS == "sparse"
+    return n_states >= SPARSE_MIN_STATES and nnz <= SPARSE_MAX_DENSITY * n_states**2
+
+
+class _Transitions:
+    """``startprob_`` and ``transmat_`` in the form the kernels take: the dense matrix, or
+    (when :func:`_use_edges`) its non-zero entries as edges ``src -> dst`` of probability
+    ``prob``, listed by (dst, src). Each method runs one kernel on a chunk and returns its
+    status first; the outputs are those of the dense kernels in either form."""
+
+    def __init__(self, startprob: np.ndarray, transmat: np.ndarray):
+        self.startprob = np.ascontiguousarray(startprob, dtype=np.float64)
+        self.transmat = np.ascontiguousarray(transmat, dtype=np.float64)
+        K = len(self.startprob)
+        self.sparse = _use_edges(K, int(np.count_nonzero(self.transmat)))
+        if self.sparse:
+            dst, src = np.nonzero(self.transmat.T)  # row-major over (dst, src)
+            self.src = src.astype(np.intp)
+            self.dst = dst.astype(np.intp)
+            self.prob = np.ascontiguousarray(self.transmat[self.src, self.dst])
+
+    def forward_backward(self, loglik, offsets, want_xi=True):
+        """``(status, seq_ll, post, xi, start)`` of a chunk (xi zeros when not want_xi)."""
+        n, K = loglik.shape
+        post = np.empty((n, K))
+        seq_ll = np.empty(len(offsets) - 1)
+        if not self.sparse:
+            xi, start = np.empty((K, K)), np.empty(K)
+            status = _hmm.forward_backward(loglik, offsets, self.startprob, self.transmat,
+                                           post, xi, seq_ll, start, want_xi=want_xi)
+            return status, seq_ll, post, xi, start
+        xi_edges = np.empty(len(self.src))
+        status = _hmm.forward_backward_edges(loglik, offsets, self.startprob, self.src,
+                                             self.dst, self.prob, post, xi_edges, seq_ll,
+                                             want_xi=want_xi)
+        xi = np.zeros((K, K))
+        xi[self.src, self.dst] = xi_edges  # one edge per (src, dst) pair
+        start = np.add.reduce(post[offsets[:-1]], axis=0)  # row after row, as the kernel
+        return status, seq_ll, post, xi, start
+
+    def forward_loglik(self, loglik, offsets):
+        """``(status, seq_ll)`` of a chunk by the forward pass only."""
+        seq_ll = np.empty(len(offsets) - 1)
+        if not self.sparse:
+            status = _hmm.forward_loglik(loglik, offsets, self.startprob, self.transmat, seq_ll)
+        else:
+            status = _hmm.forward_loglik_edges(loglik, offsets, self.startprob, self.src,
+                                               self.dst, self.prob, seq_ll)
+        return status, seq_ll
+
+    def viterbi(self, loglik, offsets):
+        """``(status, seq_logprob, path)`` of a chunk (ties to the lowest predecessor)."""
+        if not hasattr(self, "_log"):
+            log_sp = _safe_log(self.startprob)
+            if self.sparse:
+                self._log = log_sp, np.log(self.prob)
+            else:
+                self._log = log_sp, np.ascontiguousarray(_safe_log(self.transmat).T)
+        log_sp, log_t = self._log
+        path = np.empty(len(loglik), dtype=np.intp)
+        seq_lp = np.empty(len(offsets) - 1)
+        if not self.sparse:
+            status = _hmm.viterbi(loglik, offsets, log_sp, log_t, path, seq_lp)
+        else:
+            status = _hmm.viterbi_edges(loglik, offsets, log_sp, self.src, self.dst, log_t,
+                                        path, seq_lp)
+        return status, seq_lp, path
+
 
 class BaseHMM(EMMixin, BaseEstimator):
     """Common machinery of HMMs with any emission model.
@@ -255,20 +338,16 @@ class BaseHMM(EMMixin, BaseEstimator):
         return _Data(X, lengths, offsets, _make_chunks(offsets))
 
     # ------------------------------------------------------------------ kernels
+    def _transitions(self) -> _Transitions:
+        """The transitions in the kernels' form, dense or edges (:class:`_Transitions`)."""
+        return _Transitions(self.startprob_, self.transmat_)
+
     def _forward_backward(self, loglik, offsets, want_xi=True, first=0):
         """Per-sequence log-likelihoods, posteriors, xi summed and start counts of a chunk
-        with emission log-likelihoods ``loglik``."""
-        n, K = loglik.shape
-        post = np.empty((n, K))
-        xi = np.empty((K, K))
-        start = np.empty(K)
-        seq_ll = np.empty(len(offsets) - 1)
-        status = _hmm.forward_backward(
-            loglik, offsets, np.ascontiguousarray(self.startprob_),
-            np.ascontiguousarray(self.transmat_), post, xi, seq_ll, start, want_xi=want_xi,
-        )
+        with emission log-likelihoods ``loglik`` (dense or edge kernels, the same results)."""
+        status, *out = self._transitions().forward_backward(loglik, offsets, want_xi)
         self._raise_status(status, first)
-        return seq_ll, post, xi, start
+        return tuple(out)
 
     @staticmethod
     def _raise_status(status: int, first: int = 0, labelled: bool = False) -> None:
@@ -801,15 +880,12 @@ class BaseHMM(EMMixin, BaseEstimator):
         ``labels`` (as in :meth:`fit`), of each sequence and its labels."""
         data = self._prepare(X, lengths, labels)
         loglik_fn = self._emission_loglik_fn()
+        trans = self._transitions()
 
         def forward(Xc, off, first, mask=None):
             ll, far = loglik_fn(Xc)
             ll = self._masked(ll, mask, far)
-            seq_ll = np.empty(len(off) - 1)
-            status = _hmm.forward_loglik(
-                ll, off, np.ascontiguousarray(self.startprob_),
-                np.ascontiguousarray(self.transmat_), seq_ll
-            )
+            status, seq_ll = trans.forward_loglik(ll, off)
             self._raise_status(status, first, mask is not None)
             return self._far_sequences(seq_ll, off, far)
 
@@ -847,16 +923,13 @@ class BaseHMM(EMMixin, BaseEstimator):
         data = self._prepare(X, lengths, labels)
         loglik_fn = self._emission_loglik_fn()
         log_sp, log_tm = _safe_log(self.startprob_), _safe_log(self.transmat_)
-        log_tm_t = np.ascontiguousarray(log_tm.T)
+        trans = self._transitions()
 
         def run(Xc, off, first, mask=None):
             ll, far = loglik_fn(Xc)
             ll = self._masked(ll, mask, far)
-            n, K = ll.shape
             if algorithm == "viterbi":
-                path = np.empty(n, dtype=np.intp)
-                seq_lp = np.empty(len(off) - 1)
-                status = _hmm.viterbi(ll, off, log_sp, log_tm_t, path, seq_lp)
+                status, seq_lp, path = trans.viterbi(ll, off)
                 self._raise_status(status, first, mask is not None)
                 return self._far_sequences(seq_lp, off, far).sum(), path
             path = self._labelled_fb(ll, off, mask, False, first)[1].argmax(axis=1)

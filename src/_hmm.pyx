@@ -429,6 +429,15 @@ cdef Py_ssize_t[:, ::1] _empty2_intp(Py_ssize_t rows, Py_ssize_t cols):
 # Networks built from left-to-right models (word strings, word loops) have a few transitions
 # per state: these kernels take the transitions as an edge list (src[e] -> dst[e] with
 # probability prob[e], or log probability) and cost O(n_edges) per frame instead of O(K^2).
+#
+# Before the loops, the edges are grouped (a stable counting sort, O(n_edges + K)) by
+# destination (forward, Viterbi: the edges into each state) and by source (backward, xi: the
+# edges out of each state), so that every per-frame sum is a gather accumulated in a
+# register, with no scatter and no per-edge branch, and runs over each group in the order the
+# edges are listed. Listed by (dst, src) (what ``np.nonzero(transmat.T)`` gives), the sums
+# and the Viterbi ties are term for term those of :func:`forward_backward`,
+# :func:`forward_loglik` and :func:`viterbi` on the dense matrix (a zero entry only adds an
+# exact 0); emx.hmm.BaseHMM relies on that to switch between the two.
 
 cdef int _check_edges(str kernel, Py_ssize_t K, const Py_ssize_t[::1] src,
                       const Py_ssize_t[::1] dst, Py_ssize_t n_prob, str prob_name) except -1:
@@ -442,6 +451,51 @@ cdef int _check_edges(str kernel, Py_ssize_t K, const Py_ssize_t[::1] src,
             raise ValueError(
                 f"{kernel}: edge {e} ({src[e]} -> {dst[e]}) leaves the states [0, {K})")
     return 0
+
+
+cdef class _Grouped:
+    """The edges grouped by one end (``key``, checked in [0, K)): group j holds the edges
+    ``order[ptr[j]:ptr[j + 1]]``, in the order listed; ``other[k]`` is the other end of the
+    k-th grouped edge and ``w[k]`` its weight (probability or log probability)."""
+    cdef Py_ssize_t[::1] ptr, order, other
+    cdef double[::1] w
+
+    def __cinit__(self, Py_ssize_t K, const Py_ssize_t[::1] key,
+                  const Py_ssize_t[::1] other, const double[::1] w):
+        cdef Py_ssize_t j, e, k, E = key.shape[0]
+        self.ptr = np.zeros(K + 1, dtype=np.intp)
+        self.order = np.empty(E, dtype=np.intp)
+        self.other = np.empty(E, dtype=np.intp)
+        self.w = np.empty(E)
+        with nogil:
+            for e in range(E):
+                self.ptr[key[e] + 1] += 1
+            for j in range(K):
+                self.ptr[j + 1] += self.ptr[j]
+            # ptr[j] is now the start of group j; advance it while filling (then it is the
+            # end of group j, the start of group j + 1), and shift it back.
+            for e in range(E):
+                k = self.ptr[key[e]]
+                self.order[k] = e
+                self.other[k] = other[e]
+                self.w[k] = w[e]
+                self.ptr[key[e]] = k + 1
+            for j in range(K, 0, -1):
+                self.ptr[j] = self.ptr[j - 1]
+            self.ptr[0] = 0
+
+
+cdef inline void _gather_sum(const double* prev, double* cur, Py_ssize_t K,
+                             const Py_ssize_t* ptr, const Py_ssize_t* other,
+                             const double* w) noexcept nogil:
+    """cur[j] = sum over the edges k into j of prev[other[k]] * w[k] (one forward step)."""
+    cdef Py_ssize_t j, k
+    cdef double s
+    for j in range(K):
+        s = 0.0
+        for k in range(ptr[j], ptr[j + 1]):
+            s += prev[other[k]] * w[k]
+        cur[j] = s
 
 
 def forward_backward_edges(
@@ -463,20 +517,22 @@ def forward_backward_edges(
     the prediction reaches), with the transitions given as edges ``src[e] -> dst[e]`` of
     probability ``prob[e]`` (repeated pairs add up). ``xi_edges`` (n_edges,) is overwritten
     with the expected number of times each edge is taken, summed over frames and sequences.
+    With the edges listed by (dst, src) (one per non-zero entry of the matrix), every
+    output equals :func:`forward_backward`'s on the dense matrix, term for term.
 
     IN: ``loglik``, ``offsets``, ``startprob`` as in :func:`forward_backward`; ``src``,
     ``dst`` (n_edges,) states in [0, K); ``prob`` (n_edges,). OUT: ``post`` (n_frames, K),
     ``xi_edges`` (n_edges,), ``seq_loglik`` (n_sequences,). ``want_xi``: keyword-only
-    option, as in :func:`forward_backward`. Scratch (per-frame emission weights and scales)
-    is allocated here.
+    option, as in :func:`forward_backward` (zeros when False). Scratch (per-frame emission
+    weights and scales, the edges grouped by each end) is allocated here.
     Returns STATUS_OK (-1), or the index of the first sequence whose probability is zero.
     """
     cdef str kn = "forward_backward_edges"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
     cdef Py_ssize_t E = src.shape[0]
-    cdef Py_ssize_t n, t, t0, t1, i, j, e, status = _OK
-    cdef double m, c, total
+    cdef Py_ssize_t n, t, t0, t1, i, j, k, status = _OK
+    cdef double m, c, s, a, v, total
     _check_states(kn, K)
     _check_offsets_frames(kn, offsets, T)
     _need(kn, "startprob", startprob.shape[0], K)
@@ -487,13 +543,21 @@ def forward_backward_edges(
     _disjoint(kn, {"post": _span_d2(post), "xi_edges": _span_d1(xi_edges),
                    "seq_loglik": _span_d1(seq_loglik)},
               {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
+    cdef _Grouped into = _Grouped(K, dst, src, prob)
+    cdef _Grouped out_of = _Grouped(K, src, dst, prob)
+    cdef const Py_ssize_t* in_ptr = &into.ptr[0]
+    cdef const Py_ssize_t* in_src = &into.other[0] if E else NULL
+    cdef const double* in_w = &into.w[0] if E else NULL
+    cdef const Py_ssize_t* out_ptr = &out_of.ptr[0]
+    cdef const Py_ssize_t* out_dst = &out_of.other[0] if E else NULL
+    cdef const double* out_w = &out_of.w[0] if E else NULL
     cdef double[:, ::1] frame_prob = _empty2(T, K)
     cdef double[::1] scale = _empty(T)
     cdef double[::1] beta = _empty(K)
     cdef double[::1] u = _empty(K)
+    cdef double[::1] xi_acc = np.zeros(E)  # sum of alpha_hat[t, src] u[t+1, dst], grouped
+    cdef double* alpha
     with nogil:
-        for e in range(E):
-            xi_edges[e] = 0.0
         for n in range(n_seq):
             t0 = offsets[n]
             t1 = offsets[n + 1]
@@ -507,10 +571,7 @@ def forward_backward_edges(
                     for j in range(K):
                         post[t, j] = startprob[j]
                 else:
-                    for j in range(K):
-                        post[t, j] = 0.0
-                    for e in range(E):
-                        post[t, dst[e]] += post[t - 1, src[e]] * prob[e]
+                    _gather_sum(&post[t - 1, 0], &post[t, 0], K, in_ptr, in_src, in_w)
                 if _weigh_frame(&post[t, 0], &loglik[t, 0], &frame_prob[t, 0], K, &c, &m):
                     status = n
                     break
@@ -524,17 +585,92 @@ def forward_backward_edges(
                 if t == t1 - 1:
                     for i in range(K):
                         beta[i] = 1.0
+                elif want_xi:
+                    # u holds u[t+1]; alpha_hat[t] is still in post[t]
+                    alpha = &post[t, 0]
+                    for i in range(K):
+                        a = alpha[i]
+                        s = 0.0
+                        for k in range(out_ptr[i], out_ptr[i + 1]):
+                            v = u[out_dst[k]]
+                            s += out_w[k] * v
+                            xi_acc[k] += a * v
+                        beta[i] = s
                 else:
                     for i in range(K):
-                        beta[i] = 0.0
-                    for e in range(E):
-                        beta[src[e]] += prob[e] * u[dst[e]]
-                        if want_xi:
-                            xi_edges[e] += post[t, src[e]] * prob[e] * u[dst[e]]
+                        s = 0.0
+                        for k in range(out_ptr[i], out_ptr[i + 1]):
+                            s += out_w[k] * u[out_dst[k]]
+                        beta[i] = s
                 _to_posterior(&post[t, 0], &beta[0], K)
                 if t > t0:
                     for j in range(K):
                         u[j] = frame_prob[t, j] * beta[j] / scale[t]
+        # (on a status the outputs are unspecified; the caller raises)
+        for k in range(E):
+            xi_edges[out_of.order[k]] = out_w[k] * xi_acc[k]
+    return status
+
+
+def forward_loglik_edges(
+    const double[:, ::1] loglik not None,
+    const Py_ssize_t[::1] offsets not None,
+    const double[::1] startprob not None,
+    const Py_ssize_t[::1] src not None,
+    const Py_ssize_t[::1] dst not None,
+    const double[::1] prob not None,
+    double[::1] seq_loglik not None,
+):
+    """Log-likelihood of each sequence by the scaled forward pass only, over a sparse
+    transition structure (edges as in :func:`forward_backward_edges`): :func:`forward_loglik`
+    in O(n_edges) per frame. With the edges listed by (dst, src), it equals
+    :func:`forward_loglik` on the dense matrix, term for term.
+
+    IN: ``loglik``, ``offsets``, ``startprob``, ``src``, ``dst``, ``prob`` as in
+    :func:`forward_backward_edges`. OUT: ``seq_loglik`` (n_sequences,). Scratch (two rows of
+    forward variables, the edges grouped by destination) is allocated here.
+    Returns STATUS_OK (-1), or the first zero-probability sequence.
+    """
+    cdef str kn = "forward_loglik_edges"
+    cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
+    cdef Py_ssize_t n_seq = offsets.shape[0] - 1
+    cdef Py_ssize_t E = src.shape[0]
+    cdef Py_ssize_t n, t, j, t0, t1, cur, status = _OK
+    cdef double m, c, total
+    _check_states(kn, K)
+    _check_offsets_frames(kn, offsets, T)
+    _need(kn, "startprob", startprob.shape[0], K)
+    _check_edges(kn, K, src, dst, prob.shape[0], "prob")
+    _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
+    _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik)},
+              {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
+    cdef _Grouped into = _Grouped(K, dst, src, prob)
+    cdef const Py_ssize_t* in_ptr = &into.ptr[0]
+    cdef const Py_ssize_t* in_src = &into.other[0] if E else NULL
+    cdef const double* in_w = &into.w[0] if E else NULL
+    cdef double[:, ::1] work = _empty2(2, K)  # row (t - t0) % 2 holds frame t
+    with nogil:
+        for n in range(n_seq):
+            t0 = offsets[n]
+            t1 = offsets[n + 1]
+            if t1 <= t0:
+                status = n
+                break
+            total = 0.0
+            for t in range(t0, t1):
+                cur = (t - t0) & 1
+                if t == t0:
+                    for j in range(K):
+                        work[cur, j] = startprob[j]
+                else:
+                    _gather_sum(&work[1 - cur, 0], &work[cur, 0], K, in_ptr, in_src, in_w)
+                if _weigh_frame(&work[cur, 0], &loglik[t, 0], NULL, K, &c, &m):
+                    status = n
+                    break
+                total += log(c) + m
+            if status >= 0:
+                break
+            seq_loglik[n] = total
     return status
 
 
@@ -550,19 +686,20 @@ def viterbi_edges(
 ):
     """Most likely state path of each sequence over a sparse transition structure (log
     space); as :func:`viterbi`, with the transitions as edges ``src[e] -> dst[e]`` of log
-    probability ``log_prob[e]``. Ties go to the edge listed first.
+    probability ``log_prob[e]``. Ties go to the edge listed first: with the edges listed by
+    (dst, src), to the lowest predecessor, as in :func:`viterbi` (same paths and scores).
 
     IN: ``loglik``, ``offsets``, ``log_startprob`` as in :func:`viterbi`; ``src``, ``dst``
     (n_edges,) states in [0, K); ``log_prob`` (n_edges,). OUT: ``path`` (n_frames,),
     ``seq_logprob`` (n_sequences,). Scratch (two rows of log scores, the (n_frames, K)
-    back-pointers) is allocated here.
+    back-pointers, the edges grouped by destination) is allocated here.
     Returns STATUS_OK (-1), or the first sequence with no path of non-zero probability.
     """
     cdef str kn = "viterbi_edges"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
     cdef Py_ssize_t E = src.shape[0]
-    cdef Py_ssize_t n, t, t0, t1, j, e, best_i, cur, prv, status = _OK
+    cdef Py_ssize_t n, t, t0, t1, j, k, best_i, cur, status = _OK
     cdef double best, v
     _check_states(kn, K)
     _check_offsets_frames(kn, offsets, T)
@@ -572,8 +709,13 @@ def viterbi_edges(
     _need(kn, "seq_logprob", seq_logprob.shape[0], n_seq)
     _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob)},
               {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
+    cdef _Grouped into = _Grouped(K, dst, src, log_prob)
+    cdef const Py_ssize_t* in_ptr = &into.ptr[0]
+    cdef const Py_ssize_t* in_src = &into.other[0] if E else NULL
+    cdef const double* in_w = &into.w[0] if E else NULL
     cdef double[:, ::1] delta = _empty2(2, K)  # row (t - t0) % 2 holds frame t
     cdef Py_ssize_t[:, ::1] backptr = _empty2_intp(T, K)
+    cdef const double* prev
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -586,17 +728,17 @@ def viterbi_edges(
                 backptr[t0, j] = 0
             for t in range(t0 + 1, t1):
                 cur = (t - t0) & 1
-                prv = 1 - cur
+                prev = &delta[1 - cur, 0]
                 for j in range(K):
-                    delta[cur, j] = -INFINITY
-                    backptr[t, j] = 0
-                for e in range(E):
-                    v = delta[prv, src[e]] + log_prob[e]
-                    if v > delta[cur, dst[e]]:
-                        delta[cur, dst[e]] = v
-                        backptr[t, dst[e]] = src[e]
-                for j in range(K):
-                    delta[cur, j] += loglik[t, j]
+                    best = -INFINITY
+                    best_i = 0
+                    for k in range(in_ptr[j], in_ptr[j + 1]):
+                        v = prev[in_src[k]] + in_w[k]
+                        if v > best:
+                            best = v
+                            best_i = in_src[k]
+                    delta[cur, j] = best + loglik[t, j]
+                    backptr[t, j] = best_i
             cur = (t1 - 1 - t0) & 1
             best = -INFINITY
             best_i = 0

@@ -135,12 +135,29 @@ class ConvergenceMonitor:
         return -self.roundoff(self.objective[-1]) <= delta < self.tol
 
 
+#: Number of tasks :meth:`ChunkRunner.map_sum` aims at: enough for the threads to share the
+#: work evenly (on 2 threads, 33 equal tasks leave one thread idle for 1/33 of the time where
+#: 13 leave it idle for 1/13), few enough that hand-offs cost nothing measurable.
+TARGET_TASKS = 32
+
+
+def group_size(n_chunks: int) -> int:
+    """Consecutive chunks one task of :meth:`ChunkRunner.map_sum` sums: about
+    ``n_chunks / TARGET_TASKS``, at least 1. A function of the number of chunks alone (never
+    of the number of threads), so the order of the additions is fixed by the data."""
+    return max(1, int(n_chunks) // TARGET_TASKS)
+
+
 class ChunkRunner:
     """Map a function over data chunks in a thread pool and sum the results in chunk order.
 
     The sum runs in a fixed order over chunks fixed by the data (not by the number of
-    threads), so the result is bit-identical for any ``n_jobs``. BLAS is left alone: the
-    kernels' BLAS calls work on blocks of 128 frames, below the size where OpenBLAS threads.
+    threads), so the result is bit-identical for any ``n_jobs``.
+
+    With ``n_jobs > 1``, BLAS is limited to one thread (``threadpoolctl``) while the runner
+    is open, so that emx's threads and BLAS's never share the cores: each of emx's threads
+    runs whole chunks, and a BLAS call inside a kernel (or the M-step between E-steps) must
+    not start threads of its own beside them. With ``n_jobs=1`` BLAS is left as it is.
     """
 
     def __init__(self, n_jobs: int = 1):
@@ -151,6 +168,12 @@ class ChunkRunner:
     def __enter__(self) -> ChunkRunner:
         self._stack = ExitStack()
         if self.n_jobs > 1:
+            # The kernels call scipy's BLAS: load it first, so the limit reaches it too
+            # (threadpoolctl limits the libraries loaded when the limit is set).
+            import scipy.linalg.cython_blas  # noqa: F401
+            from threadpoolctl import threadpool_limits
+
+            self._stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
             self._pool = self._stack.enter_context(ThreadPoolExecutor(self.n_jobs))
         return self
 
@@ -165,13 +188,19 @@ class ChunkRunner:
             return map(func, chunks)
         return self._pool.map(func, chunks)
 
-    def map_sum(self, func, chunks, group: int = 4):
+    def map_sum(self, func, chunks, group: int | None = None):
         """Sum of ``func(chunk)`` over the chunks.
 
         Consecutive chunks are summed in groups of ``group`` inside one task (fewer thread
-        hand-offs), then the group sums in order. The grouping is fixed, so the order of the
-        additions, and with it the result, does not depend on the number of threads.
+        hand-offs), then the group sums in order. ``group=None`` (the default) takes
+        :func:`group_size` of the number of chunks, so that there are about
+        :data:`TARGET_TASKS` tasks to share among the threads. The grouping depends on the
+        chunks alone, so the order of the additions, and with it the result, does not depend
+        on the number of threads.
         """
+        chunks = list(chunks)
+        if group is None:
+            group = group_size(len(chunks))
         groups = [chunks[i : i + group] for i in range(0, len(chunks), group)]
         # In-place sums: every func(chunk) returns fresh statistics the runner owns.
         return reduce(iadd, self.map(lambda g: reduce(iadd, map(func, g)), groups))

@@ -309,11 +309,24 @@ class BaseMixture(MonotoneSteps, EMMixin, DensityMixin, BaseEstimator):
         dens, log_w = self._density(), self._log_weights()
         n, K = X.shape[0], len(self.weights_)
         resp, log_norm = np.empty((n, K)), np.empty(n)
-        for a in range(0, n, CHUNK_ROWS):
+
+        def block(a):
             resp[a : a + CHUNK_ROWS], log_norm[a : a + CHUNK_ROWS] = self._responsibilities(
                 dens, log_w, X[a : a + CHUNK_ROWS]
             )
+
+        self._run_blocks(block, range(0, n, CHUNK_ROWS))
         return resp, log_norm, None
+
+    def _run_blocks(self, func, items) -> None:
+        """``func(item)`` for every item, in the threads of ``n_jobs`` when there are two
+        items or more (each writes its own rows of the outputs: the result does not depend
+        on the number of threads)."""
+        items = list(items)
+        n_jobs = check_n_jobs(getattr(self, "n_jobs", None)) if len(items) > 1 else 1
+        with ChunkRunner(n_jobs) as runner:
+            for _ in runner.map(func, items):
+                pass
 
     def _checked(self, X) -> np.ndarray:
         check_is_fitted(self, "means_")
@@ -1196,19 +1209,36 @@ class GaussianMixture(BaseMixture):
         nan_rows = np.isnan(X).any(axis=1)
         complete = np.flatnonzero(~nan_rows)
         Xc = X if len(complete) == n else np.ascontiguousarray(X[complete])
-        for a in range(0, len(Xc), CHUNK_ROWS):
-            r, ll = self._responsibilities(dens, log_w, Xc[a : a + CHUNK_ROWS])
-            resp[complete[a : a + CHUNK_ROWS]], log_norm[complete[a : a + CHUNK_ROWS]] = r, ll
         filled = X.copy() if want_fill else None
         incomplete = np.flatnonzero(nan_rows)
         if len(incomplete):
             order, starts = pattern_runs(X[incomplete])
             rows = incomplete[order]
             Xm = np.ascontiguousarray(X[rows])
-            r, ll = self._missing_responsibilities(dens, log_w, Xm, starts)
-            resp[rows], log_norm[rows] = r, ll
+            # Blocks of at most CHUNK_ROWS rows (a pattern cut in two is factorised once per
+            # piece; every row's result is the same whatever the cut).
+            pieces = [(int(idx[0]), int(idx[-1]) + 1, local)
+                      for idx, local in split_runs(np.arange(len(Xm), dtype=np.intp), starts,
+                                                   CHUNK_ROWS)]
+        else:
+            pieces = []
+
+        def block(task):
+            missing, a, b, local = task
+            if not missing:
+                r, ll = self._responsibilities(dens, log_w, Xc[a:b])
+                resp[complete[a:b]], log_norm[complete[a:b]] = r, ll
+                return
+            Xp = Xm[a:b]
+            r, ll = self._missing_responsibilities(dens, log_w, Xp, local)
+            resp[rows[a:b]], log_norm[rows[a:b]] = r, ll
             if want_fill:
-                filled[rows] = self._missing_fill(dens, Xm, starts, r)
+                filled[rows[a:b]] = self._missing_fill(dens, Xp, local, r)
+
+        tasks = [(False, a, min(a + CHUNK_ROWS, len(Xc)), None)
+                 for a in range(0, len(Xc), CHUNK_ROWS)]
+        tasks += [(True, a, b, local) for a, b, local in pieces]
+        self._run_blocks(block, tasks)
         return resp, log_norm, filled
 
     def _validate_input(self, X) -> np.ndarray:

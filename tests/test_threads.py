@@ -139,3 +139,45 @@ def test_group_size_from_the_number_of_chunks():
     # group_size takes the number of chunks and nothing else.
     assert [group_size(n) for n in (0, 1, 31, 32, 63, 64, 65, 1000)] == [
         1, 1, 1, 1, 1, 2, 2, 1000 // TARGET_TASKS]
+
+
+# ---------------------------------------------------------------------------- inference
+def _incomplete_rows(n=9000, D=4, seed=3):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, D)) @ rng.normal(size=(D, D)) + rng.normal(size=D)
+    X[rng.random(X.shape) < 0.25] = np.nan
+    X[5] = np.nan  # a row with nothing observed
+    return X
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_threaded_inference_with_missing_entries_is_exact(covariance_type):
+    # More than CHUNK_ROWS rows of each kind: several blocks, run in the threads of n_jobs.
+    X = _incomplete_rows()
+    gm = emx.GaussianMixture(3, covariance_type=covariance_type, max_iter=5,
+                             random_state=0).fit(X)
+    out = {}
+    for n_jobs in (1, 2):
+        gm.set_params(n_jobs=n_jobs)
+        out[n_jobs] = (gm.score_samples(X), gm.predict_proba(X))
+    for a, b in zip(out[1], out[2], strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Row by row (each its own block and pattern): the same values.
+    rows = [0, 5, 4100, 8999] + list(range(17, 40))
+    one = np.array([gm.score_samples(X[i : i + 1])[0] for i in rows])
+    np.testing.assert_allclose(out[2][0][rows], one, rtol=1e-12, atol=0)
+    assert abs(out[2][0][5]) < 1e-12  # nothing observed: log-likelihood 0
+
+
+def test_threaded_imputation_is_exact():
+    X = _incomplete_rows(seed=4)
+    filled = {}
+    for n_jobs in (1, 2):
+        imp = emx.EMImputer(n_jobs=n_jobs, max_iter=5)
+        filled[n_jobs] = imp.fit_transform(X)
+    np.testing.assert_array_equal(filled[1], filled[2])
+    observed = ~np.isnan(X)
+    np.testing.assert_array_equal(filled[2][observed], X[observed])
+    rows = [0, 1, 2, 4100, 8999]
+    one = np.vstack([imp.transform(X[i : i + 1]) for i in rows])
+    np.testing.assert_allclose(filled[2][rows], one, rtol=1e-12, atol=1e-12)

@@ -193,6 +193,45 @@ CASES = {
 }
 
 
+def cpu_model(run) -> tuple[float, float]:
+    """(serial share of the CPU time, ideal 2-thread speed-up) of one ``run(1)``, from CPU
+    times, so unaffected by other processes: the CPU time outside the runner's tasks is
+    serial; each ``ChunkRunner.map`` call costs the longer of two greedy workers' shares of
+    its tasks (in submission order, as the thread pool hands them out)."""
+    import emx._em as E
+
+    calls = []
+    plain = E.ChunkRunner.map
+
+    def timed_map(self, func, chunks):
+        rec = []
+        calls.append(rec)
+
+        def timed(chunk):
+            t0 = time.thread_time()
+            out = func(chunk)
+            rec.append(time.thread_time() - t0)
+            return out
+
+        return plain(self, timed, chunks)
+
+    E.ChunkRunner.map = timed_map
+    try:
+        c0 = time.process_time()
+        run(1)
+        cpu = time.process_time() - c0
+    finally:
+        E.ChunkRunner.map = plain
+    two = cpu - sum(map(sum, calls))
+    serial = two
+    for rec in calls:
+        workers = [0.0, 0.0]
+        for t in rec:
+            workers[workers.index(min(workers))] += t
+        two += max(workers)
+    return serial / cpu, cpu / two
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="*", choices=sorted(CASES), default=None,
@@ -204,23 +243,30 @@ def main(argv=None) -> None:
     warnings.simplefilter("ignore")
 
     print("\n".join(describe_machine("no peer")))
-    print(f"timing       : median of {args.repeats}, n_jobs=1 and 2 alternating after one "
-          "warm-up each; BLAS limited to 1 thread")
-    print(f"{'script':>20}  {'case':>32}  {'1t s':>9}  {'2t s':>9}  {'1t/2t':>6}  "
-          "load before -> after", flush=True)
+    print(f"timing       : median and best of {args.repeats}, n_jobs=1 and 2 alternating after "
+          "one warm-up each; BLAS limited to 1 thread")
+    print("columns      : 1t/2t = median 1t / median 2t; best = fastest 1t / fastest 2t; "
+          "serial = CPU share outside the\n"
+          "               threaded tasks (1 thread); ideal = 1t/2t on two idle cores from "
+          "the CPU times (see cpu_model)")
+    print(f"{'script':>20}  {'case':>32}  {'1t s':>8}  {'2t s':>8}  {'1t/2t':>5}  {'best':>5}  "
+          f"{'serial':>6}  {'ideal':>5}  load before -> after", flush=True)
     with threadpool_limits(limits=1):
         for script in args.only or CASES:
             for name, run in CASES[script]():
                 before = load()
                 log(f"{script}: {name}")
                 run(1), run(2)
+                serial, ideal = cpu_model(run)
                 times = {1: [], 2: []}
                 for _ in range(args.repeats):
                     for n_jobs in (1, 2):
                         times[n_jobs].append(run(n_jobs))
                 t1, t2 = statistics.median(times[1]), statistics.median(times[2])
-                print(f"{script:>20}  {name:>32}  {t1:9.4f}  {t2:9.4f}  {t1 / t2:6.2f}  "
-                      f"{before} -> {load()}", flush=True)
+                best = min(times[1]) / min(times[2])
+                print(f"{script:>20}  {name:>32}  {t1:8.4f}  {t2:8.4f}  {t1 / t2:5.2f}  "
+                      f"{best:5.2f}  {serial:6.1%}  {ideal:5.2f}  {before} -> {load()}",
+                      flush=True)
 
 
 if __name__ == "__main__":

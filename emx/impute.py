@@ -143,6 +143,25 @@ class EMImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         model = self._mixture().fit(X)
         return self._finish_fit(model, int(np.sum(~np.isnan(X).all(axis=1))))
 
+    def fit_transform(self, X, y=None):
+        """Fit the model to incomplete ``X`` by EM and return ``X`` with every missing entry
+        replaced by its conditional expectation (``fit(X).transform(X)``, validating ``X``
+        once).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), with missing entries
+        y : ignored
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features)
+        """
+        X = self._validate_input(X, reset=True)
+        model = self._mixture().fit(X)
+        self._finish_fit(model, int(np.sum(~np.isnan(X).all(axis=1))))
+        return model._estimate_resp(X, want_fill=True)[2]
+
     def _mixture(self) -> GaussianMixture:
         """The (unfitted) mixture this imputer fits."""
         return GaussianMixture(

@@ -181,3 +181,14 @@ def test_threaded_imputation_is_exact():
     rows = [0, 1, 2, 4100, 8999]
     one = np.vstack([imp.transform(X[i : i + 1]) for i in rows])
     np.testing.assert_allclose(filled[2][rows], one, rtol=1e-12, atol=1e-12)
+
+
+def test_imputer_fit_transform_is_fit_then_transform():
+    X = _incomplete_rows(n=500, seed=5)
+    X[np.isnan(X)] = -1.0  # a missing_values code other than NaN
+    X0 = X.copy()
+    a = emx.EMImputer(missing_values=-1.0, max_iter=5, n_jobs=2).fit_transform(X)
+    imp = emx.EMImputer(missing_values=-1.0, max_iter=5, n_jobs=2).fit(X)
+    np.testing.assert_array_equal(a, imp.transform(X))
+    np.testing.assert_array_equal(X, X0)  # the caller's array is not touched
+    assert not np.any(a == -1.0)

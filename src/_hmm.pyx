@@ -437,7 +437,9 @@ cdef Py_ssize_t[:, ::1] _empty2_intp(Py_ssize_t rows, Py_ssize_t cols):
 # edges are listed. Listed by (dst, src) (what ``np.nonzero(transmat.T)`` gives), the sums
 # and the Viterbi ties are term for term those of :func:`forward_backward`,
 # :func:`forward_loglik` and :func:`viterbi` on the dense matrix (a zero entry only adds an
-# exact 0); emx.hmm.BaseHMM relies on that to switch between the two.
+# exact 0); emx.hmm.BaseHMM relies on that to switch between the two. Edges so listed that
+# fill few diagonals of the matrix (left-to-right, banded: ``_Bands``) run as contiguous loops
+# over the diagonals instead, which vectorise, with the same terms in the same order.
 
 cdef int _check_edges(str kernel, Py_ssize_t K, const Py_ssize_t[::1] src,
                       const Py_ssize_t[::1] dst, Py_ssize_t n_prob, str prob_name) except -1:
@@ -498,6 +500,67 @@ cdef inline void _gather_sum(const double* prev, double* cur, Py_ssize_t K,
         cur[j] = s
 
 
+cdef class _Bands:
+    """The edges as diagonals of the transition matrix, when they fill few of them (banded
+    and left-to-right topologies): diagonal k holds the edges ``i -> i + off[k]``, with
+    ``w[k, i]`` their probabilities (0 where a diagonal has no edge), ``off`` increasing, and
+    edge e is ``w[diag_of[e], src[e]]``. Built only when the edges are listed by strictly
+    increasing (dst, src) (then the diagonal sums run in the same order as the grouped ones,
+    and every pair appears once) and ``n_diagonals * K <= 2 * n_edges``: the loops over a
+    diagonal are contiguous and vectorise. ``ok`` says whether the form was built."""
+    cdef bint ok
+    cdef Py_ssize_t[::1] off, diag_of
+    cdef double[:, ::1] w
+
+    def __cinit__(self, Py_ssize_t K, const Py_ssize_t[::1] src, const Py_ssize_t[::1] dst,
+                  const double[::1] prob):
+        cdef Py_ssize_t e, k, E = src.shape[0], n_off = 0
+        self.ok = False
+        if E == 0:
+            return
+        for e in range(1, E):
+            if dst[e] < dst[e - 1] or (dst[e] == dst[e - 1] and src[e] <= src[e - 1]):
+                return
+        cdef Py_ssize_t[::1] slot = np.full(2 * K - 1, -1, dtype=np.intp)  # offset + K - 1
+        for e in range(E):
+            if slot[dst[e] - src[e] + K - 1] < 0:
+                slot[dst[e] - src[e] + K - 1] = 0
+                n_off += 1
+        if n_off * K > 2 * E:
+            return
+        self.off = np.empty(n_off, dtype=np.intp)
+        k = 0
+        for e in range(2 * K - 1):
+            if slot[e] >= 0:
+                slot[e] = k
+                self.off[k] = e - (K - 1)
+                k += 1
+        self.w = np.zeros((n_off, K))
+        self.diag_of = np.empty(E, dtype=np.intp)
+        for e in range(E):
+            k = slot[dst[e] - src[e] + K - 1]
+            self.diag_of[e] = k
+            self.w[k, src[e]] = prob[e]
+        self.ok = True
+
+
+cdef inline void _band_sum(const double* prev, double* cur, Py_ssize_t K,
+                           const Py_ssize_t* off, Py_ssize_t n_off, const double* w) noexcept nogil:
+    """cur[j] = sum over the diagonals, by decreasing offset d (increasing source j - d), of
+    prev[j - d] * w[d, j - d] (one forward step on the diagonal form)."""
+    cdef Py_ssize_t j, k, d, lo, hi
+    cdef const double* wk
+    for j in range(K):
+        cur[j] = 0.0
+    for k in range(n_off - 1, -1, -1):
+        d = off[k]
+        wk = w + k * K
+        lo = d if d > 0 else 0
+        hi = K + d if d < 0 else K
+        for j in range(lo, hi):
+            cur[j] += prev[j - d] * wk[j - d]
+
+
 def forward_backward_edges(
     const double[:, ::1] loglik not None,
     const Py_ssize_t[::1] offsets not None,
@@ -531,7 +594,7 @@ def forward_backward_edges(
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
     cdef Py_ssize_t E = src.shape[0]
-    cdef Py_ssize_t n, t, t0, t1, i, j, k, status = _OK
+    cdef Py_ssize_t n, t, t0, t1, i, j, k, e, status = _OK
     cdef double m, c, s, a, v, total
     _check_states(kn, K)
     _check_offsets_frames(kn, offsets, T)
@@ -545,6 +608,15 @@ def forward_backward_edges(
               {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
     cdef _Grouped into = _Grouped(K, dst, src, prob)
     cdef _Grouped out_of = _Grouped(K, src, dst, prob)
+    cdef _Bands bands = _Bands(K, src, dst, prob)
+    cdef bint banded = bands.ok
+    cdef Py_ssize_t n_off = bands.off.shape[0] if banded else 0
+    cdef const Py_ssize_t* b_off = &bands.off[0] if banded else NULL
+    cdef const double* b_w = &bands.w[0, 0] if banded else NULL
+    cdef double[:, ::1] xi_band = np.zeros((n_off, K)) if banded else None
+    cdef Py_ssize_t d, lo, hi
+    cdef const double* wk
+    cdef double* xk
     cdef const Py_ssize_t* in_ptr = &into.ptr[0]
     cdef const Py_ssize_t* in_src = &into.other[0] if E else NULL
     cdef const double* in_w = &into.w[0] if E else NULL
@@ -570,6 +642,8 @@ def forward_backward_edges(
                 if t == t0:
                     for j in range(K):
                         post[t, j] = startprob[j]
+                elif banded:
+                    _band_sum(&post[t - 1, 0], &post[t, 0], K, b_off, n_off, b_w)
                 else:
                     _gather_sum(&post[t - 1, 0], &post[t, 0], K, in_ptr, in_src, in_w)
                 if _weigh_frame(&post[t, 0], &loglik[t, 0], &frame_prob[t, 0], K, &c, &m):
@@ -585,6 +659,25 @@ def forward_backward_edges(
                 if t == t1 - 1:
                     for i in range(K):
                         beta[i] = 1.0
+                elif banded:
+                    # by increasing offset: increasing destination for each source
+                    alpha = &post[t, 0]
+                    for i in range(K):
+                        beta[i] = 0.0
+                    for k in range(n_off):
+                        d = b_off[k]
+                        wk = b_w + k * K
+                        lo = -d if d < 0 else 0
+                        hi = K - d if d > 0 else K
+                        if want_xi:
+                            xk = &xi_band[k, 0]
+                            for i in range(lo, hi):
+                                v = u[i + d]
+                                beta[i] += wk[i] * v
+                                xk[i] += alpha[i] * v
+                        else:
+                            for i in range(lo, hi):
+                                beta[i] += wk[i] * u[i + d]
                 elif want_xi:
                     # u holds u[t+1]; alpha_hat[t] is still in post[t]
                     alpha = &post[t, 0]
@@ -607,8 +700,12 @@ def forward_backward_edges(
                     for j in range(K):
                         u[j] = frame_prob[t, j] * beta[j] / scale[t]
         # (on a status the outputs are unspecified; the caller raises)
-        for k in range(E):
-            xi_edges[out_of.order[k]] = out_w[k] * xi_acc[k]
+        if banded:
+            for e in range(E):
+                xi_edges[e] = prob[e] * xi_band[bands.diag_of[e], src[e]]
+        else:
+            for k in range(E):
+                xi_edges[out_of.order[k]] = out_w[k] * xi_acc[k]
     return status
 
 
@@ -628,7 +725,7 @@ def forward_loglik_edges(
 
     IN: ``loglik``, ``offsets``, ``startprob``, ``src``, ``dst``, ``prob`` as in
     :func:`forward_backward_edges`. OUT: ``seq_loglik`` (n_sequences,). Scratch (two rows of
-    forward variables, the edges grouped by destination) is allocated here.
+    forward variables, the edges grouped by destination or as diagonals) is allocated here.
     Returns STATUS_OK (-1), or the first zero-probability sequence.
     """
     cdef str kn = "forward_loglik_edges"
@@ -645,6 +742,11 @@ def forward_loglik_edges(
     _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik)},
               {"offsets": _span_i1(offsets), "src": _span_i1(src), "dst": _span_i1(dst)})
     cdef _Grouped into = _Grouped(K, dst, src, prob)
+    cdef _Bands bands = _Bands(K, src, dst, prob)
+    cdef bint banded = bands.ok
+    cdef Py_ssize_t n_off = bands.off.shape[0] if banded else 0
+    cdef const Py_ssize_t* b_off = &bands.off[0] if banded else NULL
+    cdef const double* b_w = &bands.w[0, 0] if banded else NULL
     cdef const Py_ssize_t* in_ptr = &into.ptr[0]
     cdef const Py_ssize_t* in_src = &into.other[0] if E else NULL
     cdef const double* in_w = &into.w[0] if E else NULL
@@ -662,6 +764,8 @@ def forward_loglik_edges(
                 if t == t0:
                     for j in range(K):
                         work[cur, j] = startprob[j]
+                elif banded:
+                    _band_sum(&work[1 - cur, 0], &work[cur, 0], K, b_off, n_off, b_w)
                 else:
                     _gather_sum(&work[1 - cur, 0], &work[cur, 0], K, in_ptr, in_src, in_w)
                 if _weigh_frame(&work[cur, 0], &loglik[t, 0], NULL, K, &c, &m):

@@ -429,3 +429,37 @@ def test_forward_loglik_edges_reports_impossible_sequences_and_checks_its_argume
                                      nd, ok) == STATUS_OK
     assert _hmm.forward_loglik_edges(loglik, np.array([0, 3], np.intp), sp, none, none, nd,
                                      ok) == 0
+
+
+@pytest.mark.parametrize("kind", ["left_to_right", "banded", "random_sparse"])
+def test_edge_kernels_agree_in_sorted_and_any_order(kind):
+    # Edges sorted by (dst, src) that fill few diagonals run as diagonal loops (left to
+    # right, banded), others as grouped gathers (random sparse, or any order): every form
+    # equals the dense kernels.
+    rng = np.random.default_rng(11)
+    K, lengths = 9, [25, 1, 40]
+    A = transmat(kind, K, rng)
+    sp = rng.dirichlet(np.ones(K))
+    T = sum(lengths)
+    off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.intp)
+    loglik = rng.normal(scale=5.0, size=(T, K))
+    post_d, xi_d, ll_d = np.empty((T, K)), np.empty((K, K)), np.empty(3)
+    assert _hmm.forward_backward(loglik, off, sp, A, post_d, xi_d, ll_d) == STATUS_OK
+    fwd_d = np.empty(3)
+    assert _hmm.forward_loglik(loglik, off, sp, A, fwd_d) == STATUS_OK
+    dst, src = (x.astype(np.intp) for x in np.nonzero(A.T))
+    perm = rng.permutation(len(src))
+    for s, d in ((src, dst), (src[perm], dst[perm])):
+        prob = A[s, d]
+        for want_xi in (True, False):
+            post, xi_e, ll = np.empty((T, K)), np.full(len(s), 7.0), np.empty(3)
+            assert _hmm.forward_backward_edges(loglik, off, sp, s, d, prob, post, xi_e, ll,
+                                               want_xi=want_xi) == STATUS_OK
+            np.testing.assert_allclose(post, post_d, atol=1e-12)
+            np.testing.assert_allclose(ll, ll_d, rtol=1e-12)
+            xi = np.zeros((K, K))
+            xi[s, d] = xi_e
+            np.testing.assert_allclose(xi, xi_d if want_xi else 0.0, rtol=1e-11, atol=1e-12)
+        fwd = np.empty(3)
+        assert _hmm.forward_loglik_edges(loglik, off, sp, s, d, prob, fwd) == STATUS_OK
+        np.testing.assert_allclose(fwd, fwd_d, rtol=1e-12)

@@ -123,7 +123,7 @@ _MIN_PROB = 1e-300
 # nnz(transmat_) <= SPARSE_MAX_DENSITY * K**2 and K >= SPARSE_MIN_STATES (measured with
 # bench/topology.py; see the class docstring of BaseHMM).
 SPARSE_MAX_DENSITY = 0.25
-SPARSE_MIN_STATES = 4
+SPARSE_MIN_STATES = 16
 # "auto" (the rule above), "dense" or "sparse": forces one path (for tests and benchmarks).
 _TRANSITIONS = "auto"
 

@@ -110,9 +110,9 @@ LENGTHS = [40, 1, 25, 1, 60]  # with sequences of length 1
 # ------------------------------------------------------------------ the automatic choice
 def test_rule_chooses_edges_for_sparse_matrices_only():
     rng = np.random.default_rng(0)
-    K = 16
+    K = max(16, SPARSE_MIN_STATES)
     sp = np.full(K, 1 / K)
-    assert _Transitions(sp, left_to_right(K)).sparse  # 31 of 256 non-zero
+    assert _Transitions(sp, left_to_right(K)).sparse  # 2K - 1 of K**2 non-zero
     assert _Transitions(sp, banded(K, rng, width=1)).sparse
     assert not _Transitions(sp, rng.dirichlet(np.ones(K), size=K)).sparse  # dense
     # the documented thresholds, at their edges
@@ -129,8 +129,9 @@ def test_rule_chooses_edges_for_sparse_matrices_only():
 
 def test_edges_are_the_non_zero_entries_listed_by_destination_then_source():
     rng = np.random.default_rng(3)
-    A = random_sparse(9, rng, per_row=2)
-    t = _Transitions(np.full(9, 1 / 9), A)
+    K = max(16, SPARSE_MIN_STATES)
+    A = random_sparse(K, rng, per_row=3)
+    t = _Transitions(np.full(K, 1 / K), A)
     assert t.sparse
     keys = list(zip(t.dst.tolist(), t.src.tolist(), strict=True))
     assert keys == sorted(keys) and len(set(keys)) == len(keys) == np.count_nonzero(A)
@@ -145,15 +146,16 @@ def test_left_to_right_model_uses_the_edge_kernels_by_default(monkeypatch):
         kernel = getattr(_hmm, name)
         monkeypatch.setattr(emx_hmm._hmm, name,
                             lambda *a, _k=kernel, _n=name, **kw: calls.append(_n) or _k(*a, **kw))
-    model = gaussian_model("left_to_right", K=8)
-    X, lengths = data(model, [30, 20])
+    K = max(16, SPARSE_MIN_STATES)
+    model = gaussian_model("left_to_right", K=K)
+    X, lengths = data(model, [150, 100])
     model.score(X, lengths)
     model.score_samples(X, lengths)
     model.decode(X, lengths)
     model.fit(X, lengths)
     assert set(calls) == {"forward_loglik_edges", "forward_backward_edges", "viterbi_edges"}
     calls.clear()
-    model.transmat_ = np.full((8, 8), 1 / 8)
+    model.transmat_ = np.full((K, K), 1 / K)
     model.score(X, lengths)
     model.score_samples(X, lengths)
     model.decode(X, lengths)

@@ -87,6 +87,10 @@ def _add(a, b):
 
 def _iadd(a, b):
     if isinstance(a, np.ndarray):
+        if (type(b) is np.ndarray and b.shape == a.shape and b.dtype == a.dtype
+                and a.flags.writeable):  # the usual case, without the general checks below
+            a += b
+            return a
         b_arr = np.asarray(b)
         if (a.flags.writeable and np.result_type(a, b_arr) == a.dtype
                 and np.broadcast_shapes(a.shape, b_arr.shape) == a.shape):
@@ -99,6 +103,17 @@ def _iadd(a, b):
     return a
 
 
+def _fields(obj) -> tuple:
+    """``dataclasses.fields`` of ``obj``'s class with their fixed flags, looked up once per
+    class (the statistics of every chunk are added: this runs in every addition)."""
+    cls = type(obj)
+    out = cls.__dict__.get("_emx_fields")
+    if out is None:
+        out = tuple((f, _is_fixed(f)) for f in dataclasses.fields(cls))
+        cls._emx_fields = out
+    return out
+
+
 class AdditiveStats:
     """Mixin giving a dataclass ``__add__``, ``__iadd__`` and ``__radd__`` (with 0) from its
     fields; see the module docstring for the rules. ``__add__`` never modifies its operands;
@@ -108,9 +123,9 @@ class AdditiveStats:
         """Raise ValueError unless ``self + other`` is defined (recursively into nested
         statistics), before anything is changed."""
         name = type(self).__name__
-        for f in dataclasses.fields(self):
+        for f, is_fixed in _fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            if _is_fixed(f):
+            if is_fixed:
                 if not _same(a, b):
                     msg = f.metadata[_FIXED]
                     raise ValueError(msg if isinstance(msg, str) else (
@@ -151,11 +166,11 @@ class AdditiveStats:
             return NotImplemented
         # Every field is checked before any is changed: a failed += leaves self unchanged.
         self._check_addable(other)
-        for f in dataclasses.fields(self):
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            if _is_fixed(f) or a is None:
+        for f, is_fixed in _fields(self):
+            a = getattr(self, f.name)
+            if is_fixed or a is None:
                 continue
-            setattr(self, f.name, _iadd(a, b))
+            setattr(self, f.name, _iadd(a, getattr(other, f.name)))
         return self
 
     def _rebuild(self, values: dict):

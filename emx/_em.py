@@ -148,6 +148,24 @@ def group_size(n_chunks: int) -> int:
     return max(1, int(n_chunks) // TARGET_TASKS)
 
 
+_BLAS: dict = {"controller": None, "n_modules": -1}
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded thread pools, scanned again only when a module
+    was imported since the last scan (a scan costs ~1.5 ms, a fit of a few ms pays it
+    otherwise; a new BLAS comes with an import). The kernels call scipy's BLAS: it is loaded
+    before the first scan, so that the limit reaches it (threadpoolctl limits the libraries
+    loaded when it scans)."""
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    n = len(sys.modules)
+    if _BLAS["controller"] is None or _BLAS["n_modules"] != n:
+        _BLAS["controller"], _BLAS["n_modules"] = ThreadpoolController(), n
+    return _BLAS["controller"]
+
+
 class ChunkRunner:
     """Map a function over data chunks in a thread pool and sum the results in chunk order.
 
@@ -168,12 +186,7 @@ class ChunkRunner:
     def __enter__(self) -> ChunkRunner:
         self._stack = ExitStack()
         if self.n_jobs > 1:
-            # The kernels call scipy's BLAS: load it first, so the limit reaches it too
-            # (threadpoolctl limits the libraries loaded when the limit is set).
-            import scipy.linalg.cython_blas  # noqa: F401
-            from threadpoolctl import threadpool_limits
-
-            self._stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+            self._stack.enter_context(_blas_controller().limit(limits=1, user_api="blas"))
             self._pool = self._stack.enter_context(ThreadPoolExecutor(self.n_jobs))
         return self
 

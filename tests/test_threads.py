@@ -192,3 +192,16 @@ def test_imputer_fit_transform_is_fit_then_transform():
     np.testing.assert_array_equal(a, imp.transform(X))
     np.testing.assert_array_equal(X, X0)  # the caller's array is not touched
     assert not np.any(a == -1.0)
+
+
+def test_blas_controller_rescanned_after_an_import(monkeypatch):
+    # A BLAS loaded by a later import must be limited too: the cached scan is renewed.
+    import sys
+    import types
+
+    from emx import _em
+
+    first = _em._blas_controller()
+    assert _em._blas_controller() is first
+    monkeypatch.setitem(sys.modules, "_emx_test_new_module", types.ModuleType("x"))
+    assert _em._blas_controller() is not first

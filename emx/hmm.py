@@ -210,6 +210,16 @@ class BaseHMM(EMMixin, BaseEstimator):
     hyperparameters in ``_new_emission()``. BaseHMM copies the fitted attributes present on
     the estimator onto the object before using it (:meth:`_emission`) and back after
     initialisation and every M-step (:meth:`_store`).
+
+    Sparse transitions: when ``transmat_`` has many structural zeros (left-to-right,
+    banded), the E-step, :meth:`score`, :meth:`score_sequences`, :meth:`score_samples`,
+    :meth:`predict_proba` and :meth:`decode` run edge-list kernels that cost O(n_edges) per
+    frame instead of O(K^2). The choice is automatic: edges when
+    ``nnz(transmat_) <= SPARSE_MAX_DENSITY * K**2`` (0.25) and ``K >= SPARSE_MIN_STATES``
+    (16), constants of :mod:`emx.hmm` measured with ``python bench/topology.py --sweep``.
+    Both paths give the same results (the edges are listed by destination then source, so
+    every sum has the dense kernels' terms in their order, and Viterbi ties go to the lowest
+    predecessor on both); the choice changes only the speed.
     """
 
     _emission_attrs: tuple = ()

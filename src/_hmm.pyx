@@ -94,69 +94,240 @@ cdef inline void _to_posterior(double* alpha, const double* beta, Py_ssize_t K) 
             alpha[i] /= s
 
 
-cdef Py_ssize_t _forward_backward_one(
-    const double[:, ::1] loglik, Py_ssize_t t0, Py_ssize_t t1,
-    const double[::1] startprob, const double[:, ::1] transmat,
-    double[:, ::1] post, double[:, ::1] frame_prob, double[::1] scale,
-    double[:, ::1] xi_raw, double[::1] beta, double[::1] u, bint want_xi,
-    double* seq_loglik,
-) noexcept nogil:
-    """Scaled forward-backward on frames [t0, t1). Returns 0, or 1 when P(sequence) == 0.
+# ------------------------------------------------------------------------- lockstep blocks
+# The forward and backward recursions of many sequences run in lockstep: the sequences of a
+# call are ordered by length (longest first, ties in the caller's order) and taken in blocks
+# of up to LOCKSTEP_BLOCK; frame tau of the block's active sequences (those longer than tau,
+# a prefix of the block) is one (n_active x K) by (K x K) matrix product, done by dgemm when
+# K >= BLAS_MIN_STATES and by a plain loop below (where a BLAS call costs more than the
+# product). A block of one sequence is the single-sequence path (dgemm with one column,
+# that is a matrix-vector product): one rule for every case, no switch to tune. The emission
+# weights of all the block's active sequences at a frame are exponentiated in one vector call
+# (_vmath.h). The expected transition counts sum_t alpha_hat[t] u[t+1]^T are accumulated by
+# stacking the rows of XI_STACK frame-sequence pairs and multiplying the two stacks (one
+# K x XI_STACK x K dgemm) instead of an outer product per frame.
+#
+# Every sequence's numbers depend on that sequence alone (the rows of a matrix product do not
+# mix), on the block size and on nothing else: results do not depend on how the caller splits
+# its work into threads.
 
-    Forward: alpha_hat[t] = normalised (pred[t] * b[t]), where pred[t] is the predicted state
-    distribution and b[t, j] = exp(loglik[t, j] - m[t]) with m[t] the frame's maximum over the
-    states that pred[t] can reach. States pred[t] cannot reach get b = 0 exactly (they cannot
-    contribute), so a huge log-likelihood in an unreachable state neither overflows nor
-    underflows the reachable ones. log P = sum_t log(c[t]) + m[t].
-    Backward: u[t] = b[t] * beta_hat[t] / c[t]; beta_hat[t-1] = A u[t];
-    gamma[t] = alpha_hat[t] * beta_hat[t]; sum_t xi[t] = A (elementwise) sum_t alpha_hat[t] u[t+1]^T.
-    """
-    cdef Py_ssize_t K = loglik.shape[1]
-    cdef Py_ssize_t t, i, j
-    cdef double m, c, s, a, total = 0.0
+from scipy.linalg.cython_blas cimport dgemm
 
-    # ---- forward: alpha_hat is stored in post[t] ----
-    for t in range(t0, t1):
-        if t == t0:
-            for j in range(K):
-                post[t, j] = startprob[j]
+cdef extern from "_vmath.h" nogil:
+    void emx_exp_inplace(double* x, Py_ssize_t n)
+
+cdef enum:
+    LOCKSTEP_BLOCK = 64
+    BLAS_MIN_STATES = 8
+    XI_STACK = 256
+
+# Exposed for tests and documentation.
+lockstep_block = LOCKSTEP_BLOCK
+cdef Py_ssize_t _block = LOCKSTEP_BLOCK
+
+
+def _set_block(Py_ssize_t n):
+    global _block
+    _block = n
+blas_min_states = BLAS_MIN_STATES
+
+
+cdef void _times_transmat(const double* rows, Py_ssize_t n, const double* A, Py_ssize_t K,
+                          double* out, bint transposed) noexcept nogil:
+    """out (n x K) = rows (n x K) @ A, or rows @ A^T when ``transposed`` (all row-major)."""
+    cdef int m = <int>K, nn = <int>n, ld = <int>K
+    cdef double one = 1.0, zero = 0.0
+    cdef Py_ssize_t r, i, j
+    cdef double s, a
+    if n == 0:
+        return
+    if K >= BLAS_MIN_STATES:
+        # Column-major views: out^T = A^T rows^T (A's row-major storage is A^T column-major),
+        # or out^T = A rows^T.
+        if transposed:
+            dgemm("T", "N", &m, &nn, &m, &one, <double*>A, &ld, <double*>rows, &ld, &zero,
+                  out, &ld)
         else:
-            for j in range(K):
-                post[t, j] = 0.0
-            for i in range(K):
-                a = post[t - 1, i]
-                if a != 0.0:
-                    for j in range(K):
-                        post[t, j] += a * transmat[i, j]
-        if _weigh_frame(&post[t, 0], &loglik[t, 0], &frame_prob[t, 0], K, &c, &m):
-            return 1
-        scale[t] = c
-        total += log(c) + m
-    seq_loglik[0] = total
-
-    # ---- backward, overwriting alpha_hat[t] by gamma[t] once it is no longer needed ----
-    for t in range(t1 - 1, t0 - 1, -1):
-        if t == t1 - 1:
-            for i in range(K):
-                beta[i] = 1.0
-        else:
-            # u holds u[t+1]; alpha_hat[t] is still in post[t].
-            if want_xi:
-                for i in range(K):
-                    a = post[t, i]
-                    if a != 0.0:
-                        for j in range(K):
-                            xi_raw[i, j] += a * u[j]
+            dgemm("N", "N", &m, &nn, &m, &one, <double*>A, &ld, <double*>rows, &ld, &zero,
+                  out, &ld)
+        return
+    for r in range(n):
+        if transposed:
             for i in range(K):
                 s = 0.0
                 for j in range(K):
-                    s += transmat[i, j] * u[j]
-                beta[i] = s
-        _to_posterior(&post[t, 0], &beta[0], K)
-        if t > t0:
+                    s += A[i * K + j] * rows[r * K + j]
+                out[r * K + i] = s
+        else:
             for j in range(K):
-                u[j] = frame_prob[t, j] * beta[j] / scale[t]
-    return 0
+                out[r * K + j] = 0.0
+            for i in range(K):
+                a = rows[r * K + i]
+                for j in range(K):
+                    out[r * K + j] += a * A[i * K + j]
+
+
+cdef void _xi_flush(const double* alpha_rows, const double* u_rows, Py_ssize_t n, Py_ssize_t K,
+                    double* xi_raw) noexcept nogil:
+    """xi_raw (K x K) += alpha_rows^T u_rows over n stacked rows."""
+    cdef int m = <int>K, nn = <int>n, ld = <int>K
+    cdef double one = 1.0
+    cdef Py_ssize_t r, i, j
+    cdef double a
+    if n == 0:
+        return
+    if K >= BLAS_MIN_STATES:
+        # Column-major: xi^T (K x K) += u_rows^T-view (K x n) times (alpha_rows^T-view)^T.
+        dgemm("N", "T", &m, &m, &nn, &one, <double*>u_rows, &ld, <double*>alpha_rows, &ld,
+              &one, xi_raw, &ld)
+        return
+    for r in range(n):
+        for i in range(K):
+            a = alpha_rows[r * K + i]
+            for j in range(K):
+                xi_raw[i * K + j] += a * u_rows[r * K + j]
+
+
+cdef void _forward_block(
+    const double* ll, Py_ssize_t K, const Py_ssize_t* starts, const Py_ssize_t* lens,
+    Py_ssize_t nb, const double* startprob, const double* A,
+    double* post, double* frame_prob, double* scale,
+    double* cur, double* pred, double* total, signed char* failed,
+) noexcept nogil:
+    """Scaled forward pass of nb sequences in lockstep: sequence b has frames
+    [starts[b], starts[b] + lens[b]), lens non-increasing, lens[nb - 1] >= 1.
+
+    Per frame and sequence (as for one sequence alone): pred = alpha_hat[t-1] A (startprob
+    at the first frame); b[j] = exp(loglik[t, j] - m) with m the maximum of loglik[t] over
+    the states pred reaches, b = 0 exactly on the others (a huge log-likelihood in an
+    unreachable state can neither overflow nor underflow the reachable ones);
+    alpha_hat[t] = pred * b / c with c its sum; log P = sum_t log(c) + m.
+    Writes alpha_hat to post (and b, c to frame_prob, scale) unless they are NULL; total[b]
+    receives log P; failed[b] is set to 1 when the sequence has probability zero (its other
+    outputs are then meaningless). cur, pred: scratch of nb x K.
+    """
+    cdef Py_ssize_t tau, b, j, t, nact = nb, L = lens[0]
+    cdef double m, c, inv
+    cdef double* p
+    cdef double* e
+    cdef const double* row
+    for b in range(nb):
+        total[b] = 0.0
+        failed[b] = 0
+    for tau in range(L):
+        while lens[nact - 1] <= tau:
+            nact -= 1
+        if tau == 0:
+            for b in range(nact):
+                for j in range(K):
+                    pred[b * K + j] = startprob[j]
+        else:
+            _times_transmat(cur, nact, A, K, pred, False)
+        # exponents (loglik - m over the reachable states, -inf elsewhere), in cur
+        for b in range(nact):
+            row = ll + (starts[b] + tau) * K
+            p = pred + b * K
+            e = cur + b * K
+            m = -INFINITY
+            for j in range(K):
+                if p[j] > 0.0 and row[j] > m:
+                    m = row[j]
+            if m == -INFINITY:
+                failed[b] = 1
+            for j in range(K):
+                e[j] = row[j] - m if p[j] > 0.0 and m > -INFINITY else -INFINITY
+            total[b] += m
+        emx_exp_inplace(cur, nact * K)
+        for b in range(nact):
+            t = starts[b] + tau
+            p = pred + b * K
+            e = cur + b * K
+            c = 0.0
+            for j in range(K):
+                p[j] *= e[j]
+                c += p[j]
+            if frame_prob != NULL:
+                for j in range(K):
+                    frame_prob[t * K + j] = e[j]
+            if not c > 0.0:
+                failed[b] = 1
+                for j in range(K):
+                    e[j] = 0.0
+                continue
+            inv = 1.0 / c
+            for j in range(K):
+                e[j] = p[j] * inv
+            if post != NULL:
+                for j in range(K):
+                    post[t * K + j] = e[j]
+                scale[t] = c
+            total[b] += log(c)
+
+
+cdef void _backward_block(
+    Py_ssize_t K, const Py_ssize_t* starts, const Py_ssize_t* lens, Py_ssize_t nb,
+    const double* A, double* post, const double* frame_prob, const double* scale,
+    double* u, double* u_new, double* beta, double* stack_a, double* stack_u,
+    double* xi_raw, bint want_xi,
+) noexcept nogil:
+    """Backward pass of the block after :func:`_forward_block`: post (alpha_hat) becomes the
+    posteriors gamma; xi_raw += sum_t alpha_hat[t] u[t+1]^T when want_xi.
+
+    u[t] = b[t] * beta_hat[t] / c[t]; beta_hat[t-1] = A u[t] (beta_hat = 1 at a sequence's
+    last frame); gamma[t] = alpha_hat[t] * beta_hat[t], normalised.
+    u, u_new, beta: scratch of nb x K; stack_a, stack_u: XI_STACK x K.
+    """
+    cdef Py_ssize_t tau, b, i, j, t, n_stack = 0, L = lens[0]
+    cdef Py_ssize_t nact = 0, nnext
+    cdef double s, inv
+    cdef double* al
+    cdef double* be
+    cdef double* swap
+    for tau in range(L - 1, -1, -1):
+        nnext = nact  # sequences longer than tau + 1
+        while nact < nb and lens[nact] > tau:
+            nact += 1
+        _times_transmat(u, nnext, A, K, beta, True)
+        for b in range(nnext, nact):
+            for j in range(K):
+                beta[b * K + j] = 1.0
+        if want_xi:
+            for b in range(nnext):
+                al = post + (starts[b] + tau) * K
+                for j in range(K):
+                    stack_a[n_stack * K + j] = al[j]
+                    stack_u[n_stack * K + j] = u[b * K + j]
+                n_stack += 1
+                if n_stack == XI_STACK:
+                    _xi_flush(stack_a, stack_u, n_stack, K, xi_raw)
+                    n_stack = 0
+        for b in range(nact):
+            t = starts[b] + tau
+            al = post + t * K
+            be = beta + b * K
+            s = 0.0
+            for i in range(K):
+                al[i] *= be[i]
+                s += al[i]
+            if s > 0.0:
+                inv = 1.0 / s
+                for i in range(K):
+                    al[i] *= inv
+            if tau > 0:
+                inv = 1.0 / scale[t]
+                for j in range(K):
+                    u_new[b * K + j] = frame_prob[t * K + j] * be[j] * inv
+        swap = u
+        u = u_new
+        u_new = swap
+    if want_xi:
+        _xi_flush(stack_a, stack_u, n_stack, K, xi_raw)
+
+
+cdef Py_ssize_t[::1] _lockstep_order(const Py_ssize_t[::1] offsets):
+    """Sequences by length, longest first (stable: ties keep the caller's order)."""
+    lengths = np.diff(np.asarray(offsets))
+    return np.ascontiguousarray(np.argsort(-lengths, kind="stable"), dtype=np.intp)
 
 
 def forward_backward(
@@ -173,6 +344,11 @@ def forward_backward(
 ):
     """Posteriors, expected transition counts and log-likelihoods of many sequences.
 
+    Sequences run in lockstep blocks, longest first (see the comment above
+    ``_times_transmat``): per frame, one matrix product for the block's active sequences
+    (dgemm for K >= 8), one vector exp call, and the expected transition counts as one dgemm
+    per 256 stacked frames.
+
     Parameters
     ----------
     loglik : IN (n_frames, K) emission log-likelihoods (finite or -inf), K >= 1.
@@ -186,8 +362,8 @@ def forward_backward(
         summed over the sequences (expected counts of each starting state).
     want_xi : keyword-only option: accumulate xi_sum (False for scoring only).
 
-    Scratch (the per-frame emission weights and scales, (n_frames, K) and (n_frames,)) is
-    allocated here.
+    Scratch (the per-frame emission weights and scales, (n_frames, K) and (n_frames,), and
+    a few block-sized buffers) is allocated here.
 
     Returns
     -------
@@ -198,8 +374,7 @@ def forward_backward(
     cdef str kn = "forward_backward"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t n, i, j, status = _OK
-    cdef double ll
+    cdef Py_ssize_t n, i, j, b, b0, nb, status = _OK
     cdef bint want_start = start_sum is not None
     _check_states(kn, K)
     _check_offsets_frames(kn, offsets, T)
@@ -213,32 +388,59 @@ def forward_backward(
     _disjoint(kn, {"post": _span_d2(post), "xi_sum": _span_d2(xi_sum),
                    "seq_loglik": _span_d1(seq_loglik), "start_sum": _span_d1(start_sum)},
               {"offsets": _span_i1(offsets)})
+    cdef Py_ssize_t[::1] order = _lockstep_order(offsets)
+    cdef Py_ssize_t B = min(n_seq, _block)
+    cdef Py_ssize_t[::1] starts = np.empty(max(B, 1), dtype=np.intp)
+    cdef Py_ssize_t[::1] lens = np.empty(max(B, 1), dtype=np.intp)
     cdef double[:, ::1] frame_prob = _empty2(T, K)
     cdef double[::1] scale = _empty(T)
-    cdef double[::1] beta = _empty(K)
-    cdef double[::1] u = _empty(K)
+    cdef double[:, ::1] work = _empty2(3 * max(B, 1), K)  # cur, pred; then u, u_new, beta
+    cdef double[:, ::1] stack = _empty2(2 * XI_STACK, K)
+    cdef double[::1] total = _empty(max(B, 1))
+    cdef signed char[::1] failed = np.zeros(max(n_seq, 1), dtype=np.int8)
+    cdef signed char[::1] failed_b = np.zeros(max(B, 1), dtype=np.int8)
+    cdef double* w = &work[0, 0]
     with nogil:
         for i in range(K):
             if want_start:
                 start_sum[i] = 0.0
             for j in range(K):
                 xi_sum[i, j] = 0.0
+        b0 = 0
+        while b0 < n_seq:
+            nb = min(B, n_seq - b0)
+            for b in range(nb):
+                n = order[b0 + b]
+                starts[b] = offsets[n]
+                lens[b] = offsets[n + 1] - offsets[n]
+            while nb > 0 and lens[nb - 1] == 0:  # empty sequences: probability zero
+                failed[order[b0 + nb - 1]] = 1
+                nb -= 1
+            if nb > 0:
+                _forward_block(&loglik[0, 0], K, &starts[0], &lens[0], nb, &startprob[0],
+                               &transmat[0, 0], &post[0, 0], &frame_prob[0, 0], &scale[0],
+                               w, w + B * K, &total[0], &failed_b[0])
+                for b in range(nb):
+                    n = order[b0 + b]
+                    failed[n] = failed_b[b]
+                    seq_loglik[n] = total[b]
+                _backward_block(K, &starts[0], &lens[0], nb, &transmat[0, 0], &post[0, 0],
+                                &frame_prob[0, 0], &scale[0], w, w + B * K, w + 2 * B * K,
+                                &stack[0, 0], &stack[XI_STACK, 0], &xi_sum[0, 0], want_xi)
+            b0 += min(B, n_seq - b0)
         for n in range(n_seq):
-            if offsets[n + 1] <= offsets[n]:
+            if failed[n]:
                 status = n
                 break
-            if _forward_backward_one(loglik, offsets[n], offsets[n + 1], startprob, transmat,
-                                     post, frame_prob, scale, xi_sum, beta, u, want_xi, &ll):
-                status = n
-                break
-            seq_loglik[n] = ll
+        if status == _OK:
             if want_start:
+                for n in range(n_seq):
+                    for i in range(K):
+                        start_sum[i] += post[offsets[n], i]
+            if want_xi:
                 for i in range(K):
-                    start_sum[i] += post[offsets[n], i]
-        if want_xi:
-            for i in range(K):
-                for j in range(K):
-                    xi_sum[i, j] *= transmat[i, j]
+                    for j in range(K):
+                        xi_sum[i, j] *= transmat[i, j]
     return status
 
 
@@ -249,53 +451,56 @@ def forward_loglik(
     const double[:, ::1] transmat not None,
     double[::1] seq_loglik not None,
 ):
-    """Log-likelihood of each sequence by the scaled forward pass only.
+    """Log-likelihood of each sequence by the scaled forward pass only (the forward half of
+    :func:`forward_backward`, in the same lockstep blocks, storing nothing per frame).
 
     IN: ``loglik`` (n_frames, K), ``offsets``, ``startprob``, ``transmat`` as in
-    :func:`forward_backward`. OUT: ``seq_loglik`` (n_sequences,). Scratch: two rows of K
-    (the previous and the current forward variables), allocated here.
+    :func:`forward_backward`. OUT: ``seq_loglik`` (n_sequences,). Scratch: block-sized
+    buffers (two of up to 64 x K), allocated here.
     Returns STATUS_OK (-1), or the first zero-probability sequence.
     """
     cdef str kn = "forward_loglik"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t n, t, i, j, t0, t1, cur, status = _OK
-    cdef double m, c, a, total
+    cdef Py_ssize_t n, b, b0, nb, status = _OK
     _check_states(kn, K)
     _check_offsets_frames(kn, offsets, T)
     _need(kn, "startprob", startprob.shape[0], K)
     _need2(kn, "transmat", transmat.shape[0], transmat.shape[1], K, K)
     _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
     _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik)}, {"offsets": _span_i1(offsets)})
-    cdef double[:, ::1] work = _empty2(2, K)  # row (t - t0) % 2 holds frame t
+    cdef Py_ssize_t[::1] order = _lockstep_order(offsets)
+    cdef Py_ssize_t B = min(n_seq, _block)
+    cdef Py_ssize_t[::1] starts = np.empty(max(B, 1), dtype=np.intp)
+    cdef Py_ssize_t[::1] lens = np.empty(max(B, 1), dtype=np.intp)
+    cdef double[:, ::1] work = _empty2(2 * max(B, 1), K)
+    cdef double[::1] total = _empty(max(B, 1))
+    cdef signed char[::1] failed = np.zeros(max(n_seq, 1), dtype=np.int8)
+    cdef signed char[::1] failed_b = np.zeros(max(B, 1), dtype=np.int8)
     with nogil:
+        b0 = 0
+        while b0 < n_seq:
+            nb = min(B, n_seq - b0)
+            for b in range(nb):
+                n = order[b0 + b]
+                starts[b] = offsets[n]
+                lens[b] = offsets[n + 1] - offsets[n]
+            while nb > 0 and lens[nb - 1] == 0:
+                failed[order[b0 + nb - 1]] = 1
+                nb -= 1
+            if nb > 0:
+                _forward_block(&loglik[0, 0], K, &starts[0], &lens[0], nb, &startprob[0],
+                               &transmat[0, 0], NULL, NULL, NULL, &work[0, 0], &work[B, 0],
+                               &total[0], &failed_b[0])
+                for b in range(nb):
+                    n = order[b0 + b]
+                    failed[n] = failed_b[b]
+                    seq_loglik[n] = total[b]
+            b0 += min(B, n_seq - b0)
         for n in range(n_seq):
-            t0 = offsets[n]
-            t1 = offsets[n + 1]
-            if t1 <= t0:
+            if failed[n]:
                 status = n
                 break
-            total = 0.0
-            for t in range(t0, t1):
-                cur = (t - t0) & 1
-                if t == t0:
-                    for j in range(K):
-                        work[cur, j] = startprob[j]
-                else:
-                    for j in range(K):
-                        work[cur, j] = 0.0
-                    for i in range(K):
-                        a = work[1 - cur, i]
-                        if a != 0.0:
-                            for j in range(K):
-                                work[cur, j] += a * transmat[i, j]
-                if _weigh_frame(&work[cur, 0], &loglik[t, 0], NULL, K, &c, &m):
-                    status = n
-                    break
-                total += log(c) + m
-            if status >= 0:
-                break
-            seq_loglik[n] = total
     return status
 
 

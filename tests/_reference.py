@@ -68,3 +68,27 @@ def log_forward_total(loglik, startprob, transmat):
     if len(M) == 0:
         return logsumexp(alpha0)
     return logsumexp(alpha0[:, None] + M[0], axis=(0, 1))
+
+
+def log_forward_backward(loglik, startprob, transmat):
+    """Forward-backward of one sequence in log space (log-sum-exp per frame).
+
+    Returns log P(X), posteriors (T, K) and expected transition counts (K, K); -inf, NaN
+    posteriors and NaN counts when the sequence is impossible.
+    """
+    T, K = loglik.shape
+    lsp, ltm = safe_log(startprob), safe_log(transmat)
+    la = np.empty((T, K))
+    lb = np.zeros((T, K))
+    la[0] = lsp + loglik[0]
+    for t in range(1, T):
+        la[t] = logsumexp(la[t - 1][:, None] + ltm, axis=0) + loglik[t]
+    for t in range(T - 2, -1, -1):
+        lb[t] = logsumexp(ltm + (loglik[t + 1] + lb[t + 1])[None, :], axis=1)
+    total = logsumexp(la[-1])
+    with np.errstate(invalid="ignore"):
+        post = np.exp(la + lb - total)
+        xi = np.zeros((K, K))
+        for t in range(T - 1):
+            xi += np.exp(la[t][:, None] + ltm + (loglik[t + 1] + lb[t + 1])[None, :] - total)
+    return total, post, xi

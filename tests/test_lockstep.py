@@ -1,0 +1,145 @@
+"""The lockstep forward-backward kernels (sequences in blocks, one matrix product per frame)
+against a per-sequence log-space reference, on the cases the blocking could get wrong:
+unsorted mixed lengths, more sequences than one block, more stacked frames than one xi
+product, both sides of the BLAS switch, impossible and empty sequences."""
+
+import numpy as np
+import pytest
+from _reference import log_forward_backward
+
+from emx._core import _hmm
+from emx._validation import offsets_from_lengths
+
+BLOCK = _hmm.lockstep_block
+BLAS_MIN = _hmm.blas_min_states
+
+
+def model(rng, K, zeros=0.0):
+    startprob = rng.dirichlet(np.ones(K))
+    transmat = rng.dirichlet(np.ones(K), size=K)
+    if zeros:
+        transmat[rng.random((K, K)) < zeros] = 0.0
+        transmat[np.arange(K), np.arange(K)] += 0.1
+        transmat /= transmat.sum(axis=1, keepdims=True)
+    return startprob, transmat
+
+
+def fb(loglik, lengths, startprob, transmat, want_xi=True):
+    T, K = loglik.shape
+    off = offsets_from_lengths(lengths)
+    post, xi = np.full((T, K), np.nan), np.full((K, K), np.nan)
+    ll, start = np.full(len(lengths), np.nan), np.full(K, np.nan)
+    status = _hmm.forward_backward(loglik, off, startprob, transmat, post, xi, ll, start,
+                                   want_xi=want_xi)
+    return status, ll, post, xi, start
+
+
+def reference(loglik, lengths, startprob, transmat):
+    K = loglik.shape[1]
+    off = offsets_from_lengths(lengths)
+    lls, posts, xi, start = [], [], np.zeros((K, K)), np.zeros(K)
+    for n in range(len(lengths)):
+        total, post, xi_n = log_forward_backward(loglik[off[n]:off[n + 1]], startprob, transmat)
+        lls.append(total)
+        posts.append(post)
+        xi += xi_n
+        start += post[0]
+    return np.array(lls), np.concatenate(posts), xi, start
+
+
+@pytest.mark.parametrize("K", [1, 2, BLAS_MIN - 1, BLAS_MIN, 13, 33])
+def test_mixed_lengths_over_several_blocks_equal_reference(K):
+    rng = np.random.default_rng(K)
+    # More sequences than a block, lengths in no order (1-frame ones included), and more
+    # frame pairs than one stacked xi product.
+    lengths = list(rng.integers(1, 12, size=BLOCK + 9)) + [60, 1, 35]
+    rng.shuffle(lengths)
+    startprob, transmat = model(rng, K, zeros=0.3 if K > 2 else 0.0)
+    # (moderate magnitudes: the log-space reference itself loses ~1e-16 per unit of log P)
+    loglik = rng.normal(scale=5.0, size=(sum(lengths), K)) - 3.0
+    status, ll, post, xi, start = fb(loglik, lengths, startprob, transmat)
+    assert status == -1
+    ll_ref, post_ref, xi_ref, start_ref = reference(loglik, lengths, startprob, transmat)
+    np.testing.assert_allclose(ll, ll_ref, rtol=1e-12)
+    np.testing.assert_allclose(post, post_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(xi, xi_ref, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(start, start_ref, rtol=1e-12, atol=1e-13)
+    assert np.all(xi[transmat == 0] == 0) and np.all(post >= 0)
+    # The forward-only kernel gives the same log-likelihoods.
+    ll2 = np.empty(len(lengths))
+    assert _hmm.forward_loglik(loglik, offsets_from_lengths(lengths), startprob, transmat,
+                               ll2) == -1
+    np.testing.assert_allclose(ll2, ll, rtol=1e-13)
+
+
+@pytest.mark.parametrize("K", [3, 16])
+def test_a_sequence_gets_the_same_answer_alone_and_in_a_batch(K):
+    """Blocks do not mix sequences: the rows of a matrix product are independent."""
+    rng = np.random.default_rng(10 + K)
+    startprob, transmat = model(rng, K)
+    lengths = [700, 3, 40, 40, 1, 250]
+    loglik = rng.normal(scale=4.0, size=(sum(lengths), K))
+    _, ll, post, _, _ = fb(loglik, lengths, startprob, transmat)
+    off = offsets_from_lengths(lengths)
+    for n, L in enumerate(lengths):
+        sl = slice(off[n], off[n + 1])
+        _, ll1, post1, _, _ = fb(np.ascontiguousarray(loglik[sl]), [L], startprob, transmat)
+        np.testing.assert_allclose(ll1[0], ll[n], rtol=1e-13)
+        np.testing.assert_allclose(post1, post[sl], rtol=0, atol=1e-13)
+
+
+def test_status_is_the_first_impossible_sequence_in_the_callers_order():
+    """The kernel works in order of length; the status still names the caller's first."""
+    K = 9
+    startprob = np.full(K, 1.0 / K)
+    transmat = np.full((K, K), 1.0 / K)
+    lengths = [2, 3, 50, 1, 20]
+    loglik = np.zeros((sum(lengths), K))
+    off = offsets_from_lengths(lengths)
+    loglik[off[4] + 5] = -np.inf  # sequence 4 (processed before 1 and 3: it is longer)
+    loglik[off[1] + 1] = -np.inf  # sequence 1
+    assert fb(loglik, lengths, startprob, transmat)[0] == 1
+    ll = np.empty(len(lengths))
+    assert _hmm.forward_loglik(loglik, off, startprob, transmat, ll) == 1
+    loglik[off[1] + 1] = 0.0
+    assert fb(loglik, lengths, startprob, transmat)[0] == 4
+
+
+def test_empty_sequence_is_reported_in_the_callers_order():
+    K = 2
+    startprob, transmat = np.array([0.5, 0.5]), np.full((2, 2), 0.5)
+    lengths = [3, 0, 4, 0]
+    loglik = np.zeros((7, K))
+    assert fb(loglik, lengths, startprob, transmat)[0] == 1
+    assert fb(loglik, [3, 4, 0], startprob, transmat)[0] == 2
+
+
+def test_scoring_only_leaves_xi_zero_and_posteriors_equal():
+    rng = np.random.default_rng(3)
+    K = 12
+    startprob, transmat = model(rng, K)
+    lengths = [30, 5, 17]
+    loglik = rng.normal(size=(sum(lengths), K))
+    a = fb(loglik, lengths, startprob, transmat, want_xi=True)
+    b = fb(loglik, lengths, startprob, transmat, want_xi=False)
+    assert np.all(b[3] == 0)
+    np.testing.assert_array_equal(a[2], b[2])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_huge_loglik_in_unreachable_state_stays_harmless_in_a_batch():
+    """A batch mixing a left-to-right start (states unreachable at first) with others."""
+    K = 10
+    startprob = np.eye(K)[0]
+    transmat = np.triu(np.ones((K, K)))
+    transmat /= transmat.sum(axis=1, keepdims=True)
+    rng = np.random.default_rng(4)
+    lengths = [5, 9, 2]
+    loglik = rng.normal(size=(sum(lengths), K))
+    loglik[0, 5:] = 1e4  # unreachable at the first frame: must not underflow state 0
+    status, ll, post, _, _ = fb(loglik, lengths, startprob, transmat)
+    assert status == -1 and np.all(np.isfinite(ll))
+    np.testing.assert_array_equal(post[0], np.eye(K)[0])
+    ll_ref, post_ref, _, _ = reference(loglik, lengths, startprob, transmat)
+    np.testing.assert_allclose(ll, ll_ref, rtol=1e-12)
+    np.testing.assert_allclose(post, post_ref, atol=1e-12)

@@ -40,6 +40,8 @@ Run from the repository root::
     python bench/hmm.py --quick              # smoke test on T=10,000
     python bench/hmm.py --sizes 4,16 --types diag --n-iter 5 --repeats 5
     python bench/hmm.py --hmmlearn-repeats 1  # time hmmlearn once per case to save time
+    python bench/hmm.py --sizes 256 --types diag --hmmlearn-repeats 0   # emx and floor only
+    python bench/hmm.py --layouts 100x1000,1x100000,10000x10   # the same frames cut 3 ways
 
 Progress goes to stderr, the machine description and the table to stdout.
 """
@@ -181,6 +183,7 @@ def peak_mb(lib, K, cov_type, n_iter, init, X, lengths) -> float:
 COLUMNS = [
     ("K", 4, "d"),
     ("cov", 5, "s"),
+    ("layout", 9, "s"),
     ("hmmlearn s/it", 13, ".4f"),
     ("emx-1 s/it", 10, ".4f"),
     ("emx-2 s/it", 10, ".4f"),
@@ -231,6 +234,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=1,
         help="BLAS threads for all runs (default 1; 0 leaves BLAS at its default)",
     )
+    p.add_argument(
+        "--layouts",
+        default=None,
+        help="comma-separated N x L cuts of the same frames into N sequences of L frames "
+        "(default 100x1000; 10x1000 with --quick), e.g. 100x1000,1x100000,10000x10",
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: T=10,000 frames")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and init (default 0)")
     args = p.parse_args(argv)
@@ -238,13 +247,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.types = [s.strip() for s in args.types.split(",") if s.strip()]
     if args.hmmlearn_repeats is None:
         args.hmmlearn_repeats = args.repeats
-    for name in ("n_iter", "repeats", "hmmlearn_repeats"):
+    if args.hmmlearn_repeats < 0:
+        p.error("--hmmlearn-repeats must be at least 0 (0: emx and the floor only)")
+    for name in ("n_iter", "repeats"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
 
 
-def bench_case(args, X, lengths, K, cov_type, floor: Floor) -> list:
+def bench_case(args, X, lengths, K, cov_type, floor: Floor, layout: str) -> list:
     # Seeded by K only: 'diag' and 'full' start from the same weights and means.
     rng = np.random.default_rng([args.seed, K])
     init = make_init(rng, X, K, cov_type)
@@ -252,7 +263,8 @@ def bench_case(args, X, lengths, K, cov_type, floor: Floor) -> list:
 
     # Untimed fits under tracemalloc first (they also warm up both libraries).
     log(f"K={K} {cov_type}: memory")
-    mem_h = peak_mb("hmmlearn", K, cov_type, n_iter, init, X, lengths)
+    peer = args.hmmlearn_repeats > 0
+    mem_h = peak_mb("hmmlearn", K, cov_type, n_iter, init, X, lengths) if peer else np.nan
     mem_e = peak_mb("emx", K, cov_type, n_iter, init, X, lengths)
 
     # Timed fits, variants interleaved so that machine noise spreads over all of them.
@@ -269,12 +281,15 @@ def bench_case(args, X, lengths, K, cov_type, floor: Floor) -> list:
             t, hist["emx2"] = run_fit("emx", K, cov_type, n_iter, init, X, lengths, n_jobs=2)
             times["emx2"].append(t / n_iter)
 
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = {k: statistics.median(v) if v else np.nan for k, v in times.items()}
+    if not peer:
+        hist["hmmlearn"] = np.full(n_iter, np.nan)
     log(f"K={K} {cov_type}: floor")
     floor_s, gflops = floor.seconds(hmm_flops(len(X), K, X.shape[1], cov_type), X, K, cov_type)
     return [
         K,
         cov_type,
+        layout,
         med["hmmlearn"],
         med["emx1"],
         med["emx2"],
@@ -301,9 +316,17 @@ def main(argv=None) -> None:
     print("emx.GaussianHMM vs hmmlearn.hmm.GaussianHMM: EM seconds per iteration and memory")
     for line in describe_machine(args.blas_threads):
         print(line)
+    layouts = args.layouts or f"{n_seq}x{SEQ_LEN}"
+    cuts = []
+    for layout in layouts.split(","):
+        n, L = (int(v) for v in layout.lower().split("x"))
+        if n * L != len(X):
+            raise SystemExit(f"--layouts: {layout} is not a cut of the {len(X):,} frames")
+        cuts.append((layout, np.full(n, L, dtype=np.intp)))
     print(
-        f"data         : T={len(X):,} frames in {len(lengths)} sequences of {SEQ_LEN}, "
-        f"D={X.shape[1]}, sampled from a {N_TRUE_STATES}-state Gaussian HMM (seed {args.seed})"
+        f"data         : T={len(X):,} frames sampled as {len(lengths)} sequences of {SEQ_LEN}, "
+        f"D={X.shape[1]}, from a {N_TRUE_STATES}-state Gaussian HMM (seed {args.seed}); "
+        f"layout N x L: cut into N sequences of L frames"
     )
     print(
         f"runs         : n_iter={args.n_iter} per fit (never converging early); median over "
@@ -327,7 +350,8 @@ def main(argv=None) -> None:
     ):
         for cov_type in args.types:
             for K in args.sizes:
-                rows.append(bench_case(args, X, lengths, K, cov_type, floor))
+                for layout, cut in cuts:
+                    rows.append(bench_case(args, X, cut, K, cov_type, floor, layout))
 
     print(format_header())
     for row in rows:

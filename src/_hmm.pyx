@@ -188,6 +188,31 @@ cdef void _xi_flush(const double* alpha_rows, const double* u_rows, Py_ssize_t n
                 xi_raw[i * K + j] += a * u_rows[r * K + j]
 
 
+cdef inline double _reachable_max(const double* row, const double* p, Py_ssize_t K) noexcept nogil:
+    """max of row[j] over the j with p[j] > 0 (-inf when there are none). Four running
+    maxima: the loads overlap instead of waiting on one chain (a maximum does not depend on
+    the order it is taken in)."""
+    cdef double m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY, v
+    cdef Py_ssize_t j = 0
+    while j + 4 <= K:
+        v = row[j] if p[j] > 0.0 else -INFINITY
+        m0 = v if v > m0 else m0
+        v = row[j + 1] if p[j + 1] > 0.0 else -INFINITY
+        m1 = v if v > m1 else m1
+        v = row[j + 2] if p[j + 2] > 0.0 else -INFINITY
+        m2 = v if v > m2 else m2
+        v = row[j + 3] if p[j + 3] > 0.0 else -INFINITY
+        m3 = v if v > m3 else m3
+        j += 4
+    while j < K:
+        v = row[j] if p[j] > 0.0 else -INFINITY
+        m0 = v if v > m0 else m0
+        j += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    return m2 if m2 > m0 else m0
+
+
 cdef void _forward_block(
     const double* ll, Py_ssize_t K, const Py_ssize_t* starts, const Py_ssize_t* lens,
     Py_ssize_t nb, const double* startprob, const double* A,
@@ -228,15 +253,15 @@ cdef void _forward_block(
             row = ll + (starts[b] + tau) * K
             p = pred + b * K
             e = cur + b * K
-            m = -INFINITY
-            for j in range(K):
-                if p[j] > 0.0 and row[j] > m:
-                    m = row[j]
+            m = _reachable_max(row, p, K)
+            total[b] += m
             if m == -INFINITY:
                 failed[b] = 1
+                for j in range(K):
+                    e[j] = -INFINITY
+                continue
             for j in range(K):
-                e[j] = row[j] - m if p[j] > 0.0 and m > -INFINITY else -INFINITY
-            total[b] += m
+                e[j] = row[j] - m if p[j] > 0.0 else -INFINITY
         emx_exp_inplace(cur, nact * K)
         for b in range(nact):
             t = starts[b] + tau

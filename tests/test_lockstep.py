@@ -143,3 +143,27 @@ def test_huge_loglik_in_unreachable_state_stays_harmless_in_a_batch():
     ll_ref, post_ref, _, _ = reference(loglik, lengths, startprob, transmat)
     np.testing.assert_allclose(ll, ll_ref, rtol=1e-12)
     np.testing.assert_allclose(post, post_ref, atol=1e-12)
+
+
+def test_fit_is_bit_identical_for_any_n_jobs_on_the_blas_path():
+    """K >= blas_min_states (dgemm per frame), many chunks of mixed-length sequences."""
+    from emx import GaussianHMM
+
+    rng = np.random.default_rng(5)
+    K, D = max(BLAS_MIN, 12), 3
+    lengths = list(rng.integers(1, 400, size=120))
+    X = rng.normal(size=(sum(lengths), D))
+
+    def fit(n_jobs):
+        m = GaussianHMM(K, n_iter=3, tol=-1e300, init_params="", n_jobs=n_jobs)
+        r = np.random.default_rng(1)
+        m.startprob_ = r.dirichlet(np.ones(K))
+        m.transmat_ = r.dirichlet(np.ones(K), size=K)
+        m.means_, m.covars_ = X[:K].copy(), np.ones((K, D))
+        return m.fit(X, lengths)
+
+    a, b = fit(1), fit(2)
+    assert np.array_equal(a.monitor_.history, b.monitor_.history)
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert np.array_equal(a.predict_proba(X, lengths), b.predict_proba(X, lengths))

@@ -366,6 +366,7 @@ def forward_backward(
     double[::1] start_sum=None,
     *,
     bint want_xi=True,
+    double[:, ::1] weights=None,
 ):
     """Posteriors, expected transition counts and log-likelihoods of many sequences.
 
@@ -386,9 +387,14 @@ def forward_backward(
     start_sum : OUT, optional (K,), overwritten with the posteriors of the first frames
         summed over the sequences (expected counts of each starting state).
     want_xi : keyword-only option: accumulate xi_sum (False for scoring only).
+    weights : OUT, optional, keyword-only (n_frames, K): receives the emission weights
+        b[t, j] = exp(loglik[t, j] - m[t]) (0 on the states frame t cannot reach), which the
+        backward pass needs. It may be ``loglik``'s own memory (the same array): loglik is
+        then overwritten (each row is read before it is written), which saves the caller an
+        (n_frames, K) array per call. Allocated here when None.
 
-    Scratch (the per-frame emission weights and scales, (n_frames, K) and (n_frames,), and
-    a few block-sized buffers) is allocated here.
+    Scratch (the per-frame scales (n_frames,), a few block-sized buffers, and the weights
+    when not given) is allocated here.
 
     Returns
     -------
@@ -413,11 +419,22 @@ def forward_backward(
     _disjoint(kn, {"post": _span_d2(post), "xi_sum": _span_d2(xi_sum),
                    "seq_loglik": _span_d1(seq_loglik), "start_sum": _span_d1(start_sum)},
               {"offsets": _span_i1(offsets)})
+    cdef double[:, ::1] frame_prob
+    if weights is None:
+        frame_prob = _empty2(T, K)
+    else:
+        _need2(kn, "weights", weights.shape[0], weights.shape[1], T, K)
+        others = {"post": _span_d2(post), "xi_sum": _span_d2(xi_sum),
+                  "seq_loglik": _span_d1(seq_loglik), "start_sum": _span_d1(start_sum),
+                  "offsets": _span_i1(offsets)}
+        if _span_d2(weights) != _span_d2(loglik):  # loglik itself, or apart from it
+            others["loglik"] = _span_d2(loglik)
+        _disjoint(kn, {"weights": _span_d2(weights)}, others)
+        frame_prob = weights
     cdef Py_ssize_t[::1] order = _lockstep_order(offsets)
     cdef Py_ssize_t B = min(n_seq, _block)
     cdef Py_ssize_t[::1] starts = np.empty(max(B, 1), dtype=np.intp)
     cdef Py_ssize_t[::1] lens = np.empty(max(B, 1), dtype=np.intp)
-    cdef double[:, ::1] frame_prob = _empty2(T, K)
     cdef double[::1] scale = _empty(T)
     cdef double[:, ::1] work = _empty2(3 * max(B, 1), K)  # cur, pred; then u, u_new, beta
     cdef double[:, ::1] stack = _empty2(2 * XI_STACK, K)

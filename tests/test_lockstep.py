@@ -167,3 +167,33 @@ def test_fit_is_bit_identical_for_any_n_jobs_on_the_blas_path():
     for name in ("startprob_", "transmat_", "means_", "covars_"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
     assert np.array_equal(a.predict_proba(X, lengths), b.predict_proba(X, lengths))
+
+
+def test_weights_may_overwrite_loglik_and_change_nothing_else():
+    rng = np.random.default_rng(8)
+    K = 10
+    startprob, transmat = model(rng, K, zeros=0.3)
+    lengths = [40, 3, 17, 1]
+    loglik = rng.normal(scale=3.0, size=(sum(lengths), K))
+    off = offsets_from_lengths(lengths)
+    ref = fb(loglik, lengths, startprob, transmat)
+    # in place: the same answers, loglik now holds the weights, in [0, 1] with a 1 per row
+    work = loglik.copy()
+    post, xi, ll = np.empty_like(loglik), np.empty((K, K)), np.empty(len(lengths))
+    assert _hmm.forward_backward(work, off, startprob, transmat, post, xi, ll,
+                                 weights=work) == -1
+    np.testing.assert_array_equal(post, ref[2])
+    np.testing.assert_array_equal(xi, ref[3])
+    np.testing.assert_array_equal(ll, ref[1])
+    assert np.all((work >= 0) & (work <= 1)) and np.all(work.max(axis=1) == 1.0)
+    # a separate array gets the same weights; overlapping an output or part of loglik is refused
+    sep = np.empty_like(loglik)
+    assert _hmm.forward_backward(loglik, off, startprob, transmat, post, xi, ll,
+                                 weights=sep) == -1
+    np.testing.assert_array_equal(sep, work)
+    with pytest.raises(ValueError, match="weights shares memory with post"):
+        _hmm.forward_backward(loglik, off, startprob, transmat, post, xi, ll, weights=post)
+    big = np.vstack([loglik, loglik])
+    with pytest.raises(ValueError, match="weights shares memory with loglik"):
+        _hmm.forward_backward(big[: len(loglik)], off, startprob, transmat, post, xi, ll,
+                              weights=big[1 : len(loglik) + 1])

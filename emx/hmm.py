@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -156,15 +157,19 @@ class _Transitions:
             self.dst = dst.astype(np.intp)
             self.prob = np.ascontiguousarray(self.transmat[self.src, self.dst])
 
-    def forward_backward(self, loglik, offsets, want_xi=True):
-        """``(status, seq_ll, post, xi, start)`` of a chunk (xi zeros when not want_xi)."""
+    def forward_backward(self, loglik, offsets, want_xi=True, post=None, scratch=False):
+        """``(status, seq_ll, post, xi, start)`` of a chunk (xi zeros when not want_xi).
+        ``post``: an (n, K) array to write the posteriors into (a new one when None);
+        ``scratch``: ``loglik`` may be overwritten (the dense kernel keeps its emission
+        weights there instead of in a new array)."""
         n, K = loglik.shape
-        post = np.empty((n, K))
+        post = np.empty((n, K)) if post is None else post
         seq_ll = np.empty(len(offsets) - 1)
         if not self.sparse:
             xi, start = np.empty((K, K)), np.empty(K)
             status = _hmm.forward_backward(loglik, offsets, self.startprob, self.transmat,
-                                           post, xi, seq_ll, start, want_xi=want_xi)
+                                           post, xi, seq_ll, start, want_xi=want_xi,
+                                           weights=loglik if scratch else None)
             return status, seq_ll, post, xi, start
         xi_edges = np.empty(len(self.src))
         status = _hmm.forward_backward_edges(loglik, offsets, self.startprob, self.src,
@@ -356,10 +361,13 @@ class BaseHMM(EMMixin, BaseEstimator):
         """The transitions in the kernels' form, dense or edges (:class:`_Transitions`)."""
         return _Transitions(self.startprob_, self.transmat_)
 
-    def _forward_backward(self, loglik, offsets, want_xi=True, first=0):
+    def _forward_backward(self, loglik, offsets, want_xi=True, first=0, post=None,
+                          scratch=False):
         """Per-sequence log-likelihoods, posteriors, xi summed and start counts of a chunk
-        with emission log-likelihoods ``loglik`` (dense or edge kernels, the same results)."""
-        status, *out = self._transitions().forward_backward(loglik, offsets, want_xi)
+        with emission log-likelihoods ``loglik`` (dense or edge kernels, the same results);
+        ``post`` and ``scratch`` as in :meth:`_Transitions.forward_backward`."""
+        status, *out = self._transitions().forward_backward(loglik, offsets, want_xi, post,
+                                                            scratch)
         self._raise_status(status, first)
         return tuple(out)
 
@@ -378,13 +386,15 @@ class BaseHMM(EMMixin, BaseEstimator):
                 "path allowed by startprob_ and transmat_ can produce it."
             )
 
-    def _labelled_fb(self, loglik, offsets, mask, want_xi=True, first=0):
+    def _labelled_fb(self, loglik, offsets, mask, want_xi=True, first=0, post=None,
+                     scratch=False):
         """:meth:`_forward_backward` of the emission log-likelihoods restricted to the
         states the labels allow (``mask``, None: all): exact, see :mod:`emx._labels`."""
         if mask is None:
-            return self._forward_backward(loglik, offsets, want_xi, first)
-        try:
-            return self._forward_backward(apply_mask(loglik, mask), offsets, want_xi, first)
+            return self._forward_backward(loglik, offsets, want_xi, first, post, scratch)
+        try:  # the masked copy is this call's own: always scratch
+            return self._forward_backward(apply_mask(loglik, mask), offsets, want_xi, first,
+                                          post, True)
         except _ZeroProbability as exc:
             self._raise_status(exc.sequence, 0, True)
 
@@ -427,11 +437,21 @@ class BaseHMM(EMMixin, BaseEstimator):
         em = self._emission()
         emission = em.estep_fn()
 
+        # Each thread keeps one posterior array for all its chunks, and the kernel keeps its
+        # emission weights in the chunk's log-likelihoods (a new array per chunk, see
+        # Emission.estep_fn): fresh (n, K) arrays per chunk cost page faults that were about
+        # a tenth of a 16-state iteration.
+        local = threading.local()
+
         def accumulate(i):
             X, offsets, first = self._chunk(data, i)
             loglik, context = emission(X)
+            buf = getattr(local, "post", None)
+            if buf is None or len(buf) < len(X):
+                buf = local.post = np.empty((max(len(X), CHUNK_FRAMES), loglik.shape[1]))
             seq_ll, post, xi, start = self._labelled_fb(
-                loglik, offsets, self._chunk_mask(data, i), first=first)
+                loglik, offsets, self._chunk_mask(data, i), first=first, post=buf[: len(X)],
+                scratch=True)
             return HMMStats(float(seq_ll.sum()), start, xi, em.stats(X, post, context))
 
         return runner.map_sum(accumulate, range(len(data.chunks)))

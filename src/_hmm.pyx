@@ -132,14 +132,49 @@ def _set_block(Py_ssize_t n):
 blas_min_states = BLAS_MIN_STATES
 
 
-cdef void _times_transmat(const double* rows, Py_ssize_t n, const double* A, Py_ssize_t K,
+cdef struct _Trans:
+    # The transition matrix as the lockstep kernels use it: dense (K x K, row-major), or,
+    # when n_band > 0, only its diagonals: band k holds a[i, i + off[k]] in w[k * K + i]
+    # (0 where i + off[k] falls outside [0, K)).
+    const double* A
+    Py_ssize_t K
+    Py_ssize_t n_band
+    const Py_ssize_t* off
+    const double* w
+
+
+cdef void _times_transmat(const double* rows, Py_ssize_t n, const _Trans* tr,
                           double* out, bint transposed) noexcept nogil:
     """out (n x K) = rows (n x K) @ A, or rows @ A^T when ``transposed`` (all row-major)."""
+    cdef Py_ssize_t K = tr.K
+    cdef const double* A = tr.A
     cdef int m = <int>K, nn = <int>n, ld = <int>K
     cdef double one = 1.0, zero = 0.0
-    cdef Py_ssize_t r, i, j
+    cdef Py_ssize_t r, i, j, k, d, lo, hi
     cdef double s, a
+    cdef const double* src
+    cdef const double* wk
+    cdef double* dst
     if n == 0:
+        return
+    if tr.n_band > 0:
+        # Diagonal by diagonal: contiguous loops over the states, which vectorise.
+        for r in range(n):
+            src = rows + r * K
+            dst = out + r * K
+            for j in range(K):
+                dst[j] = 0.0
+            for k in range(tr.n_band):
+                d = tr.off[k]
+                wk = tr.w + k * K
+                lo = -d if d < 0 else 0
+                hi = K - d if d > 0 else K
+                if transposed:  # out[i] += a[i, i + d] * rows[i + d]
+                    for i in range(lo, hi):
+                        dst[i] += wk[i] * src[i + d]
+                else:  # out[i + d] += rows[i] * a[i, i + d]
+                    for i in range(lo, hi):
+                        dst[i + d] += src[i] * wk[i]
         return
     if K >= BLAS_MIN_STATES:
         # Column-major views: out^T = A^T rows^T (A's row-major storage is A^T column-major),
@@ -213,9 +248,31 @@ cdef inline double _reachable_max(const double* row, const double* p, Py_ssize_t
     return m2 if m2 > m0 else m0
 
 
+cdef inline double _mul_sum(double* a, const double* b, Py_ssize_t K) noexcept nogil:
+    """a[j] *= b[j] for every j; returns the sum of the products (four partial sums, so the
+    additions do not wait on one chain)."""
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef Py_ssize_t j = 0
+    while j + 4 <= K:
+        a[j] *= b[j]
+        a[j + 1] *= b[j + 1]
+        a[j + 2] *= b[j + 2]
+        a[j + 3] *= b[j + 3]
+        s0 += a[j]
+        s1 += a[j + 1]
+        s2 += a[j + 2]
+        s3 += a[j + 3]
+        j += 4
+    while j < K:
+        a[j] *= b[j]
+        s0 += a[j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
 cdef void _forward_block(
     const double* ll, Py_ssize_t K, const Py_ssize_t* starts, const Py_ssize_t* lens,
-    Py_ssize_t nb, const double* startprob, const double* A,
+    Py_ssize_t nb, const double* startprob, const _Trans* tr,
     double* post, double* frame_prob, double* scale,
     double* cur, double* pred, double* total, signed char* failed,
 ) noexcept nogil:
@@ -247,7 +304,7 @@ cdef void _forward_block(
                 for j in range(K):
                     pred[b * K + j] = startprob[j]
         else:
-            _times_transmat(cur, nact, A, K, pred, False)
+            _times_transmat(cur, nact, tr, pred, False)
         # exponents (loglik - m over the reachable states, -inf elsewhere), in cur
         for b in range(nact):
             row = ll + (starts[b] + tau) * K
@@ -267,10 +324,7 @@ cdef void _forward_block(
             t = starts[b] + tau
             p = pred + b * K
             e = cur + b * K
-            c = 0.0
-            for j in range(K):
-                p[j] *= e[j]
-                c += p[j]
+            c = _mul_sum(p, e, K)
             if frame_prob != NULL:
                 for j in range(K):
                     frame_prob[t * K + j] = e[j]
@@ -291,18 +345,22 @@ cdef void _forward_block(
 
 cdef void _backward_block(
     Py_ssize_t K, const Py_ssize_t* starts, const Py_ssize_t* lens, Py_ssize_t nb,
-    const double* A, double* post, const double* frame_prob, const double* scale,
+    const _Trans* tr, double* post, const double* frame_prob, const double* scale,
     double* u, double* u_new, double* beta, double* stack_a, double* stack_u,
-    double* xi_raw, bint want_xi,
+    double* xi_raw, double* xi_band, bint want_xi,
 ) noexcept nogil:
     """Backward pass of the block after :func:`_forward_block`: post (alpha_hat) becomes the
     posteriors gamma; xi_raw += sum_t alpha_hat[t] u[t+1]^T when want_xi.
 
     u[t] = b[t] * beta_hat[t] / c[t]; beta_hat[t-1] = A u[t] (beta_hat = 1 at a sequence's
     last frame); gamma[t] = alpha_hat[t] * beta_hat[t], normalised.
-    u, u_new, beta: scratch of nb x K; stack_a, stack_u: XI_STACK x K.
+    u, u_new, beta: scratch of nb x K; stack_a, stack_u: XI_STACK x K. With diagonals
+    (tr.n_band > 0) the counts go to xi_band instead, xi_band[k * K + i] += alpha_hat[t, i]
+    u[t+1, i + off[k]] (row by row, contiguous over i).
     """
-    cdef Py_ssize_t tau, b, i, j, t, n_stack = 0, L = lens[0]
+    cdef Py_ssize_t tau, b, i, j, t, k, d, lo, hi, n_stack = 0, L = lens[0]
+    cdef double* ub
+    cdef double* xk
     cdef Py_ssize_t nact = 0, nnext
     cdef double s, inv
     cdef double* al
@@ -312,11 +370,22 @@ cdef void _backward_block(
         nnext = nact  # sequences longer than tau + 1
         while nact < nb and lens[nact] > tau:
             nact += 1
-        _times_transmat(u, nnext, A, K, beta, True)
+        _times_transmat(u, nnext, tr, beta, True)
         for b in range(nnext, nact):
             for j in range(K):
                 beta[b * K + j] = 1.0
-        if want_xi:
+        if want_xi and tr.n_band > 0:
+            for b in range(nnext):
+                al = post + (starts[b] + tau) * K
+                ub = u + b * K
+                for k in range(tr.n_band):
+                    d = tr.off[k]
+                    xk = xi_band + k * K
+                    lo = -d if d < 0 else 0
+                    hi = K - d if d > 0 else K
+                    for i in range(lo, hi):
+                        xk[i] += al[i] * ub[i + d]
+        elif want_xi:
             for b in range(nnext):
                 al = post + (starts[b] + tau) * K
                 for j in range(K):
@@ -330,10 +399,7 @@ cdef void _backward_block(
             t = starts[b] + tau
             al = post + t * K
             be = beta + b * K
-            s = 0.0
-            for i in range(K):
-                al[i] *= be[i]
-                s += al[i]
+            s = _mul_sum(al, be, K)
             if s > 0.0:
                 inv = 1.0 / s
                 for i in range(K):
@@ -345,7 +411,7 @@ cdef void _backward_block(
         swap = u
         u = u_new
         u_new = swap
-    if want_xi:
+    if want_xi and tr.n_band == 0:
         _xi_flush(stack_a, stack_u, n_stack, K, xi_raw)
 
 
@@ -353,6 +419,30 @@ cdef Py_ssize_t[::1] _lockstep_order(const Py_ssize_t[::1] offsets):
     """Sequences by length, longest first (stable: ties keep the caller's order)."""
     lengths = np.diff(np.asarray(offsets))
     return np.ascontiguousarray(np.argsort(-lengths, kind="stable"), dtype=np.intp)
+
+
+cdef object _band_weights(str kn, const double[:, ::1] transmat, object band_offsets):
+    """(offsets, w) of the diagonals ``band_offsets`` of transmat (see ``_Trans``), after
+    checking that they are strictly increasing, inside (-K, K), and hold every non-zero
+    entry of transmat; (None, None) when band_offsets is None."""
+    if band_offsets is None:
+        return None, None
+    cdef Py_ssize_t K = transmat.shape[0]
+    off = np.ascontiguousarray(band_offsets, dtype=np.intp)
+    if off.ndim != 1 or off.shape[0] == 0:
+        raise ValueError(f"{kn}: band_offsets must be a non-empty 1-D array of diagonals")
+    if np.any(np.diff(off) <= 0) or off[0] <= -K or off[-1] >= K:
+        raise ValueError(f"{kn}: band_offsets must increase strictly and lie in (-{K}, {K})")
+    A = np.asarray(transmat)
+    rows, cols = np.nonzero(A)
+    if not np.all(np.isin(cols - rows, off)):
+        raise ValueError(f"{kn}: transmat has non-zero entries off the diagonals band_offsets")
+    i = np.arange(K)
+    w = np.zeros((off.shape[0], K))
+    for k in range(off.shape[0]):
+        ok = (i + off[k] >= 0) & (i + off[k] < K)
+        w[k, ok] = A[i[ok], i[ok] + off[k]]
+    return off, w
 
 
 def forward_backward(
@@ -367,6 +457,7 @@ def forward_backward(
     *,
     bint want_xi=True,
     double[:, ::1] weights=None,
+    object band_offsets=None,
 ):
     """Posteriors, expected transition counts and log-likelihoods of many sequences.
 
@@ -392,6 +483,12 @@ def forward_backward(
         backward pass needs. It may be ``loglik``'s own memory (the same array): loglik is
         then overwritten (each row is read before it is written), which saves the caller an
         (n_frames, K) array per call. Allocated here when None.
+    band_offsets : IN, optional, keyword-only: the diagonals d (increasing, -K < d < K) of
+        transmat that hold all its non-zero entries (0 for self-loops, 1 for the next state:
+        a left-to-right model is ``[0, 1]``). The products then run diagonal by diagonal in
+        O(n_diagonals * K) per frame instead of dgemm's O(K^2), with the same results up to
+        round-off; xi_sum is still (K, K), zero off the diagonals. transmat is checked to
+        have nothing off them (ValueError otherwise).
 
     Scratch (the per-frame scales (n_frames,), a few block-sized buffers, and the weights
     when not given) is allocated here.
@@ -442,6 +539,20 @@ def forward_backward(
     cdef signed char[::1] failed = np.zeros(max(n_seq, 1), dtype=np.int8)
     cdef signed char[::1] failed_b = np.zeros(max(B, 1), dtype=np.int8)
     cdef double* w = &work[0, 0]
+    cdef _Trans tr
+    cdef Py_ssize_t[::1] band_off
+    cdef double[:, ::1] band_w
+    cdef double[:, ::1] xi_band = None
+    cdef Py_ssize_t k, d
+    tr.A = &transmat[0, 0]
+    tr.K = K
+    tr.n_band = 0
+    band_off, band_w = _band_weights(kn, transmat, band_offsets)
+    if band_off is not None:
+        tr.n_band = band_off.shape[0]
+        tr.off = &band_off[0]
+        tr.w = &band_w[0, 0]
+        xi_band = np.zeros((tr.n_band, K))
     with nogil:
         for i in range(K):
             if want_start:
@@ -460,15 +571,16 @@ def forward_backward(
                 nb -= 1
             if nb > 0:
                 _forward_block(&loglik[0, 0], K, &starts[0], &lens[0], nb, &startprob[0],
-                               &transmat[0, 0], &post[0, 0], &frame_prob[0, 0], &scale[0],
+                               &tr, &post[0, 0], &frame_prob[0, 0], &scale[0],
                                w, w + B * K, &total[0], &failed_b[0])
                 for b in range(nb):
                     n = order[b0 + b]
                     failed[n] = failed_b[b]
                     seq_loglik[n] = total[b]
-                _backward_block(K, &starts[0], &lens[0], nb, &transmat[0, 0], &post[0, 0],
+                _backward_block(K, &starts[0], &lens[0], nb, &tr, &post[0, 0],
                                 &frame_prob[0, 0], &scale[0], w, w + B * K, w + 2 * B * K,
-                                &stack[0, 0], &stack[XI_STACK, 0], &xi_sum[0, 0], want_xi)
+                                &stack[0, 0], &stack[XI_STACK, 0], &xi_sum[0, 0],
+                                &xi_band[0, 0] if tr.n_band > 0 else NULL, want_xi)
             b0 += min(B, n_seq - b0)
         for n in range(n_seq):
             if failed[n]:
@@ -480,6 +592,11 @@ def forward_backward(
                     for i in range(K):
                         start_sum[i] += post[offsets[n], i]
             if want_xi:
+                for k in range(tr.n_band):  # the diagonals' counts into the (K, K) array
+                    d = tr.off[k]
+                    for i in range(K):
+                        if 0 <= i + d < K:
+                            xi_sum[i, i + d] = xi_band[k, i]
                 for i in range(K):
                     for j in range(K):
                         xi_sum[i, j] *= transmat[i, j]
@@ -492,12 +609,15 @@ def forward_loglik(
     const double[::1] startprob not None,
     const double[:, ::1] transmat not None,
     double[::1] seq_loglik not None,
+    *,
+    object band_offsets=None,
 ):
     """Log-likelihood of each sequence by the scaled forward pass only (the forward half of
     :func:`forward_backward`, in the same lockstep blocks, storing nothing per frame).
 
     IN: ``loglik`` (n_frames, K), ``offsets``, ``startprob``, ``transmat`` as in
-    :func:`forward_backward`. OUT: ``seq_loglik`` (n_sequences,). Scratch: block-sized
+    :func:`forward_backward`; ``band_offsets`` (keyword-only) as there. OUT: ``seq_loglik``
+    (n_sequences,). Scratch: block-sized
     buffers (two of up to 64 x K), allocated here.
     Returns STATUS_OK (-1), or the first zero-probability sequence.
     """
@@ -519,6 +639,17 @@ def forward_loglik(
     cdef double[::1] total = _empty(max(B, 1))
     cdef signed char[::1] failed = np.zeros(max(n_seq, 1), dtype=np.int8)
     cdef signed char[::1] failed_b = np.zeros(max(B, 1), dtype=np.int8)
+    cdef _Trans tr
+    cdef Py_ssize_t[::1] band_off
+    cdef double[:, ::1] band_w
+    tr.A = &transmat[0, 0]
+    tr.K = K
+    tr.n_band = 0
+    band_off, band_w = _band_weights(kn, transmat, band_offsets)
+    if band_off is not None:
+        tr.n_band = band_off.shape[0]
+        tr.off = &band_off[0]
+        tr.w = &band_w[0, 0]
     with nogil:
         b0 = 0
         while b0 < n_seq:
@@ -532,7 +663,7 @@ def forward_loglik(
                 nb -= 1
             if nb > 0:
                 _forward_block(&loglik[0, 0], K, &starts[0], &lens[0], nb, &startprob[0],
-                               &transmat[0, 0], NULL, NULL, NULL, &work[0, 0], &work[B, 0],
+                               &tr, NULL, NULL, NULL, &work[0, 0], &work[B, 0],
                                &total[0], &failed_b[0])
                 for b in range(nb):
                     n = order[b0 + b]

@@ -197,3 +197,48 @@ def test_weights_may_overwrite_loglik_and_change_nothing_else():
     with pytest.raises(ValueError, match="weights shares memory with loglik"):
         _hmm.forward_backward(big[: len(loglik)], off, startprob, transmat, post, xi, ll,
                               weights=big[1 : len(loglik) + 1])
+
+
+@pytest.mark.parametrize("K, offsets", [(16, [0, 1]), (9, [-2, 0, 1, 3]), (5, [0, 1, 2]),
+                                        (1, [0])])
+def test_banded_products_equal_dense_ones(K, offsets):
+    """band_offsets: the same kernel, products diagonal by diagonal."""
+    rng = np.random.default_rng(K)
+    i, j = np.indices((K, K))
+    transmat = rng.dirichlet(np.ones(K), size=K) * np.isin(j - i, offsets)
+    transmat[K - 1, K - 1] += 1.0  # the last state of a left-to-right model keeps a row
+    transmat /= transmat.sum(axis=1, keepdims=True)
+    startprob = rng.dirichlet(np.ones(K))
+    lengths = [50, 1, 7, 300, 12] + [3] * 70
+    loglik = rng.normal(scale=3.0, size=(sum(lengths), K))
+    off = offsets_from_lengths(lengths)
+    ref = fb(loglik, lengths, startprob, transmat)
+    assert ref[0] == -1
+    post, xi, ll, st = (np.empty_like(loglik), np.empty((K, K)), np.empty(len(lengths)),
+                        np.empty(K))
+    assert _hmm.forward_backward(loglik, off, startprob, transmat, post, xi, ll, st,
+                                 band_offsets=np.array(offsets)) == -1
+    np.testing.assert_allclose(ll, ref[1], rtol=1e-13)
+    np.testing.assert_allclose(post, ref[2], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(xi, ref[3], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(st, ref[4], rtol=1e-13)
+    assert np.all(xi[transmat == 0] == 0)
+    ll2 = np.empty(len(lengths))
+    assert _hmm.forward_loglik(loglik, off, startprob, transmat, ll2,
+                               band_offsets=np.array(offsets)) == -1
+    np.testing.assert_allclose(ll2, ref[1], rtol=1e-13)
+
+
+def test_band_offsets_are_checked():
+    K = 4
+    transmat = np.full((K, K), 0.25)
+    args = (np.zeros((3, K)), np.array([0, 3]), np.full(K, 0.25), transmat, np.empty((3, K)),
+            np.empty((K, K)), np.empty(1))
+    with pytest.raises(ValueError, match="non-zero entries off the diagonals"):
+        _hmm.forward_backward(*args, band_offsets=[0, 1])
+    with pytest.raises(ValueError, match="increase strictly"):
+        _hmm.forward_backward(*args, band_offsets=[1, 0])
+    with pytest.raises(ValueError, match="increase strictly"):
+        _hmm.forward_backward(*args, band_offsets=[0, K])
+    with pytest.raises(ValueError, match="non-empty"):
+        _hmm.forward_backward(*args, band_offsets=[])

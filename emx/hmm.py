@@ -129,7 +129,8 @@ _MIN_PROB = 1e-300
 # bench/topology.py; see the class docstring of BaseHMM).
 SPARSE_MAX_DENSITY = 0.25
 SPARSE_MIN_STATES = 16
-# "auto" (the rule above), "dense" or "sparse": forces one path (for tests and benchmarks).
+# "auto" (the rules here), "dense", "sparse" (edge lists) or "banded" (diagonals in the
+# forward-backward, the dense Viterbi): forces one path (for tests and benchmarks).
 _TRANSITIONS = "auto"
 
 
@@ -138,6 +139,30 @@ def _use_edges(n_states: int, nnz: int) -> bool:
     if _TRANSITIONS != "auto":
         return _TRANSITIONS == "sparse"
     return n_states >= SPARSE_MIN_STATES and nnz <= SPARSE_MAX_DENSITY * n_states**2
+
+
+# Banded transitions (left-to-right, banded: every non-zero of transmat_ on a few diagonals)
+# run the lockstep forward-backward with its products taken diagonal by diagonal
+# (``band_offsets``), O(n_diagonals * K) per frame, when
+# n_diagonals <= SPARSE_MAX_DENSITY * K and K >= BAND_MIN_STATES; that beats both the dense
+# lockstep kernel (dgemm) and the single-sequence edge-list kernels. Viterbi still takes the
+# edge list.
+BAND_MIN_STATES = 8
+
+
+def _band_offsets(transmat: np.ndarray) -> np.ndarray | None:
+    """The diagonals ``j - i`` holding transmat's non-zeros, when the banded forward-backward
+    is chosen for them (None otherwise)."""
+    if _TRANSITIONS not in ("auto", "banded"):
+        return None
+    K = len(transmat)
+    rows, cols = np.nonzero(transmat)
+    diagonals = np.unique(cols - rows)
+    if _TRANSITIONS == "auto" and (
+        K < BAND_MIN_STATES or len(diagonals) > SPARSE_MAX_DENSITY * K
+    ):
+        return None
+    return diagonals.astype(np.intp) if len(diagonals) else None
 
 
 class _Transitions:
@@ -151,6 +176,7 @@ class _Transitions:
         self.transmat = np.ascontiguousarray(transmat, dtype=np.float64)
         K = len(self.startprob)
         self.sparse = _use_edges(K, int(np.count_nonzero(self.transmat)))
+        self.bands = _band_offsets(self.transmat)
         if self.sparse:
             dst, src = np.nonzero(self.transmat.T)  # row-major over (dst, src)
             self.src = src.astype(np.intp)
@@ -165,11 +191,12 @@ class _Transitions:
         n, K = loglik.shape
         post = np.empty((n, K)) if post is None else post
         seq_ll = np.empty(len(offsets) - 1)
-        if not self.sparse:
+        if not self.sparse or self.bands is not None:
             xi, start = np.empty((K, K)), np.empty(K)
             status = _hmm.forward_backward(loglik, offsets, self.startprob, self.transmat,
                                            post, xi, seq_ll, start, want_xi=want_xi,
-                                           weights=loglik if scratch else None)
+                                           weights=loglik if scratch else None,
+                                           band_offsets=self.bands)
             return status, seq_ll, post, xi, start
         xi_edges = np.empty(len(self.src))
         status = _hmm.forward_backward_edges(loglik, offsets, self.startprob, self.src,
@@ -183,8 +210,9 @@ class _Transitions:
     def forward_loglik(self, loglik, offsets):
         """``(status, seq_ll)`` of a chunk by the forward pass only."""
         seq_ll = np.empty(len(offsets) - 1)
-        if not self.sparse:
-            status = _hmm.forward_loglik(loglik, offsets, self.startprob, self.transmat, seq_ll)
+        if not self.sparse or self.bands is not None:
+            status = _hmm.forward_loglik(loglik, offsets, self.startprob, self.transmat, seq_ll,
+                                         band_offsets=self.bands)
         else:
             status = _hmm.forward_loglik_edges(loglik, offsets, self.startprob, self.src,
                                                self.dst, self.prob, seq_ll)

@@ -242,3 +242,41 @@ def test_band_offsets_are_checked():
         _hmm.forward_backward(*args, band_offsets=[0, K])
     with pytest.raises(ValueError, match="non-empty"):
         _hmm.forward_backward(*args, band_offsets=[])
+
+
+def test_hmms_pick_the_banded_products_for_left_to_right_models(monkeypatch):
+    import emx.hmm as emx_hmm
+    from emx import GaussianHMM
+
+    K, D = 16, 2
+    i = np.arange(K)
+    transmat = np.zeros((K, K))
+    transmat[i, i] = 0.7
+    transmat[i[:-1], i[:-1] + 1] = 0.3
+    transmat[-1, -1] = 1.0
+    startprob = np.eye(K)[0]
+    np.testing.assert_array_equal(emx_hmm._Transitions(startprob, transmat).bands, [0, 1])
+    dense = np.full((K, K), 1.0 / K)
+    assert emx_hmm._Transitions(np.full(K, 1.0 / K), dense).bands is None
+    assert emx_hmm._Transitions(np.eye(4)[0], transmat[:4, :4] / transmat[:4, :4].sum(
+        1, keepdims=True)).bands is None  # fewer than BAND_MIN_STATES states
+
+    rng = np.random.default_rng(0)
+    lengths = [200, 60, 130, 30]
+    X = rng.normal(size=(sum(lengths), D)) + np.repeat(np.arange(4), [200, 60, 130, 30])[:, None]
+
+    def fit(mode):
+        monkeypatch.setattr(emx_hmm, "_TRANSITIONS", mode)
+        m = GaussianHMM(K, n_iter=4, tol=-1e300, init_params="mc", params="stmc",
+                        random_state=0)
+        m.startprob_, m.transmat_ = startprob.copy(), transmat.copy()
+        m.fit(X, lengths)
+        return m, m.score_samples(X, lengths)
+
+    (a, (la, pa)), (b, (lb, pb)) = fit("dense"), fit("banded")
+    np.testing.assert_allclose(a.monitor_.history, b.monitor_.history, rtol=1e-12)
+    np.testing.assert_allclose(a.transmat_, b.transmat_, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-10)
+    np.testing.assert_allclose(la, lb, rtol=1e-12)
+    np.testing.assert_allclose(pa, pb, atol=1e-11)
+    assert np.all(b.transmat_[transmat == 0] == 0)

@@ -138,14 +138,22 @@ def test_edges_are_the_non_zero_entries_listed_by_destination_then_source():
     np.testing.assert_array_equal(t.prob, A[t.src, t.dst])
 
 
-def test_left_to_right_model_uses_the_edge_kernels_by_default(monkeypatch):
-    # The automatic choice reaches the kernels: count the calls of each.
+def test_left_to_right_model_uses_the_sparse_kernels_by_default(monkeypatch):
+    # The automatic choice reaches the kernels: count the calls of each. A left-to-right
+    # model is banded: the forward-backward takes its two diagonals (the lockstep kernel with
+    # band_offsets), Viterbi the edge list.
     calls = []
+
+    def record(name, kw):
+        if kw.get("band_offsets") is not None:
+            name += "[banded]"
+        calls.append(name)
+
     for name in ("forward_backward", "forward_backward_edges", "forward_loglik",
                  "forward_loglik_edges", "viterbi", "viterbi_edges"):
         kernel = getattr(_hmm, name)
         monkeypatch.setattr(emx_hmm._hmm, name,
-                            lambda *a, _k=kernel, _n=name, **kw: calls.append(_n) or _k(*a, **kw))
+                            lambda *a, _k=kernel, _n=name, **kw: record(_n, kw) or _k(*a, **kw))
     K = max(16, SPARSE_MIN_STATES)
     model = gaussian_model("left_to_right", K=K)
     X, lengths = data(model, [150, 100])
@@ -153,7 +161,7 @@ def test_left_to_right_model_uses_the_edge_kernels_by_default(monkeypatch):
     model.score_samples(X, lengths)
     model.decode(X, lengths)
     model.fit(X, lengths)
-    assert set(calls) == {"forward_loglik_edges", "forward_backward_edges", "viterbi_edges"}
+    assert set(calls) == {"forward_loglik[banded]", "forward_backward[banded]", "viterbi_edges"}
     calls.clear()
     model.transmat_ = np.full((K, K), 1 / K)
     model.score(X, lengths)

@@ -248,15 +248,22 @@ class BaseHMM(EMMixin, BaseEstimator):
     the estimator onto the object before using it (:meth:`_emission`) and back after
     initialisation and every M-step (:meth:`_store`).
 
-    Sparse transitions: when ``transmat_`` has many structural zeros (left-to-right,
-    banded), the E-step, :meth:`score`, :meth:`score_sequences`, :meth:`score_samples`,
-    :meth:`predict_proba` and :meth:`decode` run edge-list kernels that cost O(n_edges) per
-    frame instead of O(K^2). The choice is automatic: edges when
-    ``nnz(transmat_) <= SPARSE_MAX_DENSITY * K**2`` (0.25) and ``K >= SPARSE_MIN_STATES``
-    (16), constants of :mod:`emx.hmm` measured with ``python bench/topology.py --sweep``.
-    Both paths give the same results (the edges are listed by destination then source, so
-    every sum has the dense kernels' terms in their order, and Viterbi ties go to the lowest
-    predecessor on both); the choice changes only the speed.
+    Sparse transitions: when ``transmat_`` has many structural zeros, the kernels touch
+    only its non-zero entries, chosen automatically from ``transmat_``'s pattern:
+
+    * banded (every non-zero on at most ``SPARSE_MAX_DENSITY * K`` diagonals ``j - i``,
+      ``K >= BAND_MIN_STATES`` (8): left-to-right models, with or without skips): the
+      forward-backward of the E-step, :meth:`score`, :meth:`score_sequences`,
+      :meth:`score_samples` and :meth:`predict_proba` take the products diagonal by
+      diagonal, O(n_diagonals * K) per frame instead of O(K^2), in the same lockstep
+      kernel as the dense case;
+    * other sparse patterns (``nnz(transmat_) <= SPARSE_MAX_DENSITY * K**2`` (0.25) and
+      ``K >= SPARSE_MIN_STATES`` (16)) run edge-list kernels, O(n_edges) per frame, and so
+      does :meth:`decode` (Viterbi) for banded ones.
+
+    The constants are in :mod:`emx.hmm` (``python bench/topology.py`` times the paths). The
+    paths agree to round-off (1e-12 relative; Viterbi paths exactly, ties to the lowest
+    predecessor on all); the choice changes only the speed.
     """
 
     _emission_attrs: tuple = ()

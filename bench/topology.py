@@ -1,21 +1,21 @@
-"""Sparse transitions: emx.GaussianHMM on the edge-list kernels vs the dense kernels.
+"""Sparse transitions: emx.GaussianHMM on the sparse-topology kernels vs the dense kernels.
 
-``BaseHMM`` runs the edge-list kernels (O(n_edges) per frame) instead of the dense ones
-(O(K^2)) when ``nnz(transmat_) <= SPARSE_MAX_DENSITY * K**2`` and
-``K >= SPARSE_MIN_STATES`` (``emx.hmm``). Both give the same results (the edges are listed by
-(dst, src), so every sum is the dense kernels' term for term). For each number of states K
-and each topology, the script forces one path then the other (``emx.hmm._TRANSITIONS``) on
-the same data and initial parameters, and prints:
+``BaseHMM`` picks the transition kernels from ``transmat_`` (``emx.hmm``): a banded matrix
+(left-to-right: every non-zero on a few diagonals) runs the forward-backward diagonal by
+diagonal (``band_offsets``), other sparse matrices the edge-list kernels (O(n_edges) per
+frame), dense ones the dense (lockstep, dgemm) kernels. All give the dense results to
+round-off. For each number of states K and each topology, the script forces each path
+(``emx.hmm._TRANSITIONS``: ``dense``, ``sparse`` = edge lists, ``auto`` = the rule's choice,
+named in column ``auto``) on the same data and initial parameters, and prints:
 
 * ``fit s/it``: seconds per EM iteration (median over repeats of the CPU time of a whole
-  ``fit`` with ``n_jobs=1``, divided by ``n_iter``), dense and sparse, and sparse / dense;
-* ``fb s``: seconds of the forward-backward kernel alone on all the data (one call per
-  E-step chunk, as ``fit`` makes them, posteriors and xi included, emission
-  log-likelihoods computed beforehand; median over repeats), dense and sparse, and
-  sparse / dense;
-* ``auto``: the path the automatic rule picks for that matrix;
-* ``LL rdiff``: the largest relative difference between the per-iteration log-likelihoods of
-  the two fits (``monitor_.history``): both paths run the same EM.
+  ``fit`` with ``n_jobs=1``, divided by ``n_iter``), and the ratios edges / dense and
+  auto / dense;
+* ``fb s``: seconds of the forward-backward alone on all the data (one call per E-step
+  chunk, as ``fit`` cuts them, posteriors and xi included, emission log-likelihoods
+  computed beforehand; median over repeats), and the same ratios;
+* ``LL rdiff``: the largest relative difference between the per-iteration log-likelihoods
+  (``monitor_.history``) of the edge and auto fits and the dense fit: all run the same EM.
 
 Topologies: ``left-to-right`` (each state: a self-loop and a move to the next, the last
 state absorbing; 2K - 1 non-zero transitions, the speech topology) and ``dense`` (every
@@ -25,10 +25,10 @@ parameters: means of a uniform segmentation of every sequence into K parts, the 
 variance for every state, transitions 0.5 / 0.5 (left-to-right) or Dirichlet(1) rows
 (dense); ``init_params=""``, exactly ``n_iter`` iterations.
 
-``--sweep`` prints, instead, the forward-backward kernel time dense / sparse for K in
-2..128 and left-to-right matrices with skips (state i goes to i .. i + r - 1, r from 1 to K;
-density nnz / K**2): the measurements behind the rule (values above 1: the edge kernels are
-faster).
+``--sweep`` prints, instead, the forward-backward time dense / edges for K in 2..128 and
+matrices with r non-zero entries per row at random columns (r from 1 to K; density r / K;
+not banded, since banded matrices take the banded path): the measurements behind the
+edge-list rule (values above 1: the edge kernels are faster).
 
 Everything runs under ``threadpoolctl.threadpool_limits(1)`` (one BLAS thread) with
 ``n_jobs=1``, so the process's CPU time (``time.process_time``) is the single thread's compute
@@ -38,7 +38,7 @@ Run from the repository root::
 
     python bench/topology.py                 # K in 16,64; left-to-right and dense
     python bench/topology.py --quick         # smoke test on T=10,000
-    python bench/topology.py --sweep         # the crossover behind the rule
+    python bench/topology.py --sweep         # the crossover behind the edge-list rule
 
 Progress goes to stderr, the machine description and the table to stdout.
 """
@@ -143,30 +143,43 @@ def fb_seconds(mode: str, chunks, startprob, transmat, repeats: int) -> float:
     emx_hmm._TRANSITIONS = mode
     try:
         trans = _Transitions(startprob, transmat)
+        times = []
+        for _ in range(repeats + 1):  # the first is a warm-up
+            t0 = time.process_time()
+            for ll, off in chunks:
+                status = trans.forward_backward(ll, off)[0]
+                if status >= 0:
+                    raise RuntimeError(f"sequence {status} has probability zero")
+            times.append(time.process_time() - t0)
     finally:
         emx_hmm._TRANSITIONS = "auto"
-    times = []
-    for _ in range(repeats + 1):  # the first is a warm-up
-        t0 = time.process_time()
-        for ll, off in chunks:
-            status = trans.forward_backward(ll, off)[0]
-            if status >= 0:
-                raise RuntimeError(f"sequence {status} has probability zero")
-        times.append(time.process_time() - t0)
     return statistics.median(times[1:])
 
 
+def auto_path(startprob, transmat) -> str:
+    """The path the automatic rule picks for the forward-backward."""
+    t = _Transitions(startprob, transmat)
+    if getattr(t, "bands", None) is not None:
+        return "banded"
+    return "edges" if t.sparse else "dense"
+
+
+MODES = ("dense", "sparse", "auto")
 COLUMNS = [
     ("K", 4, "d"),
     ("topology", 13, "s"),
     ("nnz", 5, "d"),
     ("auto", 6, "s"),
-    ("dense fit s/it", 14, ".4f"),
-    ("sparse fit s/it", 15, ".4f"),
-    ("fit s/d", 7, ".2f"),
-    ("dense fb s", 10, ".4f"),
-    ("sparse fb s", 11, ".4f"),
-    ("fb s/d", 6, ".2f"),
+    ("fit s/it dense", 14, ".4f"),
+    ("edges", 7, ".4f"),
+    ("auto", 7, ".4f"),
+    ("e/d", 5, ".2f"),
+    ("a/d", 5, ".2f"),
+    ("fb s dense", 10, ".4f"),
+    ("edges", 7, ".4f"),
+    ("auto", 7, ".4f"),
+    ("e/d", 5, ".2f"),
+    ("a/d", 5, ".2f"),
     ("LL rdiff", 8, ".1e"),
 ]
 
@@ -175,11 +188,11 @@ def bench_case(args, K: int, topology: str) -> list:
     rng = np.random.default_rng([args.seed, K, TOPOLOGIES.index(topology)])
     X, lengths = make_data(rng, K, topology, 10 if args.quick else 100)
     init = make_init(rng, X, K, topology)
-    fit_t = {"dense": [], "sparse": []}
+    fit_t = {mode: [] for mode in MODES}
     hist = {}
     for r in range(args.repeats + 1):  # variants interleaved; the first round is a warm-up
         log(f"K={K} {topology}: fit, round {r + 1}")
-        for mode in ("dense", "sparse"):
+        for mode in MODES:
             t, hist[mode] = fit_seconds(mode, K, init, X, lengths, args.n_iter)
             if r:
                 fit_t[mode].append(t)
@@ -190,13 +203,14 @@ def bench_case(args, K: int, topology: str) -> list:
     chunks = chunked_loglik(model, X, lengths)
     log(f"K={K} {topology}: forward-backward")
     fb = {mode: fb_seconds(mode, chunks, init["startprob_"], init["transmat_"], args.repeats)
-          for mode in ("dense", "sparse")}
+          for mode in MODES}
     fit = {mode: statistics.median(v) for mode, v in fit_t.items()}
     nnz = int(np.count_nonzero(init["transmat_"]))
-    auto = "sparse" if _Transitions(init["startprob_"], init["transmat_"]).sparse else "dense"
-    return [K, topology, nnz, auto, fit["dense"], fit["sparse"], fit["sparse"] / fit["dense"],
-            fb["dense"], fb["sparse"], fb["sparse"] / fb["dense"],
-            max_rel_diff(hist["dense"], hist["sparse"])]
+    rdiff = max(max_rel_diff(hist["dense"], hist[m]) for m in ("sparse", "auto"))
+    return [K, topology, nnz, auto_path(init["startprob_"], init["transmat_"]),
+            fit["dense"], fit["sparse"], fit["auto"], fit["sparse"] / fit["dense"],
+            fit["auto"] / fit["dense"], fb["dense"], fb["sparse"], fb["auto"],
+            fb["sparse"] / fb["dense"], fb["auto"] / fb["dense"], rdiff]
 
 
 def sweep(args) -> None:
@@ -206,7 +220,8 @@ def sweep(args) -> None:
     lengths = np.full(T // SEQ_LEN, SEQ_LEN)
     print(f"sweep        : forward-backward kernel seconds dense / sparse (> 1: edges "
           f"faster), T={T:,} in sequences of {SEQ_LEN}, median of {args.repeats}; "
-          "left-to-right with skips: state i goes to i .. i + r - 1, density nnz / K**2")
+          "r non-zero entries per row at random columns (not banded: the pattern the edge "
+          "lists get), density r / K")
     print(f"{'K':>4}  density:dense/sparse ...")
     for K in (2, 4, 8, 16, 32, 64, 128):
         cells = []
@@ -215,8 +230,8 @@ def sweep(args) -> None:
                 continue
             A = np.zeros((K, K))
             for i in range(K):
-                cols = np.arange(i, min(i + r, K))  # i and the r - 1 next states
-                A[i, cols] = rng.dirichlet(np.ones(len(cols)))
+                cols = rng.choice(K, size=r, replace=False)  # r random states
+                A[i, cols] = rng.dirichlet(np.ones(r))
             chunks = [(rng.normal(scale=3.0, size=(SEQ_LEN, K)),
                        np.array([0, SEQ_LEN], dtype=np.intp)) for _ in lengths]
             sp = np.full(K, 1.0 / K)
@@ -255,11 +270,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    print("emx.GaussianHMM 'diag': edge-list (sparse) vs dense transition kernels")
+    print("emx.GaussianHMM 'diag': sparse-topology (edge-list, banded) vs dense transition "
+          "kernels")
     for line in describe_machine("no peer (emx against itself)", 1):
         print(line)
-    print(f"rule         : emx.hmm picks the edges when nnz(transmat_) <= "
-          f"{SPARSE_MAX_DENSITY} * K**2 and K >= {SPARSE_MIN_STATES}")
+    print(f"rule         : emx.hmm picks the edge lists when nnz(transmat_) <= "
+          f"{SPARSE_MAX_DENSITY} * K**2 and K >= {SPARSE_MIN_STATES}, unless the banded "
+          "form is chosen first (emx.hmm._band_offsets)")
     with threadpool_limits(limits=1, user_api="blas"):
         if args.sweep:
             sweep(args)
@@ -269,7 +286,8 @@ def main(argv=None) -> None:
               f"{SEQ_LEN}, D={N_FEATURES}, drawn from a Gaussian HMM of the topology "
               f"(seed {args.seed})")
         print(f"runs         : n_iter={args.n_iter} per fit, n_jobs=1; median of "
-              f"{args.repeats} timed runs after a warm-up; s/d = sparse / dense")
+              f"{args.repeats} timed runs after a warm-up; e/d = edges / dense, "
+              "a/d = auto / dense")
         print(flush=True)
         rows = [bench_case(args, K, topology)
                 for topology in args.topologies for K in args.sizes]

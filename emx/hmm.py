@@ -125,10 +125,14 @@ _MIN_PROB = 1e-300
 # the E-step, scoring and decoding run the edge-list kernels, O(n_edges) per frame instead
 # of O(K^2), with the same results (the edges are listed by (dst, src), so every sum and
 # every Viterbi tie is the dense kernels' term for term). Rule: edges when
-# nnz(transmat_) <= SPARSE_MAX_DENSITY * K**2 and K >= SPARSE_MIN_STATES (measured with
-# bench/topology.py; see the class docstring of BaseHMM).
+# nnz(transmat_) <= min(SPARSE_MAX_DENSITY * K**2, SPARSE_MAX_PER_ROW * K) and
+# K >= SPARSE_MIN_STATES (measured against the lockstep dense kernel with
+# ``python bench/topology.py --sweep``: random sparse patterns, the edges win up to about 3
+# non-zeros per row for K >= 16, up to a quarter of the matrix below; see the class
+# docstring of BaseHMM).
 SPARSE_MAX_DENSITY = 0.25
-SPARSE_MIN_STATES = 16
+SPARSE_MAX_PER_ROW = 3
+SPARSE_MIN_STATES = 4
 # "auto" (the rules here), "dense", "sparse" (edge lists) or "banded" (diagonals in the
 # forward-backward, the dense Viterbi): forces one path (for tests and benchmarks).
 _TRANSITIONS = "auto"
@@ -138,7 +142,12 @@ def _use_edges(n_states: int, nnz: int) -> bool:
     """Whether the edge-list kernels are chosen for ``nnz`` non-zero transitions."""
     if _TRANSITIONS != "auto":
         return _TRANSITIONS == "sparse"
-    return n_states >= SPARSE_MIN_STATES and nnz <= SPARSE_MAX_DENSITY * n_states**2
+    return n_states >= SPARSE_MIN_STATES and nnz <= _max_edges(n_states)
+
+
+def _max_edges(n_states: int) -> float:
+    """The largest number of non-zero transitions the edge-list kernels are chosen for."""
+    return min(SPARSE_MAX_DENSITY * n_states**2, SPARSE_MAX_PER_ROW * n_states)
 
 
 # Banded transitions (left-to-right, banded: every non-zero of transmat_ on a few diagonals)
@@ -257,9 +266,10 @@ class BaseHMM(EMMixin, BaseEstimator):
       :meth:`score_samples` and :meth:`predict_proba` take the products diagonal by
       diagonal, O(n_diagonals * K) per frame instead of O(K^2), in the same lockstep
       kernel as the dense case;
-    * other sparse patterns (``nnz(transmat_) <= SPARSE_MAX_DENSITY * K**2`` (0.25) and
-      ``K >= SPARSE_MIN_STATES`` (16)) run edge-list kernels, O(n_edges) per frame, and so
-      does :meth:`decode` (Viterbi) for banded ones.
+    * other sparse patterns (``nnz(transmat_) <= min(SPARSE_MAX_DENSITY * K**2,
+      SPARSE_MAX_PER_ROW * K)``, i.e. at most a quarter of the matrix and about 3 non-zeros
+      per row, and ``K >= SPARSE_MIN_STATES`` (4)) run edge-list kernels, O(n_edges) per
+      frame, and so does :meth:`decode` (Viterbi) for banded ones.
 
     The constants are in :mod:`emx.hmm` (``python bench/topology.py`` times the paths). The
     paths agree to round-off (1e-12 relative; Viterbi paths exactly, ties to the lowest

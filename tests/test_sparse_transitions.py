@@ -17,7 +17,7 @@ import emx.hmm as emx_hmm
 from emx import GMMHMM, GaussianHMM
 from emx._core import STATUS_OK, _hmm
 from emx.discrete import CategoricalHMM
-from emx.hmm import SPARSE_MAX_DENSITY, SPARSE_MIN_STATES, _Transitions
+from emx.hmm import SPARSE_MAX_DENSITY, SPARSE_MAX_PER_ROW, SPARSE_MIN_STATES, _Transitions
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 D = 3
@@ -115,12 +115,16 @@ def test_rule_chooses_edges_for_sparse_matrices_only():
     assert _Transitions(sp, left_to_right(K)).sparse  # 2K - 1 of K**2 non-zero
     assert _Transitions(sp, banded(K, rng, width=1)).sparse
     assert not _Transitions(sp, rng.dirichlet(np.ones(K), size=K)).sparse  # dense
-    # the documented thresholds, at their edges
-    A = np.zeros((K, K))
-    A.flat[: int(SPARSE_MAX_DENSITY * K * K)] = 1.0
-    assert _Transitions(sp, A).sparse
-    A.flat[int(SPARSE_MAX_DENSITY * K * K)] = 1.0
-    assert not _Transitions(sp, A).sparse
+    # the documented thresholds, at their edges: a quarter of the matrix for small K, about
+    # 3 non-zeros per row for large K
+    for K in (SPARSE_MIN_STATES, 8, 16, 64):
+        sp = np.full(K, 1 / K)
+        limit = int(min(SPARSE_MAX_DENSITY * K * K, SPARSE_MAX_PER_ROW * K))
+        A = np.zeros((K, K))
+        A.flat[:limit] = 1.0
+        assert _Transitions(sp, A).sparse
+        A.flat[limit] = 1.0
+        assert not _Transitions(sp, A).sparse
     small = SPARSE_MIN_STATES - 1
     assert not _Transitions(np.full(small, 1 / small), np.eye(small)).sparse
     assert _Transitions(np.full(SPARSE_MIN_STATES, 1 / SPARSE_MIN_STATES),

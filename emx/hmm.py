@@ -39,7 +39,8 @@ from .emissions import Emission, GaussianEmission, GMMEmission
 
 __all__ = ["BaseHMM", "GaussianHMM", "GMMHMM", "HMMStats"]
 
-# Target number of frames per E-step chunk (whole sequences are never split). The kernels run
+# Target number of frames per E-step chunk (whole sequences are never split; the count is
+# rounded up to a multiple of 4 for thread balance, see _make_chunks). The kernels run
 # a chunk's sequences in lockstep blocks of up to 64 (one matrix product per frame for the
 # whole block): 8192 frames give blocks of about 8 sequences of 1000 frames, where the block's
 # rows still stream from memory well (measured: larger blocks of long sequences were slower,
@@ -87,17 +88,35 @@ class _Data:
 
 
 def _make_chunks(offsets: np.ndarray, target: int | None = None) -> list:
+    """Chunks ``(f0, f1, local offsets)`` of whole consecutive sequences.
+
+    About ``ceil(n_frames / target)`` chunks, rounded up to a multiple of 4 so that 2 or 4
+    threads get equal shares, cut at the sequence boundaries nearest to equal numbers of
+    frames. The cut depends on the data alone (never on n_jobs), so results do not depend
+    on the number of threads. A sequence longer than a share stays whole.
+    """
     target = CHUNK_FRAMES if target is None else target
-    chunks = []
+    offsets = np.asarray(offsets, dtype=np.intp)
     n_seq = len(offsets) - 1
-    s = 0
-    while s < n_seq:
-        e = s + 1
-        while e < n_seq and offsets[e + 1] - offsets[s] <= target:
-            e += 1
+    total = int(offsets[-1]) if n_seq > 0 else 0
+    if n_seq <= 0:
+        return []
+    n = max(1, -(-total // max(int(target), 1)))
+    if n > 1:
+        n = -(-n // 4) * 4
+    bounds = [0]
+    for k in range(1, n):
+        goal = k * total / n
+        s = int(np.searchsorted(offsets, goal))  # offsets[s - 1] < goal <= offsets[s]
+        if s > 0 and goal - offsets[s - 1] < offsets[s] - goal:
+            s -= 1
+        if bounds[-1] < s < n_seq:
+            bounds.append(s)
+    bounds.append(n_seq)
+    chunks = []
+    for s, e in zip(bounds[:-1], bounds[1:], strict=True):
         f0, f1 = int(offsets[s]), int(offsets[e])
         chunks.append((f0, f1, np.ascontiguousarray(offsets[s : e + 1] - f0, dtype=np.intp)))
-        s = e
     return chunks
 
 

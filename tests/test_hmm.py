@@ -263,7 +263,10 @@ def test_many_short_sequences_share_kernel_calls():
     X, _ = gen.sample(50_000, random_state=2)
     lengths = [5] * 10_000
     data = gen._validate(X, lengths, reset=False)
-    assert len(data.chunks) <= 50_000 // CHUNK_FRAMES + 1 < 100
+    n_chunks = -(-50_000 // CHUNK_FRAMES)
+    assert len(data.chunks) == -(-n_chunks // 4) * 4 < 100  # a multiple of 4, for threads
+    sizes = [f1 - f0 for f0, f1, _ in data.chunks]
+    assert max(sizes) - min(sizes) <= 5  # equal shares, cut at sequence boundaries
     per_sequence = sum(gen.score(X[i : i + 5]) for i in range(0, 500, 5))
     assert gen.score(X[:500], [5] * 100) == pytest.approx(per_sequence, rel=1e-12)
     assert len(_make_chunks(np.array([0, 10_000, 10_001]))) == 2  # long sequences stay whole

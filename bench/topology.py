@@ -56,7 +56,7 @@ from threadpoolctl import threadpool_limits
 
 import emx.hmm as emx_hmm
 from emx import GaussianHMM
-from emx.hmm import SPARSE_MAX_DENSITY, SPARSE_MIN_STATES, _Transitions
+from emx.hmm import SPARSE_MAX_DENSITY, SPARSE_MAX_PER_ROW, SPARSE_MIN_STATES, _Transitions
 
 N_FEATURES = 13
 SEQ_LEN = 1000
@@ -274,9 +274,10 @@ def main(argv=None) -> None:
           "kernels")
     for line in describe_machine("no peer (emx against itself)", 1):
         print(line)
-    print(f"rule         : emx.hmm picks the edge lists when nnz(transmat_) <= "
-          f"{SPARSE_MAX_DENSITY} * K**2 and K >= {SPARSE_MIN_STATES}, unless the banded "
-          "form is chosen first (emx.hmm._band_offsets)")
+    print(f"rule         : emx.hmm picks the edge lists when nnz(transmat_) <= min("
+          f"{SPARSE_MAX_DENSITY} * K**2, {SPARSE_MAX_PER_ROW} * K) and K >= "
+          f"{SPARSE_MIN_STATES}, unless the banded form is chosen first "
+          "(emx.hmm._band_offsets)")
     with threadpool_limits(limits=1, user_api="blas"):
         if args.sweep:
             sweep(args)

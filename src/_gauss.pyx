@@ -31,13 +31,63 @@ all kernel modules through ``_checks.pxi``)
 """
 
 from libc.math cimport exp, log, INFINITY
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
 from scipy.linalg.cython_blas cimport dgemm
 
 include "_checks.pxi"
 
 cdef enum:
     BLOCK = 128
+
+# Vectorised loops of log_density_diag and accumulate_moments (kind 0, a shift per
+# component): bit-identical to the scalar loops, see the header.
+cdef extern from "_gauss_simd.h" nogil:
+    enum:
+        EMX_LD_ROWS
+    int emx_gauss_forced_level
+    int emx_gauss_level()
+    Py_ssize_t emx_gauss_kpad(Py_ssize_t K)
+    void emx_log_density_diag(const double* X, Py_ssize_t T, Py_ssize_t D, Py_ssize_t K,
+                              const double* meansT, const double* precT, const double* lnp,
+                              double* xtail, double* out)
+    void emx_moments_diag_shifted(const double* X, const double* W, Py_ssize_t nb,
+                                  Py_ssize_t D, Py_ssize_t K, const double* shiftT,
+                                  double* sum1T, double* sum2T, double* scratch)
+    void emx_add_rows(const double* W, Py_ssize_t nb, Py_ssize_t K, double* post)
+
+
+cdef inline void _transpose_pad(const double* a, Py_ssize_t rows, Py_ssize_t cols,
+                                double* out, Py_ssize_t ld) noexcept nogil:
+    """out[j * ld + i] = a[i * cols + j]: a (rows x cols) transposed into the first rows
+    columns of out (cols x ld), both row-major; the caller zeroes the padding."""
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            out[j * ld + i] = a[i * cols + j]
+
+
+cdef inline void _untranspose(const double* a, Py_ssize_t ld, Py_ssize_t rows,
+                              Py_ssize_t cols, double* out) noexcept nogil:
+    """out (rows x cols)[i, j] = a[j * ld + i]: the inverse of _transpose_pad."""
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            out[i * cols + j] = a[j * ld + i]
+
+
+def _set_simd_level(int level):
+    """Cap the instruction set of the vectorised loops (tests only): -1 the best the CPU
+    supports, 0 baseline, 1 AVX2, 2 AVX-512 (never above what the CPU supports). Returns
+    the previous cap. Not thread-safe: call it with no kernel running."""
+    cdef int previous = emx_gauss_forced_level
+    global emx_gauss_forced_level
+    emx_gauss_forced_level = level
+    return previous
+
+
+def _simd_level():
+    """Instruction set the vectorised loops use now: 0 baseline, 1 AVX2, 2 AVX-512."""
+    return emx_gauss_level()
 
 
 cdef int _check_gauss(str kn, Py_ssize_t D, Py_ssize_t K, const double[:, ::1] means,
@@ -75,18 +125,29 @@ def log_density_diag(
     """
     cdef str kn = "log_density_diag"
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = means.shape[0]
-    cdef Py_ssize_t t, k, d
-    cdef double s, diff
     _check_gauss(kn, D, K, means, precisions, log_norm)
     _need2(kn, "out", out.shape[0], out.shape[1], T, K)
+    if T == 0 or K == 0:
+        return _OK
+    # The loop (src/_gauss_simd.h) runs in vectors across k, on transposed parameters padded
+    # to KP columns; each out[t, k] is the same sum over d in increasing d as the scalar
+    # loop's, bit for bit.
+    cdef Py_ssize_t KP = emx_gauss_kpad(K)
+    cdef Py_ssize_t n_scratch = 2 * D * KP + KP + EMX_LD_ROWS * D
+    cdef double* meansT = <double*>calloc(n_scratch, sizeof(double))
+    if not meansT:
+        raise MemoryError()
+    cdef double* precT = meansT + D * KP
+    cdef double* lnp = precT + D * KP
+    cdef double* xtail = lnp + KP
+    cdef Py_ssize_t k
     with nogil:
-        for t in range(T):
-            for k in range(K):
-                s = 0.0
-                for d in range(D):
-                    diff = X[t, d] - means[k, d]
-                    s += diff * diff * precisions[k, d]
-                out[t, k] = log_norm[k] - 0.5 * s
+        _transpose_pad(&means[0, 0], K, D, meansT, KP)
+        _transpose_pad(&precisions[0, 0], K, D, precT, KP)
+        for k in range(K):
+            lnp[k] = log_norm[k]
+        emx_log_density_diag(&X[0, 0], T, D, K, meansT, precT, lnp, xtail, &out[0, 0])
+    free(meansT)
     return _OK
 
 
@@ -336,7 +397,7 @@ def accumulate_moments(
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = weights.shape[1]
     cdef Py_ssize_t S = shift.shape[0]
     cdef Py_ssize_t t0, nb, b, k, d, s0
-    cdef double w, dx, wd
+    cdef double w
     cdef int m_, n_, k_, ldw, ldd
     cdef double one = 1.0
     cdef char N = b'N', Tr = b'T'
@@ -353,16 +414,34 @@ def accumulate_moments(
     if not diff:
         raise MemoryError()
     cdef double* other = diff + BLOCK * D
+    # kind 0 with a shift per component: the sums accumulate in transposed (D x K) copies.
+    # Padded to D x KP (src/_gauss_simd.h), plus scratch for a block of padded weights.
+    cdef bint shifted_diag = S != 1 and kind == 0
+    cdef Py_ssize_t KP = emx_gauss_kpad(K)
+    cdef double* shT = NULL
+    cdef double* s1T = NULL
+    cdef double* s2T = NULL
+    cdef double* pad = NULL
+    if shifted_diag:
+        shT = <double*>calloc(3 * D * KP + BLOCK * KP, sizeof(double))
+        if not shT:
+            free(diff)
+            raise MemoryError()
+        s1T = shT + D * KP
+        s2T = shT + 2 * D * KP
+        pad = shT + 3 * D * KP
     ldw = <int>K
     ldd = <int>D
     with nogil:
+        if shifted_diag:
+            _transpose_pad(&shift[0, 0], K, D, shT, KP)
+            _transpose_pad(&sum1[0, 0], K, D, s1T, KP)
+            _transpose_pad(&sum2[0, 0], K, D, s2T, KP)
         t0 = 0
         while t0 < T:
             nb = BLOCK if T - t0 > BLOCK else T - t0
             k_ = <int>nb
-            for b in range(nb):
-                for k in range(K):
-                    post[k] += weights[t0 + b, k]
+            emx_add_rows(&weights[t0, 0], nb, K, &post[0])
             if S == 1:
                 for b in range(nb):
                     for d in range(D):
@@ -394,16 +473,12 @@ def accumulate_moments(
                         dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, other, &ldd, &one,
                               &sum2[k * D if kind == 1 else 0, 0], &ldd)
             elif kind == 0:
-                # One pass over the block's rows, every component's sums in frame order
-                # (the same operations, in the same order, as forming the differences first).
-                for b in range(nb):
-                    for k in range(K):
-                        w = weights[t0 + b, k]
-                        for d in range(D):
-                            dx = X[t0 + b, d] - shift[k, d]
-                            wd = dx * w
-                            sum1[k, d] += wd
-                            sum2[k, d] += wd * dx
+                # Every component's sums in frame order, on transposed (D x K) copies
+                # (src/_gauss_simd.h: k innermost, vectorised): per element the same
+                # operations in the same order as the scalar loop
+                # sum1[k, d] += (x - s) * w;  sum2[k, d] += ((x - s) * w) * (x - s).
+                emx_moments_diag_shifted(&X[t0, 0], &weights[t0, 0], nb, D, K, shT, s1T, s2T,
+                                         pad)
             else:
                 for k in range(K):
                     for b in range(nb):
@@ -421,7 +496,11 @@ def accumulate_moments(
                     dgemm(&N, &Tr, &m_, &n_, &k_, &one, diff, &ldd, other, &ldd, &one,
                           &sum2[s0, 0], &ldd)
             t0 += nb
+        if shifted_diag:
+            _untranspose(s1T, KP, K, D, &sum1[0, 0])
+            _untranspose(s2T, KP, K, D, &sum2[0, 0])
     free(diff)
+    free(shT)
     return _OK
 
 

@@ -20,7 +20,8 @@ from emx._core import _gauss
 BEST_LEVEL = _gauss._simd_level()
 LEVELS = list(range(BEST_LEVEL + 1))  # 0 baseline, 1 AVX2, 2 AVX-512: those this CPU has
 
-K_VALUES = (1, 2, 3, 7, 16, 33)
+# K = 5, 10, 12: components left over after full vectors (8-, 2-, 4-lane tiles).
+K_VALUES = (1, 2, 3, 5, 7, 10, 12, 16, 33)
 D_VALUES = (1, 2, 13, 40)
 N_VALUES = (0, 1, 5, 300)
 

@@ -120,8 +120,13 @@ def log_density_diag(
 ):
     """Diagonal-covariance Gaussian log-densities.
 
+    Each ``out[t, k]`` is summed over d in increasing d, in vectors across components
+    (src/_gauss_simd.h): bit-identical to the plain loop on every instruction set.
+
     IN: ``X`` (n, D), ``means`` (K, D), ``precisions`` (K, D) (inverse variances),
-    ``log_norm`` (K,). OUT: ``out`` (n, K). Returns STATUS_OK (-1).
+    ``log_norm`` (K,). OUT: ``out`` (n, K). Scratch (the transposed parameters, 2 x D x KP,
+    KP = K rounded up to a multiple of 8, and 8 rows of X) is calloc'ed here.
+    Returns STATUS_OK (-1).
     """
     cdef str kn = "log_density_diag"
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = means.shape[0]
@@ -385,13 +390,17 @@ def accumulate_moments(
     * 2 ('tied'): ``sum2`` (D, D) ``+= sum_t sum_k w[t, k] d_tk d_tk^T``
 
     with ``d_tk = x_t - s_k``. Differences are formed directly, BLOCK frames at a time, and
-    the sums go through dgemm. Taking each component's moments about a point near its mean
-    (its previous mean, say) keeps its second moments free of cancellation however far it
-    sits from the other components.
+    the sums go through dgemm, except for 'diag' with a shift per component, whose sums add
+    the frames one by one in increasing t, in vectors across components
+    (src/_gauss_simd.h; bit-identical on every instruction set). Taking each component's
+    moments about a point near its mean (its previous mean, say) keeps its second moments
+    free of cancellation however far it sits from the other components.
 
     IN: ``X`` (n, D), ``weights`` (n, K), ``shift`` (K, D) or (1, D), ``kind`` (0, 1, 2).
     OUT (added to): ``post`` (K,), ``sum1`` (K, D), ``sum2`` (shape by ``kind``).
-    Scratch (2 blocks of BLOCK x D) is malloc'ed here. Returns STATUS_OK (-1).
+    Scratch (2 blocks of BLOCK x D; for 'diag' with a shift per component also the
+    transposed shift and sums, 3 x D x KP, and a block of weights, BLOCK x KP, KP = K
+    rounded up to a multiple of 8) is allocated here. Returns STATUS_OK (-1).
     """
     cdef str kn = "accumulate_moments"
     cdef Py_ssize_t T = X.shape[0], D = X.shape[1], K = weights.shape[1]

@@ -690,15 +690,34 @@ def viterbi(
     IN: ``loglik`` (n_frames, K) and ``offsets`` as in :func:`forward_backward`;
     ``log_startprob`` (K,); ``log_transmat_t`` (K, K), the transposed log transition matrix
     (row j holds log a[:, j]), ``-inf`` entries being forbidden transitions.
-    OUT: ``path`` (n_frames,), ``seq_logprob`` (n_sequences,).
-    Scratch (two rows of log scores, and the (n_frames, K) back-pointers) is allocated here.
-    Returns STATUS_OK (-1), or the first sequence with no path of non-zero probability.
+    OUT: ``path`` (n_frames,), ``seq_logprob`` (n_sequences,); a sequence with no path of
+    non-zero probability gets neither written.
+    Scratch (log scores, a padded copy of the transitions, and the (n_frames, K)
+    back-pointers, stored as uint8 for K <= 256, uint16 for K <= 65536) is allocated here.
+    Returns STATUS_OK (-1), or the first sequence (in the caller's order) with no path of
+    non-zero probability (an empty sequence counts as one).
+
+    Every score is the same sum, in the same order, as the textbook recursion
+    ``delta_t[j] = max_i (delta_{t-1}[i] + log a[i, j]) + loglik[t, j]``: the predecessors i
+    are scanned in increasing order and replace the best one only when strictly greater, so
+    ties go to the lowest i, and the final state is the lowest j among equal maxima. Results
+    are therefore the same bit for bit whichever of the two loops below runs (max-plus has no
+    rounding to reorder):
+
+    * one sequence at a time (states j in tiles of 8 held in registers, one pass over the
+      predecessors i per tile, predecessors of score -inf skipped), used when K >= 8, or when
+      fewer than 2 sequences are non-empty;
+    * lockstep, used when K < 8 and at least 2 sequences are non-empty: the sequences sorted
+      by length (longest first, stable), taken 8 at a time, frame by frame (the 8 sequences
+      of a block are the vector lanes, transitions of log probability -inf skipped), the
+      block shrinking as its sequences end. With fewer than 8 states the one-sequence loop
+      would leave most of its 8 lanes idle; measured on 2 cores (SSE2 build), it is as fast
+      or faster from K = 8 on, for long and short sequences alike.
     """
     cdef str kn = "viterbi"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
-    cdef Py_ssize_t n, t, i, j, t0, t1, best_i, cur, status = _OK
-    cdef double best, v
+    cdef Py_ssize_t vt = _vit_tile()
     _check_states(kn, K)
     _check_offsets_frames(kn, offsets, T)
     _need(kn, "log_startprob", log_startprob.shape[0], K)
@@ -707,46 +726,341 @@ def viterbi(
     _need(kn, "seq_logprob", seq_logprob.shape[0], n_seq)
     _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob)},
               {"offsets": _span_i1(offsets)})
-    cdef double[:, ::1] delta = _empty2(2, K)  # row (t - t0) % 2 holds frame t
-    cdef Py_ssize_t[:, ::1] backptr = _empty2_intp(T, K)
+    # Sequence starts and lengths copied out of ``offsets`` (checked above), non-empty ones
+    # only, in the order they are processed; ``bad`` flags sequences of probability zero.
+    cdef Py_ssize_t[::1] starts_all = np.asarray(offsets[:n_seq]).copy()
+    lens_np = np.diff(np.asarray(offsets))
+    cdef Py_ssize_t n_live = int(np.count_nonzero(lens_np))
+    cdef int level = _vit_level
+    cdef bint lockstep = (K < vt and n_live >= 2) if _vit_mode < 0 else _vit_mode == 1
+    if lockstep:
+        order_np = np.argsort(-lens_np, kind="stable")[:n_live]
+    else:
+        order_np = np.flatnonzero(lens_np)
+    cdef Py_ssize_t[::1] order = np.ascontiguousarray(order_np, dtype=np.intp)
+    cdef Py_ssize_t[::1] lens = np.ascontiguousarray(lens_np, dtype=np.intp)
+    cdef unsigned char[::1] bad = np.zeros(max(n_seq, 1), dtype=np.uint8)
+    if n_live < n_seq:
+        np.asarray(bad)[:n_seq][lens_np == 0] = 1
+    # Back-pointers: the narrowest type that holds a state index.
+    cdef unsigned char[:, ::1] bp8
+    cdef unsigned short[:, ::1] bp16
+    cdef Py_ssize_t[:, ::1] bp64
+    if K <= 256:
+        bp8 = np.empty((T, K), dtype=np.uint8)
+    elif K <= 65536:
+        bp16 = np.empty((T, K), dtype=np.uint16)
+    else:
+        bp64 = np.empty((T, K), dtype=np.intp)
+    cdef Py_ssize_t Kp = ((K + vt - 1) // vt) * vt
+    cdef double[:, ::1] la          # one-sequence loop: log a[i, j] padded to Kp columns
+    cdef double[:, ::1] scores      # two rows of scores (Kp) or two (K, vt) lane blocks
+    if lockstep:
+        la = _empty2(1, 1)
+        scores = _empty2(2, K * vt)
+    else:
+        la = _vit_padded_transitions(log_transmat_t, K, Kp)
+        scores = _empty2(2, Kp)
+    cdef Py_ssize_t q, status = _OK
     with nogil:
-        for n in range(n_seq):
-            t0 = offsets[n]
-            t1 = offsets[n + 1]
-            if t1 <= t0:
-                status = n
+        if lockstep:
+            q = 0
+            while q < n_live:
+                if K <= 256:
+                    _vit_block(&loglik[0, 0], K, &log_startprob[0], &log_transmat_t[0, 0],
+                               &order[q], min(vt, n_live - q), &starts_all[0], &lens[0],
+                               &scores[0, 0], &scores[1, 0], &bp8[0, 0], &path[0],
+                               &seq_logprob[0], &bad[0], level)
+                elif K <= 65536:
+                    _vit_block(&loglik[0, 0], K, &log_startprob[0], &log_transmat_t[0, 0],
+                               &order[q], min(vt, n_live - q), &starts_all[0], &lens[0],
+                               &scores[0, 0], &scores[1, 0], &bp16[0, 0], &path[0],
+                               &seq_logprob[0], &bad[0], level)
+                else:
+                    _vit_block(&loglik[0, 0], K, &log_startprob[0], &log_transmat_t[0, 0],
+                               &order[q], min(vt, n_live - q), &starts_all[0], &lens[0],
+                               &scores[0, 0], &scores[1, 0], &bp64[0, 0], &path[0],
+                               &seq_logprob[0], &bad[0], level)
+                q += vt
+        else:
+            for q in range(n_live):
+                if K <= 256:
+                    _vit_one(&loglik[0, 0], K, Kp, &log_startprob[0], &la[0, 0],
+                             order[q], &starts_all[0], &lens[0], &scores[0, 0],
+                             &scores[1, 0], &bp8[0, 0], &path[0], &seq_logprob[0], &bad[0], level)
+                elif K <= 65536:
+                    _vit_one(&loglik[0, 0], K, Kp, &log_startprob[0], &la[0, 0],
+                             order[q], &starts_all[0], &lens[0], &scores[0, 0],
+                             &scores[1, 0], &bp16[0, 0], &path[0], &seq_logprob[0], &bad[0], level)
+                else:
+                    _vit_one(&loglik[0, 0], K, Kp, &log_startprob[0], &la[0, 0],
+                             order[q], &starts_all[0], &lens[0], &scores[0, 0],
+                             &scores[1, 0], &bp64[0, 0], &path[0], &seq_logprob[0], &bad[0],
+                             level)
+        for q in range(n_seq):
+            if bad[q]:
+                status = q
                 break
-            for j in range(K):
-                delta[0, j] = log_startprob[j] + loglik[t0, j]
-                backptr[t0, j] = 0
-            for t in range(t0 + 1, t1):
-                cur = (t - t0) & 1
-                for j in range(K):
-                    best = -INFINITY
-                    best_i = 0
-                    for i in range(K):
-                        v = delta[1 - cur, i] + log_transmat_t[j, i]
-                        if v > best:
-                            best = v
-                            best_i = i
-                    delta[cur, j] = best + loglik[t, j]
-                    backptr[t, j] = best_i
-            cur = (t1 - 1 - t0) & 1
-            best = -INFINITY
-            best_i = 0
-            for j in range(K):
-                if delta[cur, j] > best:
-                    best = delta[cur, j]
-                    best_i = j
-            if best == -INFINITY:
-                status = n
-                break
-            seq_logprob[n] = best
-            # Back-pointers are in [0, K) by construction and live in this call's own buffer.
-            path[t1 - 1] = best_i
-            for t in range(t1 - 1, t0, -1):
-                path[t - 1] = backptr[t, path[t]]
     return status
+
+
+# Viterbi helpers. _VT is the tile width: 8 states (one-sequence loop; 16 with AVX2) or 8
+# sequences (lockstep) whose running maxima and arg-maxima stay in vector registers.
+cdef enum:
+    _VT = 8
+
+ctypedef fused _bp_t:
+    unsigned char
+    unsigned short
+    Py_ssize_t
+
+cdef extern from *:
+    """
+    /* Max-plus tiles for viterbi (src/_hmm.pyx). For l < W lanes:
+         best[l] = max_i (s[i] + m[i * ms + l]), arg[l] = the lowest i attaining it,
+       scanning i upwards and replacing only on strictly greater, from best = -inf, arg = 0:
+       the textbook loop's comparisons, lane by lane, so the results are the same bit for bit
+       at every vector width. An i with s[i] = -inf or NaN is skipped: s[i] + x is then -inf or
+       NaN, never greater than best (best is never NaN). Arg-maxima are kept as doubles (exact
+       for i < 2**53) so that their blend uses the comparison mask as it is. */
+    #include <math.h>
+    #include <stddef.h>
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
+    #define EMX_VIT_X86 1
+    #include <immintrin.h>
+    #endif
+
+    static void emx_vit_tile8_scalar(ptrdiff_t n, const double *s, const double *m, ptrdiff_t ms,
+                                     double *best, double *arg) {
+        for (int l = 0; l < 8; l++) { best[l] = -INFINITY; arg[l] = 0.0; }
+        for (ptrdiff_t i = 0; i < n; i++) {
+            double d = s[i];
+            if (!(d > -INFINITY)) continue;
+            const double *row = m + i * ms;
+            for (int l = 0; l < 8; l++) {
+                double v = d + row[l];
+                if (v > best[l]) { best[l] = v; arg[l] = (double)i; }
+            }
+        }
+    }
+
+    #ifdef EMX_VIT_X86
+    /* x86-64 always has SSE2. _mm_max_pd(v, b) is (v > b ? v : b), NaN and signed zeros
+       included: the strict comparison above. */
+    static void emx_vit_tile8_sse2(ptrdiff_t n, const double *s, const double *m, ptrdiff_t ms,
+                                   double *best, double *arg) {
+        __m128d b0 = _mm_set1_pd(-INFINITY), b1 = b0, b2 = b0, b3 = b0;
+        __m128d a0 = _mm_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            double d = s[i];
+            if (!(d > -INFINITY)) continue;
+            const double *row = m + i * ms;
+            __m128d dv = _mm_set1_pd(d), iv = _mm_set1_pd((double)i), v, k;
+    #define EMX_VIT_LANE2(b, a, off) \\
+            v = _mm_add_pd(dv, _mm_loadu_pd(row + off)); k = _mm_cmpgt_pd(v, b); \\
+            b = _mm_max_pd(v, b); a = _mm_or_pd(_mm_and_pd(k, iv), _mm_andnot_pd(k, a));
+            EMX_VIT_LANE2(b0, a0, 0) EMX_VIT_LANE2(b1, a1, 2)
+            EMX_VIT_LANE2(b2, a2, 4) EMX_VIT_LANE2(b3, a3, 6)
+    #undef EMX_VIT_LANE2
+        }
+        _mm_storeu_pd(best, b0); _mm_storeu_pd(best + 2, b1);
+        _mm_storeu_pd(best + 4, b2); _mm_storeu_pd(best + 6, b3);
+        _mm_storeu_pd(arg, a0); _mm_storeu_pd(arg + 2, a1);
+        _mm_storeu_pd(arg + 4, a2); _mm_storeu_pd(arg + 6, a3);
+    }
+
+    /* W = 8 * nq lanes (nq = 1 or 2) in ymm registers. */
+    __attribute__((target("avx2")))
+    static void emx_vit_tile_avx2(ptrdiff_t n, const double *s, const double *m, ptrdiff_t ms,
+                                  double *best, double *arg, int nq) {
+        __m256d b[4], a[4];
+        int q, nv = 2 * nq;
+        for (q = 0; q < 4; q++) { b[q] = _mm256_set1_pd(-INFINITY); a[q] = _mm256_setzero_pd(); }
+        if (nq == 2) {
+            for (ptrdiff_t i = 0; i < n; i++) {
+                double d = s[i];
+                if (!(d > -INFINITY)) continue;
+                const double *row = m + i * ms;
+                __m256d dv = _mm256_set1_pd(d), iv = _mm256_set1_pd((double)i), v, k;
+    #define EMX_VIT_LANE4(q) \\
+                v = _mm256_add_pd(dv, _mm256_loadu_pd(row + 4 * q)); \\
+                k = _mm256_cmp_pd(v, b[q], _CMP_GT_OQ); \\
+                b[q] = _mm256_max_pd(v, b[q]); a[q] = _mm256_blendv_pd(a[q], iv, k);
+                EMX_VIT_LANE4(0) EMX_VIT_LANE4(1) EMX_VIT_LANE4(2) EMX_VIT_LANE4(3)
+            }
+        } else {
+            for (ptrdiff_t i = 0; i < n; i++) {
+                double d = s[i];
+                if (!(d > -INFINITY)) continue;
+                const double *row = m + i * ms;
+                __m256d dv = _mm256_set1_pd(d), iv = _mm256_set1_pd((double)i), v, k;
+                EMX_VIT_LANE4(0) EMX_VIT_LANE4(1)
+    #undef EMX_VIT_LANE4
+            }
+        }
+        for (q = 0; q < nv; q++) {
+            _mm256_storeu_pd(best + 4 * q, b[q]);
+            _mm256_storeu_pd(arg + 4 * q, a[q]);
+        }
+    }
+
+    static int emx_vit_cpu_level(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") ? 2 : 1;
+    }
+    #else
+    static int emx_vit_cpu_level(void) { return 0; }
+    #endif
+
+    /* One call: W lanes (8 or 16; 16 only at level 2) with the best code for level:
+       0 portable C, 1 SSE2, 2 AVX2. */
+    static void emx_vit_tile(int level, int W, ptrdiff_t n, const double *s, const double *m,
+                             ptrdiff_t ms, double *best, double *arg) {
+    #ifdef EMX_VIT_X86
+        if (level >= 2) { emx_vit_tile_avx2(n, s, m, ms, best, arg, W / 8); return; }
+        if (level == 1) {
+            emx_vit_tile8_sse2(n, s, m, ms, best, arg);
+            if (W == 16) emx_vit_tile8_sse2(n, s, m + 8, ms, best + 8, arg + 8);
+            return;
+        }
+    #endif
+        emx_vit_tile8_scalar(n, s, m, ms, best, arg);
+        if (W == 16) emx_vit_tile8_scalar(n, s, m + 8, ms, best + 8, arg + 8);
+    }
+    """
+    int emx_vit_cpu_level() noexcept nogil
+    void emx_vit_tile(int level, int W, Py_ssize_t n, const double* s, const double* m,
+                      Py_ssize_t ms, double* best, double* arg) noexcept nogil
+
+
+cdef int _vit_cpu = emx_vit_cpu_level()   # best code this CPU runs: 0 C, 1 SSE2, 2 AVX2
+cdef int _vit_level = _vit_cpu
+cdef int _vit_mode = -1                    # -1 automatic, 0 one sequence at a time, 1 lockstep
+
+
+def _viterbi_tune(level=None, mode=None):
+    """Testing hook: cap the vector code :func:`viterbi` uses (``level`` 0 portable C,
+    1 SSE2, 2 AVX2; capped at what the CPU runs) and force its loop (``mode`` -1 automatic,
+    0 one sequence at a time, 1 lockstep). Returns the previous ``(level, mode)``; results do
+    not depend on either (only speed does)."""
+    global _vit_level, _vit_mode
+    old = (_vit_level, _vit_mode)
+    if level is not None:
+        _vit_level = max(0, min(int(level), _vit_cpu))
+    if mode is not None:
+        if mode not in (-1, 0, 1):
+            raise ValueError(f"_viterbi_tune: mode must be -1, 0 or 1, got {mode!r}")
+        _vit_mode = mode
+    return old
+
+
+cdef inline Py_ssize_t _vit_tile() noexcept nogil:
+    return _VT
+
+
+cdef double[:, ::1] _vit_padded_transitions(const double[:, ::1] log_transmat_t, Py_ssize_t K,
+                                            Py_ssize_t Kp):
+    """log a[i, j] in row i (the transpose of ``log_transmat_t``), padded with -inf to Kp
+    columns so that the last tile of states needs no remainder loop."""
+    out = np.full((K, Kp), -np.inf)
+    out[:, :K] = np.asarray(log_transmat_t).T
+    return out
+
+
+cdef inline void _vit_final(const double* score, Py_ssize_t stride, Py_ssize_t K,
+                            Py_ssize_t n, Py_ssize_t t0, Py_ssize_t t1, _bp_t* bp,
+                            Py_ssize_t* path, double* seq_logprob,
+                            unsigned char* bad) noexcept nogil:
+    """Last frame of sequence n (frames t0..t1-1), whose scores are score[j * stride]: the
+    best final state (lowest j among equal maxima), then the path back through ``bp``."""
+    cdef Py_ssize_t j, t, s = 0
+    cdef double best = -INFINITY
+    for j in range(K):
+        if score[j * stride] > best:
+            best = score[j * stride]
+            s = j
+    if best == -INFINITY:
+        bad[n] = 1
+        return
+    seq_logprob[n] = best
+    # s always comes from this call's own back-pointers, in [0, K) by construction.
+    path[t1 - 1] = s
+    for t in range(t1 - 1, t0, -1):
+        s = bp[t * K + s]
+        path[t - 1] = s
+
+
+cdef void _vit_one(const double* loglik, Py_ssize_t K, Py_ssize_t Kp,
+                   const double* log_startprob, const double* la, Py_ssize_t n,
+                   const Py_ssize_t* starts, const Py_ssize_t* lens, double* prev, double* cur,
+                   _bp_t* bp, Py_ssize_t* path, double* seq_logprob, unsigned char* bad,
+                   int level) noexcept nogil:
+    """Viterbi of the non-empty sequence n alone; ``la`` (K, Kp) holds log a[i, j] in row i,
+    ``prev`` and ``cur`` have Kp entries."""
+    cdef Py_ssize_t t0 = starts[n], t1 = starts[n] + lens[n]
+    cdef Py_ssize_t t, j, jt, jj, W
+    cdef double* tmp
+    cdef const double* ll
+    cdef double best[2 * _VT]
+    cdef double arg[2 * _VT]
+    for j in range(K):
+        prev[j] = log_startprob[j] + loglik[t0 * K + j]
+    for t in range(t0 + 1, t1):
+        ll = &loglik[t * K]
+        jt = 0
+        while jt < Kp:
+            W = 2 * _VT if level >= 2 and jt + 2 * _VT <= Kp else _VT
+            emx_vit_tile(level, W, K, prev, &la[jt], Kp, best, arg)
+            for jj in range(min(W, K - jt)):
+                cur[jt + jj] = best[jj] + ll[jt + jj]
+                bp[t * K + jt + jj] = <_bp_t>arg[jj]
+            jt += W
+        tmp = prev
+        prev = cur
+        cur = tmp
+    _vit_final(prev, 1, K, n, t0, t1, bp, path, seq_logprob, bad)
+
+
+cdef void _vit_block(const double* loglik, Py_ssize_t K, const double* log_startprob,
+                     const double* log_tt, const Py_ssize_t* seqs, Py_ssize_t nb,
+                     const Py_ssize_t* starts, const Py_ssize_t* lens, double* prev,
+                     double* cur, _bp_t* bp, Py_ssize_t* path, double* seq_logprob,
+                     unsigned char* bad, int level) noexcept nogil:
+    """Viterbi of nb <= _VT non-empty sequences ``seqs[:nb]`` (by decreasing length) in
+    lockstep: lane b of the (K, _VT) score blocks ``prev``/``cur`` is sequence seqs[b].
+    ``log_tt`` is the transposed log transition matrix (row j holds log a[:, j])."""
+    cdef Py_ssize_t b, j, s, t, active = nb, L = lens[seqs[0]]
+    cdef Py_ssize_t st[_VT]
+    cdef double best[_VT]
+    cdef double arg[_VT]
+    cdef double* tmp
+    for b in range(_VT):
+        st[b] = starts[seqs[b]] if b < nb else 0
+    for j in range(K):
+        for b in range(_VT):
+            prev[j * _VT + b] = (log_startprob[j] + loglik[st[b] * K + j]) if b < nb \
+                else -INFINITY
+    for s in range(1, L):
+        # Sequences that ended at frame s - 1 (the block is sorted by decreasing length).
+        while lens[seqs[active - 1]] <= s:
+            active -= 1
+            _vit_final(&prev[active], _VT, K, seqs[active], st[active],
+                       st[active] + lens[seqs[active]], bp, path, seq_logprob, bad)
+        for j in range(K):
+            emx_vit_tile(level, _VT, K, &log_tt[j * K], prev, _VT, best, arg)
+            for b in range(active):
+                t = st[b] + s
+                cur[j * _VT + b] = best[b] + loglik[t * K + j]
+                bp[t * K + j] = <_bp_t>arg[b]
+            for b in range(active, _VT):
+                cur[j * _VT + b] = -INFINITY
+        tmp = prev
+        prev = cur
+        cur = tmp
+    while active > 0:
+        active -= 1
+        _vit_final(&prev[active], _VT, K, seqs[active], st[active],
+                   st[active] + lens[seqs[active]], bp, path, seq_logprob, bad)
 
 
 def sample_states(

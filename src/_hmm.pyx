@@ -690,29 +690,31 @@ def viterbi(
     IN: ``loglik`` (n_frames, K) and ``offsets`` as in :func:`forward_backward`;
     ``log_startprob`` (K,); ``log_transmat_t`` (K, K), the transposed log transition matrix
     (row j holds log a[:, j]), ``-inf`` entries being forbidden transitions.
-    OUT: ``path`` (n_frames,), ``seq_logprob`` (n_sequences,); a sequence with no path of
-    non-zero probability gets neither written.
+    OUT: ``path`` (n_frames,), ``seq_logprob`` (n_sequences,); the frames and entry of a
+    sequence with no path of non-zero probability are left as they were.
     Scratch (log scores, a padded copy of the transitions, and the (n_frames, K)
-    back-pointers, stored as uint8 for K <= 256, uint16 for K <= 65536) is allocated here.
+    back-pointers, uint8 for K <= 256, uint16 for K <= 65536) is allocated here.
     Returns STATUS_OK (-1), or the first sequence (in the caller's order) with no path of
     non-zero probability (an empty sequence counts as one).
 
-    Every score is the same sum, in the same order, as the textbook recursion
-    ``delta_t[j] = max_i (delta_{t-1}[i] + log a[i, j]) + loglik[t, j]``: the predecessors i
-    are scanned in increasing order and replace the best one only when strictly greater, so
-    ties go to the lowest i, and the final state is the lowest j among equal maxima. Results
-    are therefore the same bit for bit whichever of the two loops below runs (max-plus has no
-    rounding to reorder):
+    Every score is the same sum as in the textbook recursion
+    ``delta_t[j] = max_i (delta_{t-1}[i] + log a[i, j]) + loglik[t, j]``, with the
+    predecessors i scanned in increasing order and replacing the best one only when strictly
+    greater: ties go to the lowest i, and the final state is the lowest j among equal maxima.
+    Max-plus has no rounding to reorder, so the results are the same bit for bit whichever
+    loop and vector code runs (portable C, SSE2, or AVX2 when the CPU has it, chosen at
+    import), and the same as those of the one-sequence-at-a-time scalar loop emx had before.
+    Two loops, chosen here from K alone:
 
-    * one sequence at a time (states j in tiles of 8 held in registers, one pass over the
-      predecessors i per tile, predecessors of score -inf skipped), used when K >= 8, or when
-      fewer than 2 sequences are non-empty;
-    * lockstep, used when K < 8 and at least 2 sequences are non-empty: the sequences sorted
-      by length (longest first, stable), taken 8 at a time, frame by frame (the 8 sequences
-      of a block are the vector lanes, transitions of log probability -inf skipped), the
-      block shrinking as its sequences end. With fewer than 8 states the one-sequence loop
-      would leave most of its 8 lanes idle; measured on 2 cores (SSE2 build), it is as fast
-      or faster from K = 8 on, for long and short sequences alike.
+    * K >= 8: one sequence at a time, the states j in tiles of 8 (16 with AVX2) whose running
+      maxima and arg-maxima stay in vector registers over one pass on the predecessors i
+      (those of score -inf skipped);
+    * K < 8: lockstep. The non-empty sequences, sorted by length (longest first, stable), go
+      8 at a time, frame by frame, each sequence a vector lane (transitions of log probability
+      -inf skipped); a block shrinks as its sequences end, and once 2 or fewer are left they
+      finish one at a time. With fewer than 8 states a tile of the first loop would leave
+      most lanes idle; from K = 8 on both loops measured alike (2-core Xeon, AVX2), so the
+      simpler one is kept.
     """
     cdef str kn = "viterbi"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
@@ -726,22 +728,19 @@ def viterbi(
     _need(kn, "seq_logprob", seq_logprob.shape[0], n_seq)
     _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob)},
               {"offsets": _span_i1(offsets)})
-    # Sequence starts and lengths copied out of ``offsets`` (checked above), non-empty ones
-    # only, in the order they are processed; ``bad`` flags sequences of probability zero.
-    cdef Py_ssize_t[::1] starts_all = np.asarray(offsets[:n_seq]).copy()
-    lens_np = np.diff(np.asarray(offsets))
-    cdef Py_ssize_t n_live = int(np.count_nonzero(lens_np))
-    cdef int level = _vit_level
-    cdef bint lockstep = (K < vt and n_live >= 2) if _vit_mode < 0 else _vit_mode == 1
-    if lockstep:
-        order_np = np.argsort(-lens_np, kind="stable")[:n_live]
-    else:
-        order_np = np.flatnonzero(lens_np)
-    cdef Py_ssize_t[::1] order = np.ascontiguousarray(order_np, dtype=np.intp)
+    # Sequence starts and lengths copied out of ``offsets`` (checked above); the non-empty
+    # sequences in the order they are processed; ``bad`` flags those of probability zero.
+    offs = np.asarray(offsets)
+    lens_np = np.diff(offs)
+    cdef Py_ssize_t[::1] starts = offs[:n_seq].copy()
     cdef Py_ssize_t[::1] lens = np.ascontiguousarray(lens_np, dtype=np.intp)
-    cdef unsigned char[::1] bad = np.zeros(max(n_seq, 1), dtype=np.uint8)
-    if n_live < n_seq:
-        np.asarray(bad)[:n_seq][lens_np == 0] = 1
+    cdef bint lockstep = K < vt if _vit_mode < 0 else _vit_mode == 1
+    live = np.flatnonzero(lens_np)
+    if lockstep:
+        live = live[np.argsort(-lens_np[live], kind="stable")]
+    cdef Py_ssize_t[::1] order = np.ascontiguousarray(live, dtype=np.intp)
+    cdef Py_ssize_t n_live = order.shape[0]
+    cdef unsigned char[::1] bad = (lens_np == 0).astype(np.uint8) if n_seq else np.zeros(1, np.uint8)
     # Back-pointers: the narrowest type that holds a state index.
     cdef unsigned char[:, ::1] bp8
     cdef unsigned short[:, ::1] bp16
@@ -753,50 +752,41 @@ def viterbi(
     else:
         bp64 = np.empty((T, K), dtype=np.intp)
     cdef Py_ssize_t Kp = ((K + vt - 1) // vt) * vt
-    cdef double[:, ::1] la          # one-sequence loop: log a[i, j] padded to Kp columns
-    cdef double[:, ::1] scores      # two rows of scores (Kp) or two (K, vt) lane blocks
-    if lockstep:
-        la = _empty2(1, 1)
-        scores = _empty2(2, K * vt)
-    else:
-        la = _vit_padded_transitions(log_transmat_t, K, Kp)
-        scores = _empty2(2, Kp)
-    cdef Py_ssize_t q, status = _OK
+    cdef double[:, ::1] la = _vit_padded_transitions(log_transmat_t, K, Kp)
+    cdef double[:, ::1] one = _empty2(2, Kp)            # one sequence: two frames of scores
+    cdef double[:, ::1] blk = _empty2(2, K * vt if lockstep else 1)  # lockstep: (K, vt) x 2
+    # Arg-maxima of one frame (K fits an int: log_transmat_t holds K * K doubles).
+    cdef int[::1] arg = np.empty(Kp, dtype=np.intc)
+    cdef _VitArgs va
+    va.loglik = &loglik[0, 0] if T else NULL
+    va.K = K
+    va.Kp = Kp
+    va.log_startprob = &log_startprob[0]
+    va.log_tt = &log_transmat_t[0, 0]
+    va.la = &la[0, 0]
+    va.starts = &starts[0] if n_seq else NULL
+    va.lens = &lens[0] if n_seq else NULL
+    va.x0 = &one[0, 0]
+    va.x1 = &one[1, 0]
+    va.blk0 = &blk[0, 0]
+    va.blk1 = &blk[1, 0]
+    va.arg = &arg[0]
+    va.path = &path[0] if T else NULL
+    va.seq_logprob = &seq_logprob[0] if n_seq else NULL
+    va.bad = &bad[0]
+    va.level = _vit_level
+    cdef Py_ssize_t q, nb, status = _OK
     with nogil:
-        if lockstep:
-            q = 0
-            while q < n_live:
-                if K <= 256:
-                    _vit_block(&loglik[0, 0], K, &log_startprob[0], &log_transmat_t[0, 0],
-                               &order[q], min(vt, n_live - q), &starts_all[0], &lens[0],
-                               &scores[0, 0], &scores[1, 0], &bp8[0, 0], &path[0],
-                               &seq_logprob[0], &bad[0], level)
-                elif K <= 65536:
-                    _vit_block(&loglik[0, 0], K, &log_startprob[0], &log_transmat_t[0, 0],
-                               &order[q], min(vt, n_live - q), &starts_all[0], &lens[0],
-                               &scores[0, 0], &scores[1, 0], &bp16[0, 0], &path[0],
-                               &seq_logprob[0], &bad[0], level)
-                else:
-                    _vit_block(&loglik[0, 0], K, &log_startprob[0], &log_transmat_t[0, 0],
-                               &order[q], min(vt, n_live - q), &starts_all[0], &lens[0],
-                               &scores[0, 0], &scores[1, 0], &bp64[0, 0], &path[0],
-                               &seq_logprob[0], &bad[0], level)
-                q += vt
-        else:
-            for q in range(n_live):
-                if K <= 256:
-                    _vit_one(&loglik[0, 0], K, Kp, &log_startprob[0], &la[0, 0],
-                             order[q], &starts_all[0], &lens[0], &scores[0, 0],
-                             &scores[1, 0], &bp8[0, 0], &path[0], &seq_logprob[0], &bad[0], level)
-                elif K <= 65536:
-                    _vit_one(&loglik[0, 0], K, Kp, &log_startprob[0], &la[0, 0],
-                             order[q], &starts_all[0], &lens[0], &scores[0, 0],
-                             &scores[1, 0], &bp16[0, 0], &path[0], &seq_logprob[0], &bad[0], level)
-                else:
-                    _vit_one(&loglik[0, 0], K, Kp, &log_startprob[0], &la[0, 0],
-                             order[q], &starts_all[0], &lens[0], &scores[0, 0],
-                             &scores[1, 0], &bp64[0, 0], &path[0], &seq_logprob[0], &bad[0],
-                             level)
+        q = 0
+        while q < n_live:
+            nb = min(vt, n_live - q) if lockstep else 1
+            if K <= 256:
+                _vit_run(&va, &order[q], nb, lockstep, &bp8[0, 0])
+            elif K <= 65536:
+                _vit_run(&va, &order[q], nb, lockstep, &bp16[0, 0])
+            else:
+                _vit_run(&va, &order[q], nb, lockstep, &bp64[0, 0])
+            q += nb
         for q in range(n_seq):
             if bad[q]:
                 status = q
@@ -808,6 +798,7 @@ def viterbi(
 # sequences (lockstep) whose running maxima and arg-maxima stay in vector registers.
 cdef enum:
     _VT = 8
+    _VIT_SOLO = 2   # lockstep blocks with this many sequences left finish them one by one
 
 ctypedef fused _bp_t:
     unsigned char
@@ -816,28 +807,33 @@ ctypedef fused _bp_t:
 
 cdef extern from *:
     """
-    /* Max-plus tiles for viterbi (src/_hmm.pyx). For l < W lanes:
+    /* Max-plus tiles for viterbi (src/_hmm.pyx). For the W lanes l of a tile:
          best[l] = max_i (s[i] + m[i * ms + l]), arg[l] = the lowest i attaining it,
        scanning i upwards and replacing only on strictly greater, from best = -inf, arg = 0:
        the textbook loop's comparisons, lane by lane, so the results are the same bit for bit
        at every vector width. An i with s[i] = -inf or NaN is skipped: s[i] + x is then -inf or
        NaN, never greater than best (best is never NaN). Arg-maxima are kept as doubles (exact
-       for i < 2**53) so that their blend uses the comparison mask as it is. */
+       for i < 2**53) so that their blend uses the comparison mask as it is.
+       emx_vit_frame: one frame of one sequence, cur[j] = best[j] + ll[j] and arg_out[j] for
+       j < K, with s = prev and m = la (K rows of Kp >= K entries, padded with -inf).
+       emx_vit_tile8: 8 lanes (lockstep: s = a row of the transposed transitions, m = the
+       scores of 8 sequences). level: 0 portable C, 1 SSE2, 2 AVX2. */
     #include <math.h>
     #include <stddef.h>
-    #if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
+    #if defined(__GNUC__) && defined(__x86_64__)
     #define EMX_VIT_X86 1
     #include <immintrin.h>
     #endif
 
-    static void emx_vit_tile8_scalar(ptrdiff_t n, const double *s, const double *m, ptrdiff_t ms,
-                                     double *best, double *arg) {
-        for (int l = 0; l < 8; l++) { best[l] = -INFINITY; arg[l] = 0.0; }
+    static void emx_vit_tile8_c(ptrdiff_t n, const double *s, const double *m, ptrdiff_t ms,
+                                double *best, double *arg) {
+        int l;
+        for (l = 0; l < 8; l++) { best[l] = -INFINITY; arg[l] = 0.0; }
         for (ptrdiff_t i = 0; i < n; i++) {
             double d = s[i];
             if (!(d > -INFINITY)) continue;
             const double *row = m + i * ms;
-            for (int l = 0; l < 8; l++) {
+            for (l = 0; l < 8; l++) {
                 double v = d + row[l];
                 if (v > best[l]) { best[l] = v; arg[l] = (double)i; }
             }
@@ -845,7 +841,7 @@ cdef extern from *:
     }
 
     #ifdef EMX_VIT_X86
-    /* x86-64 always has SSE2. _mm_max_pd(v, b) is (v > b ? v : b), NaN and signed zeros
+    /* x86-64 always has SSE2. max_pd(v, b) is (v > b ? v : b), NaN and signed zeros
        included: the strict comparison above. */
     static void emx_vit_tile8_sse2(ptrdiff_t n, const double *s, const double *m, ptrdiff_t ms,
                                    double *best, double *arg) {
@@ -869,38 +865,58 @@ cdef extern from *:
         _mm_storeu_pd(arg + 4, a2); _mm_storeu_pd(arg + 6, a3);
     }
 
-    /* W = 8 * nq lanes (nq = 1 or 2) in ymm registers. */
+    #define EMX_VIT_LANE4(b, a, off) \\
+            v = _mm256_add_pd(dv, _mm256_loadu_pd(row + off)); \\
+            k = _mm256_cmp_pd(v, b, _CMP_GT_OQ); \\
+            b = _mm256_max_pd(v, b); a = _mm256_blendv_pd(a, iv, k);
+    #define EMX_VIT_HEAD4 \\
+            double d = s[i]; \\
+            if (!(d > -INFINITY)) continue; \\
+            const double *row = m + i * ms; \\
+            __m256d dv = _mm256_set1_pd(d), iv = _mm256_set1_pd((double)i), v, k;
+
+    /* 8 lanes (nq = 2 ymm) or 16 lanes (nq = 4). */
     __attribute__((target("avx2")))
-    static void emx_vit_tile_avx2(ptrdiff_t n, const double *s, const double *m, ptrdiff_t ms,
-                                  double *best, double *arg, int nq) {
-        __m256d b[4], a[4];
-        int q, nv = 2 * nq;
-        for (q = 0; q < 4; q++) { b[q] = _mm256_set1_pd(-INFINITY); a[q] = _mm256_setzero_pd(); }
-        if (nq == 2) {
-            for (ptrdiff_t i = 0; i < n; i++) {
-                double d = s[i];
-                if (!(d > -INFINITY)) continue;
-                const double *row = m + i * ms;
-                __m256d dv = _mm256_set1_pd(d), iv = _mm256_set1_pd((double)i), v, k;
-    #define EMX_VIT_LANE4(q) \\
-                v = _mm256_add_pd(dv, _mm256_loadu_pd(row + 4 * q)); \\
-                k = _mm256_cmp_pd(v, b[q], _CMP_GT_OQ); \\
-                b[q] = _mm256_max_pd(v, b[q]); a[q] = _mm256_blendv_pd(a[q], iv, k);
-                EMX_VIT_LANE4(0) EMX_VIT_LANE4(1) EMX_VIT_LANE4(2) EMX_VIT_LANE4(3)
+    static inline void emx_vit_tile_avx2(ptrdiff_t n, const double *s, const double *m,
+                                         ptrdiff_t ms, double *best, double *arg, int nq) {
+        __m256d b0 = _mm256_set1_pd(-INFINITY), b1 = b0, b2 = b0, b3 = b0;
+        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        ptrdiff_t i;
+        if (nq == 4) {
+            for (i = 0; i < n; i++) {
+                EMX_VIT_HEAD4
+                EMX_VIT_LANE4(b0, a0, 0) EMX_VIT_LANE4(b1, a1, 4)
+                EMX_VIT_LANE4(b2, a2, 8) EMX_VIT_LANE4(b3, a3, 12)
             }
+            _mm256_storeu_pd(best + 8, b2); _mm256_storeu_pd(best + 12, b3);
+            _mm256_storeu_pd(arg + 8, a2); _mm256_storeu_pd(arg + 12, a3);
         } else {
-            for (ptrdiff_t i = 0; i < n; i++) {
-                double d = s[i];
-                if (!(d > -INFINITY)) continue;
-                const double *row = m + i * ms;
-                __m256d dv = _mm256_set1_pd(d), iv = _mm256_set1_pd((double)i), v, k;
-                EMX_VIT_LANE4(0) EMX_VIT_LANE4(1)
-    #undef EMX_VIT_LANE4
+            for (i = 0; i < n; i++) {
+                EMX_VIT_HEAD4
+                EMX_VIT_LANE4(b0, a0, 0) EMX_VIT_LANE4(b1, a1, 4)
             }
         }
-        for (q = 0; q < nv; q++) {
-            _mm256_storeu_pd(best + 4 * q, b[q]);
-            _mm256_storeu_pd(arg + 4 * q, a[q]);
+        _mm256_storeu_pd(best, b0); _mm256_storeu_pd(best + 4, b1);
+        _mm256_storeu_pd(arg, a0); _mm256_storeu_pd(arg + 4, a1);
+    }
+    #undef EMX_VIT_LANE4
+    #undef EMX_VIT_HEAD4
+
+    __attribute__((target("avx2")))
+    static void emx_vit_frame_avx2(ptrdiff_t K, ptrdiff_t Kp, const double *prev,
+                                   const double *la, const double *ll, double *cur,
+                                   int *arg_out) {
+        double best[16], arg[16];
+        ptrdiff_t jt = 0, l, W, nv;
+        while (jt < Kp) {
+            W = jt + 16 <= Kp ? 16 : 8;
+            emx_vit_tile_avx2(K, prev, la + jt, Kp, best, arg, (int)(W / 4));
+            nv = K - jt < W ? K - jt : W;
+            for (l = 0; l < nv; l++) {
+                cur[jt + l] = best[l] + ll[jt + l];
+                arg_out[jt + l] = (int)arg[l];
+            }
+            jt += W;
         }
     }
 
@@ -912,25 +928,38 @@ cdef extern from *:
     static int emx_vit_cpu_level(void) { return 0; }
     #endif
 
-    /* One call: W lanes (8 or 16; 16 only at level 2) with the best code for level:
-       0 portable C, 1 SSE2, 2 AVX2. */
-    static void emx_vit_tile(int level, int W, ptrdiff_t n, const double *s, const double *m,
-                             ptrdiff_t ms, double *best, double *arg) {
+    static void emx_vit_tile8(int level, ptrdiff_t n, const double *s, const double *m,
+                              ptrdiff_t ms, double *best, double *arg) {
     #ifdef EMX_VIT_X86
-        if (level >= 2) { emx_vit_tile_avx2(n, s, m, ms, best, arg, W / 8); return; }
-        if (level == 1) {
-            emx_vit_tile8_sse2(n, s, m, ms, best, arg);
-            if (W == 16) emx_vit_tile8_sse2(n, s, m + 8, ms, best + 8, arg + 8);
-            return;
-        }
+        if (level >= 2) { emx_vit_tile_avx2(n, s, m, ms, best, arg, 2); return; }
+        if (level == 1) { emx_vit_tile8_sse2(n, s, m, ms, best, arg); return; }
     #endif
-        emx_vit_tile8_scalar(n, s, m, ms, best, arg);
-        if (W == 16) emx_vit_tile8_scalar(n, s, m + 8, ms, best + 8, arg + 8);
+        emx_vit_tile8_c(n, s, m, ms, best, arg);
+    }
+
+    static void emx_vit_frame(int level, ptrdiff_t K, ptrdiff_t Kp, const double *prev,
+                              const double *la, const double *ll, double *cur, int *arg_out) {
+        double best[8], arg[8];
+        ptrdiff_t jt, l, nv;
+    #ifdef EMX_VIT_X86
+        if (level >= 2) { emx_vit_frame_avx2(K, Kp, prev, la, ll, cur, arg_out); return; }
+    #endif
+        for (jt = 0; jt < Kp; jt += 8) {
+            emx_vit_tile8(level, K, prev, la + jt, Kp, best, arg);
+            nv = K - jt < 8 ? K - jt : 8;
+            for (l = 0; l < nv; l++) {
+                cur[jt + l] = best[l] + ll[jt + l];
+                arg_out[jt + l] = (int)arg[l];
+            }
+        }
     }
     """
     int emx_vit_cpu_level() noexcept nogil
-    void emx_vit_tile(int level, int W, Py_ssize_t n, const double* s, const double* m,
-                      Py_ssize_t ms, double* best, double* arg) noexcept nogil
+    void emx_vit_tile8(int level, Py_ssize_t n, const double* s, const double* m,
+                       Py_ssize_t ms, double* best, double* arg) noexcept nogil
+    void emx_vit_frame(int level, Py_ssize_t K, Py_ssize_t Kp, const double* prev,
+                       const double* la, const double* ll, double* cur,
+                       int* arg_out) noexcept nogil
 
 
 cdef int _vit_cpu = emx_vit_cpu_level()   # best code this CPU runs: 0 C, 1 SSE2, 2 AVX2
@@ -967,87 +996,90 @@ cdef double[:, ::1] _vit_padded_transitions(const double[:, ::1] log_transmat_t,
     return out
 
 
-cdef inline void _vit_final(const double* score, Py_ssize_t stride, Py_ssize_t K,
-                            Py_ssize_t n, Py_ssize_t t0, Py_ssize_t t1, _bp_t* bp,
-                            Py_ssize_t* path, double* seq_logprob,
-                            unsigned char* bad) noexcept nogil:
-    """Last frame of sequence n (frames t0..t1-1), whose scores are score[j * stride]: the
-    best final state (lowest j among equal maxima), then the path back through ``bp``."""
-    cdef Py_ssize_t j, t, s = 0
+cdef inline void _vit_final(_VitArgs* va, const double* score, Py_ssize_t stride,
+                            Py_ssize_t n, _bp_t* bp) noexcept nogil:
+    """Last frame of sequence n, whose scores are score[j * stride]: the best final state
+    (lowest j among equal maxima), then the path back through ``bp``."""
+    cdef Py_ssize_t j, t, s = 0, K = va.K
+    cdef Py_ssize_t t0 = va.starts[n], t1 = va.starts[n] + va.lens[n]
     cdef double best = -INFINITY
     for j in range(K):
         if score[j * stride] > best:
             best = score[j * stride]
             s = j
     if best == -INFINITY:
-        bad[n] = 1
+        va.bad[n] = 1
         return
-    seq_logprob[n] = best
+    va.seq_logprob[n] = best
     # s always comes from this call's own back-pointers, in [0, K) by construction.
-    path[t1 - 1] = s
+    va.path[t1 - 1] = s
     for t in range(t1 - 1, t0, -1):
         s = bp[t * K + s]
-        path[t - 1] = s
+        va.path[t - 1] = s
 
 
-cdef void _vit_one(const double* loglik, Py_ssize_t K, Py_ssize_t Kp,
-                   const double* log_startprob, const double* la, Py_ssize_t n,
-                   const Py_ssize_t* starts, const Py_ssize_t* lens, double* prev, double* cur,
-                   _bp_t* bp, Py_ssize_t* path, double* seq_logprob, unsigned char* bad,
-                   int level) noexcept nogil:
-    """Viterbi of the non-empty sequence n alone; ``la`` (K, Kp) holds log a[i, j] in row i,
-    ``prev`` and ``cur`` have Kp entries."""
-    cdef Py_ssize_t t0 = starts[n], t1 = starts[n] + lens[n]
-    cdef Py_ssize_t t, j, jt, jj, W
-    cdef double* tmp
-    cdef const double* ll
-    cdef double best[2 * _VT]
-    cdef double arg[2 * _VT]
-    for j in range(K):
-        prev[j] = log_startprob[j] + loglik[t0 * K + j]
-    for t in range(t0 + 1, t1):
-        ll = &loglik[t * K]
-        jt = 0
-        while jt < Kp:
-            W = 2 * _VT if level >= 2 and jt + 2 * _VT <= Kp else _VT
-            emx_vit_tile(level, W, K, prev, &la[jt], Kp, best, arg)
-            for jj in range(min(W, K - jt)):
-                cur[jt + jj] = best[jj] + ll[jt + jj]
-                bp[t * K + jt + jj] = <_bp_t>arg[jj]
-            jt += W
-        tmp = prev
-        prev = cur
-        cur = tmp
-    _vit_final(prev, 1, K, n, t0, t1, bp, path, seq_logprob, bad)
+cdef struct _VitArgs:
+    # One viterbi call's arrays (see there), shared by the helpers below.
+    const double* loglik
+    Py_ssize_t K
+    Py_ssize_t Kp
+    const double* log_startprob
+    const double* log_tt      # (K, K), row j holds log a[:, j]
+    const double* la          # (K, Kp), row i holds log a[i, :], padded with -inf
+    const Py_ssize_t* starts
+    const Py_ssize_t* lens
+    double* x0                # one sequence: two frames of Kp scores
+    double* x1
+    double* blk0              # lockstep: two (K, _VT) blocks of scores, lane b = sequence b
+    double* blk1
+    int* arg                  # one frame's arg-maxima (Kp)
+    Py_ssize_t* path
+    double* seq_logprob
+    unsigned char* bad
+    int level
 
 
-cdef void _vit_block(const double* loglik, Py_ssize_t K, const double* log_startprob,
-                     const double* log_tt, const Py_ssize_t* seqs, Py_ssize_t nb,
-                     const Py_ssize_t* starts, const Py_ssize_t* lens, double* prev,
-                     double* cur, _bp_t* bp, Py_ssize_t* path, double* seq_logprob,
-                     unsigned char* bad, int level) noexcept nogil:
-    """Viterbi of nb <= _VT non-empty sequences ``seqs[:nb]`` (by decreasing length) in
-    lockstep: lane b of the (K, _VT) score blocks ``prev``/``cur`` is sequence seqs[b].
-    ``log_tt`` is the transposed log transition matrix (row j holds log a[:, j])."""
-    cdef Py_ssize_t b, j, s, t, active = nb, L = lens[seqs[0]]
+cdef void _vit_run(_VitArgs* va, const Py_ssize_t* seqs, Py_ssize_t nb, bint lockstep,
+                   _bp_t* bp) noexcept nogil:
+    """Viterbi of the non-empty sequences ``seqs[:nb]``: one alone (not ``lockstep``, or
+    nb = 1), else nb <= _VT of them by decreasing length in lockstep, lane b of the (K, _VT)
+    score blocks being sequence seqs[b]; when no more than _VIT_SOLO of them remain, they
+    finish one at a time from the frame reached."""
+    cdef Py_ssize_t K = va.K, b, j, s, t, active = nb, L = va.lens[seqs[0]]
     cdef Py_ssize_t st[_VT]
     cdef double best[_VT]
     cdef double arg[_VT]
+    cdef double* prev = va.blk0
+    cdef double* cur = va.blk1
     cdef double* tmp
+    cdef const double* loglik = va.loglik
+    if not lockstep or nb == 1:
+        for b in range(nb):
+            t = va.starts[seqs[b]]
+            for j in range(K):
+                va.x0[j] = va.log_startprob[j] + loglik[t * K + j]
+            _vit_solo(va, seqs[b], 1, va.x0, va.x1, bp)
+        return
     for b in range(_VT):
-        st[b] = starts[seqs[b]] if b < nb else 0
+        st[b] = va.starts[seqs[b]] if b < nb else 0
     for j in range(K):
         for b in range(_VT):
-            prev[j * _VT + b] = (log_startprob[j] + loglik[st[b] * K + j]) if b < nb \
+            prev[j * _VT + b] = (va.log_startprob[j] + loglik[st[b] * K + j]) if b < nb \
                 else -INFINITY
     for s in range(1, L):
         # Sequences that ended at frame s - 1 (the block is sorted by decreasing length).
-        while lens[seqs[active - 1]] <= s:
+        while va.lens[seqs[active - 1]] <= s:
             active -= 1
-            _vit_final(&prev[active], _VT, K, seqs[active], st[active],
-                       st[active] + lens[seqs[active]], bp, path, seq_logprob, bad)
+            _vit_final(va, &prev[active], _VT, seqs[active], bp)
+        if active <= _VIT_SOLO:
+            # Too few lanes left to pay: the rest one at a time, from frame s on.
+            for b in range(active):
+                for j in range(K):
+                    va.x0[j] = prev[j * _VT + b]
+                _vit_solo(va, seqs[b], s, va.x0, va.x1, bp)
+            return
         for j in range(K):
-            emx_vit_tile(level, _VT, K, &log_tt[j * K], prev, _VT, best, arg)
+            emx_vit_tile8(va.level, K, &va.log_tt[j * K], prev, _VT, best, arg)
             for b in range(active):
                 t = st[b] + s
                 cur[j * _VT + b] = best[b] + loglik[t * K + j]
@@ -1059,8 +1091,24 @@ cdef void _vit_block(const double* loglik, Py_ssize_t K, const double* log_start
         cur = tmp
     while active > 0:
         active -= 1
-        _vit_final(&prev[active], _VT, K, seqs[active], st[active],
-                   st[active] + lens[seqs[active]], bp, path, seq_logprob, bad)
+        _vit_final(va, &prev[active], _VT, seqs[active], bp)
+
+
+cdef void _vit_solo(_VitArgs* va, Py_ssize_t n, Py_ssize_t s0, double* prev, double* cur,
+                    _bp_t* bp) noexcept nogil:
+    """Sequence n alone from its frame s0 on, ``prev`` holding the scores of frame s0 - 1
+    (``prev`` and ``cur``: Kp entries each)."""
+    cdef Py_ssize_t K = va.K, t, j
+    cdef Py_ssize_t t0 = va.starts[n], t1 = va.starts[n] + va.lens[n]
+    cdef double* tmp
+    for t in range(t0 + s0, t1):
+        emx_vit_frame(va.level, K, va.Kp, prev, va.la, &va.loglik[t * K], cur, va.arg)
+        for j in range(K):
+            bp[t * K + j] = <_bp_t>va.arg[j]
+        tmp = prev
+        prev = cur
+        cur = tmp
+    _vit_final(va, prev, 1, n, bp)
 
 
 def sample_states(

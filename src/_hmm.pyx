@@ -702,13 +702,13 @@ def viterbi(
     predecessors i scanned in increasing order and replacing the best one only when strictly
     greater: ties go to the lowest i, and the final state is the lowest j among equal maxima.
     Max-plus has no rounding to reorder, so the results are the same bit for bit whichever
-    loop and vector code runs (portable C, SSE2, or AVX2 when the CPU has it, chosen at
-    import), and the same as those of the one-sequence-at-a-time scalar loop emx had before.
+    loop and vector code runs (portable C, SSE2, AVX2 or AVX-512F: the best the CPU has,
+    chosen at import), and the same as those of the scalar loop emx had before.
     Two loops, chosen here from K alone:
 
-    * K >= 8: one sequence at a time, the states j in tiles of 8 (16 with AVX2) whose running
-      maxima and arg-maxima stay in vector registers over one pass on the predecessors i
-      (those of score -inf skipped);
+    * K >= 8: one sequence at a time, the states j in tiles of 8 (up to 16 with AVX2, 32 with
+      AVX-512F) whose running maxima and arg-maxima stay in vector registers over one pass
+      on the predecessors i (those of score -inf skipped);
     * K < 8: lockstep. The non-empty sequences, sorted by length (longest first, stable), go
       8 at a time, frame by frame, each sequence a vector lane (transitions of log probability
       -inf skipped); a block shrinks as its sequences end, and once 2 or fewer are left they
@@ -794,8 +794,8 @@ def viterbi(
     return status
 
 
-# Viterbi helpers. _VT is the tile width: 8 states (one-sequence loop; 16 with AVX2) or 8
-# sequences (lockstep) whose running maxima and arg-maxima stay in vector registers.
+# Viterbi helpers. _VT is the narrowest tile: 8 states (one-sequence loop; up to 32 with wider
+# vectors) or 8 sequences (lockstep), whose running maxima and arg-maxima stay in registers.
 cdef enum:
     _VT = 8
     _VIT_SOLO = 2   # lockstep blocks with this many sequences left finish them one by one
@@ -817,7 +817,7 @@ cdef extern from *:
        emx_vit_frame: one frame of one sequence, cur[j] = best[j] + ll[j] and arg_out[j] for
        j < K, with s = prev and m = la (K rows of Kp >= K entries, padded with -inf).
        emx_vit_tile8: 8 lanes (lockstep: s = a row of the transposed transitions, m = the
-       scores of 8 sequences). level: 0 portable C, 1 SSE2, 2 AVX2. */
+       scores of 8 sequences). level: 0 portable C, 1 SSE2, 2 AVX2, 3 AVX-512F. */
     #include <math.h>
     #include <stddef.h>
     #if defined(__GNUC__) && defined(__x86_64__)
@@ -920,8 +920,70 @@ cdef extern from *:
         }
     }
 
+    /* AVX-512: 8 * nz lanes (nz = 1, 2 or 4 zmm); the strict comparison as a mask. */
+    #define EMX_VIT_LANE8(b, a, off) \\
+            v = _mm512_add_pd(dv, _mm512_loadu_pd(row + off)); \\
+            k = _mm512_cmp_pd_mask(v, b, _CMP_GT_OQ); \\
+            b = _mm512_mask_mov_pd(b, k, v); a = _mm512_mask_mov_pd(a, k, iv);
+    #define EMX_VIT_HEAD8 \\
+            double d = s[i]; \\
+            if (!(d > -INFINITY)) continue; \\
+            const double *row = m + i * ms; \\
+            __m512d dv = _mm512_set1_pd(d), iv = _mm512_set1_pd((double)i), v; \\
+            __mmask8 k;
+
+    __attribute__((target("avx512f")))
+    static inline void emx_vit_tile_avx512(ptrdiff_t n, const double *s, const double *m,
+                                           ptrdiff_t ms, double *best, double *arg, int nz) {
+        __m512d b0 = _mm512_set1_pd(-INFINITY), b1 = b0, b2 = b0, b3 = b0;
+        __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        ptrdiff_t i;
+        if (nz == 4) {
+            for (i = 0; i < n; i++) {
+                EMX_VIT_HEAD8
+                EMX_VIT_LANE8(b0, a0, 0) EMX_VIT_LANE8(b1, a1, 8)
+                EMX_VIT_LANE8(b2, a2, 16) EMX_VIT_LANE8(b3, a3, 24)
+            }
+            _mm512_storeu_pd(best + 16, b2); _mm512_storeu_pd(best + 24, b3);
+            _mm512_storeu_pd(arg + 16, a2); _mm512_storeu_pd(arg + 24, a3);
+        } else if (nz == 2) {
+            for (i = 0; i < n; i++) {
+                EMX_VIT_HEAD8
+                EMX_VIT_LANE8(b0, a0, 0) EMX_VIT_LANE8(b1, a1, 8)
+            }
+        } else {
+            for (i = 0; i < n; i++) {
+                EMX_VIT_HEAD8
+                EMX_VIT_LANE8(b0, a0, 0)
+            }
+        }
+        _mm512_storeu_pd(best, b0); _mm512_storeu_pd(arg, a0);
+        if (nz >= 2) { _mm512_storeu_pd(best + 8, b1); _mm512_storeu_pd(arg + 8, a1); }
+    }
+    #undef EMX_VIT_LANE8
+    #undef EMX_VIT_HEAD8
+
+    __attribute__((target("avx512f")))
+    static void emx_vit_frame_avx512(ptrdiff_t K, ptrdiff_t Kp, const double *prev,
+                                     const double *la, const double *ll, double *cur,
+                                     int *arg_out) {
+        double best[32], arg[32];
+        ptrdiff_t jt = 0, l, W, nv;
+        while (jt < Kp) {
+            W = jt + 32 <= Kp ? 32 : (jt + 16 <= Kp ? 16 : 8);
+            emx_vit_tile_avx512(K, prev, la + jt, Kp, best, arg, (int)(W / 8));
+            nv = K - jt < W ? K - jt : W;
+            for (l = 0; l < nv; l++) {
+                cur[jt + l] = best[l] + ll[jt + l];
+                arg_out[jt + l] = (int)arg[l];
+            }
+            jt += W;
+        }
+    }
+
     static int emx_vit_cpu_level(void) {
         __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f")) return 3;
         return __builtin_cpu_supports("avx2") ? 2 : 1;
     }
     #else
@@ -931,7 +993,8 @@ cdef extern from *:
     static void emx_vit_tile8(int level, ptrdiff_t n, const double *s, const double *m,
                               ptrdiff_t ms, double *best, double *arg) {
     #ifdef EMX_VIT_X86
-        if (level >= 2) { emx_vit_tile_avx2(n, s, m, ms, best, arg, 2); return; }
+        if (level >= 3) { emx_vit_tile_avx512(n, s, m, ms, best, arg, 1); return; }
+        if (level == 2) { emx_vit_tile_avx2(n, s, m, ms, best, arg, 2); return; }
         if (level == 1) { emx_vit_tile8_sse2(n, s, m, ms, best, arg); return; }
     #endif
         emx_vit_tile8_c(n, s, m, ms, best, arg);
@@ -942,7 +1005,8 @@ cdef extern from *:
         double best[8], arg[8];
         ptrdiff_t jt, l, nv;
     #ifdef EMX_VIT_X86
-        if (level >= 2) { emx_vit_frame_avx2(K, Kp, prev, la, ll, cur, arg_out); return; }
+        if (level >= 3) { emx_vit_frame_avx512(K, Kp, prev, la, ll, cur, arg_out); return; }
+        if (level == 2) { emx_vit_frame_avx2(K, Kp, prev, la, ll, cur, arg_out); return; }
     #endif
         for (jt = 0; jt < Kp; jt += 8) {
             emx_vit_tile8(level, K, prev, la + jt, Kp, best, arg);
@@ -962,14 +1026,14 @@ cdef extern from *:
                        int* arg_out) noexcept nogil
 
 
-cdef int _vit_cpu = emx_vit_cpu_level()   # best code this CPU runs: 0 C, 1 SSE2, 2 AVX2
+cdef int _vit_cpu = emx_vit_cpu_level()   # best code the CPU runs: 0 C, 1 SSE2, 2 AVX2, 3 AVX-512F
 cdef int _vit_level = _vit_cpu
 cdef int _vit_mode = -1                    # -1 automatic, 0 one sequence at a time, 1 lockstep
 
 
 def _viterbi_tune(level=None, mode=None):
     """Testing hook: cap the vector code :func:`viterbi` uses (``level`` 0 portable C,
-    1 SSE2, 2 AVX2; capped at what the CPU runs) and force its loop (``mode`` -1 automatic,
+    1 SSE2, 2 AVX2, 3 AVX-512F; capped at what the CPU runs) and force its loop (``mode`` -1 automatic,
     0 one sequence at a time, 1 lockstep). Returns the previous ``(level, mode)``; results do
     not depend on either (only speed does)."""
     global _vit_level, _vit_mode

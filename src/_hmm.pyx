@@ -740,7 +740,8 @@ def viterbi(
         live = live[np.argsort(-lens_np[live], kind="stable")]
     cdef Py_ssize_t[::1] order = np.ascontiguousarray(live, dtype=np.intp)
     cdef Py_ssize_t n_live = order.shape[0]
-    cdef unsigned char[::1] bad = (lens_np == 0).astype(np.uint8) if n_seq else np.zeros(1, np.uint8)
+    cdef unsigned char[::1] bad = np.zeros(max(n_seq, 1), dtype=np.uint8)
+    np.asarray(bad)[:n_seq] = lens_np == 0
     # Back-pointers: the narrowest type that holds a state index.
     cdef unsigned char[:, ::1] bp8
     cdef unsigned short[:, ::1] bp16
@@ -1033,9 +1034,10 @@ cdef int _vit_mode = -1                    # -1 automatic, 0 one sequence at a t
 
 def _viterbi_tune(level=None, mode=None):
     """Testing hook: cap the vector code :func:`viterbi` uses (``level`` 0 portable C,
-    1 SSE2, 2 AVX2, 3 AVX-512F; capped at what the CPU runs) and force its loop (``mode`` -1 automatic,
-    0 one sequence at a time, 1 lockstep). Returns the previous ``(level, mode)``; results do
-    not depend on either (only speed does)."""
+    1 SSE2, 2 AVX2, 3 AVX-512F; capped at what the CPU runs) and force its loop (``mode``
+    -1 automatic, 0 one sequence at a time, 1 lockstep). Returns the previous
+    ``(level, mode)``; results do not depend on either (only speed does). Not thread-safe:
+    for tests and benchmarks."""
     global _vit_level, _vit_mode
     old = (_vit_level, _vit_mode)
     if level is not None:

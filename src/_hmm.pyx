@@ -728,20 +728,12 @@ def viterbi(
     _need(kn, "seq_logprob", seq_logprob.shape[0], n_seq)
     _disjoint(kn, {"path": _span_i1(path), "seq_logprob": _span_d1(seq_logprob)},
               {"offsets": _span_i1(offsets)})
-    # Sequence starts and lengths copied out of ``offsets`` (checked above); the non-empty
-    # sequences in the order they are processed; ``bad`` flags those of probability zero.
-    offs = np.asarray(offsets)
-    lens_np = np.diff(offs)
-    cdef Py_ssize_t[::1] starts = offs[:n_seq].copy()
-    cdef Py_ssize_t[::1] lens = np.ascontiguousarray(lens_np, dtype=np.intp)
     cdef bint lockstep = K < vt if _vit_mode < 0 else _vit_mode == 1
-    live = np.flatnonzero(lens_np)
-    if lockstep:
-        live = live[np.argsort(-lens_np[live], kind="stable")]
-    cdef Py_ssize_t[::1] order = np.ascontiguousarray(live, dtype=np.intp)
-    cdef Py_ssize_t n_live = order.shape[0]
-    cdef unsigned char[::1] bad = np.zeros(max(n_seq, 1), dtype=np.uint8)
-    np.asarray(bad)[:n_seq] = lens_np == 0
+    cdef Py_ssize_t[::1] order = None
+    if lockstep:  # the non-empty sequences, longest first (stable)
+        lens_np = np.diff(np.asarray(offsets))
+        live = np.flatnonzero(lens_np)
+        order = live[np.argsort(-lens_np[live], kind="stable")].astype(np.intp)
     # Back-pointers: the narrowest type that holds a state index.
     cdef unsigned char[:, ::1] bp8
     cdef unsigned short[:, ::1] bp16
@@ -752,10 +744,10 @@ def viterbi(
         bp16 = np.empty((T, K), dtype=np.uint16)
     else:
         bp64 = np.empty((T, K), dtype=np.intp)
+    # Scores and transitions: la (K, Kp) = log a[i, j] in row i, padded with -inf; two frames
+    # of Kp scores (one sequence); two (K, vt) blocks (lockstep).
     cdef Py_ssize_t Kp = ((K + vt - 1) // vt) * vt
-    cdef double[:, ::1] la = _vit_padded_transitions(log_transmat_t, K, Kp)
-    cdef double[:, ::1] one = _empty2(2, Kp)            # one sequence: two frames of scores
-    cdef double[:, ::1] blk = _empty2(2, K * vt if lockstep else 1)  # lockstep: (K, vt) x 2
+    cdef double[::1] work = _empty(K * Kp + 2 * Kp + (2 * K * vt if lockstep else 0))
     # Arg-maxima of one frame (K fits an int: log_transmat_t holds K * K doubles).
     cdef int[::1] arg = np.empty(Kp, dtype=np.intc)
     cdef _VitArgs va
@@ -764,34 +756,48 @@ def viterbi(
     va.Kp = Kp
     va.log_startprob = &log_startprob[0]
     va.log_tt = &log_transmat_t[0, 0]
-    va.la = &la[0, 0]
-    va.starts = &starts[0] if n_seq else NULL
-    va.lens = &lens[0] if n_seq else NULL
-    va.x0 = &one[0, 0]
-    va.x1 = &one[1, 0]
-    va.blk0 = &blk[0, 0]
-    va.blk1 = &blk[1, 0]
+    va.offsets = &offsets[0]
+    va.la = &work[0]
+    va.x0 = &work[K * Kp]
+    va.x1 = &work[K * Kp + Kp]
+    va.blk0 = &work[K * Kp + 2 * Kp]
+    va.blk1 = &work[K * Kp + 2 * Kp + K * vt]
     va.arg = &arg[0]
     va.path = &path[0] if T else NULL
     va.seq_logprob = &seq_logprob[0] if n_seq else NULL
-    va.bad = &bad[0]
+    va.first_bad = n_seq
     va.level = _vit_level
-    cdef Py_ssize_t q, nb, status = _OK
+    cdef Py_ssize_t q, nb, i, j, status = _OK
     with nogil:
-        q = 0
-        while q < n_live:
-            nb = min(vt, n_live - q) if lockstep else 1
-            if K <= 256:
-                _vit_run(&va, &order[q], nb, lockstep, &bp8[0, 0])
-            elif K <= 65536:
-                _vit_run(&va, &order[q], nb, lockstep, &bp16[0, 0])
-            else:
-                _vit_run(&va, &order[q], nb, lockstep, &bp64[0, 0])
-            q += nb
-        for q in range(n_seq):
-            if bad[q]:
-                status = q
+        for i in range(K):
+            for j in range(Kp):
+                va.la[i * Kp + j] = log_transmat_t[j, i] if j < K else -INFINITY
+        for q in range(n_seq):  # an empty sequence counts as one of probability zero
+            if offsets[q + 1] == offsets[q]:
+                va.first_bad = q
                 break
+        q = 0
+        while q < n_seq:
+            if lockstep:
+                if q >= order.shape[0]:
+                    break
+                nb = min(vt, order.shape[0] - q)
+                i = q
+            else:
+                nb = 1
+                i = q
+                if offsets[q + 1] == offsets[q]:
+                    q += 1
+                    continue
+            if K <= 256:
+                _vit_run(&va, &order[i] if lockstep else &i, nb, lockstep, &bp8[0, 0])
+            elif K <= 65536:
+                _vit_run(&va, &order[i] if lockstep else &i, nb, lockstep, &bp16[0, 0])
+            else:
+                _vit_run(&va, &order[i] if lockstep else &i, nb, lockstep, &bp64[0, 0])
+            q += nb
+        if va.first_bad < n_seq:
+            status = va.first_bad
     return status
 
 
@@ -800,6 +806,7 @@ def viterbi(
 cdef enum:
     _VT = 8
     _VIT_SOLO = 2   # lockstep blocks with this many sequences left finish them one by one
+    _VIT_SCALAR = 4  # one sequence with fewer states: scalar loop, no vector tiles
 
 ctypedef fused _bp_t:
     unsigned char
@@ -825,6 +832,21 @@ cdef extern from *:
     #define EMX_VIT_X86 1
     #include <immintrin.h>
     #endif
+
+    /* One frame of one sequence with few states (K < 4), the textbook loop: no tile set-up. */
+    static void emx_vit_frame_small(ptrdiff_t K, const double *prev, const double *log_tt,
+                                    const double *ll, double *cur, int *arg_out) {
+        for (ptrdiff_t j = 0; j < K; j++) {
+            double best = -INFINITY;
+            int arg = 0;
+            for (ptrdiff_t i = 0; i < K; i++) {
+                double v = prev[i] + log_tt[j * K + i];
+                if (v > best) { best = v; arg = (int)i; }
+            }
+            cur[j] = best + ll[j];
+            arg_out[j] = arg;
+        }
+    }
 
     static void emx_vit_tile8_c(ptrdiff_t n, const double *s, const double *m, ptrdiff_t ms,
                                 double *best, double *arg) {
@@ -1022,6 +1044,8 @@ cdef extern from *:
     int emx_vit_cpu_level() noexcept nogil
     void emx_vit_tile8(int level, Py_ssize_t n, const double* s, const double* m,
                        Py_ssize_t ms, double* best, double* arg) noexcept nogil
+    void emx_vit_frame_small(Py_ssize_t K, const double* prev, const double* log_tt,
+                             const double* ll, double* cur, int* arg_out) noexcept nogil
     void emx_vit_frame(int level, Py_ssize_t K, Py_ssize_t Kp, const double* prev,
                        const double* la, const double* ll, double* cur,
                        int* arg_out) noexcept nogil
@@ -1053,28 +1077,20 @@ cdef inline Py_ssize_t _vit_tile() noexcept nogil:
     return _VT
 
 
-cdef double[:, ::1] _vit_padded_transitions(const double[:, ::1] log_transmat_t, Py_ssize_t K,
-                                            Py_ssize_t Kp):
-    """log a[i, j] in row i (the transpose of ``log_transmat_t``), padded with -inf to Kp
-    columns so that the last tile of states needs no remainder loop."""
-    out = np.full((K, Kp), -np.inf)
-    out[:, :K] = np.asarray(log_transmat_t).T
-    return out
-
-
 cdef inline void _vit_final(_VitArgs* va, const double* score, Py_ssize_t stride,
                             Py_ssize_t n, _bp_t* bp) noexcept nogil:
     """Last frame of sequence n, whose scores are score[j * stride]: the best final state
     (lowest j among equal maxima), then the path back through ``bp``."""
     cdef Py_ssize_t j, t, s = 0, K = va.K
-    cdef Py_ssize_t t0 = va.starts[n], t1 = va.starts[n] + va.lens[n]
+    cdef Py_ssize_t t0 = va.offsets[n], t1 = va.offsets[n + 1]
     cdef double best = -INFINITY
     for j in range(K):
         if score[j * stride] > best:
             best = score[j * stride]
             s = j
     if best == -INFINITY:
-        va.bad[n] = 1
+        if n < va.first_bad:
+            va.first_bad = n
         return
     va.seq_logprob[n] = best
     # s always comes from this call's own back-pointers, in [0, K) by construction.
@@ -1091,9 +1107,8 @@ cdef struct _VitArgs:
     Py_ssize_t Kp
     const double* log_startprob
     const double* log_tt      # (K, K), row j holds log a[:, j]
-    const double* la          # (K, Kp), row i holds log a[i, :], padded with -inf
-    const Py_ssize_t* starts
-    const Py_ssize_t* lens
+    const Py_ssize_t* offsets
+    double* la                # (K, Kp), row i holds log a[i, :], padded with -inf
     double* x0                # one sequence: two frames of Kp scores
     double* x1
     double* blk0              # lockstep: two (K, _VT) blocks of scores, lane b = sequence b
@@ -1101,7 +1116,7 @@ cdef struct _VitArgs:
     int* arg                  # one frame's arg-maxima (Kp)
     Py_ssize_t* path
     double* seq_logprob
-    unsigned char* bad
+    Py_ssize_t first_bad      # the lowest sequence of probability zero found (n_seq: none)
     int level
 
 
@@ -1111,7 +1126,8 @@ cdef void _vit_run(_VitArgs* va, const Py_ssize_t* seqs, Py_ssize_t nb, bint loc
     nb = 1), else nb <= _VT of them by decreasing length in lockstep, lane b of the (K, _VT)
     score blocks being sequence seqs[b]; when no more than _VIT_SOLO of them remain, they
     finish one at a time from the frame reached."""
-    cdef Py_ssize_t K = va.K, b, j, s, t, active = nb, L = va.lens[seqs[0]]
+    cdef Py_ssize_t K = va.K, b, j, s, t, active = nb
+    cdef Py_ssize_t L = va.offsets[seqs[0] + 1] - va.offsets[seqs[0]]
     cdef Py_ssize_t st[_VT]
     cdef double best[_VT]
     cdef double arg[_VT]
@@ -1121,20 +1137,20 @@ cdef void _vit_run(_VitArgs* va, const Py_ssize_t* seqs, Py_ssize_t nb, bint loc
     cdef const double* loglik = va.loglik
     if not lockstep or nb == 1:
         for b in range(nb):
-            t = va.starts[seqs[b]]
+            t = va.offsets[seqs[b]]
             for j in range(K):
                 va.x0[j] = va.log_startprob[j] + loglik[t * K + j]
             _vit_solo(va, seqs[b], 1, va.x0, va.x1, bp)
         return
     for b in range(_VT):
-        st[b] = va.starts[seqs[b]] if b < nb else 0
+        st[b] = va.offsets[seqs[b]] if b < nb else 0
     for j in range(K):
         for b in range(_VT):
             prev[j * _VT + b] = (va.log_startprob[j] + loglik[st[b] * K + j]) if b < nb \
                 else -INFINITY
     for s in range(1, L):
         # Sequences that ended at frame s - 1 (the block is sorted by decreasing length).
-        while va.lens[seqs[active - 1]] <= s:
+        while va.offsets[seqs[active - 1] + 1] - va.offsets[seqs[active - 1]] <= s:
             active -= 1
             _vit_final(va, &prev[active], _VT, seqs[active], bp)
         if active <= _VIT_SOLO:
@@ -1165,10 +1181,15 @@ cdef void _vit_solo(_VitArgs* va, Py_ssize_t n, Py_ssize_t s0, double* prev, dou
     """Sequence n alone from its frame s0 on, ``prev`` holding the scores of frame s0 - 1
     (``prev`` and ``cur``: Kp entries each)."""
     cdef Py_ssize_t K = va.K, t, j
-    cdef Py_ssize_t t0 = va.starts[n], t1 = va.starts[n] + va.lens[n]
+    cdef Py_ssize_t t0 = va.offsets[n], t1 = va.offsets[n + 1]
     cdef double* tmp
+    cdef const double* log_tt = va.log_tt
+    cdef const double* loglik = va.loglik
     for t in range(t0 + s0, t1):
-        emx_vit_frame(va.level, K, va.Kp, prev, va.la, &va.loglik[t * K], cur, va.arg)
+        if K < _VIT_SCALAR:  # a tile's set-up costs more than these few sums
+            emx_vit_frame_small(K, prev, log_tt, &loglik[t * K], cur, va.arg)
+        else:
+            emx_vit_frame(va.level, K, va.Kp, prev, va.la, &loglik[t * K], cur, va.arg)
         for j in range(K):
             bp[t * K + j] = <_bp_t>va.arg[j]
         tmp = prev

@@ -714,7 +714,8 @@ def viterbi(
       -inf skipped); a block shrinks as its sequences end, and once 2 or fewer are left they
       finish one at a time. With fewer than 8 states a tile of the first loop would leave
       most lanes idle; from K = 8 on both loops measured alike (2-core Xeon, AVX2), so the
-      simpler one is kept.
+      simpler one is kept. A sequence run alone with K < 4 takes the plain scalar loop (a
+      tile's set-up costs more than its few sums).
     """
     cdef str kn = "viterbi"
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]

@@ -426,12 +426,13 @@ class BaseHMM(EMMixin, BaseEstimator):
         return _Transitions(self.startprob_, self.transmat_)
 
     def _forward_backward(self, loglik, offsets, want_xi=True, first=0, post=None,
-                          scratch=False):
+                          scratch=False, transitions=None):
         """Per-sequence log-likelihoods, posteriors, xi summed and start counts of a chunk
         with emission log-likelihoods ``loglik`` (dense or edge kernels, the same results);
-        ``post`` and ``scratch`` as in :meth:`_Transitions.forward_backward`."""
-        status, *out = self._transitions().forward_backward(loglik, offsets, want_xi, post,
-                                                            scratch)
+        ``post`` and ``scratch`` as in :meth:`_Transitions.forward_backward`;
+        ``transitions``: :meth:`_transitions`, when the caller built it once for many chunks."""
+        trans = self._transitions() if transitions is None else transitions
+        status, *out = trans.forward_backward(loglik, offsets, want_xi, post, scratch)
         self._raise_status(status, first)
         return tuple(out)
 
@@ -451,14 +452,15 @@ class BaseHMM(EMMixin, BaseEstimator):
             )
 
     def _labelled_fb(self, loglik, offsets, mask, want_xi=True, first=0, post=None,
-                     scratch=False):
+                     scratch=False, transitions=None):
         """:meth:`_forward_backward` of the emission log-likelihoods restricted to the
         states the labels allow (``mask``, None: all): exact, see :mod:`emx._labels`."""
         if mask is None:
-            return self._forward_backward(loglik, offsets, want_xi, first, post, scratch)
+            return self._forward_backward(loglik, offsets, want_xi, first, post, scratch,
+                                          transitions)
         try:  # the masked copy is this call's own: always scratch
             return self._forward_backward(apply_mask(loglik, mask), offsets, want_xi, first,
-                                          post, True)
+                                          post, True, transitions)
         except _ZeroProbability as exc:
             self._raise_status(exc.sequence, 0, True)
 
@@ -506,6 +508,7 @@ class BaseHMM(EMMixin, BaseEstimator):
         # Emission.estep_fn): fresh (n, K) arrays per chunk cost page faults that were about
         # a tenth of a 16-state iteration.
         local = threading.local()
+        transitions = self._transitions()  # once per E-step, shared (read only) by all chunks
 
         def accumulate(i):
             X, offsets, first = self._chunk(data, i)
@@ -515,7 +518,7 @@ class BaseHMM(EMMixin, BaseEstimator):
                 buf = local.post = np.empty((max(len(X), CHUNK_FRAMES), loglik.shape[1]))
             seq_ll, post, xi, start = self._labelled_fb(
                 loglik, offsets, self._chunk_mask(data, i), first=first, post=buf[: len(X)],
-                scratch=True)
+                scratch=True, transitions=transitions)
             return HMMStats(float(seq_ll.sum()), start, xi, em.stats(X, post, context))
 
         return runner.map_sum(accumulate, range(len(data.chunks)))
@@ -959,10 +962,12 @@ class BaseHMM(EMMixin, BaseEstimator):
         """
         data = self._prepare(X, lengths, labels)
         loglik_fn = self._emission_loglik_fn()
+        transitions = self._transitions()
+
         def run(Xc, off, first, mask=None):
             ll, far = loglik_fn(Xc)
             seq_ll, post = self._labelled_fb(self._masked(ll, mask, far), off, mask, False,
-                                             first)[:2]
+                                             first, transitions=transitions)[:2]
             return self._far_sequences(seq_ll, off, far), post
 
         parts = self._map_chunks(data, run)

@@ -123,12 +123,6 @@ cdef enum:
 
 # Exposed for tests and documentation.
 lockstep_block = LOCKSTEP_BLOCK
-cdef Py_ssize_t _block = LOCKSTEP_BLOCK
-
-
-def _set_block(Py_ssize_t n):
-    global _block
-    _block = n
 blas_min_states = BLAS_MIN_STATES
 
 
@@ -529,7 +523,7 @@ def forward_backward(
         _disjoint(kn, {"weights": _span_d2(weights)}, others)
         frame_prob = weights
     cdef Py_ssize_t[::1] order = _lockstep_order(offsets)
-    cdef Py_ssize_t B = min(n_seq, _block)
+    cdef Py_ssize_t B = min(n_seq, LOCKSTEP_BLOCK)
     cdef Py_ssize_t[::1] starts = np.empty(max(B, 1), dtype=np.intp)
     cdef Py_ssize_t[::1] lens = np.empty(max(B, 1), dtype=np.intp)
     cdef double[::1] scale = _empty(T)
@@ -632,7 +626,7 @@ def forward_loglik(
     _need(kn, "seq_loglik", seq_loglik.shape[0], n_seq)
     _disjoint(kn, {"seq_loglik": _span_d1(seq_loglik)}, {"offsets": _span_i1(offsets)})
     cdef Py_ssize_t[::1] order = _lockstep_order(offsets)
-    cdef Py_ssize_t B = min(n_seq, _block)
+    cdef Py_ssize_t B = min(n_seq, LOCKSTEP_BLOCK)
     cdef Py_ssize_t[::1] starts = np.empty(max(B, 1), dtype=np.intp)
     cdef Py_ssize_t[::1] lens = np.empty(max(B, 1), dtype=np.intp)
     cdef double[:, ::1] work = _empty2(2 * max(B, 1), K)

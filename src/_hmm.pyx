@@ -32,7 +32,7 @@ all kernel modules through ``_checks.pxi``)
 
 import numpy as np
 
-from libc.math cimport exp, log, INFINITY
+from libc.math cimport exp, frexp, ldexp, log, INFINITY
 
 include "_checks.pxi"
 
@@ -126,6 +126,16 @@ lockstep_block = LOCKSTEP_BLOCK
 blas_min_states = BLAS_MIN_STATES
 
 
+# The exponents of the forward pass are at most 0. The skipped entries (unreachable states,
+# and exponents below _EXP_ZERO_BELOW, whose exp is exactly 0 in double precision) are given
+# _EXP_SKIP instead, which exp maps above 1, and set to 0 after the exp.
+cdef double _EXP_SKIP = 1.0
+cdef double _EXP_ZERO_BELOW = -746.0
+# The range the backward messages u are kept in (see _u_row).
+cdef double _U_MAX = 2.0 ** 600
+cdef double _U_MIN = 2.0 ** -600
+
+
 cdef struct _Trans:
     # The transition matrix as the lockstep kernels use it: dense (K x K, row-major), or,
     # when n_band > 0, only its diagonals: band k holds a[i, i + off[k]] in w[k * K + i]
@@ -139,36 +149,15 @@ cdef struct _Trans:
 
 cdef void _times_transmat(const double* rows, Py_ssize_t n, const _Trans* tr,
                           double* out, bint transposed) noexcept nogil:
-    """out (n x K) = rows (n x K) @ A, or rows @ A^T when ``transposed`` (all row-major)."""
+    """out (n x K) = rows (n x K) @ A, or rows @ A^T when ``transposed`` (all row-major), for
+    a dense A (the banded blocks do their own products)."""
     cdef Py_ssize_t K = tr.K
     cdef const double* A = tr.A
     cdef int m = <int>K, nn = <int>n, ld = <int>K
     cdef double one = 1.0, zero = 0.0
-    cdef Py_ssize_t r, i, j, k, d, lo, hi
+    cdef Py_ssize_t r, i, j
     cdef double s, a
-    cdef const double* src
-    cdef const double* wk
-    cdef double* dst
     if n == 0:
-        return
-    if tr.n_band > 0:
-        # Diagonal by diagonal: contiguous loops over the states, which vectorise.
-        for r in range(n):
-            src = rows + r * K
-            dst = out + r * K
-            for j in range(K):
-                dst[j] = 0.0
-            for k in range(tr.n_band):
-                d = tr.off[k]
-                wk = tr.w + k * K
-                lo = -d if d < 0 else 0
-                hi = K - d if d > 0 else K
-                if transposed:  # out[i] += a[i, i + d] * rows[i + d]
-                    for i in range(lo, hi):
-                        dst[i] += wk[i] * src[i + d]
-                else:  # out[i + d] += rows[i] * a[i, i + d]
-                    for i in range(lo, hi):
-                        dst[i + d] += src[i] * wk[i]
         return
     if K >= BLAS_MIN_STATES:
         # Column-major views: out^T = A^T rows^T (A's row-major storage is A^T column-major),
@@ -283,7 +272,7 @@ cdef void _forward_block(
     outputs are then meaningless). cur, pred: scratch of nb x K.
     """
     cdef Py_ssize_t tau, b, j, t, nact = nb, L = lens[0]
-    cdef double m, c, inv
+    cdef double m, c, inv, x
     cdef double* p
     cdef double* e
     cdef const double* row
@@ -309,11 +298,17 @@ cdef void _forward_block(
             if m == -INFINITY:
                 failed[b] = 1
                 for j in range(K):
-                    e[j] = -INFINITY
+                    e[j] = _EXP_SKIP
                 continue
             for j in range(K):
-                e[j] = row[j] - m if p[j] > 0.0 else -INFINITY
+                x = row[j] - m
+                e[j] = x if p[j] > 0.0 and not x < _EXP_ZERO_BELOW else _EXP_SKIP  # NaN stays
+        # exp(x) for every x <= 0, and e for the skipped entries: the vector exp's slow path
+        # (a scalar call per lane) is taken only for arguments out of its range, which the
+        # unreachable states (-inf) and the underflowing ones would otherwise be.
         emx_exp_inplace(cur, nact * K)
+        for j in range(nact * K):
+            cur[j] = 0.0 if cur[j] > 1.0 else cur[j]
         for b in range(nact):
             t = starts[b] + tau
             p = pred + b * K
@@ -341,25 +336,28 @@ cdef void _backward_block(
     Py_ssize_t K, const Py_ssize_t* starts, const Py_ssize_t* lens, Py_ssize_t nb,
     const _Trans* tr, double* post, const double* frame_prob, const double* scale,
     double* u, double* u_new, double* beta, double* stack_a, double* stack_u,
-    double* xi_raw, double* xi_band, bint want_xi,
+    double* xi_raw, signed char* rescaled, bint want_xi,
 ) noexcept nogil:
-    """Backward pass of the block after :func:`_forward_block`: post (alpha_hat) becomes the
-    posteriors gamma; xi_raw += sum_t alpha_hat[t] u[t+1]^T when want_xi.
+    """Backward pass of the block after :func:`_forward_block` (dense transmat): post
+    (alpha_hat) becomes the posteriors gamma; xi_raw += sum_t alpha_hat[t] u[t+1]^T when
+    want_xi.
 
     u[t] = b[t] * beta_hat[t] / c[t]; beta_hat[t-1] = A u[t] (beta_hat = 1 at a sequence's
-    last frame); gamma[t] = alpha_hat[t] * beta_hat[t], normalised.
-    u, u_new, beta: scratch of nb x K; stack_a, stack_u: XI_STACK x K. With diagonals
-    (tr.n_band > 0) the counts go to xi_band instead, xi_band[k * K + i] += alpha_hat[t, i]
-    u[t+1, i + off[k]] (row by row, contiguous over i).
+    last frame); gamma[t] = alpha_hat[t] * beta_hat[t], normalised. When u leaves the range
+    of :func:`_u_row`, it is brought back by a power of two and the sequence's beta_hat has
+    an arbitrary scale from then on: its xi terms are divided by s[t] = alpha_hat[t] .
+    beta_hat[t] (1 for the exact beta_hat).
+    u, u_new, beta: scratch of nb x K; stack_a, stack_u: XI_STACK x K; rescaled: nb flags.
     """
-    cdef Py_ssize_t tau, b, i, j, t, k, d, lo, hi, n_stack = 0, L = lens[0]
-    cdef double* ub
-    cdef double* xk
+    cdef Py_ssize_t tau, b, j, t, n_stack = 0, L = lens[0]
     cdef Py_ssize_t nact = 0, nnext
     cdef double s, inv
     cdef double* al
     cdef double* be
+    cdef double* su
     cdef double* swap
+    for b in range(nb):
+        rescaled[b] = 0
     for tau in range(L - 1, -1, -1):
         nnext = nact  # sequences longer than tau + 1
         while nact < nb and lens[nact] > tau:
@@ -368,45 +366,336 @@ cdef void _backward_block(
         for b in range(nnext, nact):
             for j in range(K):
                 beta[b * K + j] = 1.0
-        if want_xi and tr.n_band > 0:
-            for b in range(nnext):
-                al = post + (starts[b] + tau) * K
-                ub = u + b * K
-                for k in range(tr.n_band):
-                    d = tr.off[k]
-                    xk = xi_band + k * K
-                    lo = -d if d < 0 else 0
-                    hi = K - d if d > 0 else K
-                    for i in range(lo, hi):
-                        xk[i] += al[i] * ub[i + d]
-        elif want_xi:
-            for b in range(nnext):
-                al = post + (starts[b] + tau) * K
-                for j in range(K):
-                    stack_a[n_stack * K + j] = al[j]
-                    stack_u[n_stack * K + j] = u[b * K + j]
-                n_stack += 1
-                if n_stack == XI_STACK:
-                    _xi_flush(stack_a, stack_u, n_stack, K, xi_raw)
-                    n_stack = 0
         for b in range(nact):
             t = starts[b] + tau
             al = post + t * K
             be = beta + b * K
+            if want_xi and b < nnext and rescaled[b]:
+                # beta_hat known up to a factor: this frame's terms, divided by s[t], here
+                _xi_divided(al, be, u + b * K, tr.A, K, xi_raw)
+            elif want_xi and b < nnext:  # alpha_hat[t] and u[t+1] onto the stacks
+                su = stack_u + n_stack * K
+                for j in range(K):
+                    stack_a[n_stack * K + j] = al[j]
+                    su[j] = u[b * K + j]
+                n_stack += 1
+                if n_stack == XI_STACK:
+                    _xi_flush(stack_a, stack_u, n_stack, K, xi_raw)
+                    n_stack = 0
             s = _mul_sum(al, be, K)
             if s > 0.0:
                 inv = 1.0 / s
-                for i in range(K):
-                    al[i] *= inv
-            if tau > 0:
-                inv = 1.0 / scale[t]
                 for j in range(K):
-                    u_new[b * K + j] = frame_prob[t * K + j] * be[j] * inv
+                    al[j] *= inv
+            if tau > 0 and _u_row(u_new + b * K, frame_prob + t * K, be, 1.0 / scale[t], 0, K):
+                rescaled[b] = 1
         swap = u
         u = u_new
         u_new = swap
-    if want_xi and tr.n_band == 0:
+    if want_xi:
         _xi_flush(stack_a, stack_u, n_stack, K, xi_raw)
+
+
+cdef void _xi_divided(const double* al, const double* be, const double* ub, const double* A,
+                      Py_ssize_t K, double* xi_raw) noexcept nogil:
+    """xi_raw[i, j] += alpha_hat[i] u[j] / s for the transitions (a[i, j] > 0), with
+    s = alpha_hat . beta_hat: one frame's expected transition counts (before the factor
+    a[i, j]) when beta_hat has an arbitrary scale (:func:`_u_row`). Each product is formed
+    before the division: s can be far below the smallest double's reciprocal."""
+    cdef Py_ssize_t i, j
+    cdef double s = 0.0, a
+    for i in range(K):
+        s += al[i] * be[i]
+    if not s > 0.0:
+        return
+    for i in range(K):
+        a = al[i]
+        if a != 0.0:
+            for j in range(K):
+                if A[i * K + j] > 0.0:
+                    xi_raw[i * K + j] += (a * ub[j]) / s
+
+
+cdef inline bint _u_row(double* u, const double* fp, const double* be, double inv,
+                        Py_ssize_t lo, Py_ssize_t hi, bint divide=False) noexcept nogil:
+    """u[j] = fp[j] * be[j] * inv for j in [lo, hi) (the backward message of a frame: emission
+    weight times beta_hat over the frame's scale; fp[j] * be[j] / inv when ``divide``, as the
+    edge-list kernel has always done it). When the largest u is not within
+    [2^-600, 2^600] (beta_hat grows without bound where the forward pass was surprised, and
+    would overflow to inf, then NaN), u is instead fp * be times the power of two that puts
+    its maximum in [0.5, 1), and True is returned: the caller must then treat beta_hat as
+    known up to a factor (exact: a power of two)."""
+    cdef Py_ssize_t j
+    cdef double v, mx = 0.0
+    cdef int e
+    if divide:
+        for j in range(lo, hi):
+            v = fp[j] * be[j] / inv
+            u[j] = v
+            mx = v if v > mx else mx
+    else:
+        for j in range(lo, hi):
+            v = fp[j] * be[j] * inv
+            u[j] = v
+            mx = v if v > mx else mx
+    if mx <= _U_MAX and (mx >= _U_MIN or mx == 0.0):
+        return False
+    mx = 0.0
+    for j in range(lo, hi):
+        v = fp[j] * be[j]
+        u[j] = v
+        mx = v if v > mx else mx
+    if not (mx > 0.0 and mx < INFINITY):
+        return False
+    frexp(mx, &e)
+    v = ldexp(1.0, -e)
+    for j in range(lo, hi):
+        u[j] *= v
+    return True
+
+
+# ---------------------------------------------------------------------------- banded, windowed
+# With a banded transmat (tr.n_band > 0: left-to-right and similar topologies) most states'
+# forward probabilities are exactly 0 at any frame: those not reached yet and those left far
+# behind (their probability underflows to 0 and nothing flows back into them). The banded
+# block functions below keep, per sequence and frame, the window [lo, hi) of states the
+# prediction alpha_hat[t-1] A can be non-zero on (from the first to the last non-zero state of
+# alpha_hat[t-1], widened by the band's offsets) and do every per-state step on that window
+# only. Everything outside is exactly 0 in the full computation too (the emission weights are
+# 0 where the prediction is, the posteriors where alpha is), and the sums keep the lanes of
+# _mul_sum, so the windowed results are the full ones.
+
+cdef inline double _mul_sum_win(double* a, const double* b, Py_ssize_t lo, Py_ssize_t n,
+                                Py_ssize_t K) noexcept nogil:
+    """:func:`_mul_sum` of the states [lo, lo + n) of a K-state row, a and b pointing at state
+    lo, when a is 0 on the other states: the same four partial sums (state j in sum j % 4,
+    the states after the last multiple of 4 in sum 0) in the same order."""
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, v
+    cdef Py_ssize_t jj, j, r, K4 = K - K % 4
+    for jj in range(n):
+        j = lo + jj
+        v = a[jj] * b[jj]
+        a[jj] = v
+        r = j & 3
+        if j >= K4 or r == 0:
+            s0 += v
+        elif r == 1:
+            s1 += v
+        elif r == 2:
+            s2 += v
+        else:
+            s3 += v
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline void _band_range(Py_ssize_t d, Py_ssize_t src_lo, Py_ssize_t src_hi,
+                             Py_ssize_t dst_lo, Py_ssize_t dst_hi, Py_ssize_t* i0,
+                             Py_ssize_t* i1) noexcept nogil:
+    """The i in [src_lo, src_hi) with i + d in [dst_lo, dst_hi), as [i0[0], i1[0])."""
+    i0[0] = src_lo if src_lo > dst_lo - d else dst_lo - d
+    i1[0] = src_hi if src_hi < dst_hi - d else dst_hi - d
+
+
+cdef void _forward_band_block(
+    const double* ll, Py_ssize_t K, const Py_ssize_t* starts, const Py_ssize_t* lens,
+    Py_ssize_t nb, const double* startprob, const _Trans* tr,
+    double* post, double* frame_prob, double* scale, Py_ssize_t* win,
+    double* cur, double* pred, double* packed, Py_ssize_t* iscratch,
+    double* total, signed char* failed,
+) noexcept nogil:
+    """:func:`_forward_block` for a banded transmat, on the windows (see above). The rows of
+    post and frame_prob are written whole (0 outside the window); the window of frame t is
+    stored in win[2 t], win[2 t + 1] (when win is not NULL) for :func:`_backward_band_block`.
+    cur, pred, packed: scratch of nb x K; iscratch: of 5 nb."""
+    cdef Py_ssize_t tau, b, j, k, d, t, i, i0, i1, lo, hi, alo, ahi, n_packed
+    cdef Py_ssize_t nact = nb, L = lens[0]
+    cdef Py_ssize_t dmin = tr.off[0], dmax = tr.off[tr.n_band - 1]
+    cdef Py_ssize_t s_lo = 0, s_hi = K
+    cdef Py_ssize_t* a_lo = iscratch
+    cdef Py_ssize_t* a_hi = iscratch + nb
+    cdef Py_ssize_t* p_lo = iscratch + 2 * nb
+    cdef Py_ssize_t* p_hi = iscratch + 3 * nb
+    cdef Py_ssize_t* pos = iscratch + 4 * nb
+    cdef double m, c, inv, x
+    cdef double* p
+    cdef double* a
+    cdef double* e
+    cdef const double* wk
+    cdef const double* row
+    while s_lo < K and not startprob[s_lo] > 0.0:
+        s_lo += 1
+    while s_hi > s_lo and not startprob[s_hi - 1] > 0.0:
+        s_hi -= 1
+    for b in range(nb):
+        total[b] = 0.0
+        failed[b] = 0
+    for tau in range(L):
+        while lens[nact - 1] <= tau:
+            nact -= 1
+        n_packed = 0
+        for b in range(nact):
+            p = pred + b * K
+            if tau == 0:
+                lo = s_lo
+                hi = s_hi
+                for j in range(lo, hi):
+                    p[j] = startprob[j]
+            else:
+                a = cur + b * K
+                alo = a_lo[b]
+                ahi = a_hi[b]
+                if alo >= ahi:
+                    lo = 0
+                    hi = 0
+                else:
+                    lo = alo + dmin if alo + dmin > 0 else 0
+                    hi = ahi + dmax if ahi + dmax < K else K
+                for j in range(lo, hi):
+                    p[j] = 0.0
+                for k in range(tr.n_band):  # p[i + d] += alpha_hat[i] a[i, i + d]
+                    d = tr.off[k]
+                    wk = tr.w + k * K
+                    _band_range(d, alo, ahi, lo, hi, &i0, &i1)
+                    for i in range(i0, i1):
+                        p[i + d] += a[i] * wk[i]
+            p_lo[b] = lo
+            p_hi[b] = hi
+            pos[b] = n_packed
+            row = ll + (starts[b] + tau) * K
+            m = _reachable_max(row + lo, p + lo, hi - lo)
+            total[b] += m
+            if m == -INFINITY:
+                failed[b] = 1
+                for j in range(lo, hi):
+                    packed[n_packed + j - lo] = _EXP_SKIP
+            else:
+                for j in range(lo, hi):
+                    x = row[j] - m
+                    packed[n_packed + j - lo] = (
+                        x if p[j] > 0.0 and not x < _EXP_ZERO_BELOW else _EXP_SKIP)
+            n_packed += hi - lo
+        emx_exp_inplace(packed, n_packed)
+        for j in range(n_packed):
+            packed[j] = 0.0 if packed[j] > 1.0 else packed[j]
+        for b in range(nact):
+            t = starts[b] + tau
+            p = pred + b * K
+            a = cur + b * K
+            e = packed + pos[b]
+            lo = p_lo[b]
+            hi = p_hi[b]
+            if frame_prob != NULL:
+                for j in range(lo):
+                    frame_prob[t * K + j] = 0.0
+                for j in range(lo, hi):
+                    frame_prob[t * K + j] = e[j - lo]
+                for j in range(hi, K):
+                    frame_prob[t * K + j] = 0.0
+            if win != NULL:
+                win[2 * t] = lo
+                win[2 * t + 1] = hi
+            c = _mul_sum_win(p + lo, e, lo, hi - lo, K)
+            if not c > 0.0:
+                failed[b] = 1
+                a_lo[b] = 0
+                a_hi[b] = 0
+                continue
+            inv = 1.0 / c
+            for j in range(lo, hi):
+                a[j] = p[j] * inv
+            alo = lo
+            ahi = hi
+            while alo < ahi and a[alo] == 0.0:
+                alo += 1
+            while ahi > alo and a[ahi - 1] == 0.0:
+                ahi -= 1
+            a_lo[b] = alo
+            a_hi[b] = ahi
+            if post != NULL:
+                for j in range(lo):
+                    post[t * K + j] = 0.0
+                for j in range(lo, hi):
+                    post[t * K + j] = a[j]
+                for j in range(hi, K):
+                    post[t * K + j] = 0.0
+                scale[t] = c
+            total[b] += log(c)
+
+
+cdef void _backward_band_block(
+    Py_ssize_t K, const Py_ssize_t* starts, const Py_ssize_t* lens, Py_ssize_t nb,
+    const _Trans* tr, double* post, const double* frame_prob, const double* scale,
+    const Py_ssize_t* win, double* u, double* u_new, double* beta, double* xi_band,
+    signed char* rescaled, bint want_xi,
+) noexcept nogil:
+    """:func:`_backward_block` for a banded transmat after :func:`_forward_band_block`, on
+    the windows it stored in win: u[t] is 0 outside frame t's window (its emission weights
+    are), beta_hat[t] is needed only on it (alpha_hat is 0 outside). The counts go to
+    xi_band[k * K + i] += alpha_hat[t, i] u[t+1, i + off[k]]. rescaled: nb flags."""
+    cdef Py_ssize_t tau, b, i, j, t, k, d, i0, i1, lo, hi, lo1, hi1, L = lens[0]
+    cdef Py_ssize_t nact = 0, nnext
+    cdef double s, inv
+    cdef double* ub
+    cdef double* al
+    cdef double* be
+    cdef double* xk
+    cdef double* swap
+    cdef const double* wk
+    for b in range(nb):
+        rescaled[b] = 0
+    for tau in range(L - 1, -1, -1):
+        nnext = nact  # sequences longer than tau + 1
+        while nact < nb and lens[nact] > tau:
+            nact += 1
+        for b in range(nact):
+            t = starts[b] + tau
+            lo = win[2 * t]
+            hi = win[2 * t + 1]
+            al = post + t * K
+            be = beta + b * K
+            if b < nnext:
+                lo1 = win[2 * t + 2]
+                hi1 = win[2 * t + 3]
+                ub = u + b * K
+                for i in range(lo, hi):
+                    be[i] = 0.0
+                for k in range(tr.n_band):  # beta_hat[i] += a[i, i + d] u[i + d]
+                    d = tr.off[k]
+                    wk = tr.w + k * K
+                    _band_range(d, lo, hi, lo1, hi1, &i0, &i1)
+                    for i in range(i0, i1):
+                        be[i] += wk[i] * ub[i + d]
+                if want_xi and rescaled[b]:  # beta_hat known up to a factor: divide by s[t]
+                    s = 0.0
+                    for i in range(lo, hi):
+                        s += al[i] * be[i]
+                    for k in range(tr.n_band):
+                        d = tr.off[k]
+                        xk = xi_band + k * K
+                        _band_range(d, lo, hi, lo1, hi1, &i0, &i1)
+                        for i in range(i0, i1):
+                            if s > 0.0:
+                                xk[i] += (al[i] * ub[i + d]) / s
+                elif want_xi:
+                    for k in range(tr.n_band):
+                        d = tr.off[k]
+                        xk = xi_band + k * K
+                        _band_range(d, lo, hi, lo1, hi1, &i0, &i1)
+                        for i in range(i0, i1):
+                            xk[i] += al[i] * ub[i + d]
+            else:
+                for i in range(lo, hi):
+                    be[i] = 1.0
+            s = _mul_sum_win(al + lo, be + lo, lo, hi - lo, K)
+            if s > 0.0:
+                inv = 1.0 / s
+                for i in range(lo, hi):
+                    al[i] *= inv
+            if tau > 0 and _u_row(u_new + b * K, frame_prob + t * K, be, 1.0 / scale[t], lo, hi):
+                rescaled[b] = 1
+        swap = u
+        u = u_new
+        u_new = swap
 
 
 cdef Py_ssize_t[::1] _lockstep_order(const Py_ssize_t[::1] offsets):
@@ -532,11 +821,13 @@ def forward_backward(
     cdef double[::1] total = _empty(max(B, 1))
     cdef signed char[::1] failed = np.zeros(max(n_seq, 1), dtype=np.int8)
     cdef signed char[::1] failed_b = np.zeros(max(B, 1), dtype=np.int8)
+    cdef signed char[::1] resc = np.zeros(max(B, 1), dtype=np.int8)
     cdef double* w = &work[0, 0]
     cdef _Trans tr
     cdef Py_ssize_t[::1] band_off
     cdef double[:, ::1] band_w
     cdef double[:, ::1] xi_band = None
+    cdef Py_ssize_t[::1] win = None, iscratch = None
     cdef Py_ssize_t k, d
     tr.A = &transmat[0, 0]
     tr.K = K
@@ -547,6 +838,8 @@ def forward_backward(
         tr.off = &band_off[0]
         tr.w = &band_w[0, 0]
         xi_band = np.zeros((tr.n_band, K))
+        win = np.empty(2 * max(T, 1), dtype=np.intp)
+        iscratch = np.empty(5 * max(B, 1), dtype=np.intp)
     with nogil:
         for i in range(K):
             if want_start:
@@ -563,18 +856,26 @@ def forward_backward(
             while nb > 0 and lens[nb - 1] == 0:  # empty sequences: probability zero
                 failed[order[b0 + nb - 1]] = 1
                 nb -= 1
-            if nb > 0:
+            if nb > 0 and tr.n_band > 0:
+                _forward_band_block(&loglik[0, 0], K, &starts[0], &lens[0], nb,
+                                    &startprob[0], &tr, &post[0, 0], &frame_prob[0, 0],
+                                    &scale[0], &win[0], w, w + B * K, w + 2 * B * K,
+                                    &iscratch[0], &total[0], &failed_b[0])
+                _backward_band_block(K, &starts[0], &lens[0], nb, &tr, &post[0, 0],
+                                     &frame_prob[0, 0], &scale[0], &win[0], w, w + B * K,
+                                     w + 2 * B * K, &xi_band[0, 0], &resc[0], want_xi)
+            elif nb > 0:
                 _forward_block(&loglik[0, 0], K, &starts[0], &lens[0], nb, &startprob[0],
                                &tr, &post[0, 0], &frame_prob[0, 0], &scale[0],
                                w, w + B * K, &total[0], &failed_b[0])
-                for b in range(nb):
-                    n = order[b0 + b]
-                    failed[n] = failed_b[b]
-                    seq_loglik[n] = total[b]
                 _backward_block(K, &starts[0], &lens[0], nb, &tr, &post[0, 0],
                                 &frame_prob[0, 0], &scale[0], w, w + B * K, w + 2 * B * K,
                                 &stack[0, 0], &stack[XI_STACK, 0], &xi_sum[0, 0],
-                                &xi_band[0, 0] if tr.n_band > 0 else NULL, want_xi)
+                                &resc[0], want_xi)
+            for b in range(nb):
+                n = order[b0 + b]
+                failed[n] = failed_b[b]
+                seq_loglik[n] = total[b]
             b0 += min(B, n_seq - b0)
         for n in range(n_seq):
             if failed[n]:
@@ -629,7 +930,8 @@ def forward_loglik(
     cdef Py_ssize_t B = min(n_seq, LOCKSTEP_BLOCK)
     cdef Py_ssize_t[::1] starts = np.empty(max(B, 1), dtype=np.intp)
     cdef Py_ssize_t[::1] lens = np.empty(max(B, 1), dtype=np.intp)
-    cdef double[:, ::1] work = _empty2(2 * max(B, 1), K)
+    cdef double[:, ::1] work = _empty2(3 * max(B, 1), K)
+    cdef Py_ssize_t[::1] iscratch = np.empty(5 * max(B, 1), dtype=np.intp)
     cdef double[::1] total = _empty(max(B, 1))
     cdef signed char[::1] failed = np.zeros(max(n_seq, 1), dtype=np.int8)
     cdef signed char[::1] failed_b = np.zeros(max(B, 1), dtype=np.int8)
@@ -655,14 +957,19 @@ def forward_loglik(
             while nb > 0 and lens[nb - 1] == 0:
                 failed[order[b0 + nb - 1]] = 1
                 nb -= 1
-            if nb > 0:
+            if nb > 0 and tr.n_band > 0:
+                _forward_band_block(&loglik[0, 0], K, &starts[0], &lens[0], nb,
+                                    &startprob[0], &tr, NULL, NULL, NULL, NULL, &work[0, 0],
+                                    &work[B, 0], &work[2 * B, 0], &iscratch[0], &total[0],
+                                    &failed_b[0])
+            elif nb > 0:
                 _forward_block(&loglik[0, 0], K, &starts[0], &lens[0], nb, &startprob[0],
                                &tr, NULL, NULL, NULL, &work[0, 0], &work[B, 0],
                                &total[0], &failed_b[0])
-                for b in range(nb):
-                    n = order[b0 + b]
-                    failed[n] = failed_b[b]
-                    seq_loglik[n] = total[b]
+            for b in range(nb):
+                n = order[b0 + b]
+                failed[n] = failed_b[b]
+                seq_loglik[n] = total[b]
             b0 += min(B, n_seq - b0)
         for n in range(n_seq):
             if failed[n]:
@@ -1451,6 +1758,7 @@ def forward_backward_edges(
     cdef double[::1] u = _empty(K)
     cdef double[::1] xi_acc = np.zeros(E)  # sum of alpha_hat[t, src] u[t+1, dst], grouped
     cdef double* alpha
+    cdef bint resc, xi_now
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -1477,6 +1785,8 @@ def forward_backward_edges(
                 break
             seq_loglik[n] = total
             # ---- backward, turning alpha_hat[t] into gamma[t] ----
+            resc = False
+            xi_now = want_xi
             for t in range(t1 - 1, t0 - 1, -1):
                 if t == t1 - 1:
                     for i in range(K):
@@ -1491,7 +1801,7 @@ def forward_backward_edges(
                         wk = b_w + k * K
                         lo = -d if d < 0 else 0
                         hi = K - d if d > 0 else K
-                        if want_xi:
+                        if xi_now:
                             xk = &xi_band[k, 0]
                             for i in range(lo, hi):
                                 v = u[i + d]
@@ -1500,7 +1810,7 @@ def forward_backward_edges(
                         else:
                             for i in range(lo, hi):
                                 beta[i] += wk[i] * u[i + d]
-                elif want_xi:
+                elif xi_now:
                     # u holds u[t+1]; alpha_hat[t] is still in post[t]
                     alpha = &post[t, 0]
                     for i in range(K):
@@ -1517,10 +1827,29 @@ def forward_backward_edges(
                         for k in range(out_ptr[i], out_ptr[i + 1]):
                             s += out_w[k] * u[out_dst[k]]
                         beta[i] = s
+                if want_xi and resc and t < t1 - 1:
+                    # beta_hat known up to a factor (_u_row): the counts divided by s[t]
+                    alpha = &post[t, 0]
+                    s = 0.0
+                    for i in range(K):
+                        s += alpha[i] * beta[i]
+                    if s > 0.0 and banded:
+                        for k in range(n_off):
+                            d = b_off[k]
+                            xk = &xi_band[k, 0]
+                            lo = -d if d < 0 else 0
+                            hi = K - d if d > 0 else K
+                            for i in range(lo, hi):
+                                xk[i] += (alpha[i] * u[i + d]) / s
+                    elif s > 0.0:
+                        for i in range(K):
+                            a = alpha[i]
+                            for k in range(out_ptr[i], out_ptr[i + 1]):
+                                xi_acc[k] += (a * u[out_dst[k]]) / s
                 _to_posterior(&post[t, 0], &beta[0], K)
-                if t > t0:
-                    for j in range(K):
-                        u[j] = frame_prob[t, j] * beta[j] / scale[t]
+                if t > t0 and _u_row(&u[0], &frame_prob[t, 0], &beta[0], scale[t], 0, K, True):
+                    resc = True
+                    xi_now = False
         # (on a status the outputs are unspecified; the caller raises)
         if banded:
             for e in range(E):

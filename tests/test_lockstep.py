@@ -280,3 +280,138 @@ def test_hmms_pick_the_banded_products_for_left_to_right_models(monkeypatch):
     np.testing.assert_allclose(la, lb, rtol=1e-12)
     np.testing.assert_allclose(pa, pb, atol=1e-11)
     assert np.all(b.transmat_[transmat == 0] == 0)
+
+
+def _misled_filter(n1, K=2):
+    """A sequence whose forward filter is sure of the wrong state for a while: state 1 is
+    absorbing and favoured by the first n1 frames (e^10 per frame), the next 50 frames favour
+    state 0 so much (e^20 each) that the only likely path stays in state 0 throughout. At the
+    end of the first part alpha_hat[state 0] is below 1e-308 while beta_hat[state 0] is above
+    1e308: with n1 = 73 the scaled backward messages of the textbook recursion overflow
+    (inf * 0 = NaN posteriors). States 2.. (K > 2) are unreachable padding (to reach the
+    dgemm path)."""
+    eps = 1e-3
+    transmat = np.eye(K)
+    transmat[0, :2] = [1 - eps, eps]
+    startprob = np.eye(K)[0]
+    loglik = np.zeros((n1 + 50, K))
+    loglik[:n1, 1] = 10.0
+    loglik[n1:, 0] = 20.0
+    return loglik, startprob, transmat
+
+
+@pytest.mark.parametrize("K", [2, BLAS_MIN + 1])
+@pytest.mark.parametrize("path", ["dense", "banded", "edges"])
+def test_backward_messages_stay_finite_when_the_filter_is_misled(K, path):
+    """The backward messages are kept within [2^-600, 2^600] (a power of two at a time, the
+    expected counts of the rescaled frames divided by alpha_hat . beta_hat): finite
+    posteriors and counts equal to the log-space reference, alone and in a batch."""
+    loglik1, startprob, transmat = _misled_filter(73, K)
+    rng = np.random.default_rng(K)
+    others = [rng.normal(scale=2.0, size=(n, K)) for n in (40, 123, 5)]
+    for parts in ([loglik1], [others[0], loglik1, others[1], others[2]]):
+        loglik = np.vstack(parts)
+        lengths = [len(p) for p in parts]
+        off = offsets_from_lengths(lengths)
+        T = len(loglik)
+        post, xi, ll, st = np.empty((T, K)), np.empty((K, K)), np.empty(len(parts)), np.empty(K)
+        if path == "edges":
+            src, dst = np.nonzero(transmat)
+            order = np.lexsort((src, dst))
+            src, dst = src[order].astype(np.intp), dst[order].astype(np.intp)
+            xi_e = np.empty(len(src))
+            status = _hmm.forward_backward_edges(loglik, off, startprob, src, dst,
+                                                 transmat[src, dst].copy(), post, xi_e, ll)
+            xi = np.zeros((K, K))
+            xi[src, dst] = xi_e
+        else:
+            bands = np.array([0, 1]) if path == "banded" else None
+            status = _hmm.forward_backward(loglik, off, startprob, transmat, post, xi, ll, st,
+                                           band_offsets=bands)
+        assert status == -1
+        assert np.isfinite(post).all() and np.isfinite(xi).all()
+        ll_ref, post_ref, xi_ref, _ = reference(loglik, lengths, startprob, transmat)
+        np.testing.assert_allclose(ll, ll_ref, rtol=1e-13)
+        np.testing.assert_allclose(post, post_ref, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(xi, xi_ref, rtol=1e-12, atol=1e-12 * xi_ref.max())
+        # the likely path stays in state 0: the smoother overrules the filter
+        assert post[lengths[0] if len(parts) > 1 else 0, 0] > 1 - 1e-12
+
+
+def test_fit_of_a_misled_left_to_right_model_keeps_finite_parameters():
+    """The user-level symptom of the overflow: GaussianHMM.fit on such data returned NaN
+    means, transitions and covariances."""
+    from emx import GaussianHMM
+
+    loglik, startprob, transmat = _misled_filter(73)
+    # one feature whose Gaussian log-likelihoods differ as loglik's columns do: states at
+    # means 0 and 1 with unit variance: ll1 - ll0 = x - 1/2
+    diff = loglik[:, 1] - loglik[:, 0]
+    X = (diff + 0.5)[:, None]
+    model = GaussianHMM(2, covariance_type="diag", n_iter=5, init_params="", params="stmc",
+                        min_covar=1e-3)
+    model.startprob_, model.transmat_ = startprob, transmat
+    model.means_, model.covars_ = np.array([[0.0], [1.0]]), np.ones((2, 1))
+    model.fit(X)
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        assert np.isfinite(getattr(model, name)).all(), name
+    assert np.all(np.diff(model.monitor_.history) >= -1e-8 * abs(model.monitor_.history[-1]))
+
+
+@pytest.mark.parametrize("K, offsets, back", [(12, [0, 1], False), (10, [-1, 0, 2], False),
+                                              (9, [0, 1, 3], False), (8, [-1, 0, 1], True)])
+def test_banded_windows_equal_dense_and_reference_when_most_states_are_exactly_zero(
+        K, offsets, back):
+    """The banded kernels work only on the states a frame's prediction can reach (the
+    probabilities of states left far behind underflow to exactly 0 and stay there). With
+    emissions hundreds of nats apart, most posteriors are exactly 0 and the windows are
+    narrow and moving: the results must still be the dense kernel's and the log-space
+    reference's, for sequences of any length in one batch, and the forward-only kernel too.
+    ``back``: the sequences walk up the states and down again, so states whose probability
+    was exactly 0 come back through a backward transition."""
+    rng = np.random.default_rng(100 + K)
+    i, j = np.indices((K, K))
+    transmat = rng.uniform(0.2, 1.0, size=(K, K)) * np.isin(j - i, offsets)
+    transmat[K - 1, K - 1] += 1.0
+    transmat /= transmat.sum(axis=1, keepdims=True)
+    startprob = np.zeros(K)
+    startprob[:2] = [0.7, 0.3]
+    lengths = [300, 1, 2, 57, 140, 9, 300, 33] + [12] * 20
+    # each sequence walks through the states in order; emissions ~60 nats apart per state
+    parts = []
+    for n in lengths:
+        state = np.minimum((np.arange(n) * K) // max(n, 1), K - 1)
+        if back:
+            state = np.minimum(state, K - 1 - state) * 2
+        parts.append(-30.0 * (np.arange(K)[None, :] - state[:, None]) ** 2
+                     + rng.normal(scale=2.0, size=(n, K)))
+    loglik = np.vstack(parts)
+    off = offsets_from_lengths(lengths)
+    T = len(loglik)
+    post, xi, ll, st = np.empty((T, K)), np.empty((K, K)), np.empty(len(lengths)), np.empty(K)
+    assert _hmm.forward_backward(loglik, off, startprob, transmat, post, xi, ll, st,
+                                 band_offsets=np.array(offsets)) == -1
+    assert np.mean(post == 0.0) > 0.3  # the case the windows are for
+    dense = fb(loglik, lengths, startprob, transmat)
+    assert dense[0] == -1
+    np.testing.assert_allclose(ll, dense[1], rtol=1e-13)
+    # relative agreement even for the tiny posteriors (the states at a window's edges)
+    np.testing.assert_allclose(post, dense[2], rtol=1e-11, atol=1e-280)
+    np.testing.assert_allclose(xi, dense[3], rtol=1e-11, atol=1e-280)
+    np.testing.assert_allclose(st, dense[4], rtol=1e-13, atol=1e-280)
+    # (the log-space reference itself is good to ~1e-16 per nat of its log terms, here
+    # thousands)
+    ll_ref, post_ref, xi_ref, start_ref = reference(loglik, lengths, startprob, transmat)
+    np.testing.assert_allclose(ll, ll_ref, rtol=1e-12)
+    np.testing.assert_allclose(post, post_ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(xi, xi_ref, rtol=1e-9, atol=1e-10)
+    ll2 = np.empty(len(lengths))
+    assert _hmm.forward_loglik(loglik, off, startprob, transmat, ll2,
+                               band_offsets=np.array(offsets)) == -1
+    np.testing.assert_allclose(ll2, ll, rtol=1e-13)
+    # the emission weights are written whole: 0 outside a frame's window
+    weights = np.full((T, K), np.nan)
+    _hmm.forward_backward(loglik, off, startprob, transmat, post, xi, ll, st,
+                          band_offsets=np.array(offsets), weights=weights)
+    assert np.isfinite(weights).all() and np.all((weights >= 0) & (weights <= 1))
+    assert np.all(weights[post > 0] > 0)

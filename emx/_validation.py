@@ -115,7 +115,20 @@ def check_lengths(lengths, n_samples: int) -> np.ndarray:
     n_samples = operator.index(n_samples)
     if isinstance(lengths, (str, bytes)):
         raise ValueError(f"lengths must be a 1-D array of ints, got {type(lengths).__name__}.")
-    if isinstance(lengths, (list, tuple)):
+    fast = None
+    if isinstance(lengths, (list, tuple)) and lengths:
+        # The common case in one pass at C speed: every element a Python int (not a bool:
+        # bool is a type of its own) or all of one numpy integer type; the ints must then
+        # fit in int64 (else the exact path below).
+        types = set(map(type, lengths))
+        if types == {int} or (len(types) == 1 and issubclass(next(iter(types)), np.integer)):
+            try:
+                fast = np.array(lengths, dtype=np.int64 if types == {int} else None)
+            except OverflowError:
+                fast = None
+    if fast is not None:
+        arr = fast
+    elif isinstance(lengths, (list, tuple)):
         # Element by element: np.asarray would turn ints beyond int64 into floats and a bool
         # among ints into an int. Exact Python ints go on to the object-array path below.
         for v in lengths:

@@ -525,7 +525,8 @@ def test_check_ok_accepts_only_status_ok():
 # ------------------------------------------------------------------------------- lengths
 N = 10
 GOOD_LENGTHS = [[N], [3, 7], np.array([3, 7], dtype=np.uint8), np.array([5, 5], np.uint64),
-                [np.int32(4), np.int64(6)], np.array([2**3, 2], dtype=object), (1,) * N]
+                [np.int32(4), np.int64(6)], np.array([2**3, 2], dtype=object), (1,) * N,
+                [np.int32(5)] * 2, (np.uint16(9), np.uint16(1)), list(range(1, 5))]
 
 
 @pytest.mark.parametrize("lengths", GOOD_LENGTHS, ids=repr)
@@ -558,6 +559,9 @@ BAD_LENGTHS = {
     "bool": ([True, N - 1], r"lengths must hold integers, got the boolean True"),
     "bool object": (np.array([True, 9], dtype=object), r"got the boolean True"),
     "bool array": (np.array([True, True]), r"got the booleans \[True, True\]"),
+    "numpy bools in a list": ([np.bool_(True)] * N, r"got the boolean True"),
+    "numpy ints, negative": ([np.int32(-1), np.int32(N + 1)], r"must be positive"),
+    "numpy uint64 beyond int64": ([np.uint64(2**64 - 1), np.uint64(N + 1)], r"not exceed"),
     "float object": (np.array([5.0, 5], dtype=object), r"floating-point value 5.0"),
     "numpy float in a list": ([np.float64(5), 5], r"floating-point value 5.0"),
     "string": (["5", "5"], r"lengths must hold integers"),

@@ -302,21 +302,25 @@ cdef void _forward_block(
                 continue
             for j in range(K):
                 x = row[j] - m
-                e[j] = x if p[j] > 0.0 and not x < _EXP_ZERO_BELOW else _EXP_SKIP  # NaN stays
+                # (bitwise: no branch; NaN is kept, to fail the frame as before)
+                e[j] = x if (p[j] > 0.0) & (not x < _EXP_ZERO_BELOW) else _EXP_SKIP
         # exp(x) for every x <= 0, and e for the skipped entries: the vector exp's slow path
         # (a scalar call per lane) is taken only for arguments out of its range, which the
         # unreachable states (-inf) and the underflowing ones would otherwise be.
         emx_exp_inplace(cur, nact * K)
-        for j in range(nact * K):
-            cur[j] = 0.0 if cur[j] > 1.0 else cur[j]
         for b in range(nact):
             t = starts[b] + tau
             p = pred + b * K
             e = cur + b * K
-            c = _mul_sum(p, e, K)
-            if frame_prob != NULL:
+            if frame_prob != NULL:  # the skipped entries to 0, kept as the weights too
                 for j in range(K):
-                    frame_prob[t * K + j] = e[j]
+                    x = 0.0 if e[j] > 1.0 else e[j]
+                    e[j] = x
+                    frame_prob[t * K + j] = x
+            else:
+                for j in range(K):
+                    e[j] = 0.0 if e[j] > 1.0 else e[j]
+            c = _mul_sum(p, e, K)
             if not c > 0.0:
                 failed[b] = 1
                 for j in range(K):
@@ -416,6 +420,25 @@ cdef void _xi_divided(const double* al, const double* be, const double* ub, cons
                     xi_raw[i * K + j] += (a * ub[j]) / s
 
 
+cdef inline double _max4(const double* x, Py_ssize_t n) noexcept nogil:
+    """max(0, x[0], ..., x[n-1]) ignoring NaN, in four running maxima (no chain of
+    dependent comparisons)."""
+    cdef double m0 = 0.0, m1 = 0.0, m2 = 0.0, m3 = 0.0
+    cdef Py_ssize_t j = 0
+    while j + 4 <= n:
+        m0 = x[j] if x[j] > m0 else m0
+        m1 = x[j + 1] if x[j + 1] > m1 else m1
+        m2 = x[j + 2] if x[j + 2] > m2 else m2
+        m3 = x[j + 3] if x[j + 3] > m3 else m3
+        j += 4
+    while j < n:
+        m0 = x[j] if x[j] > m0 else m0
+        j += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    return m2 if m2 > m0 else m0
+
+
 cdef inline bint _u_row(double* u, const double* fp, const double* be, double inv,
                         Py_ssize_t lo, Py_ssize_t hi, bint divide=False) noexcept nogil:
     """u[j] = fp[j] * be[j] * inv for j in [lo, hi) (the backward message of a frame: emission
@@ -426,25 +449,20 @@ cdef inline bint _u_row(double* u, const double* fp, const double* be, double in
     its maximum in [0.5, 1), and True is returned: the caller must then treat beta_hat as
     known up to a factor (exact: a power of two)."""
     cdef Py_ssize_t j
-    cdef double v, mx = 0.0
+    cdef double v, mx
     cdef int e
     if divide:
         for j in range(lo, hi):
-            v = fp[j] * be[j] / inv
-            u[j] = v
-            mx = v if v > mx else mx
+            u[j] = fp[j] * be[j] / inv
     else:
         for j in range(lo, hi):
-            v = fp[j] * be[j] * inv
-            u[j] = v
-            mx = v if v > mx else mx
+            u[j] = fp[j] * be[j] * inv
+    mx = _max4(u + lo, hi - lo)
     if mx <= _U_MAX and (mx >= _U_MIN or mx == 0.0):
         return False
-    mx = 0.0
     for j in range(lo, hi):
-        v = fp[j] * be[j]
-        u[j] = v
-        mx = v if v > mx else mx
+        u[j] = fp[j] * be[j]
+    mx = _max4(u + lo, hi - lo)
     if not (mx > 0.0 and mx < INFINITY):
         return False
     frexp(mx, &e)
@@ -470,22 +488,35 @@ cdef inline double _mul_sum_win(double* a, const double* b, Py_ssize_t lo, Py_ss
     """:func:`_mul_sum` of the states [lo, lo + n) of a K-state row, a and b pointing at state
     lo, when a is 0 on the other states: the same four partial sums (state j in sum j % 4,
     the states after the last multiple of 4 in sum 0) in the same order."""
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, v
-    cdef Py_ssize_t jj, j, r, K4 = K - K % 4
-    for jj in range(n):
-        j = lo + jj
-        v = a[jj] * b[jj]
-        a[jj] = v
-        r = j & 3
-        if j >= K4 or r == 0:
-            s0 += v
-        elif r == 1:
-            s1 += v
-        elif r == 2:
-            s2 += v
-        else:
-            s3 += v
-    return (s0 + s1) + (s2 + s3)
+    cdef double s[4]
+    cdef double v
+    cdef Py_ssize_t j = lo, hi = lo + n, K4 = K - K % 4, body_end
+    s[0] = 0.0
+    s[1] = 0.0
+    s[2] = 0.0
+    s[3] = 0.0
+    while j < hi and j < K4 and (j & 3) != 0:  # up to a multiple of 4
+        v = a[j - lo] * b[j - lo]
+        a[j - lo] = v
+        s[j & 3] += v
+        j += 1
+    body_end = hi if hi < K4 else K4
+    while j + 4 <= body_end:
+        a[j - lo] *= b[j - lo]
+        a[j + 1 - lo] *= b[j + 1 - lo]
+        a[j + 2 - lo] *= b[j + 2 - lo]
+        a[j + 3 - lo] *= b[j + 3 - lo]
+        s[0] += a[j - lo]
+        s[1] += a[j + 1 - lo]
+        s[2] += a[j + 2 - lo]
+        s[3] += a[j + 3 - lo]
+        j += 4
+    while j < hi:
+        v = a[j - lo] * b[j - lo]
+        a[j - lo] = v
+        s[(j & 3) if j < K4 else 0] += v
+        j += 1
+    return (s[0] + s[1]) + (s[2] + s[3])
 
 
 cdef inline void _band_range(Py_ssize_t d, Py_ssize_t src_lo, Py_ssize_t src_hi,
@@ -572,7 +603,7 @@ cdef void _forward_band_block(
                 for j in range(lo, hi):
                     x = row[j] - m
                     packed[n_packed + j - lo] = (
-                        x if p[j] > 0.0 and not x < _EXP_ZERO_BELOW else _EXP_SKIP)
+                        x if (p[j] > 0.0) & (not x < _EXP_ZERO_BELOW) else _EXP_SKIP)
             n_packed += hi - lo
         emx_exp_inplace(packed, n_packed)
         for j in range(n_packed):

@@ -142,22 +142,28 @@ def chunked_loglik(model: GaussianHMM, X, lengths):
             for f0, f1, off in data.chunks]
 
 
-def fb_seconds(mode: str, chunks, startprob, transmat, repeats: int) -> float:
-    """Median seconds of the forward-backward (with xi) over all the chunks."""
-    emx_hmm._TRANSITIONS = mode
-    try:
-        trans = _Transitions(startprob, transmat)
-        times = []
-        for _ in range(repeats + 1):  # the first is a warm-up
+def fb_seconds(modes, chunks, startprob, transmat, repeats: int) -> dict:
+    """Median seconds of the forward-backward (with xi) over all the chunks, for each mode;
+    the modes alternate within every repeat (a slow spell of a shared machine then falls on
+    all of them), after one warm-up round."""
+    trans = {}
+    for mode in modes:
+        emx_hmm._TRANSITIONS = mode
+        try:
+            trans[mode] = _Transitions(startprob, transmat)
+        finally:
+            emx_hmm._TRANSITIONS = "auto"
+    times = {mode: [] for mode in modes}
+    for r in range(repeats + 1):  # the first round is a warm-up
+        for mode in modes:
             t0 = time.process_time()
             for ll, off in chunks:
-                status = trans.forward_backward(ll, off)[0]
+                status = trans[mode].forward_backward(ll, off)[0]
                 if status >= 0:
                     raise RuntimeError(f"sequence {status} has probability zero")
-            times.append(time.process_time() - t0)
-    finally:
-        emx_hmm._TRANSITIONS = "auto"
-    return statistics.median(times[1:])
+            if r:
+                times[mode].append(time.process_time() - t0)
+    return {mode: statistics.median(v) for mode, v in times.items()}
 
 
 def auto_path(startprob, transmat) -> str:
@@ -223,8 +229,7 @@ def bench_case(args, K: int, topology: str) -> list:
                 emx_hmm._TRANSITIONS = "auto"
         chunks = chunked_loglik(model, X, lengths)
         log(f"K={K} {topology}: forward-backward at the {when} parameters")
-        fb[when] = {mode: fb_seconds(mode, chunks, model.startprob_, model.transmat_,
-                                     args.repeats) for mode in MODES}
+        fb[when] = fb_seconds(MODES, chunks, model.startprob_, model.transmat_, args.repeats)
     fit = {mode: statistics.median(v) for mode, v in fit_t.items()}
     nnz = int(np.count_nonzero(init["transmat_"]))
     rdiff = max(max_rel_diff(hist["dense"], hist[m]) for m in ("sparse", "auto"))
@@ -260,9 +265,8 @@ def sweep(args) -> None:
             chunks = [(rng.normal(scale=3.0, size=(SEQ_LEN, K)),
                        np.array([0, SEQ_LEN], dtype=np.intp)) for _ in lengths]
             sp = np.full(K, 1.0 / K)
-            d = fb_seconds("dense", chunks, sp, A, args.repeats)
-            s = fb_seconds("sparse", chunks, sp, A, args.repeats)
-            cells.append(f"{np.count_nonzero(A) / K**2:.2f}:{d / s:.2f}")
+            t = fb_seconds(("dense", "sparse"), chunks, sp, A, args.repeats)
+            cells.append(f"{np.count_nonzero(A) / K**2:.2f}:{t['dense'] / t['sparse']:.2f}")
         log(f"sweep K={K} done")
         print(f"{K:>4}  " + "  ".join(cells), flush=True)
 

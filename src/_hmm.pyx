@@ -141,6 +141,11 @@ cdef struct _Trans:
     # when n_band > 0, only its diagonals: band k holds a[i, i + off[k]] in w[k * K + i]
     # (0 where i + off[k] falls outside [0, K)).
     const double* A
+    # A transposed (row-major), for the backward products (dense, K >= BLAS_MIN_STATES) or
+    # NULL: dgemm then runs the same no-transpose product as forward, which OpenBLAS does in
+    # its small-matrix kernel, where the transposed product packs its operands in a buffer
+    # taken under a lock that concurrent threads wait on.
+    const double* At
     Py_ssize_t K
     Py_ssize_t n_band
     const Py_ssize_t* off
@@ -162,7 +167,10 @@ cdef void _times_transmat(const double* rows, Py_ssize_t n, const _Trans* tr,
     if K >= BLAS_MIN_STATES:
         # Column-major views: out^T = A^T rows^T (A's row-major storage is A^T column-major),
         # or out^T = A rows^T.
-        if transposed:
+        if transposed and tr.At != NULL:
+            dgemm("N", "N", &m, &nn, &m, &one, <double*>tr.At, &ld, <double*>rows, &ld,
+                  &zero, out, &ld)
+        elif transposed:
             dgemm("T", "N", &m, &nn, &m, &one, <double*>A, &ld, <double*>rows, &ld, &zero,
                   out, &ld)
         else:
@@ -799,10 +807,12 @@ def forward_backward(
         (n_frames, K) array per call. Allocated here when None.
     band_offsets : IN, optional, keyword-only: the diagonals d (increasing, -K < d < K) of
         transmat that hold all its non-zero entries (0 for self-loops, 1 for the next state:
-        a left-to-right model is ``[0, 1]``). The products then run diagonal by diagonal in
-        O(n_diagonals * K) per frame instead of dgemm's O(K^2), with the same results up to
-        round-off; xi_sum is still (K, K), zero off the diagonals. transmat is checked to
-        have nothing off them (ValueError otherwise).
+        a left-to-right model is ``[0, 1]``). The products then run diagonal by diagonal, and
+        every per-state step only on the window of states the frame's prediction reaches
+        (see the comment above ``_mul_sum_win``): O(n_diagonals * window) per frame instead
+        of dgemm's O(K^2), with the same results up to round-off; xi_sum is still (K, K),
+        zero off the diagonals. transmat is checked to have nothing off them (ValueError
+        otherwise).
 
     Scratch (the per-frame scales (n_frames,), a few block-sized buffers, and the weights
     when not given) is allocated here.
@@ -858,9 +868,14 @@ def forward_backward(
     cdef Py_ssize_t[::1] band_off
     cdef double[:, ::1] band_w
     cdef double[:, ::1] xi_band = None
+    cdef double[:, ::1] transmat_t
     cdef Py_ssize_t[::1] win = None, iscratch = None
     cdef Py_ssize_t k, d
     tr.A = &transmat[0, 0]
+    tr.At = NULL
+    if K >= BLAS_MIN_STATES:
+        transmat_t = np.ascontiguousarray(np.asarray(transmat).T)
+        tr.At = &transmat_t[0, 0]
     tr.K = K
     tr.n_band = 0
     band_off, band_w = _band_weights(kn, transmat, band_offsets)
@@ -970,6 +985,7 @@ def forward_loglik(
     cdef Py_ssize_t[::1] band_off
     cdef double[:, ::1] band_w
     tr.A = &transmat[0, 0]
+    tr.At = NULL
     tr.K = K
     tr.n_band = 0
     band_off, band_w = _band_weights(kn, transmat, band_offsets)

@@ -433,6 +433,8 @@ class BaseHMM(EMMixin, BaseEstimator):
         ``transitions``: :meth:`_transitions`, when the caller built it once for many chunks."""
         trans = self._transitions() if transitions is None else transitions
         status, *out = trans.forward_backward(loglik, offsets, want_xi, post, scratch)
+        if status == _hmm.STATUS_NEEDS_LOGLIK:  # (only with scratch: loglik is gone)
+            raise _NeedsLoglik
         self._raise_status(status, first)
         return tuple(out)
 
@@ -459,8 +461,12 @@ class BaseHMM(EMMixin, BaseEstimator):
             return self._forward_backward(loglik, offsets, want_xi, first, post, scratch,
                                           transitions)
         try:  # the masked copy is this call's own: always scratch
-            return self._forward_backward(apply_mask(loglik, mask), offsets, want_xi, first,
-                                          post, True, transitions)
+            try:
+                return self._forward_backward(apply_mask(loglik, mask), offsets, want_xi,
+                                              first, post, True, transitions)
+            except _NeedsLoglik:  # the log-space path needs the copy intact
+                return self._forward_backward(apply_mask(loglik, mask), offsets, want_xi,
+                                              first, post, False, transitions)
         except _ZeroProbability as exc:
             self._raise_status(exc.sequence, 0, True)
 
@@ -516,9 +522,16 @@ class BaseHMM(EMMixin, BaseEstimator):
             buf = getattr(local, "post", None)
             if buf is None or len(buf) < len(X):
                 buf = local.post = np.empty((max(len(X), CHUNK_FRAMES), loglik.shape[1]))
-            seq_ll, post, xi, start = self._labelled_fb(
-                loglik, offsets, self._chunk_mask(data, i), first=first, post=buf[: len(X)],
-                scratch=True, transitions=transitions)
+            mask = self._chunk_mask(data, i)
+            try:
+                seq_ll, post, xi, start = self._labelled_fb(
+                    loglik, offsets, mask, first=first, post=buf[: len(X)], scratch=True,
+                    transitions=transitions)
+            except _NeedsLoglik:  # the log-space path needs them: computed again, kept
+                loglik, context = emission(X)
+                seq_ll, post, xi, start = self._labelled_fb(
+                    loglik, offsets, mask, first=first, post=buf[: len(X)],
+                    transitions=transitions)
             return HMMStats(float(seq_ll.sum()), start, xi, em.stats(X, post, context))
 
         return runner.map_sum(accumulate, range(len(data.chunks)))
@@ -1099,6 +1112,11 @@ def _init_means_from_labels(em, data: _Data, init_params: str) -> None:
     means = np.array(means, dtype=np.float64)
     means[have] = sums[have] / counts[have, None]
     em.means_ = means
+
+
+class _NeedsLoglik(Exception):
+    """The forward-backward kernel needed the log-space path, but its emission weights had
+    overwritten the log-likelihoods (``scratch``): call it again with them intact."""
 
 
 class _ZeroProbability(ValueError):

@@ -82,8 +82,8 @@ cdef inline bint _weigh_frame(double* pred, const double* ll, double* fp, Py_ssi
     return False
 
 
-cdef inline void _to_posterior(double* alpha, const double* beta, Py_ssize_t K) noexcept nogil:
-    """gamma = alpha * beta, normalised (in place in alpha)."""
+cdef inline double _to_posterior(double* alpha, const double* beta, Py_ssize_t K) noexcept nogil:
+    """gamma = alpha * beta, normalised (in place in alpha); returns the normaliser."""
     cdef Py_ssize_t i
     cdef double s = 0.0
     for i in range(K):
@@ -92,6 +92,7 @@ cdef inline void _to_posterior(double* alpha, const double* beta, Py_ssize_t K) 
     if s > 0.0:
         for i in range(K):
             alpha[i] /= s
+    return s
 
 
 # ------------------------------------------------------------------------- lockstep blocks
@@ -123,6 +124,9 @@ cdef enum:
 
 # Exposed for tests and documentation.
 lockstep_block = LOCKSTEP_BLOCK
+#: forward_backward's status when its outputs needed the log-space path but the weights had
+#: overwritten loglik (``weights=loglik``): call again with loglik intact.
+STATUS_NEEDS_LOGLIK = -3
 blas_min_states = BLAS_MIN_STATES
 
 
@@ -134,6 +138,10 @@ cdef double _EXP_ZERO_BELOW = -746.0
 # The range the backward messages u are kept in (see _u_row).
 cdef double _U_MAX = 2.0 ** 600
 cdef double _U_MIN = 2.0 ** -600
+# The range a frame's posterior normaliser s = alpha_hat . beta_hat must stay in (1 for the
+# exact beta_hat; any scale once rescaled): outside it the call is done again in log space.
+cdef double _S_MAX = 2.0 ** 900
+cdef double _S_MIN = 2.0 ** -900
 
 
 cdef struct _Trans:
@@ -335,8 +343,12 @@ cdef void _forward_block(
                     e[j] = 0.0
                 continue
             inv = 1.0 / c
-            for j in range(K):
-                e[j] = p[j] * inv
+            if inv < INFINITY:
+                for j in range(K):
+                    e[j] = p[j] * inv
+            else:  # c below 1/DBL_MAX (subnormal): its reciprocal overflows, divide
+                for j in range(K):
+                    e[j] = p[j] / c
             if post != NULL:
                 for j in range(K):
                     post[t * K + j] = e[j]
@@ -348,7 +360,7 @@ cdef void _backward_block(
     Py_ssize_t K, const Py_ssize_t* starts, const Py_ssize_t* lens, Py_ssize_t nb,
     const _Trans* tr, double* post, const double* frame_prob, const double* scale,
     double* u, double* u_new, double* beta, double* stack_a, double* stack_u,
-    double* xi_raw, signed char* rescaled, bint want_xi,
+    double* xi_raw, signed char* rescaled, bint want_xi, bint* trouble,
 ) noexcept nogil:
     """Backward pass of the block after :func:`_forward_block` (dense transmat): post
     (alpha_hat) becomes the posteriors gamma; xi_raw += sum_t alpha_hat[t] u[t+1]^T when
@@ -363,6 +375,7 @@ cdef void _backward_block(
     """
     cdef Py_ssize_t tau, b, j, t, n_stack = 0, L = lens[0]
     cdef Py_ssize_t nact = 0, nnext
+    cdef int r
     cdef double s, inv
     cdef double* al
     cdef double* be
@@ -395,12 +408,18 @@ cdef void _backward_block(
                     _xi_flush(stack_a, stack_u, n_stack, K, xi_raw)
                     n_stack = 0
             s = _mul_sum(al, be, K)
+            if not (s > _S_MIN and s < _S_MAX):
+                trouble[0] = True
             if s > 0.0:
                 inv = 1.0 / s
                 for j in range(K):
                     al[j] *= inv
-            if tau > 0 and _u_row(u_new + b * K, frame_prob + t * K, be, 1.0 / scale[t], 0, K):
-                rescaled[b] = 1
+            if tau > 0:
+                r = _u_row(u_new + b * K, frame_prob + t * K, be, 1.0 / scale[t], 0, K)
+                if r == 1:
+                    rescaled[b] = 1
+                elif r == 2:
+                    trouble[0] = True
         swap = u
         u = u_new
         u_new = swap
@@ -447,15 +466,17 @@ cdef inline double _max4(const double* x, Py_ssize_t n) noexcept nogil:
     return m2 if m2 > m0 else m0
 
 
-cdef inline bint _u_row(double* u, const double* fp, const double* be, double inv,
-                        Py_ssize_t lo, Py_ssize_t hi, bint divide=False) noexcept nogil:
+cdef inline int _u_row(double* u, const double* fp, const double* be, double inv,
+                       Py_ssize_t lo, Py_ssize_t hi, bint divide=False) noexcept nogil:
     """u[j] = fp[j] * be[j] * inv for j in [lo, hi) (the backward message of a frame: emission
     weight times beta_hat over the frame's scale; fp[j] * be[j] / inv when ``divide``, as the
-    edge-list kernel has always done it). When the largest u is not within
+    edge-list kernel has always done it). When inv is infinite (a subnormal frame scale: 0
+    times inv would be NaN) or the largest u is not within
     [2^-600, 2^600] (beta_hat grows without bound where the forward pass was surprised, and
     would overflow to inf, then NaN), u is instead fp * be times the power of two that puts
-    its maximum in [0.5, 1), and True is returned: the caller must then treat beta_hat as
-    known up to a factor (exact: a power of two)."""
+    its maximum in [0.5, 1), and 1 is returned: the caller must then treat beta_hat as
+    known up to a factor (exact: a power of two). 0: u as computed; 2: not even fp * be is
+    finite and positive somewhere (the caller redoes the call in log space)."""
     cdef Py_ssize_t j
     cdef double v, mx
     cdef int e
@@ -466,18 +487,18 @@ cdef inline bint _u_row(double* u, const double* fp, const double* be, double in
         for j in range(lo, hi):
             u[j] = fp[j] * be[j] * inv
     mx = _max4(u + lo, hi - lo)
-    if mx <= _U_MAX and (mx >= _U_MIN or mx == 0.0):
-        return False
+    if mx <= _U_MAX and (mx >= _U_MIN or mx == 0.0) and (divide or inv < INFINITY):
+        return 0
     for j in range(lo, hi):
         u[j] = fp[j] * be[j]
     mx = _max4(u + lo, hi - lo)
     if not (mx > 0.0 and mx < INFINITY):
-        return False
+        return 2
     frexp(mx, &e)
     v = ldexp(1.0, -e)
     for j in range(lo, hi):
         u[j] *= v
-    return True
+    return 1
 
 
 # ---------------------------------------------------------------------------- banded, windowed
@@ -640,8 +661,12 @@ cdef void _forward_band_block(
                 a_hi[b] = 0
                 continue
             inv = 1.0 / c
-            for j in range(lo, hi):
-                a[j] = p[j] * inv
+            if inv < INFINITY:
+                for j in range(lo, hi):
+                    a[j] = p[j] * inv
+            else:  # c below 1/DBL_MAX (subnormal): its reciprocal overflows, divide
+                for j in range(lo, hi):
+                    a[j] = p[j] / c
             alo = lo
             ahi = hi
             while alo < ahi and a[alo] == 0.0:
@@ -665,7 +690,7 @@ cdef void _backward_band_block(
     Py_ssize_t K, const Py_ssize_t* starts, const Py_ssize_t* lens, Py_ssize_t nb,
     const _Trans* tr, double* post, const double* frame_prob, const double* scale,
     const Py_ssize_t* win, double* u, double* u_new, double* beta, double* xi_band,
-    signed char* rescaled, bint want_xi,
+    signed char* rescaled, bint want_xi, bint* trouble,
 ) noexcept nogil:
     """:func:`_backward_block` for a banded transmat after :func:`_forward_band_block`, on
     the windows it stored in win: u[t] is 0 outside frame t's window (its emission weights
@@ -673,6 +698,7 @@ cdef void _backward_band_block(
     xi_band[k * K + i] += alpha_hat[t, i] u[t+1, i + off[k]]. rescaled: nb flags."""
     cdef Py_ssize_t tau, b, i, j, t, k, d, i0, i1, lo, hi, lo1, hi1, L = lens[0]
     cdef Py_ssize_t nact = 0, nnext
+    cdef int r
     cdef double s, inv
     cdef double* ub
     cdef double* al
@@ -726,15 +752,91 @@ cdef void _backward_band_block(
                 for i in range(lo, hi):
                     be[i] = 1.0
             s = _mul_sum_win(al + lo, be + lo, lo, hi - lo, K)
+            if not (s > _S_MIN and s < _S_MAX):
+                trouble[0] = True
             if s > 0.0:
                 inv = 1.0 / s
                 for i in range(lo, hi):
                     al[i] *= inv
-            if tau > 0 and _u_row(u_new + b * K, frame_prob + t * K, be, 1.0 / scale[t], lo, hi):
-                rescaled[b] = 1
+            if tau > 0:
+                r = _u_row(u_new + b * K, frame_prob + t * K, be, 1.0 / scale[t], lo, hi)
+                if r == 1:
+                    rescaled[b] = 1
+                elif r == 2:
+                    trouble[0] = True
         swap = u
         u = u_new
         u_new = swap
+
+
+cdef inline double _log_sum_exp(const double* x, Py_ssize_t n) noexcept nogil:
+    """log(sum(exp(x[:n]))), -inf when every x is -inf."""
+    cdef Py_ssize_t i
+    cdef double m = -INFINITY, acc = 0.0
+    for i in range(n):
+        if x[i] > m:
+            m = x[i]
+    if m == -INFINITY:
+        return -INFINITY
+    for i in range(n):
+        acc += exp(x[i] - m)
+    return m + log(acc)
+
+
+cdef Py_ssize_t _fb_log_space(
+    const double* ll, const Py_ssize_t* offsets, Py_ssize_t n_seq, Py_ssize_t K,
+    const double* log_sp, const double* log_A, double* post, double* xi, double* seq_ll,
+    double* la, double* lb, double* tmp, bint want_xi,
+) noexcept nogil:
+    """The forward-backward of every sequence in log space: the fallback when the scaled
+    recursions leave the range of doubles (a frame's posterior normaliser, see _S_MIN/_S_MAX,
+    or a backward message that cannot be brought back). Slower (a log-sum-exp per state and
+    frame) but exact wherever log-probabilities are finite. Writes the posteriors, the
+    log-likelihoods and (want_xi) the expected transition counts xi (K x K, overwritten);
+    log_sp, log_A: log start and transition probabilities (-inf where 0); la, lb: scratch of
+    (longest sequence) x K, tmp: K. Returns STATUS_OK or the first sequence of probability
+    zero."""
+    cdef Py_ssize_t n, t, t0, L, i, j
+    cdef double z
+    if want_xi:
+        for i in range(K * K):
+            xi[i] = 0.0
+    for n in range(n_seq):
+        t0 = offsets[n]
+        L = offsets[n + 1] - t0
+        if L <= 0:
+            return n
+        for j in range(K):
+            la[j] = log_sp[j] + ll[t0 * K + j]
+        for t in range(1, L):
+            for j in range(K):
+                for i in range(K):
+                    tmp[i] = la[(t - 1) * K + i] + log_A[i * K + j]
+                la[t * K + j] = _log_sum_exp(tmp, K) + ll[(t0 + t) * K + j]
+        z = _log_sum_exp(la + (L - 1) * K, K)
+        if not z > -INFINITY or z != z:
+            return n
+        seq_ll[n] = z
+        for j in range(K):
+            lb[(L - 1) * K + j] = 0.0
+        for t in range(L - 2, -1, -1):
+            for i in range(K):
+                for j in range(K):
+                    tmp[j] = log_A[i * K + j] + ll[(t0 + t + 1) * K + j] + lb[(t + 1) * K + j]
+                lb[t * K + i] = _log_sum_exp(tmp, K)
+        for t in range(L):
+            for j in range(K):
+                post[(t0 + t) * K + j] = exp(la[t * K + j] + lb[t * K + j] - z)
+        if want_xi:
+            for t in range(L - 1):
+                for i in range(K):
+                    if la[t * K + i] == -INFINITY:
+                        continue
+                    for j in range(K):
+                        xi[i * K + j] += exp(la[t * K + i] + log_A[i * K + j]
+                                             + ll[(t0 + t + 1) * K + j]
+                                             + lb[(t + 1) * K + j] - z)
+    return _OK
 
 
 cdef Py_ssize_t[::1] _lockstep_order(const Py_ssize_t[::1] offsets):
@@ -841,6 +943,7 @@ def forward_backward(
                    "seq_loglik": _span_d1(seq_loglik), "start_sum": _span_d1(start_sum)},
               {"offsets": _span_i1(offsets)})
     cdef double[:, ::1] frame_prob
+    cdef bint aliased = False
     if weights is None:
         frame_prob = _empty2(T, K)
     else:
@@ -848,7 +951,8 @@ def forward_backward(
         others = {"post": _span_d2(post), "xi_sum": _span_d2(xi_sum),
                   "seq_loglik": _span_d1(seq_loglik), "start_sum": _span_d1(start_sum),
                   "offsets": _span_i1(offsets)}
-        if _span_d2(weights) != _span_d2(loglik):  # loglik itself, or apart from it
+        aliased = _span_d2(weights) == _span_d2(loglik)
+        if not aliased:  # loglik itself, or apart from it
             others["loglik"] = _span_d2(loglik)
         _disjoint(kn, {"weights": _span_d2(weights)}, others)
         frame_prob = weights
@@ -868,6 +972,7 @@ def forward_backward(
     cdef Py_ssize_t[::1] band_off
     cdef double[:, ::1] band_w
     cdef double[:, ::1] xi_band = None
+    cdef bint trouble = False
     cdef double[:, ::1] transmat_t
     cdef Py_ssize_t[::1] win = None, iscratch = None
     cdef Py_ssize_t k, d
@@ -909,7 +1014,7 @@ def forward_backward(
                                     &iscratch[0], &total[0], &failed_b[0])
                 _backward_band_block(K, &starts[0], &lens[0], nb, &tr, &post[0, 0],
                                      &frame_prob[0, 0], &scale[0], &win[0], w, w + B * K,
-                                     w + 2 * B * K, &xi_band[0, 0], &resc[0], want_xi)
+                                     w + 2 * B * K, &xi_band[0, 0], &resc[0], want_xi, &trouble)
             elif nb > 0:
                 _forward_block(&loglik[0, 0], K, &starts[0], &lens[0], nb, &startprob[0],
                                &tr, &post[0, 0], &frame_prob[0, 0], &scale[0],
@@ -917,7 +1022,7 @@ def forward_backward(
                 _backward_block(K, &starts[0], &lens[0], nb, &tr, &post[0, 0],
                                 &frame_prob[0, 0], &scale[0], w, w + B * K, w + 2 * B * K,
                                 &stack[0, 0], &stack[XI_STACK, 0], &xi_sum[0, 0],
-                                &resc[0], want_xi)
+                                &resc[0], want_xi, &trouble)
             for b in range(nb):
                 n = order[b0 + b]
                 failed[n] = failed_b[b]
@@ -941,6 +1046,46 @@ def forward_backward(
                 for i in range(K):
                     for j in range(K):
                         xi_sum[i, j] *= transmat[i, j]
+    if trouble and status == _OK:
+        if aliased:  # the weights overwrote loglik, which the log-space path needs
+            return STATUS_NEEDS_LOGLIK
+        status = _log_space_call(loglik, offsets, startprob, transmat, post, xi_sum,
+                                 seq_loglik, start_sum if want_start else None, want_xi)
+    return status
+
+
+cdef Py_ssize_t _log_space_call(
+    const double[:, ::1] loglik, const Py_ssize_t[::1] offsets, const double[::1] startprob,
+    const double[:, ::1] transmat, double[:, ::1] post, double[:, ::1] xi_sum,
+    double[::1] seq_loglik, double[::1] start_sum, bint want_xi,
+):
+    """Every output of a forward-backward call again, by :func:`_fb_log_space`."""
+    cdef Py_ssize_t K = loglik.shape[1], n_seq = offsets.shape[0] - 1, n, i, status
+    lengths = np.diff(np.asarray(offsets))
+    cdef Py_ssize_t longest = max(int(lengths.max()) if n_seq else 1, 1)
+    with np.errstate(divide="ignore"):
+        log_sp_arr = np.log(np.asarray(startprob))
+        log_a_arr = np.ascontiguousarray(np.log(np.asarray(transmat)))
+    cdef double[::1] log_sp = log_sp_arr
+    cdef double[:, ::1] log_a = log_a_arr
+    cdef double[:, ::1] la = _empty2(longest, K)
+    cdef double[:, ::1] lb = _empty2(longest, K)
+    cdef double[::1] tmp = _empty(K)
+    cdef double[:, ::1] xi = np.zeros((K, K))
+    cdef bint has_start = start_sum is not None
+    with nogil:
+        status = _fb_log_space(&loglik[0, 0], &offsets[0], n_seq, K, &log_sp[0],
+                               &log_a[0, 0], &post[0, 0], &xi[0, 0], &seq_loglik[0],
+                               &la[0, 0], &lb[0, 0], &tmp[0], want_xi)
+        if status == _OK:
+            for i in range(K * K):
+                (&xi_sum[0, 0])[i] = (&xi[0, 0])[i] if want_xi else 0.0
+            if has_start:
+                for i in range(K):
+                    start_sum[i] = 0.0
+                for n in range(n_seq):
+                    for i in range(K):
+                        start_sum[i] += post[offsets[n], i]
     return status
 
 
@@ -1805,7 +1950,8 @@ def forward_backward_edges(
     cdef double[::1] u = _empty(K)
     cdef double[::1] xi_acc = np.zeros(E)  # sum of alpha_hat[t, src] u[t+1, dst], grouped
     cdef double* alpha
-    cdef bint resc, xi_now
+    cdef bint resc, xi_now, trouble = False
+    cdef int r
     with nogil:
         for n in range(n_seq):
             t0 = offsets[n]
@@ -1893,10 +2039,16 @@ def forward_backward_edges(
                             a = alpha[i]
                             for k in range(out_ptr[i], out_ptr[i + 1]):
                                 xi_acc[k] += (a * u[out_dst[k]]) / s
-                _to_posterior(&post[t, 0], &beta[0], K)
-                if t > t0 and _u_row(&u[0], &frame_prob[t, 0], &beta[0], scale[t], 0, K, True):
-                    resc = True
-                    xi_now = False
+                s = _to_posterior(&post[t, 0], &beta[0], K)
+                if not (s > _S_MIN and s < _S_MAX):
+                    trouble = True
+                if t > t0:
+                    r = _u_row(&u[0], &frame_prob[t, 0], &beta[0], scale[t], 0, K, True)
+                    if r == 1:
+                        resc = True
+                        xi_now = False
+                    elif r == 2:
+                        trouble = True
         # (on a status the outputs are unspecified; the caller raises)
         if banded:
             for e in range(E):
@@ -1904,6 +2056,18 @@ def forward_backward_edges(
         else:
             for k in range(E):
                 xi_edges[out_of.order[k]] = out_w[k] * xi_acc[k]
+    if trouble:  # again in log space, on the dense matrix the edges add up to
+        dense = np.zeros((K, K))
+        src_a, dst_a, prob_a = np.asarray(src), np.asarray(dst), np.asarray(prob)
+        np.add.at(dense, (src_a, dst_a), prob_a)
+        xi_dense = np.zeros((K, K))
+        status = _log_space_call(loglik, offsets, startprob, dense, post, xi_dense,
+                                 seq_loglik, None, want_xi)
+        if status == _OK:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(dense[src_a, dst_a] > 0,
+                                 prob_a / dense[src_a, dst_a], 0.0)
+            np.asarray(xi_edges)[:] = xi_dense[src_a, dst_a] * share if want_xi else 0.0
     return status
 
 

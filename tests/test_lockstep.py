@@ -415,3 +415,103 @@ def test_banded_windows_equal_dense_and_reference_when_most_states_are_exactly_z
                           band_offsets=np.array(offsets), weights=weights)
     assert np.isfinite(weights).all() and np.all((weights >= 0) & (weights <= 1))
     assert np.all(weights[post > 0] > 0)
+
+
+@pytest.mark.parametrize("path", ["dense", "banded", "edges", "dense, weights=loglik",
+                                  "banded, weights=loglik"])
+def test_posteriors_beyond_the_range_of_doubles_come_from_log_space(path):
+    """Emissions hundreds of nats apart, changing from frame to frame, with states that never
+    mix (identity transitions): a frame's posterior normaliser alpha_hat . beta_hat leaves
+    the range of doubles (the exact one is 1; after rescaled backward messages it is
+    anything). The kernels then do the call again in log space: finite posteriors, counts and
+    log-likelihoods equal to the log-space reference (the scaled recursions gave NaN rows
+    with a success status). With the weights in loglik's own memory (the E-step's way) the
+    kernel says so (STATUS_NEEDS_LOGLIK) and the caller calls again with loglik intact (see
+    the next test)."""
+    rng = np.random.default_rng(41)
+    K = 5
+    transmat = np.eye(K)
+    startprob = np.full(K, 1.0 / K)
+    lengths = [32, 9, 30, 7, 9, 31, 34, 27, 50, 12]
+    loglik = rng.normal(scale=300.0, size=(sum(lengths), K))
+    off = offsets_from_lengths(lengths)
+    T = len(loglik)
+    post, ll = np.full((T, K), np.nan), np.full(len(lengths), np.nan)
+    if path == "edges":
+        i = np.arange(K, dtype=np.intp)
+        xi_e = np.full(K, np.nan)
+        status = _hmm.forward_backward_edges(loglik, off, startprob, i, i, np.ones(K), post,
+                                             xi_e, ll)
+        xi = np.diag(xi_e)
+    else:
+        xi, st = np.full((K, K), np.nan), np.full(K, np.nan)
+        scratch = loglik.copy()
+        status = _hmm.forward_backward(
+            scratch, off, startprob, transmat, post, xi, ll, st,
+            band_offsets=np.array([0]) if path.startswith("banded") else None,
+            weights=scratch if "weights" in path else None)
+    if "weights" in path:  # the log-space path needs loglik, which the weights overwrote
+        assert status == _hmm.STATUS_NEEDS_LOGLIK
+        return
+    assert status == -1
+    assert np.isfinite(post).all() and np.isfinite(xi).all() and np.isfinite(ll).all()
+    ll_ref, post_ref, xi_ref, start_ref = reference(loglik, lengths, startprob, transmat)
+    np.testing.assert_allclose(ll, ll_ref, rtol=1e-12)
+    np.testing.assert_allclose(post, post_ref, rtol=0, atol=1e-9)  # the reference's precision
+    np.testing.assert_allclose(xi, xi_ref, rtol=1e-9, atol=1e-9)
+    if path != "edges":
+        np.testing.assert_allclose(st, start_ref, rtol=1e-9, atol=1e-9)
+
+
+def test_a_sequence_impossible_under_labels_is_reported_not_redone_in_log_space():
+    """A sequence of probability zero fails in the forward pass; its meaningless backward
+    must not send the call to the log-space path (which would see weights, not
+    log-likelihoods, in a loglik the weights overwrote)."""
+    K = 3
+    transmat = np.array([[0.5, 0.0, 0.5], [0.3, 0.4, 0.3], [0.3, 0.3, 0.4]])
+    rng = np.random.default_rng(3)
+    loglik = rng.normal(size=(50, K))
+    loglik[23, [1, 2]] = -np.inf  # state 0, then state 1: a transition of probability 0
+    loglik[24, [0, 2]] = -np.inf
+    off = np.array([0, 20, 50], dtype=np.intp)
+    post, xi, ll, st = np.empty((50, K)), np.empty((K, K)), np.empty(2), np.empty(K)
+    assert _hmm.forward_backward(loglik, off, np.full(K, 1 / 3), transmat, post, xi, ll, st,
+                                 weights=loglik) == 1
+
+
+@pytest.mark.parametrize("labels", [False, True])
+def test_models_call_again_with_loglik_when_the_kernel_needs_it(monkeypatch, labels):
+    """When the kernel answers STATUS_NEEDS_LOGLIK (its weights overwrote the
+    log-likelihoods the log-space path needs), the E-step computes them again and calls
+    without scratch; with labels, the masked copy is made again. The fit is then that of
+    calls that never asked."""
+    import emx.hmm as emx_hmm
+    from emx import GaussianHMM
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 2))
+    lengths = [100, 120, 80]
+    y = np.full(len(X), -1) if labels else None
+
+    def fit():
+        m = GaussianHMM(3, covariance_type="diag", n_iter=3, tol=-1e300, random_state=0)
+        return m.fit(X, lengths, labels=y)
+
+    ref = fit()
+    plain = emx_hmm._Transitions.forward_backward
+    calls = {"needs": 0, "again": 0}
+
+    def flaky(self, loglik, offsets, want_xi=True, post=None, scratch=False):
+        if scratch:  # as if the log-space path had been needed: loglik is spoilt
+            calls["needs"] += 1
+            loglik[...] = np.nan
+            return (_hmm.STATUS_NEEDS_LOGLIK, None, None, None, None)
+        calls["again"] += 1
+        return plain(self, loglik, offsets, want_xi, post, scratch)
+
+    monkeypatch.setattr(emx_hmm._Transitions, "forward_backward", flaky)
+    got = fit()
+    assert calls["needs"] > 0 and calls["again"] >= calls["needs"]
+    np.testing.assert_array_equal(got.monitor_.history, ref.monitor_.history)
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))

@@ -375,8 +375,6 @@ cdef void _backward_block(
     """
     cdef Py_ssize_t tau, b, j, t, n_stack = 0, L = lens[0]
     cdef Py_ssize_t nact = 0, nnext
-    cdef int r
-    cdef double s, inv
     cdef double* al
     cdef double* be
     cdef double* su
@@ -407,19 +405,9 @@ cdef void _backward_block(
                 if n_stack == XI_STACK:
                     _xi_flush(stack_a, stack_u, n_stack, K, xi_raw)
                     n_stack = 0
-            s = _mul_sum(al, be, K)
-            if not (s > _S_MIN and s < _S_MAX):
-                trouble[0] = True
-            if s > 0.0:
-                inv = 1.0 / s
-                for j in range(K):
-                    al[j] *= inv
-            if tau > 0:
-                r = _u_row(u_new + b * K, frame_prob + t * K, be, 1.0 / scale[t], 0, K)
-                if r == 1:
-                    rescaled[b] = 1
-                elif r == 2:
-                    trouble[0] = True
+            _posterior_and_message(al, be, _mul_sum(al, be, K), 0, K, tau > 0,
+                                   u_new + b * K, frame_prob + t * K, scale[t],
+                                   &rescaled[b], trouble)
         swap = u
         u = u_new
         u_new = swap
@@ -445,6 +433,31 @@ cdef void _xi_divided(const double* al, const double* be, const double* ub, cons
             for j in range(K):
                 if A[i * K + j] > 0.0:
                     xi_raw[i * K + j] += (a * ub[j]) / s
+
+
+cdef inline void _posterior_and_message(
+    double* al, const double* be, double s, Py_ssize_t lo, Py_ssize_t hi, bint message,
+    double* u, const double* fp, double scale_t, signed char* rescaled, bint* trouble,
+) noexcept nogil:
+    """The end of a backward step on states [lo, hi): al holds alpha_hat * beta_hat, s its
+    sum; al becomes the posteriors (al / s), and (``message``) u the message to the
+    previous frame (:func:`_u_row`). Flags: rescaled (u was rescaled), trouble (s out of
+    [_S_MIN, _S_MAX] or u out of reach: the caller's call goes to the log-space path)."""
+    cdef Py_ssize_t i
+    cdef double inv
+    cdef int r
+    if not (s > _S_MIN and s < _S_MAX):
+        trouble[0] = True
+    if s > 0.0:
+        inv = 1.0 / s
+        for i in range(lo, hi):
+            al[i] *= inv
+    if message:
+        r = _u_row(u, fp, be, 1.0 / scale_t, lo, hi)
+        if r == 1:
+            rescaled[0] = 1
+        elif r == 2:
+            trouble[0] = True
 
 
 cdef inline double _max4(const double* x, Py_ssize_t n) noexcept nogil:
@@ -698,8 +711,7 @@ cdef void _backward_band_block(
     xi_band[k * K + i] += alpha_hat[t, i] u[t+1, i + off[k]]. rescaled: nb flags."""
     cdef Py_ssize_t tau, b, i, j, t, k, d, i0, i1, lo, hi, lo1, hi1, L = lens[0]
     cdef Py_ssize_t nact = 0, nnext
-    cdef int r
-    cdef double s, inv
+    cdef double s
     cdef double* ub
     cdef double* al
     cdef double* be
@@ -751,19 +763,9 @@ cdef void _backward_band_block(
             else:
                 for i in range(lo, hi):
                     be[i] = 1.0
-            s = _mul_sum_win(al + lo, be + lo, lo, hi - lo, K)
-            if not (s > _S_MIN and s < _S_MAX):
-                trouble[0] = True
-            if s > 0.0:
-                inv = 1.0 / s
-                for i in range(lo, hi):
-                    al[i] *= inv
-            if tau > 0:
-                r = _u_row(u_new + b * K, frame_prob + t * K, be, 1.0 / scale[t], lo, hi)
-                if r == 1:
-                    rescaled[b] = 1
-                elif r == 2:
-                    trouble[0] = True
+            _posterior_and_message(al, be, _mul_sum_win(al + lo, be + lo, lo, hi - lo, K),
+                                   lo, hi, tau > 0, u_new + b * K, frame_prob + t * K,
+                                   scale[t], &rescaled[b], trouble)
         swap = u
         u = u_new
         u_new = swap

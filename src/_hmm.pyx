@@ -771,6 +771,31 @@ cdef void _backward_band_block(
         u_new = swap
 
 
+cdef void _log_edge_sum(const double* frm, const double* add, double* into, double* acc,
+                        Py_ssize_t K, Py_ssize_t E, const Py_ssize_t* a, const Py_ssize_t* b,
+                        const double* w) noexcept nogil:
+    """into[j] = log(sum of exp(frm[a[e]] + w[e]) over the edges e with b[e] == j) + add[j]
+    (add: optional), -inf where no term is finite: one log-space step over edges, the
+    maximum first, then the sum (the forward step with a = src, b = dst, add = loglik; the
+    backward one with a = dst, b = src)."""
+    cdef Py_ssize_t j, e
+    cdef double v, m
+    for j in range(K):
+        into[j] = -INFINITY
+        acc[j] = 0.0
+    for e in range(E):
+        v = frm[a[e]] + w[e]
+        if v > into[b[e]]:
+            into[b[e]] = v
+    for e in range(E):
+        m = into[b[e]]
+        if m > -INFINITY:
+            acc[b[e]] += exp(frm[a[e]] + w[e] - m)
+    for j in range(K):
+        if into[j] > -INFINITY:
+            into[j] += log(acc[j]) + (add[j] if add != NULL else 0.0)
+
+
 cdef inline double _log_sum_exp(const double* x, Py_ssize_t n) noexcept nogil:
     """log(sum(exp(x[:n]))), -inf when every x is -inf."""
     cdef Py_ssize_t i
@@ -787,22 +812,24 @@ cdef inline double _log_sum_exp(const double* x, Py_ssize_t n) noexcept nogil:
 
 cdef Py_ssize_t _fb_log_space(
     const double* ll, const Py_ssize_t* offsets, Py_ssize_t n_seq, Py_ssize_t K,
-    const double* log_sp, const double* log_A, double* post, double* xi, double* seq_ll,
-    double* la, double* lb, double* tmp, bint want_xi,
+    const double* log_sp, Py_ssize_t E, const Py_ssize_t* src, const Py_ssize_t* dst,
+    const double* log_prob, double* post, double* xi_edges, double* seq_ll,
+    double* la, double* lb, double* tmp, double* acc, bint want_xi,
 ) noexcept nogil:
-    """The forward-backward of every sequence in log space: the fallback when the scaled
-    recursions leave the range of doubles (a frame's posterior normaliser, see _S_MIN/_S_MAX,
-    or a backward message that cannot be brought back). Slower (a log-sum-exp per state and
-    frame) but exact wherever log-probabilities are finite. Writes the posteriors, the
-    log-likelihoods and (want_xi) the expected transition counts xi (K x K, overwritten);
-    log_sp, log_A: log start and transition probabilities (-inf where 0); la, lb: scratch of
-    (longest sequence) x K, tmp: K. Returns STATUS_OK or the first sequence of probability
-    zero."""
-    cdef Py_ssize_t n, t, t0, L, i, j
+    """The forward-backward of every sequence in log space over the transitions as edges
+    (src[e] -> dst[e], log probability log_prob[e]; the forward step is that of
+    :func:`forward_loglik_log_edges`): the fallback when the scaled recursions leave the
+    range of doubles (a frame's posterior normaliser, see _S_MIN/_S_MAX, or a backward
+    message that cannot be brought back). Slower (an exp per edge and frame) but exact
+    wherever log-probabilities are finite. Writes the posteriors, the log-likelihoods and
+    (want_xi) each edge's expected count xi_edges[e] (overwritten); la, lb: scratch of
+    (longest sequence) x K; tmp, acc: K. Returns STATUS_OK or the first sequence of
+    probability zero."""
+    cdef Py_ssize_t n, t, t0, L, j, e
     cdef double z
     if want_xi:
-        for i in range(K * K):
-            xi[i] = 0.0
+        for e in range(E):
+            xi_edges[e] = 0.0
     for n in range(n_seq):
         t0 = offsets[n]
         L = offsets[n + 1] - t0
@@ -811,10 +838,8 @@ cdef Py_ssize_t _fb_log_space(
         for j in range(K):
             la[j] = log_sp[j] + ll[t0 * K + j]
         for t in range(1, L):
-            for j in range(K):
-                for i in range(K):
-                    tmp[i] = la[(t - 1) * K + i] + log_A[i * K + j]
-                la[t * K + j] = _log_sum_exp(tmp, K) + ll[(t0 + t) * K + j]
+            _log_edge_sum(la + (t - 1) * K, ll + (t0 + t) * K, la + t * K, acc, K, E, src,
+                          dst, log_prob)
         z = _log_sum_exp(la + (L - 1) * K, K)
         if not z > -INFINITY or z != z:
             return n
@@ -822,22 +847,15 @@ cdef Py_ssize_t _fb_log_space(
         for j in range(K):
             lb[(L - 1) * K + j] = 0.0
         for t in range(L - 2, -1, -1):
-            for i in range(K):
-                for j in range(K):
-                    tmp[j] = log_A[i * K + j] + ll[(t0 + t + 1) * K + j] + lb[(t + 1) * K + j]
-                lb[t * K + i] = _log_sum_exp(tmp, K)
+            for j in range(K):  # log of b[t+1] beta[t+1], per destination state
+                tmp[j] = ll[(t0 + t + 1) * K + j] + lb[(t + 1) * K + j]
+            _log_edge_sum(tmp, NULL, lb + t * K, acc, K, E, dst, src, log_prob)
+            if want_xi:
+                for e in range(E):
+                    xi_edges[e] += exp(la[t * K + src[e]] + log_prob[e] + tmp[dst[e]] - z)
         for t in range(L):
             for j in range(K):
                 post[(t0 + t) * K + j] = exp(la[t * K + j] + lb[t * K + j] - z)
-        if want_xi:
-            for t in range(L - 1):
-                for i in range(K):
-                    if la[t * K + i] == -INFINITY:
-                        continue
-                    for j in range(K):
-                        xi[i * K + j] += exp(la[t * K + i] + log_A[i * K + j]
-                                             + ll[(t0 + t + 1) * K + j]
-                                             + lb[(t + 1) * K + j] - z)
     return _OK
 
 
@@ -857,7 +875,7 @@ cdef object _band_weights(str kn, const double[:, ::1] transmat, object band_off
     off = np.ascontiguousarray(band_offsets, dtype=np.intp)
     if off.ndim != 1 or off.shape[0] == 0:
         raise ValueError(f"{kn}: band_offsets must be a non-empty 1-D array of diagonals")
-    if np.any(np.diff(off) <= 0) or off[0] <= -K or off[-1] >= K:
+    if np.any(np.diff(off) <= 0) or off[0] <= -K or off[len(off) - 1] >= K:
         raise ValueError(f"{kn}: band_offsets must increase strictly and lie in (-{K}, {K})")
     A = np.asarray(transmat)
     rows, cols = np.nonzero(A)
@@ -1051,37 +1069,52 @@ def forward_backward(
     if trouble and status == _OK:
         if aliased:  # the weights overwrote loglik, which the log-space path needs
             return STATUS_NEEDS_LOGLIK
-        status = _log_space_call(loglik, offsets, startprob, transmat, post, xi_sum,
-                                 seq_loglik, start_sum if want_start else None, want_xi)
+        src_a, dst_a = np.nonzero(np.asarray(transmat))
+        xi_e = np.empty(len(src_a))
+        status = _log_space_call(loglik, offsets, startprob, src_a.astype(np.intp),
+                                 dst_a.astype(np.intp),
+                                 np.ascontiguousarray(np.asarray(transmat)[src_a, dst_a]),
+                                 post, xi_e, seq_loglik, start_sum if want_start else None,
+                                 want_xi)
+        if status == _OK:
+            xi_arr = np.asarray(xi_sum)
+            xi_arr[...] = 0.0
+            xi_arr[src_a, dst_a] = xi_e
     return status
 
 
 cdef Py_ssize_t _log_space_call(
     const double[:, ::1] loglik, const Py_ssize_t[::1] offsets, const double[::1] startprob,
-    const double[:, ::1] transmat, double[:, ::1] post, double[:, ::1] xi_sum,
-    double[::1] seq_loglik, double[::1] start_sum, bint want_xi,
+    const Py_ssize_t[::1] src, const Py_ssize_t[::1] dst, const double[::1] prob,
+    double[:, ::1] post, double[::1] xi_edges, double[::1] seq_loglik, double[::1] start_sum,
+    bint want_xi,
 ):
-    """Every output of a forward-backward call again, by :func:`_fb_log_space`."""
-    cdef Py_ssize_t K = loglik.shape[1], n_seq = offsets.shape[0] - 1, n, i, status
+    """Every output of a forward-backward call again, by :func:`_fb_log_space`, for the
+    transitions as edges (the dense kernel passes its non-zero entries)."""
+    cdef Py_ssize_t K = loglik.shape[1], n_seq = offsets.shape[0] - 1, E = src.shape[0], n, i
+    cdef Py_ssize_t status
     lengths = np.diff(np.asarray(offsets))
     cdef Py_ssize_t longest = max(int(lengths.max()) if n_seq else 1, 1)
     with np.errstate(divide="ignore"):
         log_sp_arr = np.log(np.asarray(startprob))
-        log_a_arr = np.ascontiguousarray(np.log(np.asarray(transmat)))
+        log_prob_arr = np.log(np.asarray(prob))
     cdef double[::1] log_sp = log_sp_arr
-    cdef double[:, ::1] log_a = log_a_arr
+    cdef double[::1] log_prob = np.concatenate([log_prob_arr, [0.0]])  # (never empty)
+    cdef Py_ssize_t[::1] src_p = np.concatenate([np.asarray(src), [0]]).astype(np.intp)
+    cdef Py_ssize_t[::1] dst_p = np.concatenate([np.asarray(dst), [0]]).astype(np.intp)
     cdef double[:, ::1] la = _empty2(longest, K)
     cdef double[:, ::1] lb = _empty2(longest, K)
-    cdef double[::1] tmp = _empty(K)
-    cdef double[:, ::1] xi = np.zeros((K, K))
+    cdef double[:, ::1] rows = _empty2(2, K)
+    cdef double[::1] xi_e = np.zeros(E + 1)
     cdef bint has_start = start_sum is not None
     with nogil:
-        status = _fb_log_space(&loglik[0, 0], &offsets[0], n_seq, K, &log_sp[0],
-                               &log_a[0, 0], &post[0, 0], &xi[0, 0], &seq_loglik[0],
-                               &la[0, 0], &lb[0, 0], &tmp[0], want_xi)
+        status = _fb_log_space(&loglik[0, 0], &offsets[0], n_seq, K, &log_sp[0], E,
+                               &src_p[0], &dst_p[0], &log_prob[0], &post[0, 0], &xi_e[0],
+                               &seq_loglik[0], &la[0, 0], &lb[0, 0], &rows[0, 0],
+                               &rows[1, 0], want_xi)
         if status == _OK:
-            for i in range(K * K):
-                (&xi_sum[0, 0])[i] = (&xi[0, 0])[i] if want_xi else 0.0
+            for i in range(E):
+                xi_edges[i] = xi_e[i] if want_xi else 0.0
             if has_start:
                 for i in range(K):
                     start_sum[i] = 0.0
@@ -1330,6 +1363,15 @@ cdef extern from *:
     #endif
 
     /* One frame of one sequence with few states (K < 4), the textbook loop: no tile set-up. */
+    /* A tile's maxima and arguments into the frame: score = best + loglik. */
+    static inline void emx_vit_store(ptrdiff_t nv, const double *best, const double *arg,
+                                     const double *ll, double *cur, int *arg_out) {
+        for (ptrdiff_t l = 0; l < nv; l++) {
+            cur[l] = best[l] + ll[l];
+            arg_out[l] = (int)arg[l];
+        }
+    }
+
     static void emx_vit_frame_small(ptrdiff_t K, const double *prev, const double *log_tt,
                                     const double *ll, double *cur, int *arg_out) {
         for (ptrdiff_t j = 0; j < K; j++) {
@@ -1426,15 +1468,12 @@ cdef extern from *:
                                    const double *la, const double *ll, double *cur,
                                    int *arg_out) {
         double best[16], arg[16];
-        ptrdiff_t jt = 0, l, W, nv;
+        ptrdiff_t jt = 0, W, nv;
         while (jt < Kp) {
             W = jt + 16 <= Kp ? 16 : 8;
             emx_vit_tile_avx2(K, prev, la + jt, Kp, best, arg, (int)(W / 4));
             nv = K - jt < W ? K - jt : W;
-            for (l = 0; l < nv; l++) {
-                cur[jt + l] = best[l] + ll[jt + l];
-                arg_out[jt + l] = (int)arg[l];
-            }
+            emx_vit_store(nv, best, arg, ll + jt, cur + jt, arg_out + jt);
             jt += W;
         }
     }
@@ -1487,15 +1526,12 @@ cdef extern from *:
                                      const double *la, const double *ll, double *cur,
                                      int *arg_out) {
         double best[32], arg[32];
-        ptrdiff_t jt = 0, l, W, nv;
+        ptrdiff_t jt = 0, W, nv;
         while (jt < Kp) {
             W = jt + 32 <= Kp ? 32 : (jt + 16 <= Kp ? 16 : 8);
             emx_vit_tile_avx512(K, prev, la + jt, Kp, best, arg, (int)(W / 8));
             nv = K - jt < W ? K - jt : W;
-            for (l = 0; l < nv; l++) {
-                cur[jt + l] = best[l] + ll[jt + l];
-                arg_out[jt + l] = (int)arg[l];
-            }
+            emx_vit_store(nv, best, arg, ll + jt, cur + jt, arg_out + jt);
             jt += W;
         }
     }
@@ -1522,7 +1558,7 @@ cdef extern from *:
     static void emx_vit_frame(int level, ptrdiff_t K, ptrdiff_t Kp, const double *prev,
                               const double *la, const double *ll, double *cur, int *arg_out) {
         double best[8], arg[8];
-        ptrdiff_t jt, l, nv;
+        ptrdiff_t jt, nv;
     #ifdef EMX_VIT_X86
         if (level >= 3) { emx_vit_frame_avx512(K, Kp, prev, la, ll, cur, arg_out); return; }
         if (level == 2) { emx_vit_frame_avx2(K, Kp, prev, la, ll, cur, arg_out); return; }
@@ -1530,10 +1566,7 @@ cdef extern from *:
         for (jt = 0; jt < Kp; jt += 8) {
             emx_vit_tile8(level, K, prev, la + jt, Kp, best, arg);
             nv = K - jt < 8 ? K - jt : 8;
-            for (l = 0; l < nv; l++) {
-                cur[jt + l] = best[l] + ll[jt + l];
-                arg_out[jt + l] = (int)arg[l];
-            }
+            emx_vit_store(nv, best, arg, ll + jt, cur + jt, arg_out + jt);
         }
     }
     """
@@ -2058,18 +2091,9 @@ def forward_backward_edges(
         else:
             for k in range(E):
                 xi_edges[out_of.order[k]] = out_w[k] * xi_acc[k]
-    if trouble:  # again in log space, on the dense matrix the edges add up to
-        dense = np.zeros((K, K))
-        src_a, dst_a, prob_a = np.asarray(src), np.asarray(dst), np.asarray(prob)
-        np.add.at(dense, (src_a, dst_a), prob_a)
-        xi_dense = np.zeros((K, K))
-        status = _log_space_call(loglik, offsets, startprob, dense, post, xi_dense,
+    if trouble:  # again in log space, over the same edges
+        status = _log_space_call(loglik, offsets, startprob, src, dst, prob, post, xi_edges,
                                  seq_loglik, None, want_xi)
-        if status == _OK:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                share = np.where(dense[src_a, dst_a] > 0,
-                                 prob_a / dense[src_a, dst_a], 0.0)
-            np.asarray(xi_edges)[:] = xi_dense[src_a, dst_a] * share if want_xi else 0.0
     return status
 
 
@@ -2252,8 +2276,8 @@ def forward_loglik_log_edges(
     cdef Py_ssize_t T = loglik.shape[0], K = loglik.shape[1]
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
     cdef Py_ssize_t E = src.shape[0]
-    cdef Py_ssize_t n, t, t0, t1, j, e, cur, prv, status = _OK
-    cdef double v, m, s
+    cdef Py_ssize_t n, t, t0, t1, j, cur, prv, status = _OK
+    cdef double m, s
     _check_states(kn, K)
     _check_offsets_frames(kn, offsets, T)
     _need(kn, "log_startprob", log_startprob.shape[0], K)
@@ -2275,21 +2299,9 @@ def forward_loglik_log_edges(
             for t in range(t0 + 1, t1):
                 cur = (t - t0) & 1
                 prv = 1 - cur
-                # log-sum-exp over the incoming edges of each state: the maximum, then the sum
-                for j in range(K):
-                    work[cur, j] = -INFINITY
-                    acc[j] = 0.0
-                for e in range(E):
-                    v = work[prv, src[e]] + log_prob[e]
-                    if v > work[cur, dst[e]]:
-                        work[cur, dst[e]] = v
-                for e in range(E):
-                    m = work[cur, dst[e]]
-                    if m > -INFINITY:
-                        acc[dst[e]] += exp(work[prv, src[e]] + log_prob[e] - m)
-                for j in range(K):
-                    if work[cur, j] > -INFINITY:
-                        work[cur, j] += log(acc[j]) + loglik[t, j]
+                _log_edge_sum(&work[prv, 0], &loglik[t, 0], &work[cur, 0], &acc[0], K, E,
+                              &src[0] if E else NULL, &dst[0] if E else NULL,
+                              &log_prob[0] if E else NULL)
             cur = (t1 - 1 - t0) & 1
             m = -INFINITY
             for j in range(K):

@@ -8,6 +8,8 @@ import operator
 import numpy as np
 from sklearn.utils.validation import validate_data
 
+from .gaussian import value_range
+
 __all__ = [
     "broadcast_prior",
     "describe_rows",
@@ -66,15 +68,14 @@ def check_sequences(estimator, X, lengths=None, *, reset: bool):
                 )
         lengths = seq_lengths
         X = np.concatenate([np.asarray(x, dtype=np.float64) for x in X], axis=0)
-    X = validate_data(
-        estimator,
-        X,
-        reset=reset,
-        dtype=np.float64,
-        order="C",
-        ensure_all_finite=True,
-        ensure_min_samples=1,
-    )
+    checks = dict(reset=reset, dtype=np.float64, order="C", ensure_min_samples=1)
+    X = validate_data(estimator, X, ensure_all_finite=False, **checks)
+    # Finiteness in one pass of emx's kernel (scikit-learn's check is a pass of its own);
+    # when it fails, scikit-learn's check again, for its error message.
+    lo, hi, has_nan = value_range(X)
+    if has_nan or hi == np.inf or lo == -np.inf:
+        validate_data(estimator, X, ensure_all_finite=True, **checks)
+        raise ValueError("Input X contains NaN or infinity.")  # not reached
     n = X.shape[0]
     lengths = np.array([n], dtype=np.int64) if lengths is None else check_lengths(lengths, n)
     return X, lengths, offsets_from_lengths(lengths)

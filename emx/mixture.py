@@ -659,10 +659,15 @@ class GaussianMixture(BaseMixture):
     def _prepare(self, X, sample_weight, *, reset: bool) -> _Rows:
         """Validated rows of ``X`` (and weights) as the data EM runs on: complete rows in
         chunks, rows with missing entries grouped by pattern."""
-        X = validate_data(
-            self, X, reset=reset, dtype=np.float64, order="C", ensure_all_finite="allow-nan",
-            ensure_min_samples=2 if reset else 1,
-        )
+        checks = dict(reset=reset, dtype=np.float64, order="C",
+                      ensure_min_samples=2 if reset else 1)
+        X = validate_data(self, X, ensure_all_finite=False, **checks)
+        # Infinities, the magnitude and NaNs from one pass over X (G.value_range); on an
+        # infinity, scikit-learn's own check, for its error message.
+        lo, hi, has_nan = G.value_range(X)
+        if hi == np.inf or lo == -np.inf:
+            validate_data(self, X, ensure_all_finite="allow-nan", **checks)
+            raise ValueError("Input X contains infinity.")  # not reached
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=np.float64)
             if sample_weight.shape != (X.shape[0],):
@@ -673,8 +678,8 @@ class GaussianMixture(BaseMixture):
                 raise ValueError("sample_weight must be finite and non-negative.")
             if not sample_weight.sum() > 0:
                 raise ValueError("sample_weight must contain at least one non-zero weight.")
-        G.check_magnitude(X)
-        if not np.isnan(np.min(X)):  # no NaN (a reduction: no mask the size of X)
+        G.check_magnitude(X, bounds=(lo, hi))
+        if not has_nan:
             return _Rows(X, sample_weight, np.zeros(X.shape[1]), _row_chunks(len(X)))
         nan = np.isnan(X)
         empty_cols = np.flatnonzero(nan.all(axis=0))

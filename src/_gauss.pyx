@@ -55,6 +55,11 @@ cdef extern from "_gauss_simd.h" nogil:
                                   double* sum1T, double* sum2T, double* scratch)
     void emx_add_rows(const double* W, Py_ssize_t nb, Py_ssize_t K, double* post)
 
+# One pass for the data checks: smallest and largest non-NaN value, and whether a NaN was
+# seen (see the header).
+cdef extern from "_scan.h" nogil:
+    int emx_value_range(const double* x, Py_ssize_t n, double* lo, double* hi, int level)
+
 
 cdef inline void _transpose_pad(const double* a, Py_ssize_t rows, Py_ssize_t cols,
                                 double* out, Py_ssize_t ld) noexcept nogil:
@@ -89,6 +94,33 @@ def _simd_level():
     """Instruction set the vectorised loops use now: 0 baseline, 1 AVX2, 2 AVX-512."""
     return emx_gauss_level()
 
+
+def value_range(const double[::1] x not None, double[::1] out not None, *, int level=-1):
+    """The smallest and largest entry of ``x`` that is not NaN, and whether ``x`` holds a
+    NaN, in one pass (the data checks of a fit: finiteness and magnitude).
+
+    Parameters
+    ----------
+    x : IN (n,) values; infinite ones count as values (``hi == inf`` when ``x`` holds +inf).
+    out : OUT (3,) receives ``lo, hi, has_nan``: ``inf, -inf`` when every entry is NaN (or
+        there is none), and 1.0 or 0.0.
+    level : keyword-only (tests): -1 the best loop the CPU runs, 0 the plain loop, 1 SSE2,
+        2 AVX2; every loop gives the same result.
+
+    Returns
+    -------
+    status : int
+        STATUS_OK (-1): this kernel has no data-dependent failure.
+    """
+    cdef double lo = 0.0, hi = 0.0
+    cdef int nan
+    _need("value_range", "out", out.shape[0], 3)
+    with nogil:
+        nan = emx_value_range(&x[0] if x.shape[0] > 0 else NULL, x.shape[0], &lo, &hi, level)
+    out[0] = lo
+    out[1] = hi
+    out[2] = 1.0 if nan else 0.0
+    return STATUS_OK
 
 cdef int _check_gauss(str kn, Py_ssize_t D, Py_ssize_t K, const double[:, ::1] means,
                       const double[:, ::1] precisions, const double[::1] log_norm) except -1:

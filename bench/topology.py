@@ -60,7 +60,13 @@ from threadpoolctl import threadpool_limits
 
 import emx.hmm as emx_hmm
 from emx import GaussianHMM
-from emx.hmm import SPARSE_MAX_DENSITY, SPARSE_MAX_PER_ROW, SPARSE_MIN_STATES, _Transitions
+from emx.hmm import (
+    BAND_MIN_STATES,
+    SPARSE_MAX_DENSITY,
+    SPARSE_MAX_PER_ROW,
+    SPARSE_MIN_STATES,
+    _Transitions,
+)
 
 N_FEATURES = 13
 SEQ_LEN = 1000
@@ -171,7 +177,7 @@ def auto_path(startprob, transmat) -> str:
     t = _Transitions(startprob, transmat)
     if getattr(t, "bands", None) is not None:
         return "banded"
-    return "edges" if t.sparse else "dense"
+    return "edges" if getattr(t, "fb_edges", t.sparse) else "dense"
 
 
 MODES = ("dense", "sparse", "auto")
@@ -308,7 +314,8 @@ def main(argv=None) -> None:
     print(f"rule         : emx.hmm picks the edge lists when nnz(transmat_) <= min("
           f"{SPARSE_MAX_DENSITY} * K**2, {SPARSE_MAX_PER_ROW} * K) and K >= "
           f"{SPARSE_MIN_STATES}, unless the banded form is chosen first "
-          "(emx.hmm._band_offsets)")
+          f"(emx.hmm._band_offsets: K >= {BAND_MIN_STATES}; a banded matrix with fewer "
+          "states takes the dense forward-backward)")
     with threadpool_limits(limits=1, user_api="blas"):
         if args.sweep:
             sweep(args)

@@ -172,10 +172,25 @@ def _max_edges(n_states: int) -> float:
 # Banded transitions (left-to-right, banded: every non-zero of transmat_ on a few diagonals)
 # run the lockstep forward-backward with its products taken diagonal by diagonal
 # (``band_offsets``), per frame only on the states the prediction reaches, when
-# n_diagonals <= SPARSE_MAX_DENSITY * K and K >= BAND_MIN_STATES (bench/topology.py,
-# left-to-right at fitted parameters: on par with the dense and edge-list kernels at K=16,
-# 1.3x faster at K=32, 2.3x at K=64). Viterbi still takes the edge list.
-BAND_MIN_STATES = 8
+# n_diagonals <= SPARSE_MAX_DENSITY * K and K >= BAND_MIN_STATES; below BAND_MIN_STATES a
+# banded matrix takes the dense forward-backward, which is faster there than both the banded
+# and the edge-list kernels. Measured on left-to-right data (bench/topology.py's, 100 x 1000
+# frames, D=13; forward-backward time over dense, medians of 15 interleaved repeats, at the
+# initial / fitted parameters): banded K=12 1.19 / 1.32, K=16 1.04 / 1.15, K=20 0.94 / 0.93,
+# K=24 0.80 / 0.95, K=32 0.69 / 0.83, K=64 0.43 / 0.51; edge lists K=12 1.13 / 1.09,
+# K=16 0.99 / 1.06. Viterbi takes the edge list whenever _use_edges says so.
+BAND_MIN_STATES = 20
+
+
+def _diagonals(transmat: np.ndarray) -> np.ndarray:
+    """The diagonals ``j - i`` holding transmat's non-zeros, increasing."""
+    rows, cols = np.nonzero(transmat)
+    return np.unique(cols - rows)
+
+
+def _is_banded(transmat: np.ndarray) -> bool:
+    """Whether transmat's non-zeros lie on at most ``SPARSE_MAX_DENSITY * K`` diagonals."""
+    return len(_diagonals(transmat)) <= SPARSE_MAX_DENSITY * len(transmat)
 
 
 def _band_offsets(transmat: np.ndarray) -> np.ndarray | None:
@@ -183,11 +198,9 @@ def _band_offsets(transmat: np.ndarray) -> np.ndarray | None:
     is chosen for them (None otherwise)."""
     if _TRANSITIONS not in ("auto", "banded"):
         return None
-    K = len(transmat)
-    rows, cols = np.nonzero(transmat)
-    diagonals = np.unique(cols - rows)
+    diagonals = _diagonals(transmat)
     if _TRANSITIONS == "auto" and (
-        K < BAND_MIN_STATES or len(diagonals) > SPARSE_MAX_DENSITY * K
+        len(transmat) < BAND_MIN_STATES or not _is_banded(transmat)
     ):
         return None
     return diagonals.astype(np.intp) if len(diagonals) else None
@@ -205,6 +218,10 @@ class _Transitions:
         K = len(self.startprob)
         self.sparse = _use_edges(K, int(np.count_nonzero(self.transmat)))
         self.bands = _band_offsets(self.transmat)
+        # The forward-backward's kernel: banded (bands), edge lists, or dense, which is also
+        # the automatic choice for a banded matrix below BAND_MIN_STATES (see there).
+        self.fb_edges = self.sparse and self.bands is None and not (
+            _TRANSITIONS == "auto" and _is_banded(self.transmat))
         if self.sparse:
             dst, src = np.nonzero(self.transmat.T)  # row-major over (dst, src)
             self.src = src.astype(np.intp)
@@ -219,7 +236,7 @@ class _Transitions:
         n, K = loglik.shape
         post = np.empty((n, K)) if post is None else post
         seq_ll = np.empty(len(offsets) - 1)
-        if not self.sparse or self.bands is not None:
+        if not self.fb_edges:
             xi, start = np.empty((K, K)), np.empty(K)
             status = _hmm.forward_backward(loglik, offsets, self.startprob, self.transmat,
                                            post, xi, seq_ll, start, want_xi=want_xi,
@@ -238,7 +255,7 @@ class _Transitions:
     def forward_loglik(self, loglik, offsets):
         """``(status, seq_ll)`` of a chunk by the forward pass only."""
         seq_ll = np.empty(len(offsets) - 1)
-        if not self.sparse or self.bands is not None:
+        if not self.fb_edges:
             status = _hmm.forward_loglik(loglik, offsets, self.startprob, self.transmat, seq_ll,
                                          band_offsets=self.bands)
         else:
@@ -280,11 +297,12 @@ class BaseHMM(EMMixin, BaseEstimator):
     only its non-zero entries, chosen automatically from ``transmat_``'s pattern:
 
     * banded (every non-zero on at most ``SPARSE_MAX_DENSITY * K`` diagonals ``j - i``,
-      ``K >= BAND_MIN_STATES`` (8): left-to-right models, with or without skips): the
+      ``K >= BAND_MIN_STATES`` (20): left-to-right models, with or without skips): the
       forward-backward of the E-step, :meth:`score`, :meth:`score_sequences`,
       :meth:`score_samples` and :meth:`predict_proba` take the products diagonal by
       diagonal, per frame only on the states the prediction reaches, instead of O(K^2),
-      in the same lockstep blocks as the dense case;
+      in the same lockstep blocks as the dense case (with fewer states, the dense
+      forward-backward, which measured faster there);
     * other sparse patterns (``nnz(transmat_) <= min(SPARSE_MAX_DENSITY * K**2,
       SPARSE_MAX_PER_ROW * K)``, i.e. at most a quarter of the matrix and about 3 non-zeros
       per row, and ``K >= SPARSE_MIN_STATES`` (4)) run edge-list kernels, O(n_edges) per

@@ -255,11 +255,31 @@ def test_hmms_pick_the_banded_products_for_left_to_right_models(monkeypatch):
     transmat[i[:-1], i[:-1] + 1] = 0.3
     transmat[-1, -1] = 1.0
     startprob = np.eye(K)[0]
-    np.testing.assert_array_equal(emx_hmm._Transitions(startprob, transmat).bands, [0, 1])
-    dense = np.full((K, K), 1.0 / K)
-    assert emx_hmm._Transitions(np.full(K, 1.0 / K), dense).bands is None
-    assert emx_hmm._Transitions(np.eye(4)[0], transmat[:4, :4] / transmat[:4, :4].sum(
-        1, keepdims=True)).bands is None  # fewer than BAND_MIN_STATES states
+
+    def left_to_right(n):
+        t = np.zeros((n, n))
+        t[np.arange(n), np.arange(n)] = 0.7
+        t[np.arange(n - 1), np.arange(1, n)] = 0.3
+        t[-1, -1] = 1.0
+        return emx_hmm._Transitions(np.eye(n)[0], t)
+
+    big = emx_hmm.BAND_MIN_STATES
+    assert big == 20
+    np.testing.assert_array_equal(left_to_right(big).bands, [0, 1])
+    np.testing.assert_array_equal(left_to_right(64).bands, [0, 1])
+    dense = np.full((big, big), 1.0 / big)
+    assert emx_hmm._Transitions(np.full(big, 1.0 / big), dense).bands is None
+    # fewer than BAND_MIN_STATES states: the dense forward-backward (faster there than the
+    # banded and the edge-list kernels), Viterbi still on the edge list
+    for n in (4, 8, 12, 16, big - 1):
+        small = left_to_right(n)
+        assert small.bands is None and not small.fb_edges, n
+    assert left_to_right(16).sparse
+    # a sparse matrix that is not banded keeps the edge lists
+    perm = np.random.default_rng(1).permutation(16)
+    scattered = left_to_right(16).transmat[np.ix_(perm, perm)]
+    t = emx_hmm._Transitions(np.full(16, 1 / 16), scattered)
+    assert t.bands is None and t.fb_edges
 
     rng = np.random.default_rng(0)
     lengths = [200, 60, 130, 30]

@@ -158,7 +158,7 @@ def test_left_to_right_model_uses_the_sparse_kernels_by_default(monkeypatch):
         kernel = getattr(_hmm, name)
         monkeypatch.setattr(emx_hmm._hmm, name,
                             lambda *a, _k=kernel, _n=name, **kw: record(_n, kw) or _k(*a, **kw))
-    K = max(16, SPARSE_MIN_STATES)
+    K = max(emx_hmm.BAND_MIN_STATES, SPARSE_MIN_STATES)
     model = gaussian_model("left_to_right", K=K)
     X, lengths = data(model, [150, 100])
     model.score(X, lengths)
@@ -166,6 +166,14 @@ def test_left_to_right_model_uses_the_sparse_kernels_by_default(monkeypatch):
     model.decode(X, lengths)
     model.fit(X, lengths)
     assert set(calls) == {"forward_loglik[banded]", "forward_backward[banded]", "viterbi_edges"}
+    calls.clear()
+    # below BAND_MIN_STATES: the dense forward-backward, Viterbi still on the edge list
+    small = gaussian_model("left_to_right", K=16)
+    Xs, ls = data(small, [150, 100])
+    small.score(Xs, ls)
+    small.fit(Xs, ls)
+    small.decode(Xs, ls)
+    assert set(calls) == {"forward_loglik", "forward_backward", "viterbi_edges"}
     calls.clear()
     model.transmat_ = np.full((K, K), 1 / K)
     model.score(X, lengths)

@@ -15,6 +15,7 @@ Shapes of the covariance parameter by type (the same for reading and for setting
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -384,9 +385,17 @@ _MOMENT_KIND = {"diag": 0, "spherical": 0, "full": 1, "tied": 2}
 def _as_k_by(value, K: int, *tail: int) -> np.ndarray:
     """Broadcast a scalar or per-component prior to shape (K, *tail)."""
     value = np.asarray(value, dtype=np.float64)
+    shape = (K, *tail)
+    if value.shape == shape or (value.ndim == 0 and K * math.prod(tail) <= 4096):
+        # the shape already, or the usual scalar prior on a small shape: a read-only view or
+        # filled array (as np.broadcast_to's result, read-only) costs a fraction of
+        # broadcast_to's argument handling, and this runs a few dozen times per M-step
+        out = value.view() if value.shape == shape else np.full(shape, value)
+        out.flags.writeable = False
+        return out
     if value.ndim == 1 and value.shape[0] == K and tail and tail != (K,):
         value = value.reshape((K,) + (1,) * len(tail))
-    return np.broadcast_to(value, (K, *tail))
+    return np.broadcast_to(value, shape)
 
 
 def weighted_square(weight, diff) -> np.ndarray:

@@ -188,20 +188,20 @@ def _diagonals(transmat: np.ndarray) -> np.ndarray:
     return np.unique(cols - rows)
 
 
-def _is_banded(transmat: np.ndarray) -> bool:
-    """Whether transmat's non-zeros lie on at most ``SPARSE_MAX_DENSITY * K`` diagonals."""
-    return len(_diagonals(transmat)) <= SPARSE_MAX_DENSITY * len(transmat)
+def _is_banded(diagonals: np.ndarray, K: int) -> bool:
+    """Whether a K-state transmat whose non-zeros lie on ``diagonals`` (:func:`_diagonals`)
+    counts as banded: at most ``SPARSE_MAX_DENSITY * K`` of them."""
+    return len(diagonals) <= SPARSE_MAX_DENSITY * K
 
 
-def _band_offsets(transmat: np.ndarray) -> np.ndarray | None:
+def _band_offsets(transmat: np.ndarray, diagonals: np.ndarray | None = None) -> np.ndarray | None:
     """The diagonals ``j - i`` holding transmat's non-zeros, when the banded forward-backward
-    is chosen for them (None otherwise)."""
+    is chosen for them (None otherwise); ``diagonals``: :func:`_diagonals`, when known."""
     if _TRANSITIONS not in ("auto", "banded"):
         return None
-    diagonals = _diagonals(transmat)
-    if _TRANSITIONS == "auto" and (
-        len(transmat) < BAND_MIN_STATES or not _is_banded(transmat)
-    ):
+    diagonals = _diagonals(transmat) if diagonals is None else diagonals
+    K = len(transmat)
+    if _TRANSITIONS == "auto" and (K < BAND_MIN_STATES or not _is_banded(diagonals, K)):
         return None
     return diagonals.astype(np.intp) if len(diagonals) else None
 
@@ -217,11 +217,12 @@ class _Transitions:
         self.transmat = np.ascontiguousarray(transmat, dtype=np.float64)
         K = len(self.startprob)
         self.sparse = _use_edges(K, int(np.count_nonzero(self.transmat)))
-        self.bands = _band_offsets(self.transmat)
+        diagonals = _diagonals(self.transmat)
+        self.bands = _band_offsets(self.transmat, diagonals)
         # The forward-backward's kernel: banded (bands), edge lists, or dense, which is also
         # the automatic choice for a banded matrix below BAND_MIN_STATES (see there).
         self.fb_edges = self.sparse and self.bands is None and not (
-            _TRANSITIONS == "auto" and _is_banded(self.transmat))
+            _TRANSITIONS == "auto" and _is_banded(diagonals, K))
         if self.sparse:
             dst, src = np.nonzero(self.transmat.T)  # row-major over (dst, src)
             self.src = src.astype(np.intp)

@@ -247,28 +247,6 @@ cdef inline double _reachable_max(const double* row, const double* p, Py_ssize_t
     return m2 if m2 > m0 else m0
 
 
-cdef inline double _mul_sum(double* a, const double* b, Py_ssize_t K) noexcept nogil:
-    """a[j] *= b[j] for every j; returns the sum of the products (four partial sums, so the
-    additions do not wait on one chain)."""
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef Py_ssize_t j = 0
-    while j + 4 <= K:
-        a[j] *= b[j]
-        a[j + 1] *= b[j + 1]
-        a[j + 2] *= b[j + 2]
-        a[j + 3] *= b[j + 3]
-        s0 += a[j]
-        s1 += a[j + 1]
-        s2 += a[j + 2]
-        s3 += a[j + 3]
-        j += 4
-    while j < K:
-        a[j] *= b[j]
-        s0 += a[j]
-        j += 1
-    return (s0 + s1) + (s2 + s3)
-
-
 cdef void _forward_block(
     const double* ll, Py_ssize_t K, const Py_ssize_t* starts, const Py_ssize_t* lens,
     Py_ssize_t nb, const double* startprob, const _Trans* tr,
@@ -561,6 +539,12 @@ cdef inline double _mul_sum_win(double* a, const double* b, Py_ssize_t lo, Py_ss
     return (s[0] + s[1]) + (s[2] + s[3])
 
 
+cdef inline double _mul_sum(double* a, const double* b, Py_ssize_t K) noexcept nogil:
+    """a[j] *= b[j] for every j; returns the sum of the products (four partial sums, so the
+    additions do not wait on one chain): :func:`_mul_sum_win` of the whole row."""
+    return _mul_sum_win(a, b, 0, K, K)
+
+
 cdef inline void _band_range(Py_ssize_t d, Py_ssize_t src_lo, Py_ssize_t src_hi,
                              Py_ssize_t dst_lo, Py_ssize_t dst_hi, Py_ssize_t* i0,
                              Py_ssize_t* i1) noexcept nogil:
@@ -746,13 +730,12 @@ cdef void _backward_band_block(
                     s = 0.0
                     for i in range(lo, hi):
                         s += al[i] * be[i]
-                    for k in range(tr.n_band):
+                    for k in range(tr.n_band if s > 0.0 else 0):
                         d = tr.off[k]
                         xk = xi_band + k * K
                         _band_range(d, lo, hi, lo1, hi1, &i0, &i1)
                         for i in range(i0, i1):
-                            if s > 0.0:
-                                xk[i] += (al[i] * ub[i + d]) / s
+                            xk[i] += (al[i] * ub[i + d]) / s
                 elif want_xi:
                     for k in range(tr.n_band):
                         d = tr.off[k]
@@ -1362,7 +1345,6 @@ cdef extern from *:
     #include <immintrin.h>
     #endif
 
-    /* One frame of one sequence with few states (K < 4), the textbook loop: no tile set-up. */
     /* A tile's maxima and arguments into the frame: score = best + loglik. */
     static inline void emx_vit_store(ptrdiff_t nv, const double *best, const double *arg,
                                      const double *ll, double *cur, int *arg_out) {
@@ -1372,6 +1354,7 @@ cdef extern from *:
         }
     }
 
+    /* One frame of one sequence with few states (K < 4), the textbook loop: no tile set-up. */
     static void emx_vit_frame_small(ptrdiff_t K, const double *prev, const double *log_tt,
                                     const double *ll, double *cur, int *arg_out) {
         for (ptrdiff_t j = 0; j < K; j++) {
@@ -2277,7 +2260,7 @@ def forward_loglik_log_edges(
     cdef Py_ssize_t n_seq = offsets.shape[0] - 1
     cdef Py_ssize_t E = src.shape[0]
     cdef Py_ssize_t n, t, t0, t1, j, cur, prv, status = _OK
-    cdef double m, s
+    cdef double s
     _check_states(kn, K)
     _check_offsets_frames(kn, offsets, T)
     _need(kn, "log_startprob", log_startprob.shape[0], K)
@@ -2303,15 +2286,9 @@ def forward_loglik_log_edges(
                               &src[0] if E else NULL, &dst[0] if E else NULL,
                               &log_prob[0] if E else NULL)
             cur = (t1 - 1 - t0) & 1
-            m = -INFINITY
-            for j in range(K):
-                if work[cur, j] > m:
-                    m = work[cur, j]
-            if m == -INFINITY:
+            s = _log_sum_exp(&work[cur, 0], K)
+            if s == -INFINITY:
                 status = n
                 break
-            s = 0.0
-            for j in range(K):
-                s += exp(work[cur, j] - m)
-            seq_loglik[n] = m + log(s)
+            seq_loglik[n] = s
     return status
